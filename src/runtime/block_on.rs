@@ -1,0 +1,151 @@
+//! `block_on`: run a future to completion on the calling thread, as asyncio's
+//! `run_until_complete` / `asyncio.run` run their main coroutine.
+//!
+//! asyncio wraps the main coroutine in a Task, so `current_task()` inside it is that task and
+//! `all_tasks()` lists it. aioloop does the same without spawning: the calling thread polls
+//! the future itself (so it need not be `Send`), and a small [`MainTask`] takes part in the
+//! task protocol exactly as a third-party task type would — registered, entered and left
+//! around every poll, unregistered when done. It is the in-tree proof that the public
+//! protocol is enough.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+use super::context::{self, LoopContext};
+use super::Handle;
+use crate::task::{self, LoopId, TaskLike, TaskRef};
+
+/// The task that stands for a `block_on` future.
+struct MainTask {
+    id: u64,
+    loop_id: LoopId,
+    done: AtomicBool,
+}
+
+impl TaskLike for MainTask {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn name(&self) -> String {
+        format!("Task-{}", self.id)
+    }
+    fn done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+    fn loop_id(&self) -> LoopId {
+        self.loop_id
+    }
+}
+
+/// Wakes the blocked thread. The flag makes `unpark` before `park` count, and filters the
+/// spurious returns `thread::park` is allowed.
+struct ThreadWaker {
+    thread: Thread,
+    notified: AtomicBool,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, Ordering::Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
+/// Unregisters the main task and marks it done, also on unwind.
+struct Finish<'a> {
+    main: &'a MainTask,
+    main_ref: &'a TaskRef,
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.main.done.store(true, Ordering::Release);
+        task::unregister_task(self.main_ref);
+    }
+}
+
+/// Leaves the main task after a poll, also on unwind.
+struct Step<'a> {
+    main_ref: &'a TaskRef,
+    /// A task some other code left current on this thread, restored after the poll.
+    displaced: Option<TaskRef>,
+}
+
+impl Drop for Step<'_> {
+    fn drop(&mut self) {
+        // The poll may have swapped the slot (eager start does); whatever is current is
+        // replaced by what was there before the step.
+        if task::leave_task(self.main_ref).is_err() {
+            task::swap_current_task(None);
+        }
+        if let Some(t) = self.displaced.take() {
+            task::swap_current_task(Some(&t));
+        }
+    }
+}
+
+pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
+    let ctx = LoopContext {
+        handle: handle.clone(),
+        local: None,
+    };
+    let _guard = match context::enter(&ctx) {
+        Ok(g) => g,
+        Err(_) => panic!(
+            "Cannot run the event loop while another loop is running \
+             (block_on was called from inside a runtime)"
+        ),
+    };
+
+    let main = Arc::new(MainTask {
+        id: task::next_task_id(),
+        loop_id: handle.id(),
+        done: AtomicBool::new(false),
+    });
+    let main_ref = TaskRef::new(main.clone());
+    task::register_task(&main_ref);
+    let _finish = Finish {
+        main: &main,
+        main_ref: &main_ref,
+    };
+
+    let thread_waker = Arc::new(ThreadWaker {
+        thread: thread::current(),
+        notified: AtomicBool::new(false),
+    });
+    let waker = Waker::from(thread_waker.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+
+    loop {
+        let poll = {
+            let displaced = match task::enter_task(&main_ref) {
+                Ok(()) => None,
+                Err(_) => {
+                    // Protocol misuse by other code on this thread; step aside for it.
+                    let prev = task::swap_current_task(Some(&main_ref));
+                    prev
+                }
+            };
+            let _step = Step {
+                main_ref: &main_ref,
+                displaced,
+            };
+            future.as_mut().poll(&mut cx)
+        };
+        if let Poll::Ready(out) = poll {
+            return out;
+        }
+        while !thread_waker.notified.swap(false, Ordering::Acquire) {
+            thread::park();
+        }
+    }
+}

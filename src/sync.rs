@@ -1,0 +1,135 @@
+//! The one synchronisation shim.
+//!
+//! Every atomic, lock, `UnsafeCell`, thread and thread-local that the scheduler and the task
+//! core use is imported from here, never from `std` directly. Under `--cfg loom` the same
+//! names resolve to [loom]'s model-checked doubles, so the production code is the code that
+//! the models in `loom-tests/` explore. Sizes and intervals that loom must be able to reach
+//! the edges of (queue capacities, fairness intervals) live in [`tuning`] for the same reason.
+//!
+//! What must not come through here: the process-wide id counter (uniqueness only, never part
+//! of a happens-before argument) and third-party crates' internals (crossbeam's deques and
+//! dashmap's shards), which the shim replaces wholesale under loom (see `runtime::queue` and
+//! `task::registry`).
+
+#![allow(dead_code, unused_imports)]
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use std::sync::Arc;
+    pub(crate) use std::thread;
+
+    pub(crate) mod atomic {
+        pub(crate) use std::sync::atomic::{
+            fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+        };
+    }
+
+    /// A `std::sync::Mutex` whose `lock` ignores poisoning: the scheduler's critical sections
+    /// never run user code, so a poisoned lock still guards consistent data.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T: ?Sized>(std::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(std::sync::Mutex::new(value))
+        }
+    }
+
+    impl<T: ?Sized> Mutex<T> {
+        pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    /// `std::cell::UnsafeCell` with loom's closure-based access API.
+    #[derive(Debug)]
+    pub(crate) struct UnsafeCell<T: ?Sized>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+    }
+
+    impl<T: ?Sized> UnsafeCell<T> {
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+
+    /// Declares a thread-local with a `const` initialiser (no lazy-init check on access).
+    macro_rules! shim_thread_local {
+        ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
+            std::thread_local! { $(#[$attr])* static $name: $t = const { $init }; }
+        };
+    }
+    pub(crate) use shim_thread_local as thread_local;
+}
+
+#[cfg(loom)]
+mod imp {
+    pub(crate) use loom::sync::Arc;
+    pub(crate) use loom::thread;
+
+    pub(crate) mod atomic {
+        pub(crate) use loom::sync::atomic::{
+            fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+        };
+    }
+
+    /// loom's mutex with the same poison-ignoring `lock` as the std build.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    impl<T: Default> Default for Mutex<T> {
+        fn default() -> Self {
+            Mutex::new(T::default())
+        }
+    }
+
+    pub(crate) use loom::cell::UnsafeCell;
+
+    macro_rules! shim_thread_local {
+        ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
+            loom::thread_local! { $(#[$attr])* static $name: $t = $init; }
+        };
+    }
+    pub(crate) use shim_thread_local as thread_local;
+}
+
+pub(crate) use imp::*;
+
+/// Sizes and intervals, shrunk under loom so that models reach queue-full and fairness edges
+/// within a few steps.
+pub(crate) mod tuning {
+    /// A worker takes work from the global injector at least once every this many
+    /// iterations, even when its local queue is never empty (starvation freedom for tasks
+    /// spawned from outside the runtime).
+    #[cfg(not(loom))]
+    pub(crate) const GLOBAL_QUEUE_INTERVAL: u32 = 31;
+    #[cfg(loom)]
+    pub(crate) const GLOBAL_QUEUE_INTERVAL: u32 = 2;
+
+    /// Upper bound on how many tasks one iteration runs, even if more were ready when it
+    /// started: bounds the time between two looks at the injector and the poller.
+    #[cfg(not(loom))]
+    pub(crate) const MAX_BATCH: usize = 256;
+    #[cfg(loom)]
+    pub(crate) const MAX_BATCH: usize = 2;
+}

@@ -1,0 +1,146 @@
+//! `Task<T>`: the handle `spawn` / `create_task` return.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::raw::RawTask;
+use super::{LoopId, TaskRef};
+use crate::error::TaskError;
+
+/// A spawned task, and the way to get its result.
+///
+/// Awaiting a `Task<T>` yields `Ok(value)` when the task's future finished, or a
+/// [`TaskError`] telling a cancellation from a panic. Dropping a `Task` **detaches** it: the
+/// task keeps running, as an asyncio task does when nobody holds it (the runtime owns it
+/// until it finishes or the runtime shuts down).
+///
+/// ```
+/// use aioloop::Runtime;
+///
+/// let rt = Runtime::builder().workers(2).build().unwrap();
+/// let task = rt.spawn(async { 6 * 7 });
+/// println!("spawned {}", task.name()); // Task-<id>
+/// assert_eq!(rt.block_on(task).unwrap(), 42);
+/// ```
+pub struct Task<T> {
+    raw: RawTask,
+    _output: PhantomData<T>,
+}
+
+// SAFETY: the handle only moves a `T` out of the task (needs `T: Send`) and otherwise uses
+// the atomic state word.
+unsafe impl<T: Send> Send for Task<T> {}
+// SAFETY: `&Task<T>` gives access to no `T` at all (only id, name, done), so sharing is fine.
+unsafe impl<T> Sync for Task<T> {}
+
+impl<T> Unpin for Task<T> {}
+
+impl<T> Task<T> {
+    /// # Safety
+    /// `raw` is a task whose output type is `T`, and the caller transfers the reference
+    /// (and `JOIN_INTEREST`) reserved for the handle.
+    pub(crate) unsafe fn from_raw(raw: RawTask) -> Task<T> {
+        Task {
+            raw,
+            _output: PhantomData,
+        }
+    }
+
+    /// The task's id: unique for the life of the process (rule T1).
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let a = rt.spawn(async {});
+    /// let b = rt.spawn(async {});
+    /// assert_ne!(a.id(), b.id());
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.raw.id()
+    }
+
+    /// The task's name: the one given at spawn, else `Task-<id>` (rule T1).
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = aioloop::task::Builder::new().name("fetch").spawn_on(rt.handle(), async {});
+    /// assert_eq!(t.name(), "fetch");
+    /// ```
+    pub fn name(&self) -> String {
+        self.task_ref().name()
+    }
+
+    /// `true` once the task has finished (value, panic or cancellation): asyncio's `done()`.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = rt.spawn(async {});
+    /// while !t.done() { std::thread::yield_now(); }
+    /// assert!(rt.block_on(t).is_ok());
+    /// ```
+    pub fn done(&self) -> bool {
+        self.raw.header().state.load().is_complete()
+    }
+
+    /// The loop (runtime) that owns the task.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.spawn(async {}).loop_id(), rt.handle().id());
+    /// ```
+    pub fn loop_id(&self) -> LoopId {
+        self.raw.loop_id()
+    }
+
+    /// A [`TaskRef`] to this task, the handle the task protocol and `all_tasks()` use.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// assert!(rt.all_tasks().contains(&t.task_ref()));
+    /// ```
+    pub fn task_ref(&self) -> TaskRef {
+        // SAFETY: we hold a reference, so the task is live; the new `TaskRef` owns the one
+        // taken here.
+        unsafe { TaskRef::from_raw_builtin(self.raw.ref_inc()) }
+    }
+
+    /// Drops the handle, leaving the task running (same as `drop(task)`, named for clarity).
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// rt.spawn(async { /* runs to completion on its own */ }).detach();
+    /// ```
+    pub fn detach(self) {
+        drop(self)
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
+        // SAFETY: `out` has the task's output type, and we are its join handle.
+        unsafe {
+            self.raw
+                .try_read_output(&mut out as *mut _ as *mut (), cx.waker())
+        };
+        out
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        // SAFETY: we are the handle and give up its reference exactly once.
+        unsafe { self.raw.drop_join_handle() }
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.task_ref(), f)
+    }
+}

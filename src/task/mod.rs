@@ -1,0 +1,600 @@
+//! Tasks and asyncio's task lifetime protocol.
+//!
+//! asyncio keeps `all_tasks()` and `current_task()` working for *any* task type through five
+//! functions, and so does aioloop ([rules L1–L8](../index.html)):
+//!
+//! | asyncio | aioloop | when a task type calls it |
+//! |---|---|---|
+//! | `_register_task(t)` | [`register_task`] | when the task is created |
+//! | `_unregister_task(t)` | [`unregister_task`] | when the task is about to finish |
+//! | `_enter_task(loop, t)` | [`enter_task`] | just before running a step of the task |
+//! | `_leave_task(loop, t)` | [`leave_task`] | just after that step |
+//! | `_swap_current_task(loop, t)` | [`swap_current_task`] | eager start |
+//!
+//! A task is seen through a [`TaskRef`]: either a built-in [`Task`](crate::Task) or a
+//! third-party type implementing [`TaskLike`]. Built-in tasks go through the same registry
+//! and the same current-task slot around every poll, so the two are indistinguishable in
+//! [`all_tasks`](crate::all_tasks) and [`current_task`](crate::current_task).
+//!
+//! ```
+//! use aioloop::task::{self, LoopId, TaskLike, TaskRef};
+//! use std::sync::{atomic::{AtomicBool, Ordering}, Arc};
+//!
+//! // A hand-written task type that takes part in the protocol.
+//! struct Job { id: u64, loop_id: LoopId, done: AtomicBool }
+//! impl TaskLike for Job {
+//!     fn id(&self) -> u64 { self.id }
+//!     fn name(&self) -> String { format!("job-{}", self.id) }
+//!     fn done(&self) -> bool { self.done.load(Ordering::Acquire) }
+//!     fn loop_id(&self) -> LoopId { self.loop_id }
+//! }
+//!
+//! let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+//! rt.block_on(async {
+//!     let job = Arc::new(Job {
+//!         id: task::next_task_id(),
+//!         loop_id: task::current_loop_id().unwrap(),
+//!         done: AtomicBool::new(false),
+//!     });
+//!     let r = TaskRef::new(job.clone());
+//!     task::register_task(&r);
+//!     assert!(aioloop::all_tasks().contains(&r));
+//!
+//!     // One "step" of the job, run on this thread in place of the main task.
+//!     let main = task::swap_current_task(None);
+//!     task::enter_task(&r).unwrap();
+//!     assert_eq!(aioloop::current_task(), Some(r.clone()));
+//!     task::leave_task(&r).unwrap();
+//!     task::swap_current_task(main.as_ref());
+//!
+//!     job.done.store(true, Ordering::Release);
+//!     task::unregister_task(&r);
+//!     assert!(!aioloop::all_tasks().contains(&r));
+//! });
+//! ```
+
+mod current;
+mod join;
+pub(crate) mod raw;
+pub(crate) mod registry;
+pub(crate) mod state;
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use join::Task;
+
+use crate::error::{EnterError, LeaveError, NoRunningLoop};
+use crate::runtime::{context, Handle};
+use raw::RawTask;
+
+/// Identifies one loop: a [`Runtime`](crate::Runtime) (all of its workers together) or a
+/// third-party loop. Every task belongs to exactly one loop; `all_tasks()` lists the
+/// unfinished tasks of the current one.
+///
+/// ```
+/// let a = aioloop::task::LoopId::new();
+/// let b = aioloop::task::LoopId::new();
+/// assert_ne!(a, b);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct LoopId(NonZeroU64);
+
+impl LoopId {
+    /// A fresh id, never returned before in this process. Runtimes take theirs from here;
+    /// a third-party loop may too.
+    ///
+    /// ```
+    /// assert_ne!(aioloop::task::LoopId::new(), aioloop::task::LoopId::new());
+    /// ```
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> LoopId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        LoopId(NonZeroU64::new(n).expect("loop id counter overflowed"))
+    }
+
+    /// The id as an integer.
+    ///
+    /// ```
+    /// assert!(aioloop::task::LoopId::new().as_u64() > 0);
+    /// ```
+    pub fn as_u64(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Display for LoopId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "loop-{}", self.0)
+    }
+}
+
+static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The next task id from the process-wide counter that built-in tasks use (starting at 1).
+/// Third-party task types take their ids from here so that ids stay unique (the registry is
+/// keyed by id).
+///
+/// ```
+/// let a = aioloop::task::next_task_id();
+/// assert!(aioloop::task::next_task_id() > a);
+/// ```
+pub fn next_task_id() -> u64 {
+    // Relaxed: only uniqueness matters, and a single RMW counter gives it.
+    NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A task type that takes part in the task protocol (rule L8).
+///
+/// Implement it for a hand-written task, wrap it with [`TaskRef::new`], and call
+/// [`register_task`] / [`enter_task`] / [`leave_task`] / [`unregister_task`] at the points
+/// the module docs list: the task then shows up in `all_tasks()` and `current_task()` like a
+/// built-in one.
+///
+/// The methods are called while the registry holds a shard lock (during `all_tasks`), so they
+/// must only read the task's own state and must not call the protocol functions.
+///
+/// ```
+/// use aioloop::task::{LoopId, TaskLike};
+/// struct Fixed(u64, LoopId);
+/// impl TaskLike for Fixed {
+///     fn id(&self) -> u64 { self.0 }
+///     fn name(&self) -> String { "fixed".into() }
+///     fn done(&self) -> bool { false }
+///     fn loop_id(&self) -> LoopId { self.1 }
+/// }
+/// ```
+pub trait TaskLike: Send + Sync + 'static {
+    /// Process-unique id (take it from [`next_task_id`]).
+    fn id(&self) -> u64;
+    /// Human-readable name.
+    fn name(&self) -> String;
+    /// `true` once the task has finished; `all_tasks()` leaves done tasks out.
+    fn done(&self) -> bool;
+    /// The loop the task belongs to.
+    fn loop_id(&self) -> LoopId;
+}
+
+/// A counted, type-erased reference to a task: built-in or third-party.
+///
+/// Equality and hashing go by task id. `Display` gives asyncio's repr, e.g.
+/// `<Task pending name='Task-7' id=7>`, which the protocol's error messages use.
+///
+/// ```
+/// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let t = rt.spawn(std::future::pending::<()>());
+/// let r = t.task_ref();
+/// assert_eq!(r.id(), t.id());
+/// assert!(!r.done());
+/// assert!(r.to_string().starts_with("<Task pending name='Task-"));
+/// ```
+pub struct TaskRef(Inner);
+
+enum Inner {
+    Builtin(RawTask),
+    Foreign(Arc<dyn TaskLike>),
+}
+
+// SAFETY: a built-in task may be referenced from any thread: its shared state is atomic and
+// the accessors a `TaskRef` offers only read it. Foreign tasks are `Send + Sync` by bound.
+unsafe impl Send for TaskRef {}
+// SAFETY: as above.
+unsafe impl Sync for TaskRef {}
+
+impl TaskRef {
+    /// Wraps a third-party task.
+    ///
+    /// ```
+    /// # use aioloop::task::{LoopId, TaskLike, TaskRef};
+    /// # struct J(u64); impl TaskLike for J { fn id(&self)->u64{self.0} fn name(&self)->String{"j".into()}
+    /// #   fn done(&self)->bool{false} fn loop_id(&self)->LoopId{LoopId::new()} }
+    /// let r = TaskRef::new(std::sync::Arc::new(J(aioloop::task::next_task_id())));
+    /// assert_eq!(r.name(), "j");
+    /// ```
+    pub fn new<T: TaskLike>(task: Arc<T>) -> TaskRef {
+        TaskRef(Inner::Foreign(task))
+    }
+
+    /// # Safety
+    /// The caller transfers one reference to the live task `raw`.
+    pub(crate) unsafe fn from_raw_builtin(raw: RawTask) -> TaskRef {
+        TaskRef(Inner::Builtin(raw))
+    }
+
+    /// The task's id.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = rt.spawn(async {});
+    /// assert_eq!(t.task_ref().id(), t.id());
+    /// ```
+    pub fn id(&self) -> u64 {
+        match &self.0 {
+            Inner::Builtin(raw) => raw.id(),
+            Inner::Foreign(t) => t.id(),
+        }
+    }
+
+    /// The task's name (`Task-<id>` unless one was given).
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = rt.spawn(async {});
+    /// assert_eq!(t.task_ref().name(), format!("Task-{}", t.id()));
+    /// ```
+    pub fn name(&self) -> String {
+        match &self.0 {
+            Inner::Builtin(raw) => {
+                if raw.header().state.load().is_named() {
+                    if let Some(n) = registry::name(raw.id()) {
+                        return n.to_string();
+                    }
+                }
+                format!("Task-{}", raw.id())
+            }
+            Inner::Foreign(t) => t.name(),
+        }
+    }
+
+    /// `true` once the task has finished.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = rt.spawn(async {});
+    /// let r = t.task_ref();
+    /// rt.block_on(t).unwrap();
+    /// assert!(r.done());
+    /// ```
+    pub fn done(&self) -> bool {
+        match &self.0 {
+            Inner::Builtin(raw) => raw.header().state.load().is_complete(),
+            Inner::Foreign(t) => t.done(),
+        }
+    }
+
+    /// The loop that owns the task.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.spawn(async {}).task_ref().loop_id(), rt.handle().id());
+    /// ```
+    pub fn loop_id(&self) -> LoopId {
+        match &self.0 {
+            Inner::Builtin(raw) => raw.loop_id(),
+            Inner::Foreign(t) => t.loop_id(),
+        }
+    }
+
+    /// `true` for a task created by aioloop itself (as opposed to a [`TaskLike`]).
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(rt.spawn(async {}).task_ref().is_builtin());
+    /// ```
+    pub fn is_builtin(&self) -> bool {
+        matches!(self.0, Inner::Builtin(_))
+    }
+
+    pub(crate) fn raw(&self) -> Option<RawTask> {
+        match &self.0 {
+            Inner::Builtin(raw) => Some(*raw),
+            Inner::Foreign(_) => None,
+        }
+    }
+
+    /// Whether `all_tasks()` should list it: not done and not hidden by `unregister_task`.
+    fn is_listed(&self) -> bool {
+        match &self.0 {
+            Inner::Builtin(raw) => {
+                let s = raw.header().state.load();
+                !s.is_complete() && !s.is_unlisted()
+            }
+            Inner::Foreign(t) => !t.done(),
+        }
+    }
+}
+
+impl Clone for TaskRef {
+    fn clone(&self) -> TaskRef {
+        match &self.0 {
+            Inner::Builtin(raw) => TaskRef(Inner::Builtin(raw.ref_inc())),
+            Inner::Foreign(t) => TaskRef(Inner::Foreign(t.clone())),
+        }
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        if let Inner::Builtin(raw) = self.0 {
+            // SAFETY: a builtin `TaskRef` owns one reference, released exactly once here.
+            unsafe { raw.ref_dec() }
+        }
+    }
+}
+
+impl PartialEq for TaskRef {
+    fn eq(&self, other: &TaskRef) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for TaskRef {}
+
+impl Hash for TaskRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id().hash(state)
+    }
+}
+
+impl fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.done() { "finished" } else { "pending" };
+        write!(f, "<Task {state} name='{}' id={}>", self.name(), self.id())
+    }
+}
+
+impl fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Rule L1: adds `task` to the registry so `all_tasks()` lists it while it is not done.
+/// Registering twice is harmless. The registry never keeps a finished built-in task alive
+/// (it drops its reference when the task completes); a third-party task must call
+/// [`unregister_task`] when it finishes.
+///
+/// ```
+/// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let r = rt.spawn(std::future::pending::<()>()).task_ref();
+/// aioloop::task::register_task(&r); // already registered: no effect
+/// assert_eq!(rt.all_tasks().iter().filter(|t| **t == r).count(), 1);
+/// ```
+pub fn register_task(task: &TaskRef) {
+    match &task.0 {
+        Inner::Builtin(raw) => {
+            // A built-in task stays in the registry until it completes; registering only
+            // makes it visible again after `unregister_task`.
+            raw.header().state.set_unlisted(false);
+        }
+        Inner::Foreign(t) => {
+            if !registry::contains(t.id()) {
+                registry::insert(task.clone());
+            }
+        }
+    }
+}
+
+/// Rule L2: removes `task` from `all_tasks()`. Unregistering an unknown task does nothing.
+///
+/// For a built-in task this only hides it: the runtime still owns it and still drops it at
+/// shutdown, so hiding a task can never make it leak.
+///
+/// ```
+/// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let r = rt.spawn(std::future::pending::<()>()).task_ref();
+/// aioloop::task::unregister_task(&r);
+/// aioloop::task::unregister_task(&r); // unknown now: no-op
+/// assert!(!rt.all_tasks().contains(&r));
+/// ```
+pub fn unregister_task(task: &TaskRef) {
+    match &task.0 {
+        Inner::Builtin(raw) => raw.header().state.set_unlisted(true),
+        Inner::Foreign(t) => {
+            registry::remove(t.id());
+        }
+    }
+}
+
+/// Rule L3: makes `task` the current task of this thread's loop. Fails, changing nothing,
+/// if another task is current.
+///
+/// ```
+/// # use aioloop::task::*;
+/// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let r = rt.spawn(async {}).task_ref();
+/// enter_task(&r).unwrap();
+/// assert!(enter_task(&r).is_err());
+/// leave_task(&r).unwrap();
+/// ```
+pub fn enter_task(task: &TaskRef) -> Result<(), EnterError> {
+    current::enter(task)
+}
+
+/// Rule L4: clears the current task, which must be `task`. Fails, changing nothing,
+/// otherwise (also when no task is current).
+///
+/// ```
+/// # use aioloop::task::*;
+/// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let r = rt.spawn(async {}).task_ref();
+/// assert!(leave_task(&r).is_err());
+/// ```
+pub fn leave_task(task: &TaskRef) -> Result<(), LeaveError> {
+    current::leave(task)
+}
+
+/// Rule L5: sets the current task (or none) and returns the previous one. Never fails.
+///
+/// ```
+/// # use aioloop::task::*;
+/// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let r = rt.spawn(async {}).task_ref();
+/// assert_eq!(swap_current_task(Some(&r)), None);
+/// assert_eq!(swap_current_task(None), Some(r));
+/// ```
+pub fn swap_current_task(task: Option<&TaskRef>) -> Option<TaskRef> {
+    current::swap(task)
+}
+
+/// The loop running on this thread, if any (a runtime worker, or a thread inside
+/// [`Runtime::block_on`](crate::Runtime::block_on)).
+///
+/// ```
+/// assert_eq!(aioloop::task::current_loop_id(), None);
+/// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// assert_eq!(rt.block_on(async { aioloop::task::current_loop_id() }), Some(rt.handle().id()));
+/// ```
+pub fn current_loop_id() -> Option<LoopId> {
+    context::current_loop_id()
+}
+
+/// Rule L6: the task running on this thread, or `None` in a running loop outside any task.
+///
+/// # Panics
+/// With no running loop on this thread ("no running event loop", as asyncio raises). Use
+/// [`try_current_task`] to get an error instead.
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let id = rt.block_on(async {
+///     aioloop::create_task(async { aioloop::current_task().unwrap().id() }).await.unwrap()
+/// });
+/// assert!(id > 0);
+/// ```
+pub fn current_task() -> Option<TaskRef> {
+    match try_current_task() {
+        Ok(t) => t,
+        Err(e) => panic!("{e}: aioloop::current_task() was called outside a runtime"),
+    }
+}
+
+/// Rule L6, fallible: `Err(NoRunningLoop)` when no loop runs on this thread.
+///
+/// ```
+/// assert!(aioloop::try_current_task().is_err());
+/// ```
+pub fn try_current_task() -> Result<Option<TaskRef>, NoRunningLoop> {
+    if context::current_loop_id().is_none() {
+        return Err(NoRunningLoop);
+    }
+    Ok(current::get())
+}
+
+/// Rule L7: the unfinished, registered tasks of the loop running on this thread.
+///
+/// Safe while other threads create and finish tasks: every task alive for the whole call is
+/// listed exactly once; tasks created or finished during the call may or may not be.
+///
+/// # Panics
+/// With no running loop on this thread; see [`try_all_tasks`].
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let n = rt.block_on(async {
+///     let _t = aioloop::create_task(std::future::pending::<()>());
+///     aioloop::all_tasks().len()
+/// });
+/// assert_eq!(n, 2); // the block_on main task and the pending one
+/// ```
+pub fn all_tasks() -> Vec<TaskRef> {
+    match try_all_tasks() {
+        Ok(t) => t,
+        Err(e) => panic!("{e}: aioloop::all_tasks() was called outside a runtime"),
+    }
+}
+
+/// Rule L7, fallible: `Err(NoRunningLoop)` when no loop runs on this thread.
+///
+/// ```
+/// assert!(aioloop::try_all_tasks().is_err());
+/// ```
+pub fn try_all_tasks() -> Result<Vec<TaskRef>, NoRunningLoop> {
+    let id = context::current_loop_id().ok_or(NoRunningLoop)?;
+    Ok(all_tasks_of(id))
+}
+
+pub(crate) fn all_tasks_of(id: LoopId) -> Vec<TaskRef> {
+    registry::collect(|t| t.is_listed() && t.loop_id() == id)
+}
+
+/// Options for spawning one task: asyncio's `create_task(coro, name=...)`.
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let t = aioloop::task::Builder::new().name("worker-1").spawn_on(rt.handle(), async { 1 });
+/// assert_eq!(t.name(), "worker-1");
+/// assert_eq!(rt.block_on(t).unwrap(), 1);
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<Arc<str>>,
+}
+
+impl Builder {
+    /// Default options: the task is named `Task-<id>`.
+    ///
+    /// ```
+    /// let _b = aioloop::task::Builder::new();
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the task.
+    ///
+    /// ```
+    /// let _b = aioloop::task::Builder::new().name("reader");
+    /// ```
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Spawns on the runtime running on this thread ([`create_task`](crate::create_task)).
+    ///
+    /// # Panics
+    /// Outside a runtime; see [`Builder::try_spawn`].
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// rt.block_on(async {
+    ///     let t = aioloop::task::Builder::new().name("child").spawn(async { 2 });
+    ///     assert_eq!(t.await.unwrap(), 2);
+    /// });
+    /// ```
+    pub fn spawn<F>(self, future: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.try_spawn(future) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}: aioloop::create_task() must be called from inside a runtime (a task or block_on)"),
+        }
+    }
+
+    /// Spawns on the runtime running on this thread, or `Err(NoRunningLoop)`.
+    ///
+    /// ```
+    /// assert!(aioloop::task::Builder::new().try_spawn(async {}).is_err());
+    /// ```
+    pub fn try_spawn<F>(self, future: F) -> Result<Task<F::Output>, NoRunningLoop>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handle = context::current_handle().ok_or(NoRunningLoop)?;
+        Ok(handle.spawn_with(future, self.name))
+    }
+
+    /// Spawns on the runtime behind `handle`, from any thread.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = aioloop::task::Builder::new().spawn_on(rt.handle(), async { 3 });
+    /// assert_eq!(rt.block_on(t).unwrap(), 3);
+    /// ```
+    pub fn spawn_on<F>(self, handle: &Handle, future: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        handle.spawn_with(future, self.name)
+    }
+}

@@ -1,0 +1,530 @@
+//! The task allocation: one heap block per task, and the type-erased functions that act on it.
+//!
+//! ```text
+//!  Cell<F, S>  (#[repr(C)], one Box)
+//!  ┌────────────────────────────┐
+//!  │ Header                     │  state word · &'static Vtable · id      (24 bytes)
+//!  │ scheduler: S               │  where a Notified goes (the runtime handle)
+//!  │ join_waker: Option<Waker>  │  the Task<T> handle's waker (JOIN_WAKER protocol)
+//!  │ stage: Running(F) |        │  the future, then its output
+//!  │        Finished(Result) |  │
+//!  │        Consumed            │
+//!  └────────────────────────────┘
+//! ```
+//!
+//! Everything outside this file sees only `NonNull<Header>` and calls through the vtable, so
+//! handles, wakers, run queues and the registry are not generic over the future. The state
+//! protocol that says who may touch which field is at the top of `state.rs`.
+
+use std::future::Future;
+use std::mem::{self, ManuallyDrop};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+use super::current;
+use super::registry;
+use super::state::{State, TransitionToIdle, TransitionToNotified, TransitionToRunning};
+use super::LoopId;
+use crate::error::{CancelledError, PanicError, TaskError};
+use crate::sync::UnsafeCell;
+
+/// Where a woken task goes. Implemented by the runtime handle (and by test schedulers).
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// Queue a task to be polled. Called from any thread.
+    fn schedule(&self, task: Notified);
+    /// The loop (runtime) this scheduler belongs to, for `all_tasks` and `TaskRef::loop_id`.
+    fn loop_id(&self) -> LoopId;
+}
+
+/// The part of every task that is the same whatever its future: read through a
+/// `NonNull<Header>` by everything that is not generic.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) state: State,
+    pub(crate) vtable: &'static Vtable,
+    pub(crate) id: u64,
+}
+
+// SAFETY: the header's fields are an atomic, a `&'static` and an immutable integer.
+unsafe impl Send for Header {}
+// SAFETY: as above; all mutation goes through the atomic state word.
+unsafe impl Sync for Header {}
+
+pub(crate) struct Vtable {
+    /// Poll the future (consumes a `Notified` reference).
+    poll: unsafe fn(NonNull<Header>),
+    /// Hand a `Notified` reference to the scheduler.
+    schedule: unsafe fn(NonNull<Header>),
+    /// Free the allocation (refcount reached zero).
+    dealloc: unsafe fn(NonNull<Header>),
+    /// Task<T>::poll: write `Poll<Result<T, TaskError>>` to the pointer if complete, else
+    /// register the waker.
+    try_read_output: unsafe fn(NonNull<Header>, *mut (), &Waker),
+    /// Task<T>::drop (consumes the handle's reference).
+    drop_join_handle: unsafe fn(NonNull<Header>),
+    /// Runtime shutdown: drop the future if nobody runs it (caller keeps its reference).
+    shutdown: unsafe fn(NonNull<Header>),
+    /// The owning loop.
+    loop_id: unsafe fn(NonNull<Header>) -> LoopId,
+}
+
+enum Stage<F: Future> {
+    Running(F),
+    Finished(Result<F::Output, TaskError>),
+    Consumed,
+}
+
+#[repr(C)]
+struct Cell<F: Future, S> {
+    header: Header,
+    scheduler: S,
+    join_waker: UnsafeCell<Option<Waker>>,
+    stage: UnsafeCell<Stage<F>>,
+}
+
+/// A non-owning pointer to a task. The owning wrappers (`Notified`, `Task<T>`, `TaskRef`)
+/// each hold one reference and release it on drop.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawTask {
+    ptr: NonNull<Header>,
+}
+
+impl RawTask {
+    /// Allocates a task with three references (see `state.rs`): the caller must turn them
+    /// into a `Task<T>`, a `Notified` and the registry's `TaskRef`.
+    pub(crate) fn new<F, S>(future: F, scheduler: S, id: u64) -> RawTask
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+        S: Schedule,
+    {
+        let cell = Box::new(Cell::<F, S> {
+            header: Header {
+                state: State::new(),
+                vtable: vtable::<F, S>(),
+                id,
+            },
+            scheduler,
+            join_waker: UnsafeCell::new(None),
+            stage: UnsafeCell::new(Stage::Running(future)),
+        });
+        let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
+        RawTask { ptr }
+    }
+
+    /// # Safety
+    /// `ptr` must point to a live task header.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> RawTask {
+        RawTask { ptr }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: a `RawTask` is only made for a live task, and it is only used while its
+        // holder owns a reference, which keeps the allocation alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    pub(crate) fn id(self) -> u64 {
+        self.header().id
+    }
+
+    pub(crate) fn loop_id(self) -> LoopId {
+        // SAFETY: live task (see `header`); the vtable matches the allocation.
+        unsafe { (self.header().vtable.loop_id)(self.ptr) }
+    }
+
+    /// Adds a reference and returns the same pointer (for a new owning wrapper).
+    pub(crate) fn ref_inc(self) -> RawTask {
+        self.header().state.ref_inc();
+        self
+    }
+
+    /// Releases one reference, freeing the task if it was the last.
+    ///
+    /// # Safety
+    /// The caller owns the reference it releases and does not use it afterwards.
+    pub(crate) unsafe fn ref_dec(self) {
+        if self.header().state.ref_dec() {
+            // SAFETY: that was the last reference; nobody else can reach the task.
+            unsafe { (self.header().vtable.dealloc)(self.ptr) }
+        }
+    }
+
+    /// # Safety
+    /// `dst` must point to a `Poll<Result<T, TaskError>>` where `T` is the task's output
+    /// type, and the caller must be the task's join handle.
+    pub(crate) unsafe fn try_read_output(self, dst: *mut (), waker: &Waker) {
+        // SAFETY: forwarded contract.
+        unsafe { (self.header().vtable.try_read_output)(self.ptr, dst, waker) }
+    }
+
+    /// # Safety
+    /// The caller is the join handle, giving up its reference.
+    pub(crate) unsafe fn drop_join_handle(self) {
+        // SAFETY: forwarded contract.
+        unsafe { (self.header().vtable.drop_join_handle)(self.ptr) }
+    }
+
+    /// Runtime shutdown: cancel the task unless it is complete. Drops the future on this
+    /// thread if nobody is polling it; a poller that is mid-poll drops it when the poll
+    /// returns. The caller keeps its reference.
+    pub(crate) fn shutdown(self) {
+        // SAFETY: live task (the caller holds a reference); vtable matches.
+        unsafe { (self.header().vtable.shutdown)(self.ptr) }
+    }
+}
+
+/// A reference that stands for "this task is scheduled": exactly one exists while `NOTIFIED`
+/// is set and the task is not running. Running it polls the task; dropping it (a run queue
+/// drained at shutdown) only releases the reference.
+pub(crate) struct Notified(RawTask);
+
+// SAFETY: a task is `Send` (its future and output are `Send`, the scheduler is
+// `Send + Sync`); a `Notified` is a counted reference to it.
+unsafe impl Send for Notified {}
+
+impl Notified {
+    /// # Safety
+    /// The caller transfers one reference that represents the `NOTIFIED` bit.
+    pub(crate) unsafe fn from_raw(raw: RawTask) -> Notified {
+        Notified(raw)
+    }
+
+    /// Poll the task once (on this thread), consuming the reference.
+    pub(crate) fn run(self) {
+        let raw = self.0;
+        mem::forget(self);
+        // SAFETY: we own the `Notified` reference, which `poll` consumes.
+        unsafe { (raw.header().vtable.poll)(raw.ptr) }
+    }
+}
+
+impl Drop for Notified {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference and give it up here.
+        unsafe { self.0.ref_dec() }
+    }
+}
+
+fn vtable<F, S>() -> &'static Vtable
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    &Vtable {
+        poll: poll::<F, S>,
+        schedule: schedule::<F, S>,
+        dealloc: dealloc::<F, S>,
+        try_read_output: try_read_output::<F, S>,
+        drop_join_handle: drop_join_handle::<F, S>,
+        shutdown: shutdown::<F, S>,
+        loop_id: loop_id::<F, S>,
+    }
+}
+
+/// # Safety
+/// `ptr` is a live `Cell<F, S>` header.
+unsafe fn cell<'a, F: Future, S>(ptr: NonNull<Header>) -> &'a Cell<F, S> {
+    // SAFETY: `Cell` is `repr(C)` with the header first, so the header pointer is the cell
+    // pointer; the vtable that dispatched here was built for exactly these `F, S`.
+    unsafe { ptr.cast::<Cell<F, S>>().as_ref() }
+}
+
+/// Takes the stage out, leaving `Consumed`.
+///
+/// # Safety
+/// The caller has the access that the state protocol grants for the stage at this point
+/// (it owns the future, or it is the one entitled to the output).
+unsafe fn take_stage<F: Future, S>(cell: &Cell<F, S>) -> Stage<F> {
+    // SAFETY: exclusive access per the caller's contract.
+    cell.stage
+        .with_mut(|p| unsafe { mem::replace(&mut *p, Stage::Consumed) })
+}
+
+unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: the vtable dispatched here for this cell type, and we own a reference.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    match cell.header.state.transition_to_running() {
+        TransitionToRunning::Success => {}
+        TransitionToRunning::Cancelled => {
+            // SAFETY: we own the future (RUNNING) and hold the poller's reference.
+            unsafe { cancel_and_complete(cell, 1) };
+            return;
+        }
+        TransitionToRunning::Failed => return,
+        TransitionToRunning::Dealloc => {
+            // SAFETY: our reference was the last.
+            unsafe { dealloc::<F, S>(ptr) };
+            return;
+        }
+    }
+
+    // A waker that borrows the poller's reference instead of taking one: cloning it takes a
+    // real reference, and it is never dropped (ManuallyDrop), so no count changes per poll.
+    // SAFETY: the vtable's functions uphold RawWaker's contract for a task header pointer.
+    let waker = ManuallyDrop::new(unsafe {
+        Waker::from_raw(RawWaker::new(ptr.as_ptr() as *const (), &WAKER_VTABLE))
+    });
+    let mut cx = Context::from_waker(&waker);
+
+    let result = {
+        // Rule L8: every poll is bracketed by enter/leave through the task protocol.
+        let _entered = current::EnterGuard::builtin(ptr);
+        catch_unwind(AssertUnwindSafe(|| {
+            cell.stage.with_mut(|p| {
+                // SAFETY: RUNNING gives us exclusive access to the future, which stays at
+                // this address (inside the never-moving allocation) until it is dropped.
+                match unsafe { &mut *p } {
+                    Stage::Running(fut) => unsafe { Pin::new_unchecked(fut) }.poll(&mut cx),
+                    _ => unreachable!("a running task's stage holds its future"),
+                }
+            })
+        }))
+    };
+
+    match result {
+        Ok(Poll::Pending) => match cell.header.state.transition_to_idle() {
+            TransitionToIdle::Ok => {}
+            TransitionToIdle::OkNotified => {
+                // SAFETY: the poller's reference now stands for NOTIFIED.
+                cell.scheduler
+                    .schedule(unsafe { Notified::from_raw(RawTask { ptr }) });
+            }
+            TransitionToIdle::OkDealloc => {
+                // SAFETY: the poller's reference was the last.
+                unsafe { dealloc::<F, S>(ptr) }
+            }
+            TransitionToIdle::Cancelled => {
+                // SAFETY: still RUNNING, so the future is ours; we hold the poller's ref.
+                unsafe { cancel_and_complete(cell, 1) }
+            }
+        },
+        Ok(Poll::Ready(output)) => {
+            // SAFETY: RUNNING: the future is ours to drop.
+            let old = unsafe { take_stage(cell) };
+            let out = match catch_unwind(AssertUnwindSafe(move || drop(old))) {
+                Ok(()) => Ok(output),
+                Err(p) => Err(TaskError::Panicked(PanicError::new(p))),
+            };
+            // SAFETY: RUNNING; we hold the poller's reference.
+            unsafe { complete(cell, out, 1) }
+        }
+        Err(payload) => {
+            // SAFETY: RUNNING: the (poisoned) future is ours to drop.
+            let old = unsafe { take_stage(cell) };
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+            // SAFETY: as above.
+            unsafe { complete(cell, Err(TaskError::Panicked(PanicError::new(payload))), 1) }
+        }
+    }
+}
+
+/// Drops the future and completes the task as cancelled.
+///
+/// # Safety
+/// The caller has set RUNNING (owns the future) and holds `refs` references to release.
+unsafe fn cancel_and_complete<F: Future, S: Schedule>(cell: &Cell<F, S>, refs: usize) {
+    // SAFETY: RUNNING: the future is ours.
+    let old = unsafe { take_stage(cell) };
+    let out = match catch_unwind(AssertUnwindSafe(move || drop(old))) {
+        Ok(()) => Err(TaskError::Cancelled(CancelledError::new(None))),
+        Err(p) => Err(TaskError::Panicked(PanicError::new(p))),
+    };
+    // SAFETY: forwarded.
+    unsafe { complete(cell, out, refs) }
+}
+
+/// Stores the output, publishes COMPLETE, wakes the awaiter, unregisters the task, and
+/// releases `refs` references held by the caller.
+///
+/// # Safety
+/// The caller has set RUNNING and the stage is `Consumed` (the future is gone).
+unsafe fn complete<F: Future, S: Schedule>(
+    cell: &Cell<F, S>,
+    output: Result<F::Output, TaskError>,
+    refs: usize,
+) {
+    // SAFETY: RUNNING: nobody else reads the stage until COMPLETE is published.
+    cell.stage
+        .with_mut(|p| unsafe { *p = Stage::Finished(output) });
+    let prev = cell.header.state.transition_to_complete();
+    if !prev.is_join_interested() {
+        // Nobody will read the output: drop it here (the handle is gone).
+        // SAFETY: without JOIN_INTEREST the output is ours.
+        let old = unsafe { take_stage(cell) };
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+    } else if prev.is_join_waker_set() {
+        // SAFETY: COMPLETE and JOIN_WAKER are set: the handle does not write the field, we
+        // may read it.
+        cell.join_waker.with(|w| {
+            if let Some(w) = unsafe { &*w } {
+                w.wake_by_ref();
+            }
+        });
+        let prev = cell.header.state.unset_waker_after_complete();
+        if !prev.is_join_interested() {
+            // SAFETY: the handle left while we held JOIN_WAKER: the field is ours to clear.
+            cell.join_waker.with_mut(|w| unsafe { *w = None });
+        }
+    }
+    let mut release = refs;
+    if let Some(entry) = registry::remove_builtin(cell.header.id) {
+        // The registry's reference is released together with the caller's below.
+        mem::forget(entry);
+        release += 1;
+    }
+    if cell.header.state.ref_dec_by(release) {
+        // SAFETY: those were the last references.
+        unsafe { dealloc::<F, S>(NonNull::from(&cell.header)) }
+    }
+}
+
+unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: dispatched for this cell type; the caller transfers a NOTIFIED reference.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    cell.scheduler
+        .schedule(unsafe { Notified::from_raw(RawTask { ptr }) });
+}
+
+unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
+    // SAFETY: dispatched for this cell type; the refcount reached zero, so this is the only
+    // access, and the pointer came from `Box::leak` in `RawTask::new`.
+    let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) };
+    if cell.header.state.load().is_named() {
+        registry::remove_name(cell.header.id);
+    }
+    // A future or output still here is dropped now; a panic in it must not escape into
+    // whichever thread released the last reference.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
+}
+
+unsafe fn try_read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker) {
+    // SAFETY: dispatched for this cell type; the caller is the join handle.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    if can_read_output(cell, waker) {
+        // SAFETY: COMPLETE with JOIN_INTEREST: the output is the handle's.
+        let stage = unsafe { take_stage(cell) };
+        let out = match stage {
+            Stage::Finished(out) => out,
+            _ => panic!("`Task` polled after it returned its output"),
+        };
+        // SAFETY: the caller promises `dst` is a `Poll<Result<F::Output, TaskError>>`.
+        unsafe { *(dst as *mut Poll<Result<F::Output, TaskError>>) = Poll::Ready(out) };
+    }
+}
+
+/// The handle's side of the JOIN_WAKER protocol: `true` if the output can be read now;
+/// otherwise `waker` is stored to be woken on completion.
+fn can_read_output<F: Future, S>(cell: &Cell<F, S>, waker: &Waker) -> bool {
+    let snapshot = cell.header.state.load();
+    if snapshot.is_complete() {
+        return true;
+    }
+    if snapshot.is_join_waker_set() {
+        // SAFETY: JOIN_WAKER set: nobody writes the field; shared reads are fine.
+        let same = cell.join_waker.with(|w| {
+            unsafe { &*w }
+                .as_ref()
+                .is_some_and(|w| w.will_wake(waker))
+        });
+        if same {
+            return false;
+        }
+        if cell.header.state.unset_join_waker().is_err() {
+            return true; // completed meanwhile
+        }
+    }
+    // JOIN_WAKER is clear and the task is not complete: the field is ours.
+    // SAFETY: per the protocol above, only the handle touches the field now.
+    cell.join_waker
+        .with_mut(|w| unsafe { *w = Some(waker.clone()) });
+    if cell.header.state.set_join_waker().is_err() {
+        // Completed before we published it: the field is still ours; clear it.
+        // SAFETY: as above.
+        cell.join_waker.with_mut(|w| unsafe { *w = None });
+        return true;
+    }
+    false
+}
+
+unsafe fn drop_join_handle<F: Future, S>(ptr: NonNull<Header>) {
+    // SAFETY: dispatched for this cell type; the caller is the handle giving up its ref.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    /// Releases the handle's reference even if dropping the output panics.
+    struct Release(NonNull<Header>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            // SAFETY: the handle's reference, given up exactly once here.
+            unsafe { RawTask { ptr: self.0 }.ref_dec() }
+        }
+    }
+    let _release = Release(ptr);
+    let d = cell.header.state.transition_to_join_handle_dropped();
+    if d.drop_waker {
+        // SAFETY: the transition gave the field to us.
+        cell.join_waker.with_mut(|w| unsafe { *w = None });
+    }
+    if d.drop_output {
+        // SAFETY: COMPLETE was set while we had JOIN_INTEREST: the output is ours.
+        drop(unsafe { take_stage(cell) });
+    }
+}
+
+unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: dispatched for this cell type; the caller holds a reference.
+    let cell = unsafe { cell::<F, S>(ptr) };
+    if cell.header.state.transition_to_shutdown() {
+        // SAFETY: we set RUNNING; we release no reference of our own.
+        unsafe { cancel_and_complete(cell, 0) }
+    }
+}
+
+unsafe fn loop_id<F: Future, S: Schedule>(ptr: NonNull<Header>) -> LoopId {
+    // SAFETY: dispatched for this cell type; the scheduler is immutable.
+    unsafe { cell::<F, S>(ptr) }.scheduler.loop_id()
+}
+
+// ---- Waker -------------------------------------------------------------------------------
+
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+fn header_of<'a>(ptr: *const ()) -> &'a Header {
+    // SAFETY: wakers are only built from live task header pointers and hold (or borrow) a
+    // reference for as long as they exist.
+    unsafe { &*(ptr as *const Header) }
+}
+
+unsafe fn waker_clone(ptr: *const ()) -> RawWaker {
+    header_of(ptr).state.ref_inc();
+    RawWaker::new(ptr, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(ptr: *const ()) {
+    let header = header_of(ptr);
+    // SAFETY: `ptr` is a non-null header pointer.
+    let nn = unsafe { NonNull::new_unchecked(ptr as *mut Header) };
+    match header.state.transition_to_notified_by_val() {
+        TransitionToNotified::DoNothing => {}
+        // SAFETY: our reference became the NOTIFIED one, which `schedule` takes.
+        TransitionToNotified::Submit => unsafe { (header.vtable.schedule)(nn) },
+        // SAFETY: ours was the last reference.
+        TransitionToNotified::Dealloc => unsafe { (header.vtable.dealloc)(nn) },
+    }
+}
+
+unsafe fn waker_wake_by_ref(ptr: *const ()) {
+    let header = header_of(ptr);
+    if header.state.transition_to_notified_by_ref() == TransitionToNotified::Submit {
+        // SAFETY: the transition took a new reference for NOTIFIED; `schedule` takes it.
+        unsafe { (header.vtable.schedule)(NonNull::new_unchecked(ptr as *mut Header)) }
+    }
+}
+
+unsafe fn waker_drop(ptr: *const ()) {
+    // SAFETY: the waker owned one reference.
+    unsafe { RawTask::from_raw(NonNull::new_unchecked(ptr as *mut Header)).ref_dec() }
+}

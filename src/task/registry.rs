@@ -1,0 +1,179 @@
+//! The process-wide task registry behind `all_tasks()` (rules L1, L2, L7), and the side table
+//! of task names.
+//!
+//! The registry is a concurrent map from task id to [`TaskRef`]: a `dashmap` normally,
+//! a loom-mutexed map under `--cfg loom` so that models explore its interleavings. It also
+//! serves as each runtime's list of the tasks it owns: a built-in task stays in it from spawn
+//! to completion (even if `unregister_task` hides it from `all_tasks`), which is how runtime
+//! shutdown finds every unfinished task to drop.
+//!
+//! Names live in a second map, entered only for tasks that were given a name: a task named by
+//! default (`Task-<id>`, rule T1) costs no memory for it.
+//!
+//! Must not: call into a task's vtable while holding a shard lock with anything but read-only
+//! accessors (`done`, `loop_id`), since dropping a task can re-enter the registry.
+
+use std::sync::Arc;
+
+use super::TaskRef;
+
+#[cfg(not(loom))]
+mod imp {
+    use super::TaskRef;
+    use dashmap::DashMap;
+    use rustc_hash::FxBuildHasher;
+    use std::sync::{Arc, LazyLock};
+
+    pub(super) struct Maps {
+        pub(super) tasks: DashMap<u64, TaskRef, FxBuildHasher>,
+        pub(super) names: DashMap<u64, Arc<str>, FxBuildHasher>,
+    }
+
+    static MAPS: LazyLock<Maps> = LazyLock::new(|| Maps {
+        tasks: DashMap::with_hasher_and_shard_amount(FxBuildHasher, 64),
+        names: DashMap::with_hasher(FxBuildHasher),
+    });
+
+    pub(super) fn maps() -> &'static Maps {
+        &MAPS
+    }
+
+    impl Maps {
+        pub(super) fn insert(&self, t: TaskRef) -> bool {
+            // A rejected duplicate is dropped after the shard lock is released.
+            let mut t = Some(t);
+            let added = match self.tasks.entry(t.as_ref().map_or(0, TaskRef::id)) {
+                dashmap::Entry::Occupied(_) => false,
+                dashmap::Entry::Vacant(v) => {
+                    v.insert(t.take().expect("present"));
+                    true
+                }
+            };
+            drop(t);
+            added
+        }
+        pub(super) fn remove(&self, id: u64) -> Option<TaskRef> {
+            self.tasks.remove(&id).map(|(_, t)| t)
+        }
+        pub(super) fn contains(&self, id: u64) -> bool {
+            self.tasks.contains_key(&id)
+        }
+        pub(super) fn collect(&self, keep: &mut dyn FnMut(&TaskRef) -> bool) -> Vec<TaskRef> {
+            self.tasks
+                .iter()
+                .filter(|r| keep(r.value()))
+                .map(|r| r.value().clone())
+                .collect()
+        }
+        pub(super) fn set_name(&self, id: u64, name: Arc<str>) {
+            self.names.insert(id, name);
+        }
+        pub(super) fn name(&self, id: u64) -> Option<Arc<str>> {
+            self.names.get(&id).map(|r| r.value().clone())
+        }
+        pub(super) fn remove_name(&self, id: u64) {
+            self.names.remove(&id);
+        }
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    use super::TaskRef;
+    use crate::sync::Mutex;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    /// Two shards, so that models see inserts and snapshots interleave across shards.
+    pub(super) struct Maps {
+        shards: [Mutex<HashMap<u64, TaskRef>>; 2],
+        names: Mutex<HashMap<u64, Arc<str>>>,
+    }
+
+    loom::lazy_static! {
+        static ref MAPS: Maps = Maps {
+            shards: [Mutex::new(HashMap::new()), Mutex::new(HashMap::new())],
+            names: Mutex::new(HashMap::new()),
+        };
+    }
+
+    pub(super) fn maps() -> &'static Maps {
+        &MAPS
+    }
+
+    impl Maps {
+        fn shard(&self, id: u64) -> &Mutex<HashMap<u64, TaskRef>> {
+            &self.shards[(id % 2) as usize]
+        }
+        pub(super) fn insert(&self, t: TaskRef) -> bool {
+            let mut s = self.shard(t.id()).lock();
+            if s.contains_key(&t.id()) {
+                false
+            } else {
+                s.insert(t.id(), t);
+                true
+            }
+        }
+        pub(super) fn remove(&self, id: u64) -> Option<TaskRef> {
+            let r = self.shard(id).lock().remove(&id);
+            r
+        }
+        pub(super) fn contains(&self, id: u64) -> bool {
+            self.shard(id).lock().contains_key(&id)
+        }
+        pub(super) fn collect(&self, keep: &mut dyn FnMut(&TaskRef) -> bool) -> Vec<TaskRef> {
+            let mut out = Vec::new();
+            for shard in &self.shards {
+                let s = shard.lock();
+                out.extend(s.values().filter(|t| keep(t)).cloned());
+            }
+            out
+        }
+        pub(super) fn set_name(&self, id: u64, name: Arc<str>) {
+            self.names.lock().insert(id, name);
+        }
+        pub(super) fn name(&self, id: u64) -> Option<Arc<str>> {
+            self.names.lock().get(&id).cloned()
+        }
+        pub(super) fn remove_name(&self, id: u64) {
+            self.names.lock().remove(&id);
+        }
+    }
+}
+
+/// Adds `task` unless a task with its id is present; `true` if it was added.
+pub(crate) fn insert(task: TaskRef) -> bool {
+    imp::maps().insert(task)
+}
+
+/// Removes the entry for `id` (the built-in completion path and `unregister_task`).
+pub(crate) fn remove_builtin(id: u64) -> Option<TaskRef> {
+    imp::maps().remove(id)
+}
+
+pub(crate) fn remove(id: u64) -> Option<TaskRef> {
+    imp::maps().remove(id)
+}
+
+pub(crate) fn contains(id: u64) -> bool {
+    imp::maps().contains(id)
+}
+
+/// A snapshot of the entries `keep` accepts. Each task appears at most once; a task present
+/// for the whole call is always included; tasks added or removed meanwhile may or may not be.
+/// `keep` runs under a shard's read lock: it must only read.
+pub(crate) fn collect(mut keep: impl FnMut(&TaskRef) -> bool) -> Vec<TaskRef> {
+    imp::maps().collect(&mut keep)
+}
+
+pub(crate) fn set_name(id: u64, name: Arc<str>) {
+    imp::maps().set_name(id, name)
+}
+
+pub(crate) fn name(id: u64) -> Option<Arc<str>> {
+    imp::maps().name(id)
+}
+
+pub(crate) fn remove_name(id: u64) {
+    imp::maps().remove_name(id)
+}

@@ -1,0 +1,527 @@
+//! The task's atomic state word and every transition of it.
+//!
+//! # The protocol
+//!
+//! One `AtomicUsize` per task holds six flags and a reference count:
+//!
+//! | bit | name | meaning |
+//! |---|---|---|
+//! | 0 | `RUNNING` | one thread owns the future (polling it, or dropping it on cancel) |
+//! | 1 | `COMPLETE` | the future is gone; the stage holds the output (or it was handed on) |
+//! | 2 | `NOTIFIED` | the task has been woken; exactly one `Notified` reference exists for it, or the running thread will re-submit it when its poll ends |
+//! | 3 | `JOIN_INTEREST` | the `Task<T>` handle is alive and will read the output |
+//! | 4 | `JOIN_WAKER` | the handle has stored a waker in the trailer (see below) |
+//! | 5 | `CANCELLED` | runtime shutdown asked for the future to be dropped instead of polled |
+//! | 6 | `UNLISTED` | `unregister_task` hid the task from `all_tasks` (the registry still owns it) |
+//! | 7 | `NAMED` | the task has a name in the side table (`registry::names`); else it is `Task-<id>` |
+//! | 8.. | refcount | one per `Notified`, `Waker`, `Task<T>`, `TaskRef` (the registry holds one) |
+//!
+//! **Who holds which reference.** A new task starts with three: the `Task<T>` handle, the
+//! `Notified` that is pushed on a run queue, and the registry's `TaskRef`. A thread that pops a
+//! `Notified` and wins [`State::transition_to_running`] keeps that reference for the poll ("the
+//! poller's reference"); when the poll ends it either re-submits it (woken meanwhile) or drops
+//! it. Wakers own one reference each. The registry's reference is dropped when the task
+//! completes, so the registry never keeps a finished task alive (rule L1). Whoever drops the
+//! last reference frees the allocation, whatever thread it is on.
+//!
+//! **Who may touch what.**
+//! - The future: only the thread that set `RUNNING`.
+//! - The output: the completing thread writes it before setting `COMPLETE`. After that, if
+//!   `JOIN_INTEREST` was set at that moment, only the handle reads or drops it; otherwise the
+//!   completing thread drops it at once.
+//! - The join waker field: while `JOIN_WAKER` is clear, only the handle (and only while
+//!   `COMPLETE` is clear). While `JOIN_WAKER` is set, nobody writes it; the completing thread
+//!   may read it once `COMPLETE` is set. After completion the completing thread clears
+//!   `JOIN_WAKER`; if the handle is gone by then, it drops the waker, otherwise the handle does.
+//!
+//! **Memory orderings.** Every transition is a compare-exchange or RMW with `AcqRel` (success)
+//! and `Acquire` (failure/loads): the `Release` half publishes what the transitioning thread
+//! wrote (the output, the waker field, the future's new state) and the `Acquire` half makes
+//! the next owner see it. Reference increments are `Relaxed` (the incrementer already holds a
+//! reference, so nothing can be freed under it); decrements are `AcqRel` so that the thread
+//! that frees sees every other holder's last writes.
+
+use crate::sync::atomic::{AtomicUsize, Ordering::*};
+
+const RUNNING: usize = 1 << 0;
+const COMPLETE: usize = 1 << 1;
+const NOTIFIED: usize = 1 << 2;
+const JOIN_INTEREST: usize = 1 << 3;
+const JOIN_WAKER: usize = 1 << 4;
+const CANCELLED: usize = 1 << 5;
+const UNLISTED: usize = 1 << 6;
+const NAMED: usize = 1 << 7;
+const LIFECYCLE: usize = RUNNING | COMPLETE;
+const REF_SHIFT: usize = 8;
+const REF_ONE: usize = 1 << REF_SHIFT;
+
+/// The task's state word.
+pub(crate) struct State {
+    val: AtomicUsize,
+}
+
+/// A copy of the state word at one instant.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(usize);
+
+/// Result of [`State::transition_to_running`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum TransitionToRunning {
+    /// The caller now owns the future: poll it.
+    Success,
+    /// The caller owns the future, and shutdown asked for it to be dropped, not polled.
+    Cancelled,
+    /// The task is already running or complete; the caller's reference was released.
+    Failed,
+    /// As `Failed`, and that was the last reference: the caller must free the task.
+    Dealloc,
+}
+
+/// Result of [`State::transition_to_idle`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum TransitionToIdle {
+    /// Not woken during the poll; the poller's reference was released.
+    Ok,
+    /// Woken during the poll: the poller's reference becomes a `Notified`; submit it.
+    OkNotified,
+    /// Not woken, and the poller's reference was the last one: free the task.
+    OkDealloc,
+    /// Shutdown asked for cancellation during the poll; the caller still owns the future
+    /// (`RUNNING` stays set) and must cancel and complete the task.
+    Cancelled,
+}
+
+/// Result of the `transition_to_notified_*` family.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum TransitionToNotified {
+    /// Nothing to schedule (already notified, running, or complete).
+    DoNothing,
+    /// The caller now holds a `Notified` reference: submit it to the scheduler.
+    Submit,
+    /// (by value only) Nothing to schedule, and the waker's reference was the last: free.
+    Dealloc,
+}
+
+/// Result of [`State::transition_to_join_handle_dropped`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct JoinDropped {
+    /// The task is complete and the output is the handle's to drop.
+    pub(crate) drop_output: bool,
+    /// The join waker field is the handle's to drop.
+    pub(crate) drop_waker: bool,
+}
+
+impl Snapshot {
+    pub(crate) fn is_running(self) -> bool {
+        self.0 & RUNNING != 0
+    }
+    pub(crate) fn is_complete(self) -> bool {
+        self.0 & COMPLETE != 0
+    }
+    pub(crate) fn is_idle(self) -> bool {
+        self.0 & LIFECYCLE == 0
+    }
+    pub(crate) fn is_notified(self) -> bool {
+        self.0 & NOTIFIED != 0
+    }
+    pub(crate) fn is_join_interested(self) -> bool {
+        self.0 & JOIN_INTEREST != 0
+    }
+    pub(crate) fn is_join_waker_set(self) -> bool {
+        self.0 & JOIN_WAKER != 0
+    }
+    pub(crate) fn is_cancelled(self) -> bool {
+        self.0 & CANCELLED != 0
+    }
+    pub(crate) fn is_unlisted(self) -> bool {
+        self.0 & UNLISTED != 0
+    }
+    pub(crate) fn is_named(self) -> bool {
+        self.0 & NAMED != 0
+    }
+    pub(crate) fn ref_count(self) -> usize {
+        self.0 >> REF_SHIFT
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("running", &self.is_running())
+            .field("complete", &self.is_complete())
+            .field("notified", &self.is_notified())
+            .field("join_interest", &self.is_join_interested())
+            .field("join_waker", &self.is_join_waker_set())
+            .field("cancelled", &self.is_cancelled())
+            .field("refs", &self.ref_count())
+            .finish()
+    }
+}
+
+impl State {
+    /// A new task: scheduled once (`NOTIFIED`), with a live handle, and three references
+    /// (handle, `Notified`, registry).
+    pub(crate) fn new() -> State {
+        State {
+            val: AtomicUsize::new(NOTIFIED | JOIN_INTEREST | 3 * REF_ONE),
+        }
+    }
+
+    pub(crate) fn load(&self) -> Snapshot {
+        Snapshot(self.val.load(Acquire))
+    }
+
+    /// Runs `f` in a compare-exchange loop until it returns `None` (no change; the
+    /// result is `Err(current)`) or its proposal is stored (`Ok((previous, output))`).
+    #[inline]
+    fn fetch_update<T>(
+        &self,
+        mut f: impl FnMut(Snapshot) -> Option<(Snapshot, T)>,
+    ) -> Result<(Snapshot, T), Snapshot> {
+        let mut curr = Snapshot(self.val.load(Acquire));
+        loop {
+            let Some((next, out)) = f(curr) else {
+                return Err(curr);
+            };
+            match self
+                .val
+                .compare_exchange_weak(curr.0, next.0, AcqRel, Acquire)
+            {
+                Ok(_) => return Ok((curr, out)),
+                Err(actual) => curr = Snapshot(actual),
+            }
+        }
+    }
+
+    /// A popped `Notified` tries to take the future.
+    pub(crate) fn transition_to_running(&self) -> TransitionToRunning {
+        let r = self.fetch_update(|s| {
+            debug_assert!(s.is_notified() || !s.is_idle(), "{s:?}");
+            if s.is_idle() {
+                let next = (s.0 & !NOTIFIED) | RUNNING;
+                let action = if s.is_cancelled() {
+                    TransitionToRunning::Cancelled
+                } else {
+                    TransitionToRunning::Success
+                };
+                Some((Snapshot(next), action))
+            } else {
+                debug_assert!(s.ref_count() >= 1);
+                let next = s.0 - REF_ONE;
+                let action = if next >> REF_SHIFT == 0 {
+                    TransitionToRunning::Dealloc
+                } else {
+                    TransitionToRunning::Failed
+                };
+                Some((Snapshot(next), action))
+            }
+        });
+        match r {
+            Ok((_, action)) => action,
+            Err(_) => unreachable!("transition_to_running always proposes"),
+        }
+    }
+
+    /// The poll returned `Pending`: give the future back.
+    pub(crate) fn transition_to_idle(&self) -> TransitionToIdle {
+        let r = self.fetch_update(|s| {
+            debug_assert!(s.is_running());
+            if s.is_cancelled() {
+                return None;
+            }
+            if s.is_notified() {
+                Some((Snapshot(s.0 & !RUNNING), TransitionToIdle::OkNotified))
+            } else {
+                debug_assert!(s.ref_count() >= 1);
+                let next = (s.0 & !RUNNING) - REF_ONE;
+                let action = if next >> REF_SHIFT == 0 {
+                    TransitionToIdle::OkDealloc
+                } else {
+                    TransitionToIdle::Ok
+                };
+                Some((Snapshot(next), action))
+            }
+        });
+        match r {
+            Ok((_, action)) => action,
+            Err(_) => TransitionToIdle::Cancelled,
+        }
+    }
+
+    /// The output has been stored (or the future dropped): publish completion.
+    /// Returns the state just before, which says whether the handle is still interested and
+    /// whether it left a waker.
+    pub(crate) fn transition_to_complete(&self) -> Snapshot {
+        let prev = Snapshot(self.val.fetch_xor(RUNNING | COMPLETE, AcqRel));
+        debug_assert!(prev.is_running() && !prev.is_complete(), "{prev:?}");
+        prev
+    }
+
+    /// After waking the join waker on completion: give up read access to the waker field.
+    /// Returns the state just before; if `JOIN_INTEREST` is clear in it, the handle is gone
+    /// and the caller must drop the waker itself.
+    pub(crate) fn unset_waker_after_complete(&self) -> Snapshot {
+        let prev = Snapshot(self.val.fetch_and(!JOIN_WAKER, AcqRel));
+        debug_assert!(prev.is_complete() && prev.is_join_waker_set(), "{prev:?}");
+        prev
+    }
+
+    /// Shutdown: claim the future if nobody runs it (returns `true`: the caller must drop it
+    /// and complete the task), and in every case mark the task cancelled so that a running
+    /// poller drops the future when its poll ends.
+    pub(crate) fn transition_to_shutdown(&self) -> bool {
+        let r = self.fetch_update(|s| {
+            if s.is_idle() {
+                Some((Snapshot(s.0 | RUNNING | CANCELLED), true))
+            } else if s.is_complete() || s.is_cancelled() {
+                None
+            } else {
+                Some((Snapshot(s.0 | CANCELLED), false))
+            }
+        });
+        matches!(r, Ok((_, true)))
+    }
+
+    /// A waker is consumed by `wake()`.
+    pub(crate) fn transition_to_notified_by_val(&self) -> TransitionToNotified {
+        let r = self.fetch_update(|s| {
+            debug_assert!(s.ref_count() >= 1);
+            if s.is_running() {
+                // The poller re-submits with its own reference; ours is released. The poller
+                // holds one too, so this cannot be the last.
+                debug_assert!(s.ref_count() >= 2);
+                Some((
+                    Snapshot((s.0 | NOTIFIED) - REF_ONE),
+                    TransitionToNotified::DoNothing,
+                ))
+            } else if s.is_complete() || s.is_notified() {
+                let next = s.0 - REF_ONE;
+                let action = if next >> REF_SHIFT == 0 {
+                    TransitionToNotified::Dealloc
+                } else {
+                    TransitionToNotified::DoNothing
+                };
+                Some((Snapshot(next), action))
+            } else {
+                // Our reference becomes the `Notified`.
+                Some((Snapshot(s.0 | NOTIFIED), TransitionToNotified::Submit))
+            }
+        });
+        match r {
+            Ok((_, action)) => action,
+            Err(_) => unreachable!("always proposes"),
+        }
+    }
+
+    /// A waker is woken by reference.
+    pub(crate) fn transition_to_notified_by_ref(&self) -> TransitionToNotified {
+        let r = self.fetch_update(|s| {
+            if s.is_complete() || s.is_notified() {
+                None
+            } else if s.is_running() {
+                Some((Snapshot(s.0 | NOTIFIED), TransitionToNotified::DoNothing))
+            } else {
+                // A new reference for the `Notified`.
+                Some((
+                    Snapshot((s.0 | NOTIFIED) + REF_ONE),
+                    TransitionToNotified::Submit,
+                ))
+            }
+        });
+        match r {
+            Ok((_, action)) => action,
+            Err(_) => TransitionToNotified::DoNothing,
+        }
+    }
+
+    /// The handle stores its first waker (the field was the handle's): publish it.
+    /// Fails with the current state if the task completed meanwhile; the field is then still
+    /// the handle's.
+    pub(crate) fn set_join_waker(&self) -> Result<Snapshot, Snapshot> {
+        self.fetch_update(|s| {
+            debug_assert!(s.is_join_interested() && !s.is_join_waker_set());
+            if s.is_complete() {
+                None
+            } else {
+                Some((Snapshot(s.0 | JOIN_WAKER), ()))
+            }
+        })
+        .map(|(prev, ())| prev)
+    }
+
+    /// The handle wants to replace its waker: take the field back. Fails if the task has
+    /// completed (then the completing thread may be reading the field).
+    pub(crate) fn unset_join_waker(&self) -> Result<Snapshot, Snapshot> {
+        self.fetch_update(|s| {
+            debug_assert!(s.is_join_interested() && s.is_join_waker_set());
+            if s.is_complete() {
+                None
+            } else {
+                Some((Snapshot(s.0 & !JOIN_WAKER), ()))
+            }
+        })
+        .map(|(prev, ())| prev)
+    }
+
+    /// The handle is dropped. It gives up `JOIN_INTEREST` and, if the task is not complete,
+    /// `JOIN_WAKER` too (so that the field is the handle's to clear).
+    pub(crate) fn transition_to_join_handle_dropped(&self) -> JoinDropped {
+        let r = self.fetch_update(|s| {
+            debug_assert!(s.is_join_interested());
+            let mut next = s.0 & !JOIN_INTEREST;
+            if !s.is_complete() {
+                next &= !JOIN_WAKER;
+            }
+            Some((Snapshot(next), ()))
+        });
+        let Ok((prev, ())) = r else {
+            unreachable!("always proposes")
+        };
+        JoinDropped {
+            drop_output: prev.is_complete(),
+            // Not complete: we just cleared JOIN_WAKER, so the field is ours.
+            // Complete without JOIN_WAKER: the completing thread is done with it.
+            // Complete with JOIN_WAKER: the completing thread will drop it.
+            drop_waker: !prev.is_complete() || !prev.is_join_waker_set(),
+        }
+    }
+
+    /// `unregister_task` / `register_task` on a built-in task: hide it from, or show it in,
+    /// `all_tasks`. Visibility only; ownership is unchanged.
+    pub(crate) fn set_unlisted(&self, unlisted: bool) {
+        if unlisted {
+            self.val.fetch_or(UNLISTED, AcqRel);
+        } else {
+            self.val.fetch_and(!UNLISTED, AcqRel);
+        }
+    }
+
+    /// The task's name now lives in the side table. `Release` publishes the table entry
+    /// written before it.
+    pub(crate) fn set_named(&self) {
+        self.val.fetch_or(NAMED, AcqRel);
+    }
+
+    /// Adds one reference. The caller already holds one.
+    pub(crate) fn ref_inc(&self) {
+        let prev = self.val.fetch_add(REF_ONE, Relaxed);
+        if prev > isize::MAX as usize {
+            std::process::abort();
+        }
+    }
+
+    /// Drops one reference; `true` if it was the last (the caller must free the task).
+    pub(crate) fn ref_dec(&self) -> bool {
+        self.ref_dec_by(1)
+    }
+
+    /// Drops `n` references at once; `true` if they were the last.
+    pub(crate) fn ref_dec_by(&self, n: usize) -> bool {
+        let prev = Snapshot(self.val.fetch_sub(n * REF_ONE, AcqRel));
+        debug_assert!(prev.ref_count() >= n, "{prev:?}");
+        prev.ref_count() == n
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_task_is_notified_with_three_refs() {
+        let s = State::new().load();
+        assert!(s.is_notified() && s.is_join_interested() && s.is_idle());
+        assert_eq!(s.ref_count(), 3);
+    }
+
+    #[test]
+    fn run_then_idle_releases_the_pollers_reference() {
+        let st = State::new();
+        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        assert_eq!(st.transition_to_idle(), TransitionToIdle::Ok);
+        assert_eq!(st.load().ref_count(), 2);
+        assert!(st.load().is_idle() && !st.load().is_notified());
+    }
+
+    #[test]
+    fn wake_during_poll_resubmits_with_pollers_reference() {
+        let st = State::new();
+        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        assert_eq!(
+            st.transition_to_notified_by_ref(),
+            TransitionToNotified::DoNothing
+        );
+        assert_eq!(st.transition_to_idle(), TransitionToIdle::OkNotified);
+        assert_eq!(st.load().ref_count(), 3);
+        assert!(st.load().is_notified());
+    }
+
+    #[test]
+    fn wake_by_ref_when_idle_adds_a_reference() {
+        let st = State::new();
+        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        assert_eq!(st.transition_to_idle(), TransitionToIdle::Ok);
+        assert_eq!(
+            st.transition_to_notified_by_ref(),
+            TransitionToNotified::Submit
+        );
+        assert_eq!(st.load().ref_count(), 3);
+        // A second wake while notified does nothing.
+        assert_eq!(
+            st.transition_to_notified_by_ref(),
+            TransitionToNotified::DoNothing
+        );
+    }
+
+    #[test]
+    fn wake_by_val_after_complete_can_free() {
+        let st = State::new();
+        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        st.ref_inc(); // a waker
+        let prev = st.transition_to_complete();
+        assert!(prev.is_join_interested());
+        assert!(!st.ref_dec()); // poller
+        let d = st.transition_to_join_handle_dropped();
+        assert!(d.drop_output && d.drop_waker);
+        assert!(!st.ref_dec()); // handle
+        assert!(!st.ref_dec()); // registry
+        assert_eq!(
+            st.transition_to_notified_by_val(),
+            TransitionToNotified::Dealloc
+        );
+    }
+
+    #[test]
+    fn shutdown_claims_an_idle_task_and_marks_a_running_one() {
+        let st = State::new();
+        assert!(st.transition_to_shutdown());
+        assert!(st.load().is_running() && st.load().is_cancelled());
+        // The queued Notified then fails to run.
+        assert_eq!(st.transition_to_running(), TransitionToRunning::Failed);
+
+        let st = State::new();
+        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        assert!(!st.transition_to_shutdown());
+        assert_eq!(st.transition_to_idle(), TransitionToIdle::Cancelled);
+    }
+
+    #[test]
+    fn join_waker_cannot_be_set_after_completion() {
+        let st = State::new();
+        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        let _ = st.transition_to_complete();
+        assert!(st.set_join_waker().is_err());
+    }
+
+    #[test]
+    fn dropping_handle_before_completion_takes_the_waker_back() {
+        let st = State::new();
+        assert!(st.set_join_waker().is_ok());
+        let d = st.transition_to_join_handle_dropped();
+        assert!(!d.drop_output && d.drop_waker);
+        assert!(!st.load().is_join_waker_set());
+    }
+}

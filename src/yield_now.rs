@@ -1,0 +1,43 @@
+//! `yield_now()`: asyncio's `await asyncio.sleep(0)`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Suspends the current task for exactly one loop iteration (rule X6, `sleep(0)`): the task
+/// is re-queued at the back of its worker's run queue, so every task that was ready before
+/// it runs first.
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// rt.block_on(async {
+///     for _ in 0..3 {
+///         aioloop::yield_now().await;
+///     }
+/// });
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future returned by [`yield_now`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        // Waking while running marks the task NOTIFIED; the worker re-queues it at the back
+        // when this poll returns.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
