@@ -285,7 +285,9 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::ZeroWorkers => f.write_str("a runtime needs at least one worker (workers(0))"),
+            BuildError::ZeroWorkers => {
+                f.write_str("a runtime needs at least one worker (workers(0))")
+            }
         }
     }
 }

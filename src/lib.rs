@@ -39,7 +39,9 @@ mod sync;
 pub mod task;
 mod yield_now;
 
-pub use error::{BuildError, CancelledError, EnterError, LeaveError, NoRunningLoop, PanicError, TaskError};
+pub use error::{
+    BuildError, CancelledError, EnterError, LeaveError, NoRunningLoop, PanicError, TaskError,
+};
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
 pub use yield_now::{yield_now, YieldNow};

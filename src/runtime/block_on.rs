@@ -131,8 +131,7 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
                 Ok(()) => None,
                 Err(_) => {
                     // Protocol misuse by other code on this thread; step aside for it.
-                    let prev = task::swap_current_task(Some(&main_ref));
-                    prev
+                    task::swap_current_task(Some(&main_ref))
                 }
             };
             let _step = Step {

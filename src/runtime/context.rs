@@ -46,7 +46,7 @@ pub(crate) fn enter(ctx: &LoopContext<'_>) -> Result<ContextGuard, AlreadyRunnin
         }
         // The lifetime is erased; the guard clears the pointer before `ctx` goes away
         // (the guard's lifetime is tied to the caller's frame, which also owns `ctx`).
-        c.set(ctx as *const LoopContext<'_> as *const LoopContext<'static>);
+        c.set((ctx as *const LoopContext<'_>).cast::<LoopContext<'static>>());
         Ok(ContextGuard {
             _not_send: std::marker::PhantomData,
         })

@@ -29,11 +29,11 @@ pub(crate) mod queue;
 pub(crate) mod shared;
 mod worker;
 
+use crate::sync::thread::JoinHandle;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use crate::error::{BuildError, NoRunningLoop};
 use crate::task::raw::{Notified, RawTask, Schedule};
@@ -267,7 +267,7 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
         shared.begin_shutdown();
-        let me = std::thread::current().id();
+        let me = crate::sync::thread::current().id();
         let mut locals = Vec::with_capacity(self.threads.len());
         for t in self.threads.drain(..) {
             if t.thread().id() == me {

@@ -112,6 +112,29 @@ impl Shared {
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }
 
+    /// Worker `index`, finding no work, goes to sleep until there may be some (idle.rs,
+    /// rule 2). `searching` says whether it was counted as searching; the result says
+    /// whether it is counted as searching on return (a notifier woke it).
+    pub(crate) fn park_worker(&self, index: usize, searching: bool) -> bool {
+        self.idle.transition_worker_to_parked(index, searching);
+        loop {
+            fence(Ordering::SeqCst);
+            if self.is_shutdown() {
+                return false;
+            }
+            if self.has_work() {
+                // Found work on the re-check. If a notifier took us off the list first, it
+                // counted us as searching.
+                return !self.idle.unpark_worker_by_id(index);
+            }
+            self.parkers[index].park(None);
+            if !self.idle.is_parked(index) {
+                return true;
+            }
+            // Spurious (or a stale sticky token): re-check and sleep again.
+        }
+    }
+
     pub(crate) fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         for p in self.parkers.iter() {

@@ -22,11 +22,10 @@
 use std::sync::Arc;
 
 use super::context::{self, LoopContext};
-use super::park::Park;
 use super::queue::{self, Local};
 use super::shared::Shared;
 use super::Handle;
-use crate::sync::atomic::{fence, Ordering};
+use crate::sync::atomic::Ordering;
 use crate::sync::tuning::MAX_BATCH;
 use crate::task::raw::Notified;
 
@@ -129,9 +128,9 @@ impl Worker<'_> {
                     continue;
                 }
                 let before = self.local.len();
-                if let Some(t) = queue::retry(|| {
-                    self.shared.stealers[victim].steal_batch_and_pop(self.local)
-                }) {
+                if let Some(t) =
+                    queue::retry(|| self.shared.stealers[victim].steal_batch_and_pop(self.local))
+                {
                     self.stolen += 1 + (self.local.len().saturating_sub(before)) as u64;
                     self.shared.counters[self.index]
                         .stolen
@@ -159,33 +158,12 @@ impl Worker<'_> {
         }
     }
 
-    /// idle.rs, rule 2.
+    /// Sleeps until there may be work (idle.rs, rule 2).
     fn park(&mut self) {
-        let idle = &self.shared.idle;
-        idle.transition_worker_to_parked(self.index, self.searching);
-        self.searching = false;
-        loop {
-            fence(Ordering::SeqCst);
-            if self.shared.is_shutdown() {
-                return;
-            }
-            if self.shared.has_work() {
-                if !idle.unpark_worker_by_id(self.index) {
-                    // A notifier took us off the list first and counted us as searching.
-                    self.searching = true;
-                }
-                return;
-            }
-            self.shared.parkers[self.index].park(None);
-            self.parked += 1;
-            self.shared.counters[self.index]
-                .parked
-                .store(self.parked, Ordering::Relaxed);
-            if !idle.is_parked(self.index) {
-                self.searching = true;
-                return;
-            }
-            // Spurious (or a stale sticky token): re-check and sleep again.
-        }
+        self.searching = self.shared.park_worker(self.index, self.searching);
+        self.parked += 1;
+        self.shared.counters[self.index]
+            .parked
+            .store(self.parked, Ordering::Relaxed);
     }
 }

@@ -275,12 +275,15 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
         let _entered = current::EnterGuard::builtin(ptr);
         catch_unwind(AssertUnwindSafe(|| {
             cell.stage.with_mut(|p| {
-                // SAFETY: RUNNING gives us exclusive access to the future, which stays at
-                // this address (inside the never-moving allocation) until it is dropped.
-                match unsafe { &mut *p } {
-                    Stage::Running(fut) => unsafe { Pin::new_unchecked(fut) }.poll(&mut cx),
-                    _ => unreachable!("a running task's stage holds its future"),
-                }
+                // SAFETY: RUNNING gives us exclusive access to the stage.
+                let stage = unsafe { &mut *p };
+                let Stage::Running(fut) = stage else {
+                    unreachable!("a running task's stage holds its future")
+                };
+                // SAFETY: the future lives inside the task allocation, which never moves,
+                // and stays there until it is dropped in place by `take_stage`.
+                let fut = unsafe { Pin::new_unchecked(fut) };
+                fut.poll(&mut cx)
             })
         }))
     };
@@ -290,8 +293,8 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
             TransitionToIdle::Ok => {}
             TransitionToIdle::OkNotified => {
                 // SAFETY: the poller's reference now stands for NOTIFIED.
-                cell.scheduler
-                    .schedule(unsafe { Notified::from_raw(RawTask { ptr }) });
+                let notified = unsafe { Notified::from_raw(RawTask { ptr }) };
+                cell.scheduler.schedule(notified);
             }
             TransitionToIdle::OkDealloc => {
                 // SAFETY: the poller's reference was the last.
@@ -360,6 +363,7 @@ unsafe fn complete<F: Future, S: Schedule>(
         // SAFETY: COMPLETE and JOIN_WAKER are set: the handle does not write the field, we
         // may read it.
         cell.join_waker.with(|w| {
+            // SAFETY: shared read access, as just argued.
             if let Some(w) = unsafe { &*w } {
                 w.wake_by_ref();
             }
@@ -385,8 +389,9 @@ unsafe fn complete<F: Future, S: Schedule>(
 unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     // SAFETY: dispatched for this cell type; the caller transfers a NOTIFIED reference.
     let cell = unsafe { cell::<F, S>(ptr) };
-    cell.scheduler
-        .schedule(unsafe { Notified::from_raw(RawTask { ptr }) });
+    // SAFETY: as above: the reference we were given stands for NOTIFIED.
+    let notified = unsafe { Notified::from_raw(RawTask { ptr }) };
+    cell.scheduler.schedule(notified);
 }
 
 unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
@@ -425,11 +430,9 @@ fn can_read_output<F: Future, S>(cell: &Cell<F, S>, waker: &Waker) -> bool {
     }
     if snapshot.is_join_waker_set() {
         // SAFETY: JOIN_WAKER set: nobody writes the field; shared reads are fine.
-        let same = cell.join_waker.with(|w| {
-            unsafe { &*w }
-                .as_ref()
-                .is_some_and(|w| w.will_wake(waker))
-        });
+        let same = cell
+            .join_waker
+            .with(|w| unsafe { &*w }.as_ref().is_some_and(|w| w.will_wake(waker)));
         if same {
             return false;
         }

@@ -166,7 +166,7 @@ impl State {
     /// (handle, `Notified`, registry).
     pub(crate) fn new() -> State {
         State {
-            val: AtomicUsize::new(NOTIFIED | JOIN_INTEREST | 3 * REF_ONE),
+            val: AtomicUsize::new(NOTIFIED | JOIN_INTEREST | (3 * REF_ONE)),
         }
     }
 
