@@ -27,7 +27,7 @@ mod idle;
 pub(crate) mod park;
 pub(crate) mod queue;
 pub(crate) mod shared;
-mod worker;
+pub(crate) mod worker;
 
 use crate::sync::thread::JoinHandle;
 use std::fmt;
@@ -281,7 +281,9 @@ impl Drop for Runtime {
                 locals.push(local);
             }
         }
-        // Steps 3 and 4 of the shutdown order (shared.rs).
+        // Steps 3 and 4 of the shutdown order (shared.rs). Releasing a queued reference can
+        // run a destructor that spawns or wakes: repeat until our queues stay empty. (A
+        // worker that was not joined, see above, releases its own queue when it exits.)
         loop {
             shared.cancel_all_tasks();
             crate::sync::atomic::fence(crate::sync::atomic::Ordering::SeqCst);
@@ -291,7 +293,7 @@ impl Drop for Runtime {
                     drop(task);
                 }
             }
-            if !shared.has_work() {
+            if shared.injector.is_empty() && locals.iter().all(|l| l.is_empty()) {
                 break;
             }
         }
