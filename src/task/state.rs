@@ -356,12 +356,12 @@ impl State {
     /// completed (then the completing thread may be reading the field).
     pub(crate) fn unset_join_waker(&self) -> Result<Snapshot, Snapshot> {
         self.fetch_update(|s| {
-            debug_assert!(s.is_join_interested() && s.is_join_waker_set());
+            // Once complete, the completing thread may already have cleared JOIN_WAKER.
             if s.is_complete() {
-                None
-            } else {
-                Some((Snapshot(s.0 & !JOIN_WAKER), ()))
+                return None;
             }
+            debug_assert!(s.is_join_interested() && s.is_join_waker_set(), "{s:?}");
+            Some((Snapshot(s.0 & !JOIN_WAKER), ()))
         })
         .map(|(prev, ())| prev)
     }

@@ -1,0 +1,199 @@
+//! A tour of aioloop: a work-stealing runtime whose tasks can be listed and inspected the
+//! way asyncio's can.
+//!
+//! ```text
+//! cargo run --release --example tour
+//! ```
+//!
+//! What it shows, in order:
+//!
+//! 1. A [`Runtime`] with 2 worker threads, each running its own asyncio-shaped loop.
+//! 2. A "spawner" task that creates a few thousand *named* tasks (`job-0`, `job-1`, …) with
+//!    [`task::Builder`] — asyncio's `create_task(coro, name=...)`. They land on the
+//!    spawner's worker, and the other worker steals its share.
+//! 3. Every third job waits on a one-shot channel, so it stays pending until released; the
+//!    others do a little CPU work and finish.
+//! 4. A listing from [`aioloop::all_tasks`] (id, name, state): only unfinished tasks are
+//!    listed (rule L7), including the main task that stands for the `block_on` future.
+//! 5. [`aioloop::current_task`] seen from inside a task and from the `block_on` future.
+//! 6. The held jobs released and awaited, then each worker's counters from
+//!    [`Runtime::worker_stats`]: polls run, tasks stolen from the peer, times parked.
+//!
+//! It exits by itself in well under a second.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use aioloop::{task, Runtime, Task, TaskRef};
+use futures_channel::oneshot;
+
+/// How many named jobs the spawner creates.
+const JOBS: u64 = 3_000;
+/// Every `HOLD_EVERY`-th job waits to be released.
+const HOLD_EVERY: u64 = 3;
+/// Rows of the `all_tasks()` listing to print.
+const ROWS: usize = 8;
+
+/// What one job reports: its result and the worker thread that finished it.
+struct Done {
+    value: u64,
+    thread: String,
+}
+
+/// A few microseconds of CPU work, so that one worker cannot drain the queue alone and the
+/// other has something to steal.
+fn work(seed: u64) {
+    let mut x = seed | 1;
+    for _ in 0..2_000 {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    std::hint::black_box(x);
+}
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("?").to_owned()
+}
+
+fn state(t: &TaskRef) -> &'static str {
+    if t.done() {
+        "finished"
+    } else {
+        "pending"
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let start = Instant::now();
+    let rt = Runtime::builder().workers(2).build()?;
+    println!(
+        "== aioloop tour: a runtime with {} workers",
+        rt.num_workers()
+    );
+
+    let (finished_by, total) = rt.block_on(async {
+        // (2) + (3): a task on a worker spawns the jobs into that worker's run queue.
+        let spawner = task::Builder::new().name("spawner").spawn(async {
+            let mut held = Vec::new();
+            let mut quick = Vec::new();
+            let mut releases = Vec::new();
+            for i in 0..JOBS {
+                let name = format!("job-{i}");
+                if i % HOLD_EVERY == 0 {
+                    let (tx, rx) = oneshot::channel::<u64>();
+                    releases.push(tx);
+                    held.push(task::Builder::new().name(name).spawn(async move {
+                        let extra = rx.await.unwrap_or(0);
+                        Done {
+                            value: i + extra,
+                            thread: thread_name(),
+                        }
+                    }));
+                } else {
+                    quick.push(task::Builder::new().name(name).spawn(async move {
+                        aioloop::yield_now().await;
+                        work(i);
+                        Done {
+                            value: i,
+                            thread: thread_name(),
+                        }
+                    }));
+                }
+            }
+            (held, quick, releases)
+        });
+        let (held, quick, releases) = spawner.await.expect("spawner task failed");
+        println!(
+            "spawned {JOBS} named jobs: {} wait for a release, {} do a little work and finish",
+            held.len(),
+            quick.len()
+        );
+
+        let mut finished_by: BTreeMap<String, u64> = BTreeMap::new();
+        let mut total = 0;
+        let one_quick = quick[0].task_ref();
+        for t in quick {
+            let d = t.await.expect("job failed");
+            total += d.value;
+            *finished_by.entry(d.thread).or_default() += 1;
+        }
+
+        // (4) The listing: unfinished tasks only.
+        let mut listing = aioloop::all_tasks();
+        listing.sort_by_key(TaskRef::id);
+        println!();
+        println!(
+            "-- all_tasks(): {} unfinished (first {ROWS} by id)",
+            listing.len()
+        );
+        println!("  {:>6}  {:<10}  state", "id", "name");
+        for t in listing.iter().take(ROWS) {
+            println!("  {:>6}  {:<10}  {}", t.id(), t.name(), state(t));
+        }
+        let jobs = listing
+            .iter()
+            .filter(|t| t.name().starts_with("job-"))
+            .count();
+        println!(
+            "  ... {} more; {jobs} held jobs + {} other (the block_on main task)",
+            listing.len().saturating_sub(ROWS),
+            listing.len() - jobs
+        );
+        println!(
+            "  a finished job is not listed: {one_quick} listed={}",
+            listing.contains(&one_quick)
+        );
+
+        // (5) current_task() inside a task, and in the block_on future itself.
+        let inspector: Task<String> = task::Builder::new().name("inspector").spawn(async {
+            let me = aioloop::current_task().expect("inside a task");
+            format!("{me} on thread {}", thread_name())
+        });
+        println!();
+        println!("-- current_task()");
+        println!("  inside a task:  {}", inspector.await.expect("inspector"));
+        let main = aioloop::current_task().expect("block_on has a main task");
+        println!("  in block_on:    {main} on thread {}", thread_name());
+
+        // (6) Release the held jobs and await them all.
+        let n = releases.len();
+        for tx in releases {
+            let _ = tx.send(1_000_000);
+        }
+        for t in held {
+            let d = t.await.expect("held job failed");
+            total += d.value;
+            *finished_by.entry(d.thread).or_default() += 1;
+        }
+        println!();
+        println!(
+            "-- released {n} held jobs; all_tasks() now lists {} task(s): {:?}",
+            aioloop::all_tasks().len(),
+            aioloop::all_tasks()
+        );
+        (finished_by, total)
+    });
+
+    let expected: u64 = (0..JOBS).sum::<u64>() + JOBS.div_ceil(HOLD_EVERY) * 1_000_000;
+    assert_eq!(total, expected, "every job ran exactly once");
+    println!("   all {JOBS} jobs joined; checksum {total} ok");
+
+    println!();
+    println!("-- jobs finished per worker thread");
+    for (thread, n) in &finished_by {
+        println!("  {thread:<18} {n:>5}");
+    }
+    println!("-- rt.worker_stats()");
+    println!(
+        "  {:>6}  {:>8}  {:>8}  {:>8}",
+        "worker", "polled", "stolen", "parked"
+    );
+    for w in rt.worker_stats() {
+        println!(
+            "  {:>6}  {:>8}  {:>8}  {:>8}",
+            w.index, w.polled, w.stolen, w.parked
+        );
+    }
+    drop(rt);
+    println!("== done in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+    Ok(())
+}
