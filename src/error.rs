@@ -299,3 +299,55 @@ impl From<BuildError> for std::io::Error {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, e)
     }
 }
+
+/// Misuse of a loop's lifecycle or scheduling API (rules S1, S6, S7, X6), each with
+/// asyncio's message.
+///
+/// ```
+/// let lp = aioloop::LocalLoop::new().unwrap();
+/// lp.close().unwrap();
+/// let err = lp.call_soon(|| {}).unwrap_err();
+/// assert_eq!(err, aioloop::LoopError::Closed);
+/// assert_eq!(err.to_string(), "Event loop is closed");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoopError {
+    /// The loop was closed: it accepts no work and cannot run.
+    Closed,
+    /// `run_*` on a loop that is already running (re-entrantly, from one of its callbacks).
+    AlreadyRunning,
+    /// `run_*` on a thread where another loop is running.
+    AnotherLoopRunning,
+    /// `stop()` ended `run_until_complete` before its future finished.
+    StoppedBeforeComplete,
+    /// `close()` on a running loop.
+    CloseRunning,
+    /// A NaN or `-inf` delay or time.
+    InvalidDelay(crate::InvalidDelay),
+}
+
+impl fmt::Display for LoopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoopError::Closed => f.write_str("Event loop is closed"),
+            LoopError::AlreadyRunning => f.write_str("This event loop is already running"),
+            LoopError::AnotherLoopRunning => {
+                f.write_str("Cannot run the event loop while another loop is running")
+            }
+            LoopError::StoppedBeforeComplete => {
+                f.write_str("Event loop stopped before Future completed.")
+            }
+            LoopError::CloseRunning => f.write_str("Cannot close a running event loop"),
+            LoopError::InvalidDelay(d) => d.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for LoopError {}
+
+impl From<crate::InvalidDelay> for LoopError {
+    fn from(d: crate::InvalidDelay) -> Self {
+        LoopError::InvalidDelay(d)
+    }
+}

@@ -34,14 +34,27 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod error;
+mod event_loop;
+mod exception;
 pub mod runtime;
 mod sync;
 pub mod task;
 mod yield_now;
 
+/// asyncio's `events` module: handles to scheduled callbacks.
+pub mod events {
+    pub use crate::event_loop::{Handle, TimerHandle};
+}
+
 pub use error::{
-    BuildError, CancelledError, EnterError, LeaveError, NoRunningLoop, PanicError, TaskError,
+    BuildError, CancelledError, EnterError, LeaveError, LoopError, NoRunningLoop, PanicError,
+    TaskError,
 };
+pub use event_loop::{
+    interval, sleep, sleep_secs, sleep_until, spawn_local, Interval, InvalidDelay, LocalLoop,
+    LoopHandle, Sleep,
+};
+pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
 pub use yield_now::{yield_now, YieldNow};
@@ -92,3 +105,8 @@ where
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod loom_internals;
+
+/// The README's code examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

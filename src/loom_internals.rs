@@ -1,1 +1,300 @@
-//! loom internals
+//! Hooks for the loom models in `loom-tests/` (compiled only under `--cfg loom`).
+//!
+//! Everything here is a thin wrapper over the production code, so that the models drive the
+//! real task state machine, the real `RawTask` poll/complete/wake/join paths, the real
+//! registry and current-task slot, and the real parking protocol. What the models add is a
+//! test scheduler ([`TestScheduler`]) whose run queue checks the "one `Notified` per task"
+//! invariant and whose per-task handle counts how many task allocations were freed.
+
+#![allow(missing_docs)]
+
+use std::collections::VecDeque;
+use std::future::Future;
+
+use crate::event_loop::callback::Runnable;
+use crate::event_loop::core::LoopCore;
+use crate::runtime::queue::{self, Local};
+use crate::runtime::shared::Shared;
+use crate::runtime::{worker, Handle};
+use crate::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use crate::sync::{Arc, Mutex};
+use crate::task::raw::{Notified, RawTask, Schedule};
+use crate::task::{current, registry, LoopId, Task, TaskRef};
+
+// ---- Model 1: a test scheduler over the real task core ------------------------------------
+
+struct SchedInner {
+    loop_id: LoopId,
+    /// Queued `Notified`s with the id of their task.
+    queue: Mutex<VecDeque<(u64, Notified)>>,
+    /// Signalled on every push, for [`TestScheduler::run_until`].
+    cv: loom::sync::Condvar,
+    /// Task allocations created / freed (a task's scheduler handle is dropped exactly when
+    /// its allocation is freed).
+    spawned: AtomicUsize,
+    freed: AtomicUsize,
+    /// Number of `Notified`s ever handed to the scheduler.
+    scheduled: AtomicUsize,
+}
+
+impl SchedInner {
+    fn push(&self, id: u64, task: Notified) {
+        let mut q = self.queue.lock();
+        // The state protocol: at most one `Notified` per task exists at any time. One still
+        // in the queue when another is submitted is a double schedule.
+        assert!(
+            q.iter().all(|(queued, _)| *queued != id),
+            "task {id} scheduled twice (a second Notified while one is queued)"
+        );
+        q.push_back((id, task));
+        self.scheduled.fetch_add(1, SeqCst);
+        drop(q);
+        self.cv.notify_all();
+    }
+}
+
+/// A run queue shared by the model's threads. Tasks spawned on it are real aioloop tasks
+/// (`RawTask::new`, registered in the registry, driven through their vtable).
+#[derive(Clone)]
+pub struct TestScheduler {
+    inner: Arc<SchedInner>,
+}
+
+/// The `Schedule` impl each task owns (stored inside its allocation).
+struct TaskSched {
+    id: u64,
+    inner: Arc<SchedInner>,
+}
+
+impl Schedule for TaskSched {
+    fn schedule(&self, task: Notified) {
+        self.inner.push(self.id, task);
+    }
+    fn loop_id(&self) -> LoopId {
+        self.inner.loop_id
+    }
+}
+
+impl Drop for TaskSched {
+    fn drop(&mut self) {
+        // Runs when the task's allocation is freed (`dealloc` drops the whole cell).
+        self.inner.freed.fetch_add(1, SeqCst);
+    }
+}
+
+impl Default for TestScheduler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestScheduler {
+    pub fn new() -> TestScheduler {
+        TestScheduler {
+            inner: Arc::new(SchedInner {
+                loop_id: LoopId::new(),
+                queue: Mutex::new(VecDeque::new()),
+                cv: loom::sync::Condvar::new(),
+                spawned: AtomicUsize::new(0),
+                freed: AtomicUsize::new(0),
+                scheduled: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    pub fn loop_id(&self) -> LoopId {
+        self.inner.loop_id
+    }
+
+    /// Spawns `future` as a built-in task with id `id`, exactly as `Handle::spawn_with` does:
+    /// one allocation with three references, turned into the registry's `TaskRef`, the
+    /// returned `Task<T>` and the first `Notified` (queued here).
+    pub fn spawn<F>(&self, id: u64, future: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let sched = TaskSched {
+            id,
+            inner: self.inner.clone(),
+        };
+        let raw = RawTask::new(future, sched, id);
+        self.inner.spawned.fetch_add(1, SeqCst);
+        // SAFETY: a new task holds three references; each wrapper takes one.
+        let (entry, join, notified) = unsafe {
+            (
+                TaskRef::from_raw_builtin(raw),
+                Task::from_raw(raw),
+                Notified::from_raw(raw),
+            )
+        };
+        assert!(registry::insert(entry));
+        self.inner.push(id, notified);
+        join
+    }
+
+    /// Pops one queued task and polls it on this thread. `false` if the queue was empty.
+    pub fn run_one(&self) -> bool {
+        let next = self.inner.queue.lock().pop_front();
+        match next {
+            Some((_, task)) => {
+                task.run();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs queued tasks on this thread until the queue is empty and `done()` holds,
+    /// sleeping on the queue's condvar while it is empty. `done` must become true only
+    /// through tasks run here (or together with a push), else this never returns: a lost
+    /// wake-up shows up as a loom deadlock.
+    pub fn run_until(&self, mut done: impl FnMut() -> bool) {
+        let mut q = self.inner.queue.lock();
+        loop {
+            if let Some((_, task)) = q.pop_front() {
+                drop(q);
+                task.run();
+                q = self.inner.queue.lock();
+                continue;
+            }
+            if done() {
+                return;
+            }
+            q = self.inner.cv.wait(q).unwrap();
+        }
+    }
+
+    /// Tasks currently queued.
+    pub fn queued(&self) -> usize {
+        self.inner.queue.lock().len()
+    }
+
+    /// `Notified`s handed to the scheduler so far (spawn included).
+    pub fn scheduled(&self) -> usize {
+        self.inner.scheduled.load(SeqCst)
+    }
+
+    /// Task allocations spawned and not yet freed.
+    pub fn alive(&self) -> usize {
+        self.inner.spawned.load(SeqCst) - self.inner.freed.load(SeqCst)
+    }
+}
+
+/// Runtime shutdown for one built-in task (`RawTask::shutdown`, what `Runtime::drop` does
+/// to every unfinished task): cancels it unless complete, dropping the future on this
+/// thread if nobody polls it. The caller keeps its reference.
+pub fn shutdown_task(task: &TaskRef) {
+    task.raw().expect("a built-in task").shutdown();
+}
+
+// ---- Model 2: the parking protocol ---------------------------------------------------------
+
+/// The shared state of a runtime with `n` workers, without threads: the model starts the
+/// workers itself ([`TestRuntime::run_worker`]) on loom threads.
+pub struct TestRuntime {
+    shared: std::sync::Arc<Shared>,
+    /// Each worker's queue before it runs; its loop core (queue and timers) after.
+    locals: Mutex<Vec<WorkerSlot>>,
+}
+
+enum WorkerSlot {
+    Fresh(Local<Runnable>),
+    Running,
+    Done(LoopCore),
+}
+
+impl TestRuntime {
+    pub fn new(workers: usize) -> TestRuntime {
+        let (shared, locals) = Shared::new(workers).expect("loom parkers never fail");
+        TestRuntime {
+            shared: std::sync::Arc::new(shared),
+            locals: Mutex::new(locals.into_iter().map(WorkerSlot::Fresh).collect()),
+        }
+    }
+
+    /// A handle to spawn through (`Handle::spawn`: registry insert, then
+    /// `Shared::schedule`, which goes to the local queue on a worker thread of this
+    /// runtime and to the injector, via `schedule_remote`, anywhere else).
+    pub fn handle(&self) -> Handle {
+        Handle::from_shared(self.shared.clone())
+    }
+
+    /// Runs the real worker loop (`runtime::worker::run`) for worker `index` on this
+    /// thread until shutdown, then puts its local queue back.
+    pub fn run_worker(&self, index: usize) {
+        let slot = std::mem::replace(&mut self.locals.lock()[index], WorkerSlot::Running);
+        let WorkerSlot::Fresh(local) = slot else {
+            panic!("worker started twice")
+        };
+        let core = worker::run(self.shared.clone(), index, local);
+        self.locals.lock()[index] = WorkerSlot::Done(core);
+    }
+
+    /// Sets the shutdown flag and unparks every worker (`Shared::begin_shutdown`).
+    pub fn begin_shutdown(&self) {
+        self.shared.begin_shutdown();
+    }
+
+    /// After the workers have returned: steps 3 and 4 of the shutdown order (cancel every
+    /// unfinished task, drain the injector and the local queues), as `Runtime::drop` does.
+    pub fn finish(&self) {
+        loop {
+            self.shared.cancel_all_tasks();
+            crate::sync::atomic::fence(SeqCst);
+            self.shared.drain_injector();
+            let locals = self.locals.lock();
+            let mut empty = true;
+            for slot in locals.iter() {
+                match slot {
+                    WorkerSlot::Fresh(local) => {
+                        crate::event_loop::core::drain(|| {
+                            local
+                                .pop()
+                                .map_or(queue::Steal::Empty, queue::Steal::Success)
+                        });
+                        empty &= local.is_empty();
+                    }
+                    WorkerSlot::Done(core) => {
+                        core.clear();
+                        empty &= core.ready.is_empty();
+                    }
+                    WorkerSlot::Running => {}
+                }
+            }
+            if self.shared.injector.is_empty() && empty {
+                break;
+            }
+        }
+    }
+
+    /// Tasks still queued anywhere (injector or local queues).
+    pub fn has_work(&self) -> bool {
+        crate::sync::atomic::fence(SeqCst);
+        self.shared.has_work()
+    }
+}
+
+// ---- Models 3 and 4: registry and current-task slot ----------------------------------------
+
+/// `all_tasks()` for loop `id` (`task::all_tasks_of`: a registry snapshot filtered by
+/// "listed, not done, of this loop").
+pub fn all_tasks_of(id: LoopId) -> Vec<TaskRef> {
+    crate::task::all_tasks_of(id)
+}
+
+/// Every registry entry, listed or not (`registry::collect`).
+pub fn registry_snapshot() -> Vec<TaskRef> {
+    registry::collect(|_| true)
+}
+
+/// Whether the registry holds an entry for `id`.
+pub fn registry_contains(id: u64) -> bool {
+    registry::contains(id)
+}
+
+/// This thread's current task (`current::get`, what `current_task()` returns inside a
+/// running loop).
+pub fn current_task() -> Option<TaskRef> {
+    current::get()
+}

@@ -3,19 +3,19 @@
 //!
 //! asyncio wraps the main coroutine in a Task, so `current_task()` inside it is that task and
 //! `all_tasks()` lists it. aioloop does the same without spawning: the calling thread polls
-//! the future itself (so it need not be `Send`), and a small [`MainTask`] takes part in the
-//! task protocol exactly as a third-party task type would — registered, entered and left
-//! around every poll, unregistered when done. It is the in-tree proof that the public
-//! protocol is enough.
+//! the future itself (so it need not be `Send` or `'static`), and a small [`MainTask`] takes
+//! part in the task protocol exactly as a third-party task type would — registered, entered
+//! and left around every poll, unregistered when done. It is the in-tree proof that the
+//! public protocol is enough. `LocalLoop::run_until_complete` uses the same [`MainGuard`].
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use super::context::{self, LoopContext};
+use super::context::{self, LoopContext, Owner};
 use super::Handle;
 use crate::task::{self, LoopId, TaskLike, TaskRef};
 
@@ -41,34 +41,49 @@ impl TaskLike for MainTask {
     }
 }
 
-/// Wakes the blocked thread. The flag makes `unpark` before `park` count, and filters the
-/// spurious returns `thread::park` is allowed.
-struct ThreadWaker {
-    thread: Thread,
-    notified: AtomicBool,
+/// A registered main task for the duration of one `block_on` / `run_until_complete`: marks
+/// it done and unregisters it on drop (also on unwind).
+pub(crate) struct MainGuard {
+    main: Arc<MainTask>,
+    main_ref: TaskRef,
 }
 
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref()
+impl MainGuard {
+    /// Registers a main task of loop `loop_id`.
+    pub(crate) fn start(loop_id: LoopId) -> MainGuard {
+        let main = Arc::new(MainTask {
+            id: task::next_task_id(),
+            loop_id,
+            done: AtomicBool::new(false),
+        });
+        let main_ref = TaskRef::new(main.clone());
+        task::register_task(&main_ref);
+        MainGuard { main, main_ref }
     }
-    fn wake_by_ref(self: &Arc<Self>) {
-        if !self.notified.swap(true, Ordering::Release) {
-            self.thread.unpark();
-        }
+
+    /// One step of the main future, bracketed by enter/leave of the main task (rule L8).
+    pub(crate) fn step<F: Future>(
+        &self,
+        future: Pin<&mut F>,
+        cx: &mut Context<'_>,
+    ) -> Poll<F::Output> {
+        let displaced = match task::enter_task(&self.main_ref) {
+            Ok(()) => None,
+            // Protocol misuse by other code on this thread; step aside for it.
+            Err(_) => task::swap_current_task(Some(&self.main_ref)),
+        };
+        let _step = Step {
+            main_ref: &self.main_ref,
+            displaced,
+        };
+        future.poll(cx)
     }
 }
 
-/// Unregisters the main task and marks it done, also on unwind.
-struct Finish<'a> {
-    main: &'a MainTask,
-    main_ref: &'a TaskRef,
-}
-
-impl Drop for Finish<'_> {
+impl Drop for MainGuard {
     fn drop(&mut self) {
         self.main.done.store(true, Ordering::Release);
-        task::unregister_task(self.main_ref);
+        task::unregister_task(&self.main_ref);
     }
 }
 
@@ -92,31 +107,38 @@ impl Drop for Step<'_> {
     }
 }
 
+/// Wakes the blocked thread. The flag makes `unpark` before `park` count, and filters the
+/// spurious returns `thread::park` is allowed.
+struct ThreadWaker {
+    thread: Thread,
+    notified: AtomicBool,
+}
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, Ordering::Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
 pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
     let ctx = LoopContext {
-        handle: handle.clone(),
-        local: None,
+        owner: Owner::Runtime(handle.clone()),
+        core: None,
     };
     let _guard = match context::enter(&ctx) {
         Ok(g) => g,
         Err(_) => panic!(
             "Cannot run the event loop while another loop is running \
-             (block_on was called from inside a runtime)"
+             (block_on was called from inside a running loop)"
         ),
     };
 
-    let main = Arc::new(MainTask {
-        id: task::next_task_id(),
-        loop_id: handle.id(),
-        done: AtomicBool::new(false),
-    });
-    let main_ref = TaskRef::new(main.clone());
-    task::register_task(&main_ref);
-    let _finish = Finish {
-        main: &main,
-        main_ref: &main_ref,
-    };
-
+    let main = MainGuard::start(handle.id());
     let thread_waker = Arc::new(ThreadWaker {
         thread: thread::current(),
         notified: AtomicBool::new(false),
@@ -126,21 +148,7 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
     let mut future = pin!(future);
 
     loop {
-        let poll = {
-            let displaced = match task::enter_task(&main_ref) {
-                Ok(()) => None,
-                Err(_) => {
-                    // Protocol misuse by other code on this thread; step aside for it.
-                    task::swap_current_task(Some(&main_ref))
-                }
-            };
-            let _step = Step {
-                main_ref: &main_ref,
-                displaced,
-            };
-            future.as_mut().poll(&mut cx)
-        };
-        if let Poll::Ready(out) = poll {
+        if let Poll::Ready(out) = main.step(future.as_mut(), &mut cx) {
             return out;
         }
         while !thread_waker.notified.swap(false, Ordering::Acquire) {

@@ -1,29 +1,49 @@
-//! The thread-local "running loop" of this thread: which runtime it belongs to and, on a
-//! worker thread, that worker's local run queue.
+//! The thread-local "running loop" of this thread: which loop it belongs to and, on a
+//! thread that runs a loop iteration (a runtime worker, a `LocalLoop`), that loop's core.
 //!
-//! Set for the whole life of a worker thread, and for the duration of `block_on` on the
-//! calling thread. It answers asyncio's "is there a running loop here?" (rules L6, L7, S6)
-//! and lets a wake-up on a worker push to that worker's own queue without touching shared
-//! state.
+//! Set for the whole life of a worker thread, for the duration of `block_on` on the calling
+//! thread (no core: that thread runs no iteration), and while a `LocalLoop` runs. It answers
+//! asyncio's "is there a running loop here?" (rules L6, L7, S6), lets a wake-up on a loop's
+//! own thread push to that loop's ready queue without touching shared state, and tells
+//! `sleep` whose timer heap to use.
 //!
 //! Must not: hold anything that outlives the frame that set it. The pointer it stores is
 //! cleared by [`ContextGuard`] before that frame returns or unwinds.
 
 use std::cell::Cell;
 use std::ptr;
+use std::sync::Arc;
 
-use super::queue::Local;
 use super::shared::Shared;
 use super::Handle;
-use crate::task::raw::Notified;
+use crate::event_loop::callback::Runnable;
+use crate::event_loop::core::LoopCore;
+use crate::event_loop::local::LocalShared;
+use crate::event_loop::timers::TimerAction;
 use crate::task::LoopId;
+
+/// Which loop a thread is running.
+#[derive(Clone)]
+pub(crate) enum Owner {
+    Runtime(Handle),
+    Local(Arc<LocalShared>),
+}
+
+impl Owner {
+    pub(crate) fn id(&self) -> LoopId {
+        match self {
+            Owner::Runtime(h) => h.id(),
+            Owner::Local(l) => l.id,
+        }
+    }
+}
 
 /// What a thread running a loop knows about it. Lives on the stack of the frame that runs
 /// the loop.
 pub(crate) struct LoopContext<'a> {
-    pub(crate) handle: Handle,
-    /// The worker's own queue; `None` on a `block_on` thread.
-    pub(crate) local: Option<&'a Local<Notified>>,
+    pub(crate) owner: Owner,
+    /// The loop's core when this thread runs its iterations; `None` on a `block_on` thread.
+    pub(crate) core: Option<&'a LoopCore>,
 }
 
 crate::sync::thread_local! {
@@ -36,6 +56,7 @@ pub(crate) struct ContextGuard {
 }
 
 /// Another loop already runs on this thread.
+#[derive(Debug)]
 pub(crate) struct AlreadyRunning;
 
 /// Installs `ctx` as this thread's running loop until the guard drops.
@@ -69,30 +90,99 @@ fn with<R>(f: impl FnOnce(Option<&LoopContext<'_>>) -> R) -> R {
 }
 
 pub(crate) fn current_loop_id() -> Option<LoopId> {
-    with(|c| c.map(|c| c.handle.id()))
+    with(|c| c.map(|c| c.owner.id()))
+}
+
+pub(crate) fn current_owner() -> Option<Owner> {
+    with(|c| c.map(|c| c.owner.clone()))
 }
 
 pub(crate) fn current_handle() -> Option<Handle> {
-    with(|c| c.map(|c| c.handle.clone()))
-}
-
-/// Pushes `task` onto this thread's worker queue if this thread is a worker of `shared`;
-/// otherwise gives it back.
-#[inline]
-pub(crate) fn try_push_local(shared: &Shared, task: Notified) -> Result<(), Notified> {
     with(|c| match c {
         Some(LoopContext {
-            handle,
-            local: Some(local),
-        }) if ptr::eq(handle.shared(), shared) => {
-            local.push(task);
-            Ok(())
-        }
-        _ => Err(task),
+            owner: Owner::Runtime(h),
+            ..
+        }) => Some(h.clone()),
+        _ => None,
     })
 }
 
-/// `true` if this thread is one of `shared`'s workers.
-pub(crate) fn is_worker_of(shared: &Shared) -> bool {
-    with(|c| matches!(c, Some(c) if c.local.is_some() && ptr::eq(c.handle.shared(), shared)))
+/// Pushes `item` onto this thread's ready queue if this thread runs an iteration of the
+/// runtime `shared`; otherwise gives it back.
+#[inline]
+pub(crate) fn try_push_runtime(shared: &Shared, item: Runnable) -> Result<(), Runnable> {
+    with(|c| match c {
+        Some(LoopContext {
+            owner: Owner::Runtime(h),
+            core: Some(core),
+        }) if ptr::eq(h.shared(), shared) => {
+            core.ready.push(item);
+            Ok(())
+        }
+        _ => Err(item),
+    })
+}
+
+/// Pushes `item` onto this thread's ready queue if this thread runs the `LocalLoop`
+/// `local`; otherwise gives it back.
+#[inline]
+pub(crate) fn try_push_local(local: &LocalShared, item: Runnable) -> Result<(), Runnable> {
+    with(|c| match c {
+        Some(LoopContext {
+            owner: Owner::Local(l),
+            core: Some(core),
+        }) if ptr::eq(&**l, local) => {
+            core.ready.push(item);
+            Ok(())
+        }
+        _ => Err(item),
+    })
+}
+
+/// `true` if this thread runs an iteration of the `LocalLoop` `local`.
+pub(crate) fn is_thread_of(local: &LocalShared) -> bool {
+    with(
+        |c| matches!(c, Some(LoopContext { owner: Owner::Local(l), core: Some(_) }) if ptr::eq(&**l, local)),
+    )
+}
+
+/// Registers a timer with this thread's loop: in its own heap if this thread runs its
+/// iterations, else (a `block_on` thread) through the runtime's remote-timer inbox. Gives
+/// the action back when no loop runs here.
+pub(crate) fn add_timer(when: i64, action: TimerAction) -> Result<(), TimerAction> {
+    with(|c| match c {
+        Some(LoopContext {
+            core: Some(core), ..
+        }) => {
+            core.add_timer(when, action);
+            Ok(())
+        }
+        Some(LoopContext {
+            owner: Owner::Runtime(h),
+            core: None,
+        }) => {
+            h.shared().add_remote_timer(when, action);
+            Ok(())
+        }
+        _ => Err(action),
+    })
+}
+
+/// [`add_timer`] restricted to a worker of `shared` (a runtime's `call_later`): gives the
+/// action back on any other thread, which then uses the runtime's remote-timer inbox.
+pub(crate) fn add_timer_for(
+    shared: &Shared,
+    when: i64,
+    action: TimerAction,
+) -> Result<(), TimerAction> {
+    with(|c| match c {
+        Some(LoopContext {
+            owner: Owner::Runtime(h),
+            core: Some(core),
+        }) if ptr::eq(h.shared(), shared) => {
+            core.add_timer(when, action);
+            Ok(())
+        }
+        _ => Err(action),
+    })
 }

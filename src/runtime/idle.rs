@@ -19,6 +19,11 @@
 //!    the worker sees the task (and un-parks itself). A wake-up that arrives between the
 //!    re-check and the poller's `wait` is not lost either: `Park::unpark` is sticky.
 //!
+//! The re-check looks at peers' queues only while nobody searches: a searcher is already
+//! responsible for work that notifiers left to it (rule 1), and when the last searcher parks
+//! its own re-check sees that work, since by then nobody searches. A worker that is not
+//! allowed to search therefore sleeps instead of spinning on a queue it may not steal from.
+//!
 //! A woken worker is counted as searching by the notifier *before* it runs (the notifier
 //! removes it from the parked list and bumps both counters in one step), so while it wakes,
 //! further notifiers see a searcher and do not wake more workers. When a searching worker
@@ -123,6 +128,12 @@ impl Idle {
         } else {
             false
         }
+    }
+
+    /// Whether some worker is searching right now (a `SeqCst` read, part of the fences'
+    /// total order).
+    pub(crate) fn is_anyone_searching(&self) -> bool {
+        searching(self.state.load(SeqCst)) > 0
     }
 
     /// Whether `index` is still on the parked list (after its `park` returned: `false`

@@ -21,7 +21,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-mod block_on;
+pub(crate) mod block_on;
 pub(crate) mod context;
 mod idle;
 pub(crate) mod park;
@@ -36,8 +36,13 @@ use std::io;
 use std::sync::Arc;
 
 use crate::error::{BuildError, NoRunningLoop};
+use crate::event_loop::callback::{Handle as CallbackHandle, Runnable, TimerHandle};
+use crate::event_loop::clock::{self, InvalidDelay};
+use crate::event_loop::core::LoopCore;
+use crate::event_loop::timers::TimerAction;
+use crate::exception::ExceptionHandler;
 use crate::task::raw::{Notified, RawTask, Schedule};
-use crate::task::{self, registry, LoopId, Task, TaskRef};
+use crate::task::{self, LoopId, Task, TaskRef};
 use shared::Shared;
 
 /// A multi-threaded, work-stealing event loop: asyncio's loop, one per worker thread, with
@@ -55,7 +60,7 @@ use shared::Shared;
 /// ```
 pub struct Runtime {
     handle: Handle,
-    threads: Vec<JoinHandle<queue::Local<Notified>>>,
+    threads: Vec<JoinHandle<LoopCore>>,
 }
 
 /// Configures a [`Runtime`].
@@ -268,7 +273,7 @@ impl Drop for Runtime {
         let shared = &self.handle.shared;
         shared.begin_shutdown();
         let me = crate::sync::thread::current().id();
-        let mut locals = Vec::with_capacity(self.threads.len());
+        let mut cores = Vec::with_capacity(self.threads.len());
         for t in self.threads.drain(..) {
             if t.thread().id() == me {
                 // Dropped from inside one of our own tasks: that worker cannot be joined
@@ -277,8 +282,8 @@ impl Drop for Runtime {
             }
             // A worker never panics (task panics are caught), so `Err` cannot happen; if it
             // did, its queue is gone with its stack and there is nothing left to release.
-            if let Ok(local) = t.join() {
-                locals.push(local);
+            if let Ok(core) = t.join() {
+                cores.push(core);
             }
         }
         // Steps 3 and 4 of the shutdown order (shared.rs). Releasing a queued reference can
@@ -288,15 +293,15 @@ impl Drop for Runtime {
             shared.cancel_all_tasks();
             crate::sync::atomic::fence(crate::sync::atomic::Ordering::SeqCst);
             shared.drain_injector();
-            for local in &locals {
-                while let Some(task) = local.pop() {
-                    drop(task);
-                }
+            for core in &cores {
+                core.clear();
             }
-            if shared.injector.is_empty() && locals.iter().all(|l| l.is_empty()) {
+            if shared.injector.is_empty() && cores.iter().all(|c| c.ready.is_empty()) {
                 break;
             }
         }
+        #[cfg(not(loom))]
+        crate::task::registry::shrink();
     }
 }
 
@@ -418,33 +423,165 @@ impl Handle {
         task::all_tasks_of(self.shared.id)
     }
 
+    /// asyncio's `loop.call_soon(f)`: runs `f` once, in FIFO order with the other ready
+    /// callbacks and tasks of the worker it lands on (rule S1).
+    ///
+    /// Called on a worker, the callback joins *that worker's* ready queue and runs there
+    /// unless an idle peer steals it; called from any other thread it goes to the shared
+    /// injector and runs on whichever worker takes it. A panic in `f` goes to the exception
+    /// handler (rule S8); the worker keeps running.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// rt.handle().call_soon(move || tx.send(1).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn call_soon<F: FnOnce() + Send + 'static>(&self, f: F) -> CallbackHandle {
+        // SAFETY: `F: Send`, so the callback may run on any worker.
+        let h = unsafe { CallbackHandle::new(f) };
+        if self.shared.is_shutdown() {
+            h.cb.discard();
+        } else {
+            self.shared.schedule_runnable(Runnable::Callback(h.clone()));
+        }
+        h
+    }
+
+    /// asyncio's `loop.call_soon_threadsafe(f)`. On a runtime every `call_soon` is already
+    /// thread-safe (it wakes a parked worker when needed); this is the same call, named for
+    /// code ported from asyncio.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let h = rt.handle().clone();
+    /// std::thread::spawn(move || h.call_soon_threadsafe(move || tx.send(2).unwrap()));
+    /// assert_eq!(rx.recv().unwrap(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn call_soon_threadsafe<F: FnOnce() + Send + 'static>(&self, f: F) -> CallbackHandle {
+        self.call_soon(f)
+    }
+
+    /// asyncio's `loop.call_later(delay, f)`: `call_at(time() + delay)` (rule S2). The delay
+    /// is in seconds and may be negative (due at once, ordered before later ones).
+    ///
+    /// # Errors
+    /// [`InvalidDelay`] for NaN or minus infinity (`+inf` never fires).
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// rt.handle().call_later(0.01, move || tx.send(()).unwrap()).unwrap();
+    /// rx.recv().unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn call_later<F: FnOnce() + Send + 'static>(
+        &self,
+        delay: f64,
+        f: F,
+    ) -> Result<TimerHandle, InvalidDelay> {
+        let when = clock::deadline_after_secs(delay)?;
+        Ok(self.call_at_nanos(when, f))
+    }
+
+    /// asyncio's `loop.call_at(when, f)`, `when` on the loop clock ([`Handle::time`]).
+    ///
+    /// # Errors
+    /// [`InvalidDelay`] for NaN or minus infinity.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let h = rt.handle();
+    /// h.call_at(h.time() + 0.01, move || tx.send(()).unwrap()).unwrap();
+    /// rx.recv().unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn call_at<F: FnOnce() + Send + 'static>(
+        &self,
+        when: f64,
+        f: F,
+    ) -> Result<TimerHandle, InvalidDelay> {
+        let when = clock::secs_to_nanos(when)?;
+        Ok(self.call_at_nanos(when, f))
+    }
+
+    fn call_at_nanos<F: FnOnce() + Send + 'static>(&self, when: i64, f: F) -> TimerHandle {
+        // SAFETY: `F: Send`, so the callback may run on any worker.
+        let handle = unsafe { CallbackHandle::new(f) };
+        let timer = TimerHandle {
+            handle: handle.clone(),
+            when,
+        };
+        if self.shared.is_shutdown() {
+            handle.cb.discard();
+            return timer;
+        }
+        let action = TimerAction::Callback(handle);
+        if let Err(action) = context::add_timer_for(&self.shared, when, action) {
+            self.shared.add_remote_timer(when, action);
+        }
+        timer
+    }
+
+    /// The loop clock in seconds (asyncio's `loop.time()`): monotonic, shared by every loop
+    /// in the process.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let a = rt.handle().time();
+    /// assert!(rt.handle().time() >= a);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn time(&self) -> f64 {
+        clock::time()
+    }
+
+    /// asyncio's `loop.set_exception_handler`: where panics in callbacks are reported
+    /// (`None` restores the default, which writes to stderr).
+    ///
+    /// ```
+    /// use std::sync::{Arc, mpsc};
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// rt.handle().set_exception_handler(Some(Arc::new(move |ctx: &aioloop::ExceptionContext| {
+    ///     tx.lock().unwrap().send(ctx.message.clone()).unwrap();
+    /// })));
+    /// rt.handle().call_soon(|| panic!("oops"));
+    /// assert!(rx.recv().unwrap().starts_with("Exception in callback"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
+        self.shared.exceptions.set(handler)
+    }
+
+    /// The custom exception handler, if one is set.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// assert!(rt.handle().exception_handler().is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn exception_handler(&self) -> Option<ExceptionHandler> {
+        self.shared.exceptions.get()
+    }
+
     pub(crate) fn spawn_with<F>(&self, future: F, name: Option<Arc<str>>) -> Task<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let id = task::next_task_id();
-        let raw = RawTask::new(future, self.clone(), id);
-        if let Some(name) = name {
-            registry::set_name(id, name);
-            raw.header().state.set_named();
-        }
-        // A new task holds three references (task/state.rs): one each for the registry, the
-        // handle and the first `Notified`.
-        // SAFETY: each wrapper below takes exactly one of those three references.
-        let (entry, join, notified) = unsafe {
-            (
-                TaskRef::from_raw_builtin(raw),
-                Task::from_raw(raw),
-                Notified::from_raw(raw),
-            )
-        };
-        registry::insert(entry); // rule T2: registered at creation
+        let raw = RawTask::new(future, self.clone(), task::next_task_id());
+        // SAFETY: a fresh task whose output is `F::Output`.
+        let (join, notified) = unsafe { task::spawn::bind(raw, name) };
         if self.shared.is_shutdown() {
             // The runtime is gone or going: the task is cancelled before its first step
-            // (its future is dropped here) instead of being queued on a dead loop.
-            raw.shutdown();
-            drop(notified);
+            // instead of being queued on a dead loop.
+            task::spawn::reject(notified, raw);
         } else {
             self.shared.schedule(notified);
         }
@@ -467,10 +604,4 @@ impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle").field("id", &self.id()).finish()
     }
-}
-
-/// Whether this thread is one of `handle`'s workers.
-#[allow(dead_code)]
-pub(crate) fn on_worker_of(handle: &Handle) -> bool {
-    context::is_worker_of(&handle.shared)
 }

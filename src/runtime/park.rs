@@ -39,6 +39,14 @@ impl Parker {
     }
 }
 
+#[cfg(all(unix, not(loom)))]
+impl Parker {
+    /// The poller's descriptor (an epoll fd on Linux), readable when notified.
+    pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.poller)
+    }
+}
+
 #[cfg(not(loom))]
 impl Park for Parker {
     fn park(&self, timeout: Option<Duration>) {

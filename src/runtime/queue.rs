@@ -34,6 +34,19 @@ pub(crate) fn retry<T>(mut f: impl FnMut() -> Steal<T>) -> Option<T> {
 
 #[cfg(loom)]
 mod mock {
+    //! The items live under a loom mutex, but the emptiness and length checks read two
+    //! atomic indices with the orderings crossbeam uses, never the mutex: a worker's
+    //! parking re-check (`Shared::has_work`) gets no happens-before edge from a push for
+    //! free, so the models see exactly the stale reads the real lock-free deques allow and
+    //! the `SeqCst` fences of the parking protocol (idle.rs, rule 2) have to do their job.
+    //!
+    //! - `Local` (crossbeam `Worker`): the owner pushes with a `Release` store of `back`;
+    //!   pops and steals advance `front` with `SeqCst` RMWs. `Stealer::is_empty` loads
+    //!   `front` (`Acquire`), fences (`SeqCst`), loads `back` (`Acquire`).
+    //! - `Injector`: pushes advance `tail`, steals advance `head`, both `SeqCst` RMWs;
+    //!   `is_empty` loads both `SeqCst`.
+
+    use crate::sync::atomic::{fence, AtomicUsize, Ordering};
     use crate::sync::{Arc, Mutex};
     use std::collections::VecDeque;
 
@@ -44,28 +57,54 @@ mod mock {
         Retry,
     }
 
+    /// One queue: items under the mutex; `front` counts items taken, `back` items added.
+    /// Both are only written while the mutex is held.
+    struct Inner<T> {
+        items: Mutex<VecDeque<T>>,
+        front: AtomicUsize,
+        back: AtomicUsize,
+    }
+
+    impl<T> Inner<T> {
+        fn new() -> Self {
+            Inner {
+                items: Mutex::new(VecDeque::new()),
+                front: AtomicUsize::new(0),
+                back: AtomicUsize::new(0),
+            }
+        }
+
+        /// Removes up to half of the items (at least one), front first.
+        fn take_half(&self) -> VecDeque<T> {
+            let mut q = self.items.lock();
+            let n = q.len().div_ceil(2);
+            let batch: VecDeque<T> = q.drain(..n).collect();
+            if n > 0 {
+                self.front.fetch_add(n, Ordering::SeqCst);
+            }
+            batch
+        }
+    }
+
     pub(crate) struct Local<T> {
-        q: Arc<Mutex<VecDeque<T>>>,
+        q: Arc<Inner<T>>,
     }
 
     pub(crate) struct Stealer<T> {
-        q: Arc<Mutex<VecDeque<T>>>,
+        q: Arc<Inner<T>>,
     }
 
     pub(crate) struct Injector<T> {
-        q: Mutex<VecDeque<T>>,
+        q: Inner<T>,
     }
 
-    fn take_half<T>(src: &Mutex<VecDeque<T>>, dest: &Local<T>) -> Steal<T> {
-        let mut batch: VecDeque<T> = {
-            let mut s = src.lock();
-            let n = s.len().div_ceil(2);
-            s.drain(..n).collect()
-        };
+    fn first_to_caller<T>(mut batch: VecDeque<T>, dest: &Local<T>) -> Steal<T> {
         match batch.pop_front() {
             None => Steal::Empty,
             Some(first) => {
-                dest.q.lock().extend(batch);
+                for t in batch {
+                    dest.push(t);
+                }
                 Steal::Success(first)
             }
         }
@@ -74,20 +113,30 @@ mod mock {
     impl<T> Local<T> {
         pub(crate) fn new_fifo() -> Self {
             Local {
-                q: Arc::new(Mutex::new(VecDeque::new())),
+                q: Arc::new(Inner::new()),
             }
         }
         pub(crate) fn push(&self, t: T) {
-            self.q.lock().push_back(t)
+            let mut q = self.q.items.lock();
+            q.push_back(t);
+            let b = self.q.back.load(Ordering::Relaxed);
+            self.q.back.store(b + 1, Ordering::Release);
         }
         pub(crate) fn pop(&self) -> Option<T> {
-            self.q.lock().pop_front()
+            let mut q = self.q.items.lock();
+            let t = q.pop_front();
+            if t.is_some() {
+                self.q.front.fetch_add(1, Ordering::SeqCst);
+            }
+            t
         }
         pub(crate) fn len(&self) -> usize {
-            self.q.lock().len()
+            let b = self.q.back.load(Ordering::Relaxed);
+            let f = self.q.front.load(Ordering::SeqCst);
+            b.saturating_sub(f)
         }
         pub(crate) fn is_empty(&self) -> bool {
-            self.q.lock().is_empty()
+            self.len() == 0
         }
         pub(crate) fn stealer(&self) -> Stealer<T> {
             Stealer { q: self.q.clone() }
@@ -96,33 +145,42 @@ mod mock {
 
     impl<T> Stealer<T> {
         pub(crate) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Steal<T> {
-            take_half(&self.q, dest)
+            first_to_caller(self.q.take_half(), dest)
         }
         pub(crate) fn is_empty(&self) -> bool {
-            self.q.lock().is_empty()
+            let f = self.q.front.load(Ordering::Acquire);
+            fence(Ordering::SeqCst);
+            let b = self.q.back.load(Ordering::Acquire);
+            b <= f
         }
     }
 
     impl<T> Injector<T> {
         pub(crate) fn new() -> Self {
-            Injector {
-                q: Mutex::new(VecDeque::new()),
-            }
+            Injector { q: Inner::new() }
         }
         pub(crate) fn push(&self, t: T) {
-            self.q.lock().push_back(t)
+            let mut q = self.q.items.lock();
+            q.push_back(t);
+            self.q.back.fetch_add(1, Ordering::SeqCst);
         }
         pub(crate) fn steal(&self) -> Steal<T> {
-            match self.q.lock().pop_front() {
-                Some(t) => Steal::Success(t),
+            let mut q = self.q.items.lock();
+            match q.pop_front() {
+                Some(t) => {
+                    self.q.front.fetch_add(1, Ordering::SeqCst);
+                    Steal::Success(t)
+                }
                 None => Steal::Empty,
             }
         }
         pub(crate) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Steal<T> {
-            take_half(&self.q, dest)
+            first_to_caller(self.q.take_half(), dest)
         }
         pub(crate) fn is_empty(&self) -> bool {
-            self.q.lock().is_empty()
+            let f = self.q.front.load(Ordering::SeqCst);
+            let b = self.q.back.load(Ordering::SeqCst);
+            b <= f
         }
     }
 }

@@ -12,15 +12,23 @@
 //! pushed to the injector concurrently with (4) is drained by its pusher (see
 //! [`Shared::schedule_remote`]).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crossbeam_utils::CachePadded;
 
 use super::context;
 use super::idle::Idle;
 use super::park::{Park, Parker};
 use super::queue::{self, Injector, Local, Stealer};
+use crate::event_loop::callback::Runnable;
+use crate::event_loop::core;
+use crate::event_loop::timers::TimerAction;
+use crate::exception::HandlerSlot;
 use crate::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use crate::sync::Mutex;
 use crate::task::raw::Notified;
-use crate::task::{registry, LoopId};
+use crate::task::LoopId;
 
 /// Per-worker counters, written by their worker only (plain stores, no RMW contention).
 #[derive(Default)]
@@ -32,18 +40,23 @@ pub(crate) struct Counters {
 
 pub(crate) struct Shared {
     pub(crate) id: LoopId,
-    pub(crate) injector: Injector<Notified>,
-    pub(crate) stealers: Box<[Stealer<Notified>]>,
+    pub(crate) injector: Injector<Runnable>,
+    pub(crate) stealers: Box<[Stealer<Runnable>]>,
     pub(crate) parkers: Box<[Parker]>,
     pub(crate) idle: Idle,
     shutdown: AtomicBool,
     pub(crate) counters: Box<[CachePadded<Counters>]>,
+    /// Timers registered from threads that run no iteration of ours (a `block_on` thread);
+    /// the next worker to look takes them into its own heap.
+    remote_timers: Mutex<Vec<(i64, TimerAction)>>,
+    has_remote_timers: AtomicBool,
+    pub(crate) exceptions: Arc<HandlerSlot>,
 }
 
 impl Shared {
     /// A runtime's shared state plus the local queues its workers will own.
-    pub(crate) fn new(workers: usize) -> std::io::Result<(Shared, Vec<Local<Notified>>)> {
-        let locals: Vec<Local<Notified>> = (0..workers).map(|_| queue::new_local()).collect();
+    pub(crate) fn new(workers: usize) -> std::io::Result<(Shared, Vec<Local<Runnable>>)> {
+        let locals: Vec<Local<Runnable>> = (0..workers).map(|_| queue::new_local()).collect();
         let stealers = locals.iter().map(Local::stealer).collect();
         let parkers = (0..workers)
             .map(|_| Parker::new())
@@ -57,6 +70,9 @@ impl Shared {
             idle: Idle::new(workers),
             shutdown: AtomicBool::new(false),
             counters: (0..workers).map(|_| CachePadded::default()).collect(),
+            remote_timers: Mutex::new(Vec::new()),
+            has_remote_timers: AtomicBool::new(false),
+            exceptions: Arc::new(HandlerSlot::default()),
         };
         Ok((shared, locals))
     }
@@ -72,16 +88,23 @@ impl Shared {
     /// A task became ready (spawned or woken). On one of our workers it goes to that
     /// worker's queue (asyncio's `call_soon` on the current loop); anywhere else, to the
     /// injector.
+    #[inline]
     pub(crate) fn schedule(&self, task: Notified) {
-        match context::try_push_local(self, task) {
+        self.schedule_runnable(Runnable::Task(task))
+    }
+
+    /// Queues a task or a callback (see [`Shared::schedule`]).
+    #[inline]
+    pub(crate) fn schedule_runnable(&self, item: Runnable) {
+        match context::try_push_runtime(self, item) {
             Ok(()) => self.notify_parked(),
-            Err(task) => self.schedule_remote(task),
+            Err(item) => self.schedule_remote(item),
         }
     }
 
     /// Pushes to the injector and wakes a worker if none is searching.
-    pub(crate) fn schedule_remote(&self, task: Notified) {
-        self.injector.push(task);
+    pub(crate) fn schedule_remote(&self, item: Runnable) {
+        self.injector.push(item);
         // Pairs with the fence in `Runtime::drop` (shutdown flag, then drain) and with the
         // parking re-check (idle.rs, rule 2): after this fence, either they see our push or
         // we see their state.
@@ -107,29 +130,76 @@ impl Shared {
         }
     }
 
-    /// Any queue a worker could take from is non-empty. The caller has fenced.
+    /// Any queue a worker could take from is non-empty, or remote timers wait to be
+    /// adopted. The caller has fenced.
+    #[cfg_attr(not(loom), allow(dead_code))] // the loom models' end-of-run check
     pub(crate) fn has_work(&self) -> bool {
-        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+        !self.injector.is_empty()
+            || self.has_remote_timers.load(Ordering::SeqCst)
+            || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// The parking re-check (idle.rs, rule 2): the injector and remote timers always; peers'
+    /// queues only while nobody searches (a searcher is responsible for those). The caller
+    /// has fenced.
+    fn has_work_for_parker(&self) -> bool {
+        !self.injector.is_empty()
+            || self.has_remote_timers.load(Ordering::SeqCst)
+            || (!self.idle.is_anyone_searching() && self.stealers.iter().any(|s| !s.is_empty()))
+    }
+
+    /// A timer from a thread that runs none of our iterations (see `context::add_timer`).
+    pub(crate) fn add_remote_timer(&self, when: i64, action: TimerAction) {
+        self.remote_timers.lock().push((when, action));
+        self.has_remote_timers.store(true, Ordering::SeqCst);
+        // Same Dekker pairing as `schedule_remote`: a worker about to park either sees the
+        // flag or is woken here.
+        fence(Ordering::SeqCst);
+        if self.is_shutdown() {
+            self.take_remote_timers();
+            return;
+        }
+        self.notify_parked_after_fence();
+    }
+
+    /// Takes the remote timers (a worker adopting them into its heap; or shutdown).
+    pub(crate) fn take_remote_timers(&self) -> Vec<(i64, TimerAction)> {
+        if !self.has_remote_timers.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let mut timers = self.remote_timers.lock();
+        self.has_remote_timers.store(false, Ordering::SeqCst);
+        std::mem::take(&mut *timers)
     }
 
     /// Worker `index`, finding no work, goes to sleep until there may be some (idle.rs,
-    /// rule 2). `searching` says whether it was counted as searching; the result says
-    /// whether it is counted as searching on return (a notifier woke it).
-    pub(crate) fn park_worker(&self, index: usize, searching: bool) -> bool {
+    /// rule 2), or until `timeout` has passed (its earliest timer is due). `searching` says
+    /// whether it was counted as searching; the result says whether it is counted as
+    /// searching on return (a notifier woke it).
+    pub(crate) fn park_worker(
+        &self,
+        index: usize,
+        searching: bool,
+        timeout: Option<Duration>,
+    ) -> bool {
         self.idle.transition_worker_to_parked(index, searching);
         loop {
             fence(Ordering::SeqCst);
             if self.is_shutdown() {
                 return false;
             }
-            if self.has_work() {
+            if self.has_work_for_parker() {
                 // Found work on the re-check. If a notifier took us off the list first, it
                 // counted us as searching.
                 return !self.idle.unpark_worker_by_id(index);
             }
-            self.parkers[index].park(None);
+            self.parkers[index].park(timeout);
             if !self.idle.is_parked(index) {
                 return true;
+            }
+            if timeout.is_some() {
+                // Our timer may be due: leave (unless a notifier claimed us meanwhile).
+                return !self.idle.unpark_worker_by_id(index);
             }
             // Spurious (or a stale sticky token): re-check and sleep again.
         }
@@ -142,30 +212,14 @@ impl Shared {
         }
     }
 
-    /// Cancels every unfinished task of this runtime, on this thread. Repeats while
-    /// destructors create new tasks.
+    /// Cancels every unfinished task of this runtime, on this thread.
     pub(crate) fn cancel_all_tasks(&self) {
-        loop {
-            let batch = registry::collect(|t| {
-                t.raw().is_some_and(|raw| {
-                    let s = raw.header().state.load();
-                    !s.is_complete() && !s.is_cancelled()
-                }) && t.loop_id() == self.id
-            });
-            if batch.is_empty() {
-                return;
-            }
-            for t in &batch {
-                if let Some(raw) = t.raw() {
-                    raw.shutdown();
-                }
-            }
-        }
+        crate::task::spawn::cancel_all_of(self.id);
     }
 
+    /// Releases everything in the injector and the remote-timer inbox, on this thread.
     pub(crate) fn drain_injector(&self) {
-        while let Some(task) = queue::retry(|| self.injector.steal()) {
-            drop(task);
-        }
+        core::drain(|| self.injector.steal());
+        drop(self.take_remote_timers());
     }
 }

@@ -1,38 +1,33 @@
-//! One worker: a thread running an event-loop iteration over its own run queue.
+//! One runtime worker: a thread running the shared loop core (`event_loop/core.rs`) over its
+//! own ready queue, with the work-stealing [`Flavor`]:
 //!
-//! # The iteration (spec rule S3)
+//! - **remote work**: when the injector is not empty, a batch of it joins the back of the
+//!   local queue each iteration (fairness for `spawn` from other threads while the local
+//!   queue never drains); timers registered from non-worker threads are adopted too;
+//! - **finding work** when the local queue is empty: the injector, then half of a random
+//!   peer's queue (only while searching is allowed, see idle.rs rule 1), then the injector
+//!   again;
+//! - **sleeping**: `Shared::park_worker`, i.e. the parking protocol of idle.rs with
+//!   the earliest timer as the timeout.
 //!
-//! ```text
-//!  loop {
-//!      if the injector has tasks: move a batch of them to the back of the local queue
-//!      n = tasks in the local queue now (at most MAX_BATCH)
-//!      if n > 0: run exactly n tasks from the front        ← tasks they wake wait for the
-//!                                                            next iteration: one task that
-//!                                                            keeps yielding cannot starve
-//!                                                            the others
-//!      else:     take from the injector, else steal a batch from a random peer,
-//!                else park in the poller (see idle.rs)
-//!  }
-//! ```
-//!
-//! Owns: its local queue (the only thread that pops it; peers steal from the other end), its
-//! random victim sequence, and its counters. Must not: touch another worker's queue except
-//! through its `Stealer`, or park without going through `Idle` (a lost wake-up otherwise).
+//! Owns: its loop core (ready queue and timers), its random victim sequence, and its
+//! counters. Must not: touch another worker's queue except through its `Stealer`, or sleep
+//! except through `Shared` (a lost wake-up otherwise).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::context::{self, LoopContext};
+use super::context::{self, LoopContext, Owner};
 use super::queue::{self, Local};
 use super::shared::Shared;
 use super::Handle;
+use crate::event_loop::callback::Runnable;
+use crate::event_loop::core::{Flavor, LoopCore};
 use crate::sync::atomic::Ordering;
-use crate::sync::tuning::MAX_BATCH;
-use crate::task::raw::Notified;
 
-pub(crate) struct Worker<'a> {
+struct WorkerFlavor<'a> {
     shared: &'a Shared,
     index: usize,
-    local: &'a Local<Notified>,
     rng: fastrand::Rng,
     searching: bool,
     polled: u64,
@@ -40,84 +35,64 @@ pub(crate) struct Worker<'a> {
     parked: u64,
 }
 
-/// The body of a worker thread. Returns the local queue so that the thread dropping the
+/// The body of a worker thread. Returns the loop core so that the thread dropping the
 /// runtime can release what is left in it.
-pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Notified>) -> Local<Notified> {
+pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Runnable>) -> LoopCore {
+    let core = LoopCore::new(local, shared.exceptions.clone());
     {
         let ctx = LoopContext {
-            handle: Handle::from_shared(shared.clone()),
-            local: Some(&local),
+            owner: Owner::Runtime(Handle::from_shared(shared.clone())),
+            core: Some(&core),
         };
         let _guard = match context::enter(&ctx) {
             Ok(g) => g,
             Err(_) => unreachable!("a fresh worker thread runs no loop"),
         };
-        let mut worker = Worker {
+        let mut flavor = WorkerFlavor {
             shared: &shared,
             index,
-            local: &local,
             rng: fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15 ^ index as u64),
             searching: false,
             polled: 0,
             stolen: 0,
             parked: 0,
         };
-        worker.run();
+        while !shared.is_shutdown() {
+            core.run_once(&mut flavor, None);
+        }
+        if flavor.searching {
+            shared.idle.transition_worker_from_searching();
+        }
     }
-    local
+    core
 }
 
-impl Worker<'_> {
-    fn run(&mut self) {
-        while !self.shared.is_shutdown() {
-            if !self.shared.injector.is_empty() && !self.local.is_empty() {
-                // Tasks from outside join this iteration's tail (fairness for `spawn` from
-                // other threads while the local queue never drains).
-                let _ = queue::retry(|| self.shared.injector.steal_batch_and_pop(self.local))
-                    .map(|t| self.local.push(t));
-            }
-            let ready = self.local.len().min(MAX_BATCH);
-            if ready > 0 {
-                for _ in 0..ready {
-                    match self.local.pop() {
-                        Some(task) => self.run_task(task),
-                        None => break, // peers stole the rest
-                    }
-                }
-                continue;
-            }
-            match self.find_work() {
-                Some(task) => self.run_task(task),
-                None => self.park(),
+impl Flavor for WorkerFlavor<'_> {
+    fn pull_remote(&mut self, core: &LoopCore) {
+        let shared = self.shared;
+        if !core.ready.is_empty() && !shared.injector.is_empty() {
+            if let Some(item) = queue::retry(|| shared.injector.steal_batch_and_pop(&core.ready)) {
+                core.ready.push(item);
             }
         }
-        if self.searching {
-            self.searching = false;
-            self.shared.idle.transition_worker_from_searching();
+        for (when, action) in shared.take_remote_timers() {
+            core.add_timer(when, action);
         }
     }
 
-    #[inline]
-    fn run_task(&mut self, task: Notified) {
-        self.polled += 1;
-        self.shared.counters[self.index]
-            .polled
-            .store(self.polled, Ordering::Relaxed);
-        task.run();
-    }
-
-    /// The local queue is empty: injector first, then peers (only while searching is
-    /// allowed, see idle.rs rule 1).
-    fn find_work(&mut self) -> Option<Notified> {
-        if let Some(t) = queue::retry(|| self.shared.injector.steal_batch_and_pop(self.local)) {
+    fn find_work(&mut self, core: &LoopCore) -> bool {
+        let shared = self.shared;
+        let local = &core.ready;
+        if let Some(item) = queue::retry(|| shared.injector.steal_batch_and_pop(local)) {
+            local.push(item);
             self.stop_searching();
-            return Some(t);
+            return true;
         }
-        let n = self.shared.stealers.len();
+        let n = shared.stealers.len();
         if n > 1 {
             if !self.searching {
-                if !self.shared.idle.transition_worker_to_searching() {
-                    return None;
+                if !shared.idle.transition_worker_to_searching() {
+                    return false;
                 }
                 self.searching = true;
             }
@@ -127,26 +102,46 @@ impl Worker<'_> {
                 if victim == self.index {
                     continue;
                 }
-                let before = self.local.len();
-                if let Some(t) =
-                    queue::retry(|| self.shared.stealers[victim].steal_batch_and_pop(self.local))
+                let before = local.len();
+                if let Some(item) =
+                    queue::retry(|| shared.stealers[victim].steal_batch_and_pop(local))
                 {
-                    self.stolen += 1 + (self.local.len().saturating_sub(before)) as u64;
-                    self.shared.counters[self.index]
+                    local.push(item);
+                    self.stolen += (local.len().saturating_sub(before)) as u64;
+                    shared.counters[self.index]
                         .stolen
                         .store(self.stolen, Ordering::Relaxed);
                     self.stop_searching();
-                    return Some(t);
+                    return true;
                 }
             }
         }
-        let t = queue::retry(|| self.shared.injector.steal_batch_and_pop(self.local));
-        if t.is_some() {
+        if let Some(item) = queue::retry(|| shared.injector.steal_batch_and_pop(local)) {
+            local.push(item);
             self.stop_searching();
+            return true;
         }
-        t
+        false
     }
 
+    fn park(&mut self, _core: &LoopCore, timeout: Option<Duration>) {
+        self.searching = self.shared.park_worker(self.index, self.searching, timeout);
+        self.parked += 1;
+        self.shared.counters[self.index]
+            .parked
+            .store(self.parked, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn on_run(&mut self) {
+        self.polled += 1;
+        self.shared.counters[self.index]
+            .polled
+            .store(self.polled, Ordering::Relaxed);
+    }
+}
+
+impl WorkerFlavor<'_> {
     fn stop_searching(&mut self) {
         if self.searching {
             self.searching = false;
@@ -156,14 +151,5 @@ impl Worker<'_> {
                 self.shared.notify_parked();
             }
         }
-    }
-
-    /// Sleeps until there may be work (idle.rs, rule 2).
-    fn park(&mut self) {
-        self.searching = self.shared.park_worker(self.index, self.searching);
-        self.parked += 1;
-        self.shared.counters[self.index]
-            .parked
-            .store(self.parked, Ordering::Relaxed);
     }
 }

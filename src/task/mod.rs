@@ -53,10 +53,11 @@
 //! });
 //! ```
 
-mod current;
+pub(crate) mod current;
 mod join;
 pub(crate) mod raw;
 pub(crate) mod registry;
+pub(crate) mod spawn;
 pub(crate) mod state;
 
 use std::fmt;
@@ -579,8 +580,10 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let handle = context::current_handle().ok_or(NoRunningLoop)?;
-        Ok(handle.spawn_with(future, self.name))
+        match context::current_owner().ok_or(NoRunningLoop)? {
+            context::Owner::Runtime(handle) => Ok(handle.spawn_with(future, self.name)),
+            context::Owner::Local(local) => Ok(local.spawn_with(future, self.name)),
+        }
     }
 
     /// Spawns on the runtime behind `handle`, from any thread.

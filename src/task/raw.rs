@@ -100,6 +100,25 @@ impl RawTask {
         F::Output: Send + 'static,
         S: Schedule,
     {
+        // SAFETY: the future and its output are `Send`: any thread may poll or drop them.
+        unsafe { Self::new_local(future, scheduler, id) }
+    }
+
+    /// [`RawTask::new`] for a future that need not be `Send` (a `LocalLoop` task).
+    ///
+    /// # Safety
+    /// Unless `F` and `F::Output` are `Send`, `scheduler` must only run the task on the
+    /// thread that created it, and that thread must cancel the task (drop its future) before
+    /// giving up the loop — which is what a `LocalLoop` does. The registry's reference keeps
+    /// the allocation alive until completion, so the future is never dropped by a stray
+    /// last reference on another thread; an output that is not `Send` stays with the
+    /// `!Send` `Task<T>` handle on the loop's thread.
+    pub(crate) unsafe fn new_local<F, S>(future: F, scheduler: S, id: u64) -> RawTask
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+        S: Schedule,
+    {
         let cell = Box::new(Cell::<F, S> {
             header: Header {
                 state: State::new(),
@@ -181,8 +200,10 @@ impl RawTask {
 /// drained at shutdown) only releases the reference.
 pub(crate) struct Notified(RawTask);
 
-// SAFETY: a task is `Send` (its future and output are `Send`, the scheduler is
-// `Send + Sync`); a `Notified` is a counted reference to it.
+// SAFETY: a `Notified` is a counted reference; moving it between threads touches only the
+// atomic state word. Running it polls the future, which for a task whose future is not
+// `Send` only happens on its loop's thread (the contract of `RawTask::new_local`: its
+// scheduler only queues it where that thread runs it).
 unsafe impl Send for Notified {}
 
 impl Notified {
@@ -210,8 +231,8 @@ impl Drop for Notified {
 
 fn vtable<F, S>() -> &'static Vtable
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     &Vtable {

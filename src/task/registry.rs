@@ -74,6 +74,10 @@ mod imp {
         pub(super) fn remove_name(&self, id: u64) {
             self.names.remove(&id);
         }
+        pub(super) fn shrink(&self) {
+            self.tasks.shrink_to_fit();
+            self.names.shrink_to_fit();
+        }
     }
 }
 
@@ -81,19 +85,21 @@ mod imp {
 mod imp {
     use super::TaskRef;
     use crate::sync::Mutex;
-    use std::collections::HashMap;
+    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     /// Two shards, so that models see inserts and snapshots interleave across shards.
+    /// Ordered maps: a snapshot visits entries in the same order in every execution, as
+    /// loom needs (a `HashMap`'s random iteration order would make replays diverge).
     pub(super) struct Maps {
-        shards: [Mutex<HashMap<u64, TaskRef>>; 2],
-        names: Mutex<HashMap<u64, Arc<str>>>,
+        shards: [Mutex<BTreeMap<u64, TaskRef>>; 2],
+        names: Mutex<BTreeMap<u64, Arc<str>>>,
     }
 
     loom::lazy_static! {
         static ref MAPS: Maps = Maps {
-            shards: [Mutex::new(HashMap::new()), Mutex::new(HashMap::new())],
-            names: Mutex::new(HashMap::new()),
+            shards: [Mutex::new(BTreeMap::new()), Mutex::new(BTreeMap::new())],
+            names: Mutex::new(BTreeMap::new()),
         };
     }
 
@@ -102,17 +108,27 @@ mod imp {
     }
 
     impl Maps {
-        fn shard(&self, id: u64) -> &Mutex<HashMap<u64, TaskRef>> {
+        fn shard(&self, id: u64) -> &Mutex<BTreeMap<u64, TaskRef>> {
             &self.shards[(id % 2) as usize]
         }
         pub(super) fn insert(&self, t: TaskRef) -> bool {
-            let mut s = self.shard(t.id()).lock();
-            if s.contains_key(&t.id()) {
-                false
-            } else {
-                s.insert(t.id(), t);
-                true
-            }
+            let id = t.id();
+            let mut rejected = None;
+            let added = {
+                let mut s = self.shard(id).lock();
+                match s.entry(id) {
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        rejected = Some(t);
+                        false
+                    }
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(t);
+                        true
+                    }
+                }
+            };
+            drop(rejected); // after the lock is released
+            added
         }
         pub(super) fn remove(&self, id: u64) -> Option<TaskRef> {
             let r = self.shard(id).lock().remove(&id);
@@ -176,4 +192,11 @@ pub(crate) fn name(id: u64) -> Option<Arc<str>> {
 
 pub(crate) fn remove_name(id: u64) {
     imp::maps().remove_name(id)
+}
+
+/// Gives back the tables' spare capacity (after a runtime shut down, so that a burst of
+/// tasks does not pin its peak registry size for the rest of the process).
+#[cfg(not(loom))]
+pub(crate) fn shrink() {
+    imp::maps().shrink()
 }

@@ -1,0 +1,210 @@
+//! Scheduled callbacks: asyncio's `Handle` and `TimerHandle`, and `Runnable`, the item a
+//! loop's ready queue holds (a task to poll or a callback to call).
+//!
+//! A callback is one allocation shared by the ready queue (or the timer queue) and the
+//! handles the user holds. Its closure is taken out and run — or dropped, if the callback
+//! was cancelled — by the loop that dequeues it, on that loop's thread; cancelling from
+//! elsewhere only sets a flag. That is why a `LocalLoop` can hold `!Send` closures behind a
+//! `Send` handle: the closure itself never leaves the loop's thread.
+
+use std::any::type_name;
+use std::fmt;
+use std::sync::Arc;
+
+use super::clock;
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::UnsafeCell;
+use crate::task::raw::Notified;
+
+/// The type-erased side of a callback.
+pub(crate) trait Callback: Send + Sync + 'static {
+    /// Takes the closure and calls it, unless cancelled. Loop thread only.
+    fn run(&self);
+    /// Takes the closure and drops it. Loop thread only.
+    fn discard(&self);
+    fn cancel(&self);
+    fn is_cancelled(&self) -> bool;
+    /// The closure's type name, for reports.
+    fn describe(&self) -> &'static str;
+}
+
+struct Cell<F> {
+    cancelled: AtomicBool,
+    f: UnsafeCell<Option<F>>,
+}
+
+// SAFETY: `f` is only accessed by the loop thread that dequeues the callback (see the module
+// docs): a runtime requires `F: Send` at `call_soon`, and a `LocalLoop`'s callbacks never
+// leave its thread. Everything else is the atomic flag.
+unsafe impl<F> Send for Cell<F> {}
+// SAFETY: as above; shared access from other threads touches only `cancelled`.
+unsafe impl<F> Sync for Cell<F> {}
+
+impl<F: FnOnce() + 'static> Callback for Cell<F> {
+    fn run(&self) {
+        // SAFETY: loop thread only (module docs): no other access to `f` is possible now.
+        let f = self.f.with_mut(|p| unsafe { (*p).take() });
+        if let Some(f) = f {
+            if !self.is_cancelled() {
+                f();
+            }
+        }
+    }
+
+    fn discard(&self) {
+        // SAFETY: loop thread only (module docs).
+        let f = self.f.with_mut(|p| unsafe { (*p).take() });
+        drop(f);
+    }
+
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    fn describe(&self) -> &'static str {
+        type_name::<F>()
+    }
+}
+
+/// asyncio's `Handle`: a callback scheduled with `call_soon` (or the callback part of a
+/// [`TimerHandle`]). Cloneable; cancel it from any thread.
+///
+/// ```
+/// let lp = aioloop::LocalLoop::new().unwrap();
+/// let h = lp.call_soon(|| unreachable!("cancelled callbacks never run")).unwrap();
+/// h.cancel();
+/// assert!(h.cancelled());
+/// lp.run_once(Some(std::time::Duration::ZERO)).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) cb: Arc<dyn Callback>,
+}
+
+impl Handle {
+    /// # Safety
+    /// If `F` is not `Send`, the callback must only ever be dequeued by a loop running on
+    /// the calling thread.
+    pub(crate) unsafe fn new<F: FnOnce() + 'static>(f: F) -> Handle {
+        Handle {
+            cb: Arc::new(Cell {
+                cancelled: AtomicBool::new(false),
+                f: UnsafeCell::new(Some(f)),
+            }),
+        }
+    }
+
+    /// Cancels the callback: it will not run. Idempotent (rule S4).
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new().unwrap();
+    /// let h = lp.call_soon(|| {}).unwrap();
+    /// h.cancel();
+    /// h.cancel();
+    /// assert!(h.cancelled());
+    /// ```
+    pub fn cancel(&self) {
+        self.cb.cancel()
+    }
+
+    /// Whether [`cancel`](Handle::cancel) was called.
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new().unwrap();
+    /// assert!(!lp.call_soon(|| {}).unwrap().cancelled());
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        self.cb.is_cancelled()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.cancelled() { " cancelled" } else { "" };
+        write!(f, "<Handle{state} {}>", self.cb.describe())
+    }
+}
+
+/// asyncio's `TimerHandle`: a callback scheduled with `call_later` / `call_at`.
+///
+/// ```
+/// let lp = aioloop::LocalLoop::new().unwrap();
+/// let t = lp.call_later(10.0, || {}).unwrap();
+/// assert!(t.when() >= lp.time() + 9.0);
+/// t.cancel();
+/// assert!(t.cancelled());
+/// ```
+#[derive(Clone)]
+pub struct TimerHandle {
+    pub(crate) handle: Handle,
+    pub(crate) when: i64,
+}
+
+impl TimerHandle {
+    /// Cancels the callback; a cancelled timer never runs and is purged from its loop's
+    /// timer queue (rule S4).
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new().unwrap();
+    /// lp.call_later(0.0, || unreachable!()).unwrap().cancel();
+    /// lp.run_once(Some(std::time::Duration::ZERO)).unwrap();
+    /// ```
+    pub fn cancel(&self) {
+        self.handle.cancel()
+    }
+
+    /// Whether it was cancelled.
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new().unwrap();
+    /// assert!(!lp.call_later(1.0, || {}).unwrap().cancelled());
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        self.handle.cancelled()
+    }
+
+    /// The scheduled time, on the loop clock ([`LocalLoop::time`](crate::LocalLoop::time)).
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new().unwrap();
+    /// let t = lp.call_at(123.5, || {}).unwrap();
+    /// assert_eq!(t.when(), 123.5);
+    /// ```
+    pub fn when(&self) -> f64 {
+        clock::nanos_to_secs(self.when)
+    }
+
+    /// The plain [`Handle`] of the callback.
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new().unwrap();
+    /// let t = lp.call_later(1.0, || {}).unwrap();
+    /// t.handle().cancel();
+    /// assert!(t.cancelled());
+    /// ```
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl fmt::Debug for TimerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.cancelled() { " cancelled" } else { "" };
+        write!(
+            f,
+            "<TimerHandle{state} when={} {}>",
+            self.when(),
+            self.handle.cb.describe()
+        )
+    }
+}
+
+/// What a ready queue holds.
+pub(crate) enum Runnable {
+    Task(Notified),
+    Callback(Handle),
+}

@@ -1,0 +1,163 @@
+//! The one loop core: the ready queue, the timers and the iteration, shared by every runtime
+//! worker and by [`LocalLoop`](crate::LocalLoop).
+//!
+//! # The iteration (rule S3)
+//!
+//! ```text
+//!  run_once(flavour, max_wait):
+//!    1. flavour.pull_remote     work posted from other threads joins the ready queue
+//!                               (a worker: a batch from the injector; a LocalLoop: its
+//!                               call_soon_threadsafe inbox), and remote timers join ours
+//!    2. if nothing is ready:    flavour.find_work (a worker steals from a peer), else
+//!                               flavour.park until the earliest timer (or max_wait) —
+//!                               no wait at all if a timer is already due
+//!    3. due timers:             call_later callbacks join the ready queue, sleeps wake
+//!                               their tasks (which join it too)
+//!    4. run exactly the n items ready now (n ≤ MAX_BATCH): what they schedule waits for
+//!       the next iteration, so one callback or task cannot starve I/O, timers or others
+//! ```
+//!
+//! What differs between a worker and a `LocalLoop` is only *where remote work comes from*,
+//! *whether it can steal*, and *how it sleeps*: the [`Flavor`] trait. The ready queue, the
+//! timer heap and the iteration exist once, here.
+//!
+//! Owns: the ready queue's owner end and the timer heap (both used only from the loop's
+//! thread). Must not: block anywhere but in `Flavor::park`.
+
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::callback::Runnable;
+use super::clock;
+use super::timers::{TimerAction, TimerQueue};
+use crate::error::PanicError;
+use crate::exception::{ExceptionContext, HandlerSlot};
+use crate::runtime::queue::{self, Local};
+use crate::sync::tuning::MAX_BATCH;
+
+/// The parts of an iteration that differ between a runtime worker and a `LocalLoop`.
+pub(crate) trait Flavor {
+    /// Moves work posted from other threads into `core`.
+    fn pull_remote(&mut self, core: &LoopCore);
+    /// `core` has nothing ready: find work elsewhere (steal) and put it in `core.ready`.
+    fn find_work(&mut self, core: &LoopCore) -> bool;
+    /// Sleeps for at most `timeout` (`None`: until woken).
+    fn park(&mut self, core: &LoopCore, timeout: Option<Duration>);
+    /// Called before each item runs (statistics).
+    fn on_run(&mut self) {}
+}
+
+/// A loop's ready queue and timers.
+pub(crate) struct LoopCore {
+    pub(crate) ready: Local<Runnable>,
+    timers: RefCell<TimerQueue>,
+    exceptions: Arc<HandlerSlot>,
+}
+
+impl LoopCore {
+    pub(crate) fn new(ready: Local<Runnable>, exceptions: Arc<HandlerSlot>) -> LoopCore {
+        LoopCore {
+            ready,
+            timers: RefCell::new(TimerQueue::default()),
+            exceptions,
+        }
+    }
+
+    /// One iteration; returns how many items ran.
+    pub(crate) fn run_once(&self, flavor: &mut impl Flavor, max_wait: Option<Duration>) -> usize {
+        flavor.pull_remote(self);
+        if self.ready.is_empty() && !flavor.find_work(self) {
+            let wait = self.wait_budget(max_wait);
+            if wait != Some(Duration::ZERO) {
+                flavor.park(self, wait);
+                flavor.pull_remote(self);
+            }
+        }
+        self.fire_due_timers();
+        let n = self.ready.len().min(MAX_BATCH);
+        let mut ran = 0;
+        for _ in 0..n {
+            // Peers may steal from the other end meanwhile.
+            let Some(item) = self.ready.pop() else { break };
+            flavor.on_run();
+            self.run(item);
+            ran += 1;
+        }
+        ran
+    }
+
+    /// How long step 2 may sleep: until the earliest timer, capped by `max_wait`.
+    fn wait_budget(&self, max_wait: Option<Duration>) -> Option<Duration> {
+        let next = self.timers.borrow_mut().next_deadline();
+        let until_timer = next.and_then(clock::until);
+        match (until_timer, max_wait) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The deadline of the earliest live timer, on the loop clock (for embedders).
+    pub(crate) fn next_deadline(&self) -> Option<i64> {
+        self.timers.borrow_mut().next_deadline()
+    }
+
+    fn fire_due_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        if timers.is_empty() {
+            return;
+        }
+        let mut due = Vec::new();
+        timers.fire_due(clock::now(), |h| due.push(h));
+        drop(timers);
+        for h in due {
+            self.ready.push(Runnable::Callback(h));
+        }
+    }
+
+    pub(crate) fn add_timer(&self, when: i64, action: TimerAction) {
+        self.timers.borrow_mut().push(when, action);
+    }
+
+    /// Runs one ready item on this thread. A panicking callback goes to the exception
+    /// handler (rule S8); task panics are caught inside the task.
+    pub(crate) fn run(&self, item: Runnable) {
+        match item {
+            Runnable::Task(task) => task.run(),
+            Runnable::Callback(handle) => {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| handle.cb.run())) {
+                    let mut ctx =
+                        ExceptionContext::new(format!("Exception in callback {handle:?}"));
+                    ctx.exception = Some(PanicError::new(p));
+                    ctx.handle = Some(handle);
+                    self.exceptions.call(ctx);
+                }
+            }
+        }
+    }
+
+    /// Drops everything queued here (loop shutdown), on this thread: callbacks' closures
+    /// are dropped, tasks' references released.
+    pub(crate) fn clear(&self) {
+        while let Some(item) = self.ready.pop() {
+            discard(item);
+        }
+        self.timers.borrow_mut().clear();
+    }
+}
+
+/// Releases a queued item without running it.
+pub(crate) fn discard(item: Runnable) {
+    match item {
+        Runnable::Task(task) => drop(task),
+        Runnable::Callback(h) => h.cb.discard(),
+    }
+}
+
+/// Drains a steal source, discarding everything.
+pub(crate) fn drain(mut next: impl FnMut() -> queue::Steal<Runnable>) {
+    while let Some(item) = queue::retry(&mut next) {
+        discard(item);
+    }
+}

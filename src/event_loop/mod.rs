@@ -1,0 +1,15 @@
+//! The event loop proper: one loop core (ready queue, timers, the asyncio-shaped
+//! iteration) used by every runtime worker and by [`LocalLoop`], plus the loop API —
+//! callbacks ([`Handle`], [`TimerHandle`]), the clock, and `sleep`.
+
+pub(crate) mod callback;
+pub(crate) mod clock;
+pub(crate) mod core;
+pub(crate) mod local;
+pub(crate) mod sleep;
+pub(crate) mod timers;
+
+pub use callback::{Handle, TimerHandle};
+pub use clock::InvalidDelay;
+pub use local::{spawn_local, LocalLoop, LoopHandle};
+pub use sleep::{interval, sleep, sleep_secs, sleep_until, Interval, Sleep};

@@ -1,0 +1,254 @@
+//! `sleep`, `sleep_until`, `interval`: futures over the current loop's timers.
+//!
+//! A `Sleep` registers one timer entry, on its first poll, in the heap of the loop running
+//! on the polling thread (a runtime worker's own heap; a `LocalLoop`'s; from a `block_on`
+//! thread, the runtime's remote-timer inbox, adopted by a worker). The entry holds the
+//! latest waker, so a task that is stolen by another worker after it started sleeping is
+//! still woken, wherever it runs next: the worker that holds the entry fires it (its poller
+//! timeout is its earliest deadline) and the wake queues the task as any wake does.
+//!
+//! `sleep(Duration::ZERO)` is asyncio's `sleep(0)`: it yields exactly once (rule X6). A
+//! positive sleep never resolves before its deadline: the timer fires only when the clock
+//! has reached it, and a first poll after the deadline completes at once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::clock::{self, InvalidDelay};
+use super::timers::{SleepSlot, TimerAction};
+use crate::runtime::context;
+use crate::sync::atomic::Ordering;
+
+/// Waits until `duration` has passed (asyncio's `await asyncio.sleep(seconds)`).
+/// `Duration::ZERO` yields exactly once, like `asyncio.sleep(0)` (rule X6).
+///
+/// # Panics
+/// When first polled on a thread with no running loop ("no running event loop").
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build()?;
+/// rt.block_on(async {
+///     let t0 = std::time::Instant::now();
+///     aioloop::sleep(std::time::Duration::from_millis(5)).await;
+///     assert!(t0.elapsed() >= std::time::Duration::from_millis(5));
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    if duration.is_zero() {
+        Sleep::new(State::YieldOnce, 0)
+    } else {
+        Sleep::new(State::Unregistered, clock::after(duration))
+    }
+}
+
+/// Waits until `deadline` (completes at once, without yielding, if it has passed).
+///
+/// ```
+/// let lp = aioloop::LocalLoop::new()?;
+/// let at = std::time::Instant::now() + std::time::Duration::from_millis(2);
+/// lp.run_until_complete(aioloop::sleep_until(at))?;
+/// assert!(std::time::Instant::now() >= at);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep::new(State::Unregistered, clock::instant_to_nanos(deadline))
+}
+
+/// `sleep` with the delay in seconds, as asyncio takes it: `<= 0` yields once, `+inf`
+/// sleeps until cancelled.
+///
+/// # Errors
+/// [`InvalidDelay`] for NaN or `-inf` (rule X6: a clear error, not a hang).
+///
+/// ```
+/// assert!(aioloop::sleep_secs(f64::NAN).is_err());
+/// assert!(aioloop::sleep_secs(f64::NEG_INFINITY).is_err());
+/// assert!(aioloop::sleep_secs(0.5).is_ok());
+/// ```
+pub fn sleep_secs(secs: f64) -> Result<Sleep, InvalidDelay> {
+    let d = clock::secs_to_nanos(secs)?;
+    Ok(if d <= 0 {
+        Sleep::new(State::YieldOnce, 0)
+    } else if d == clock::NEVER {
+        Sleep::new(State::Unregistered, clock::NEVER)
+    } else {
+        Sleep::new(State::Unregistered, clock::now().saturating_add(d))
+    })
+}
+
+/// The future returned by [`sleep`], [`sleep_until`] and [`sleep_secs`].
+///
+/// Dropping it before it completes cancels its timer (the entry is purged lazily).
+///
+/// ```
+/// let s = aioloop::sleep(std::time::Duration::from_secs(60));
+/// drop(s); // never polled: nothing was registered
+/// ```
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    state: State,
+    deadline: i64,
+}
+
+#[derive(Debug)]
+enum State {
+    YieldOnce,
+    Yielded,
+    Unregistered,
+    Registered(Arc<SleepSlot>),
+    Done,
+}
+
+impl std::fmt::Debug for SleepSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SleepSlot")
+            .field("fired", &self.fired.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Sleep {
+    fn new(state: State, deadline: i64) -> Sleep {
+        Sleep { state, deadline }
+    }
+
+    /// The deadline, on the loop clock (seconds, as [`LocalLoop::time`](crate::LocalLoop::time)).
+    ///
+    /// ```
+    /// let s = aioloop::sleep_secs(f64::INFINITY).unwrap();
+    /// assert_eq!(s.deadline(), f64::INFINITY);
+    /// ```
+    pub fn deadline(&self) -> f64 {
+        clock::nanos_to_secs(self.deadline)
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        match &this.state {
+            State::YieldOnce => {
+                this.state = State::Yielded;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            State::Yielded | State::Done => {
+                this.state = State::Done;
+                Poll::Ready(())
+            }
+            State::Unregistered => {
+                if this.deadline != clock::NEVER && clock::now() >= this.deadline {
+                    this.state = State::Done;
+                    return Poll::Ready(());
+                }
+                let slot = SleepSlot::new(cx.waker().clone());
+                if this.deadline != clock::NEVER
+                    && context::add_timer(this.deadline, TimerAction::Wake(slot.clone())).is_err()
+                {
+                    panic!(
+                        "no running event loop: aioloop::sleep() was awaited outside a runtime \
+                         or LocalLoop"
+                    );
+                }
+                this.state = State::Registered(slot);
+                Poll::Pending
+            }
+            State::Registered(slot) => {
+                if slot.fired.load(Ordering::Acquire) {
+                    this.state = State::Done;
+                    return Poll::Ready(());
+                }
+                {
+                    let mut w = slot.waker.lock();
+                    match &*w {
+                        Some(old) if old.will_wake(cx.waker()) => {}
+                        _ => *w = Some(cx.waker().clone()),
+                    }
+                }
+                // The timer may have fired between the check and the waker update (it takes
+                // the waker under the same lock after setting `fired`).
+                if slot.fired.load(Ordering::Acquire) {
+                    this.state = State::Done;
+                    return Poll::Ready(());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let State::Registered(slot) = &self.state {
+            slot.cancelled.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// A periodic timer: [`Interval::tick`] completes at `start`, `start + period`, … The first
+/// tick completes at once. Ticks missed because the loop was busy are skipped, not bunched.
+///
+/// # Panics
+/// If `period` is zero.
+///
+/// ```
+/// let lp = aioloop::LocalLoop::new()?;
+/// lp.run_until_complete(async {
+///     let mut every = aioloop::interval(std::time::Duration::from_millis(1));
+///     for _ in 0..3 {
+///         every.tick().await;
+///     }
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn interval(period: Duration) -> Interval {
+    assert!(!period.is_zero(), "interval period must be non-zero");
+    Interval {
+        period: i64::try_from(period.as_nanos()).unwrap_or(i64::MAX),
+        next: clock::now(),
+    }
+}
+
+/// See [`interval`].
+#[derive(Debug)]
+pub struct Interval {
+    period: i64,
+    next: i64,
+}
+
+impl Interval {
+    /// Waits for the next tick and returns its scheduled time on the loop clock (seconds).
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let mut iv = aioloop::interval(std::time::Duration::from_millis(2));
+    /// let (a, b) = lp.run_until_complete(async { (iv.tick().await, iv.tick().await) })?;
+    /// assert!(b - a >= 0.002 - 1e-9);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn tick(&mut self) -> f64 {
+        let when = self.next;
+        Sleep::new(State::Unregistered, when).await;
+        let now = clock::now();
+        let missed = (now - when) / self.period;
+        self.next = when.saturating_add(self.period.saturating_mul(missed + 1));
+        clock::nanos_to_secs(when)
+    }
+
+    /// The period.
+    ///
+    /// ```
+    /// let iv = aioloop::interval(std::time::Duration::from_millis(3));
+    /// assert_eq!(iv.period(), std::time::Duration::from_millis(3));
+    /// ```
+    pub fn period(&self) -> Duration {
+        Duration::from_nanos(self.period as u64)
+    }
+}

@@ -1,0 +1,124 @@
+//! The loop's exception handler (rules S8, S9): where a panic that nobody can receive goes —
+//! a panicking callback, today; later also unretrieved task errors.
+//!
+//! A loop (a runtime, shared by its workers, or a `LocalLoop`) has one handler slot. The
+//! default handler writes the report to stderr. A custom handler that panics itself does not
+//! take the loop down: the default handler reports both panics.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crate::error::PanicError;
+use crate::events;
+use crate::sync::Mutex;
+use crate::task::TaskRef;
+
+/// What the exception handler is told: asyncio's context dict, with the keys that apply
+/// (rule S9).
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let lp = aioloop::LocalLoop::new().unwrap();
+/// let s = seen.clone();
+/// lp.set_exception_handler(Some(Arc::new(move |ctx: &aioloop::ExceptionContext| {
+///     s.lock().unwrap().push(ctx.message.clone());
+/// })));
+/// lp.call_soon(|| panic!("boom")).unwrap();
+/// lp.run_once(Some(std::time::Duration::ZERO)).unwrap();
+/// assert!(seen.lock().unwrap()[0].starts_with("Exception in callback"));
+/// ```
+#[non_exhaustive]
+pub struct ExceptionContext {
+    /// asyncio's `message`: what happened.
+    pub message: String,
+    /// asyncio's `exception`: the panic, if the report is about one.
+    pub exception: Option<PanicError>,
+    /// asyncio's `task`: the task concerned, if any.
+    pub task: Option<TaskRef>,
+    /// asyncio's `handle`: the callback concerned, if any.
+    pub handle: Option<events::Handle>,
+}
+
+impl ExceptionContext {
+    /// A context with just a message.
+    ///
+    /// ```
+    /// let ctx = aioloop::ExceptionContext::new("something odd");
+    /// assert_eq!(ctx.message, "something odd");
+    /// ```
+    pub fn new(message: impl Into<String>) -> ExceptionContext {
+        ExceptionContext {
+            message: message.into(),
+            exception: None,
+            task: None,
+            handle: None,
+        }
+    }
+}
+
+impl fmt::Debug for ExceptionContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExceptionContext")
+            .field("message", &self.message)
+            .field("exception", &self.exception)
+            .field("task", &self.task)
+            .field("handle", &self.handle)
+            .finish()
+    }
+}
+
+/// A custom exception handler (asyncio's `loop.set_exception_handler(fn)`).
+pub type ExceptionHandler = Arc<dyn Fn(&ExceptionContext) + Send + Sync + 'static>;
+
+/// The default handler: writes the report to stderr (asyncio logs it at error level).
+///
+/// ```
+/// aioloop::default_exception_handler(&aioloop::ExceptionContext::new("just a test"));
+/// ```
+pub fn default_exception_handler(ctx: &ExceptionContext) {
+    let mut line = ctx.message.clone();
+    if let Some(h) = &ctx.handle {
+        line.push_str(&format!("\nhandle: {h:?}"));
+    }
+    if let Some(t) = &ctx.task {
+        line.push_str(&format!("\ntask: {t}"));
+    }
+    if let Some(e) = &ctx.exception {
+        line.push_str(&format!("\n{e}"));
+    }
+    eprintln!("aioloop: {line}");
+}
+
+/// One loop's handler slot.
+#[derive(Default)]
+pub(crate) struct HandlerSlot {
+    handler: Mutex<Option<ExceptionHandler>>,
+}
+
+impl HandlerSlot {
+    pub(crate) fn set(&self, handler: Option<ExceptionHandler>) {
+        *self.handler.lock() = handler;
+    }
+
+    pub(crate) fn get(&self) -> Option<ExceptionHandler> {
+        self.handler.lock().clone()
+    }
+
+    /// asyncio's `call_exception_handler`: never panics.
+    pub(crate) fn call(&self, ctx: ExceptionContext) {
+        let handler = self.get();
+        let Some(handler) = handler else {
+            default_exception_handler(&ctx);
+            return;
+        };
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler(&ctx))) {
+            // Rule S8: the handler itself failed; report both with the default handler.
+            let mut both = ExceptionContext::new("Unhandled error in exception handler");
+            both.exception = Some(PanicError::new(p));
+            default_exception_handler(&both);
+            default_exception_handler(&ctx);
+        }
+    }
+}
