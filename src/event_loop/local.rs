@@ -73,7 +73,8 @@ impl LocalShared {
         }
     }
 
-    /// Spawns a `Send` future as a task of this loop (from any thread).
+    /// Spawns a `Send` future as a task of this loop (from any thread: `LoopHandle::spawn`,
+    /// or `create_task` inside the running loop).
     pub(crate) fn spawn_with<F>(
         self: &Arc<Self>,
         future: F,
@@ -466,7 +467,11 @@ impl LocalLoop {
             )
         };
         // SAFETY: a fresh task whose output is `F::Output`.
-        unsafe { self.shared.bind(raw, name) }
+        let (join, notified) = unsafe { task::spawn::bind(raw, name) };
+        // On the loop's own thread: straight onto the ready queue, FIFO with `call_soon`
+        // (rule T2), whether or not the loop is running right now.
+        self.core.ready.push(Runnable::Task(notified));
+        join
     }
 
     /// Runs `future` to completion as the loop's main task, running the loop meanwhile
