@@ -33,7 +33,10 @@ fn call_soon_threadsafe_races_loop_going_to_sleep() {
             })
         };
         lp.run_forever().unwrap();
-        assert!(ran.load(Ordering::SeqCst), "run_forever returned before the callback ran");
+        assert!(
+            ran.load(Ordering::SeqCst),
+            "run_forever returned before the callback ran"
+        );
         poster.join().unwrap();
     });
 }
