@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
-"""Turn criterion's results for `benches/runtime.rs` into a markdown ratio table.
+"""Turn criterion's results for `benches/runtime.rs` and `benches/loop_api.rs` into a
+markdown ratio table.
 
 Reads <criterion dir>/<group>/<function>/new/estimates.json for the functions `aioloop`
 and `tokio` of every group, takes the median's point estimate (and its confidence
-interval), and prints: workload | aioloop | tokio | ratio (aioloop/tokio).
+interval), and prints: workload | aioloop | tokio | ratio (aioloop/tokio). A group's other
+functions whose name starts with `aioloop_` (e.g. `timers_100k/aioloop_call_later`) get a
+row of their own, `group (function)`, against the same tokio figure.
+
+If `benches/timer_lateness.rs` has been run, its results (<target dir>/tmp/
+timer_lateness.json) are printed as a second table.
 
 Usage:
     python3 benches/report.py [PATH]
@@ -24,6 +30,12 @@ ORDER = [
     "yield_many",
     "ping_pong",
     "chained_spawn",
+    # loop_api.rs
+    "call_soon_100k",
+    "call_soon_100k_mt",
+    "timers_100k",
+    "threadsafe_ping_pong",
+    "threadsafe_ping_pong_mt",
 ]
 FUNCS = ("aioloop", "tokio")
 
@@ -85,6 +97,11 @@ def main(argv):
         if a is None or t is None:
             continue
         rows.append((g, a, t))
+        for fn in sorted(os.listdir(os.path.join(crit, g))):
+            if fn.startswith("aioloop_"):
+                extra = median(crit, g, fn)
+                if extra is not None:
+                    rows.append((f"{g} ({fn})", extra, t))
     if not rows:
         print(f"no group in {crit!r} has both aioloop and tokio results", file=sys.stderr)
         return 1
@@ -95,10 +112,37 @@ def main(argv):
         print(f"| {g} | {cell(a)} | {cell(t)} | {a[0] / t[0]:.2f}× |")
     print()
     print(f"Median time per iteration from criterion's `new/estimates.json` in `{crit}` "
-          "(95% confidence interval of the median in parentheses); both runtimes with "
-          "2 worker threads, measured back to back in the same `cargo bench --bench "
-          "runtime` run. Ratio > 1 means aioloop is slower.")
+          "(95% confidence interval of the median in parentheses); the two functions of a "
+          "group measured back to back in the same `cargo bench` run (multi-thread "
+          "runtimes with 2 worker threads; `LocalLoop` groups against tokio's "
+          "current-thread runtime + `LocalSet`). Ratio > 1 means aioloop is slower.")
+    lateness_table(crit)
     return 0
+
+
+def fmt_us(ns):
+    return f"{ns / 1e3:.0f} µs"
+
+
+def lateness_table(crit):
+    """Prints benches/timer_lateness.rs's results, if present next to the criterion dir."""
+    path = os.path.join(os.path.dirname(os.path.abspath(crit)), "tmp", "timer_lateness.json")
+    try:
+        with open(path) as f:
+            rows = json.load(f)["rows"]
+    except (OSError, KeyError, ValueError):
+        return
+    print()
+    print("| timer lateness | sleep | n | median | p99 | max | min | ≤ 2 ms late |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['runtime']} | {r['sleep_ms']} ms | {r['n']} | {fmt_us(r['median_ns'])} "
+              f"| {fmt_us(r['p99_ns'])} | {fmt_us(r['max_ns'])} | {fmt_us(r['min_ns'])} "
+              f"| {100 * r['within_2ms'] / r['n']:.1f}% |")
+    print()
+    print(f"Actual minus requested sleep, from `{path}` (`cargo bench --bench "
+          "timer_lateness`): one task sleeping on an otherwise idle runtime; a negative "
+          "min would be an early wake-up.")
 
 
 if __name__ == "__main__":

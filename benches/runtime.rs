@@ -218,7 +218,9 @@ macro_rules! ping_pong_pair {
         // The answering side.
         drop($spawn(async move {
             ping_rx.await.expect("ping arrives");
-            pong_tx.send(()).expect("the pinging side waits for the answer");
+            pong_tx
+                .send(())
+                .expect("the pinging side waits for the answer");
         }));
         // The pinging side.
         drop($spawn(async move {

@@ -18,13 +18,20 @@
 //! 5. [`aioloop::current_task`] seen from inside a task and from the `block_on` future.
 //! 6. The held jobs released and awaited, then each worker's counters from
 //!    [`Runtime::worker_stats`]: polls run, tasks stolen from the peer, times parked.
+//! 7. Timers on the runtime: tasks that [`aioloop::sleep`] concurrently, an
+//!    [`aioloop::interval`], and a `call_later` callback on the runtime's [`Handle`].
+//! 8. A [`LocalLoop`] on the main thread: a `!Send` task sharing an `Rc<RefCell<…>>` with a
+//!    `call_soon` callback and a `call_later` timer, run with `run_until_complete`.
 //!
 //! It exits by itself in well under a second.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use aioloop::{task, Runtime, Task, TaskRef};
+use aioloop::{task, Handle, LocalLoop, Runtime, Task, TaskRef};
 use futures_channel::oneshot;
 
 /// How many named jobs the spawner creates.
@@ -62,7 +69,93 @@ fn state(t: &TaskRef) -> &'static str {
     }
 }
 
-fn main() -> std::io::Result<()> {
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// (7) Timers on the runtime: sleeping tasks, an interval, a `call_later` callback.
+fn timers(rt: &Runtime) {
+    println!();
+    println!("-- timers on the runtime");
+    rt.block_on(async {
+        let t0 = Instant::now();
+        // call_later on the runtime's handle: the callback runs on some worker.
+        let (tx, fired) = oneshot::channel();
+        Handle::current()
+            .call_later(0.05, move || {
+                let _ = tx.send((t0.elapsed(), thread_name()));
+            })
+            .expect("a finite delay");
+        // Three tasks sleep concurrently; they wake in deadline order, not spawn order.
+        let woke = Arc::new(Mutex::new(Vec::new()));
+        let sleepers: Vec<_> = [30, 10, 20]
+            .into_iter()
+            .map(|n| {
+                let woke = woke.clone();
+                task::Builder::new()
+                    .name(format!("sleep-{n}ms"))
+                    .spawn(async move {
+                        aioloop::sleep(Duration::from_millis(n)).await;
+                        let me = aioloop::current_task().expect("in a task").name();
+                        woke.lock()
+                            .unwrap()
+                            .push(format!("{me} at {:.1} ms", ms(t0.elapsed())));
+                    })
+            })
+            .collect();
+        // An interval in the block_on future itself: the first tick is immediate.
+        let mut every = aioloop::interval(Duration::from_millis(10));
+        let mut ticks = Vec::new();
+        for _ in 0..4 {
+            every.tick().await;
+            ticks.push(format!("{:.1}", ms(t0.elapsed())));
+        }
+        for s in sleepers {
+            s.await.expect("sleeper");
+        }
+        println!("  3 tasks sleep() 30, 10 and 20 ms; they wake in deadline order:");
+        println!("    {}", woke.lock().unwrap().join(", "));
+        println!("  interval(10 ms) ticked at [{}] ms", ticks.join(", "));
+        let (after, thread) = fired.await.expect("call_later fired");
+        println!(
+            "  handle.call_later(0.05, f): f ran after {:.1} ms on {thread}",
+            ms(after)
+        );
+    });
+}
+
+/// (8) A `LocalLoop` on this thread: `!Send` state shared by a task and callbacks.
+fn local_loop() -> Result<(), Box<dyn std::error::Error>> {
+    println!();
+    println!("-- a LocalLoop on the main thread");
+    let lp = LocalLoop::new()?;
+    let log = Rc::new(RefCell::new(Vec::<String>::new())); // !Send: fine on a LocalLoop
+    let l = log.clone();
+    lp.call_later(0.002, move || {
+        l.borrow_mut().push("call_later(0.002) fired".into())
+    })?;
+    let l = log.clone();
+    let task = lp.create_task_named("local", async move {
+        let me = aioloop::current_task().expect("in a task").name();
+        l.borrow_mut()
+            .push(format!("task '{me}' starts, sleeps 5 ms"));
+        aioloop::sleep(Duration::from_millis(5)).await;
+        l.borrow_mut().push(format!("task '{me}' wakes"));
+        l.borrow().len()
+    })?;
+    let l = log.clone();
+    lp.call_soon(move || l.borrow_mut().push("call_soon callback".into()))?;
+    println!("  before running: lp.all_tasks() = {:?}", lp.all_tasks());
+    let n = lp.run_until_complete(task)??;
+    for (i, line) in log.borrow().iter().enumerate() {
+        println!("  {}. {line}", i + 1);
+    }
+    lp.close()?;
+    println!("  the task saw {n} log lines; closed={}", lp.is_closed());
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let rt = Runtime::builder().workers(2).build()?;
     println!(
@@ -193,7 +286,9 @@ fn main() -> std::io::Result<()> {
             w.index, w.polled, w.stolen, w.parked
         );
     }
+    timers(&rt);
     drop(rt);
+    local_loop()?;
     println!("== done in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
     Ok(())
 }

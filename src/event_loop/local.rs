@@ -48,9 +48,15 @@ use crate::task::{self, LoopId, Task, TaskRef};
 /// The part of a `LocalLoop` other threads may touch.
 pub(crate) struct LocalShared {
     pub(crate) id: LoopId,
+    /// The thread that created the loop (and alone may run it: `LocalLoop` is `!Send`).
+    owner: crate::sync::thread::ThreadId,
     inbox: Injector<Runnable>,
     parker: Parker,
     stopping: AtomicBool,
+    /// The loop thread is in (or about to enter) `Parker::park`.
+    sleeping: AtomicBool,
+    /// A notify may have left a token in the poller (see `LocalShared::notify`).
+    notified: AtomicBool,
     closed: AtomicBool,
     running: AtomicBool,
     exceptions: Arc<HandlerSlot>,
@@ -59,6 +65,10 @@ pub(crate) struct LocalShared {
 impl LocalShared {
     /// Queues `item` on this loop: straight onto the ready queue on the loop's own thread
     /// while it runs, else into the inbox, waking the loop.
+    ///
+    /// While the loop is not running, everything — `call_soon`, `create_task`,
+    /// `call_soon_threadsafe`, from this thread or another — goes through the inbox, which
+    /// the next iteration drains first: one FIFO order for all of it (rules S1, T2).
     fn schedule(&self, item: Runnable) {
         if let Err(item) = context::try_push_local(self, item) {
             self.inbox.push(item);
@@ -67,8 +77,9 @@ impl LocalShared {
             fence(Ordering::SeqCst);
             if self.closed.load(Ordering::SeqCst) {
                 core::drain(|| self.inbox.steal());
-            } else {
-                self.parker.unpark();
+            } else if crate::sync::thread::current().id() != self.owner {
+                // The loop's own thread is not parked in it, so only others need to wake it.
+                self.wake();
             }
         }
     }
@@ -104,7 +115,35 @@ impl LocalShared {
 
     fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Wakes the loop unless it is iterating right now. The caller has made its work
+    /// visible (inbox push, `stopping`) before. Two Dekker pairs, each a `SeqCst` fence on
+    /// both sides: with `LocalFlavor::park` (it announces `sleeping`, then re-checks), and
+    /// with the end of a run (`EnteredLoop::drop` clears `running`, then re-checks and
+    /// notifies itself, so that a host watching the fd learns of work that arrived during
+    /// the run). When the loop is not running at all, the notify is what makes its fd
+    /// readable for the host. Skipping it while the loop is busy iterating saves an eventfd
+    /// write here and five system calls in the loop's next `Poller::wait`.
+    fn wake(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) || !self.running.load(Ordering::SeqCst) {
+            self.notify();
+        }
+    }
+
+    /// Wakes the loop's poller (its fd becomes readable), recording that a token may be
+    /// pending so that the next iteration consumes it: otherwise the fd would stay readable
+    /// after the work is done and a host watching it would spin.
+    fn notify(&self) {
+        self.notified.store(true, Ordering::SeqCst);
         self.parker.unpark();
+    }
+
+    /// Work from another thread, or a stop, is waiting.
+    fn has_remote_work(&self) -> bool {
+        !self.inbox.is_empty() || self.stopping.load(Ordering::SeqCst)
     }
 }
 
@@ -174,6 +213,11 @@ struct LocalFlavor<'a> {
 
 impl Flavor for LocalFlavor<'_> {
     fn pull_remote(&mut self, core: &LoopCore) {
+        if self.shared.notified.swap(false, Ordering::SeqCst) {
+            // Consume the token first (a zero-timeout wait), then drain: a post that lands
+            // after the drain re-arms the fd (or is seen by the end-of-run re-check).
+            self.shared.parker.park(Some(Duration::ZERO));
+        }
         while let Some(item) = queue::retry(|| self.shared.inbox.steal()) {
             core.ready.push(item);
         }
@@ -184,10 +228,18 @@ impl Flavor for LocalFlavor<'_> {
     }
 
     fn park(&mut self, _core: &LoopCore, timeout: Option<Duration>) {
-        // asyncio: a stopping loop finishes its iteration without waiting.
-        if !self.shared.stopping.load(Ordering::SeqCst) {
-            self.shared.parker.park(timeout);
+        let shared = self.shared;
+        shared.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        // asyncio: a stopping loop finishes its iteration without waiting. The re-check
+        // after announcing `sleeping` pairs with `LocalShared::wake`.
+        if !shared.has_remote_work() {
+            // The wait consumes any token; one that arrives after this store sets the flag
+            // again and is consumed by the next iteration.
+            shared.notified.store(false, Ordering::SeqCst);
+            shared.parker.park(timeout);
         }
+        shared.sleeping.store(false, Ordering::SeqCst);
     }
 }
 
@@ -204,7 +256,7 @@ impl Wake for MainWaker {
     }
     fn wake_by_ref(self: &Arc<Self>) {
         if !self.woken.swap(true, Ordering::SeqCst) && !context::is_thread_of(&self.shared) {
-            self.shared.parker.unpark();
+            self.shared.notify();
         }
     }
 }
@@ -225,9 +277,12 @@ impl LocalLoop {
         Ok(LocalLoop {
             shared: Arc::new(LocalShared {
                 id: LoopId::new(),
+                owner: crate::sync::thread::current().id(),
                 inbox: Injector::new(),
                 parker: Parker::new()?,
                 stopping: AtomicBool::new(false),
+                sleeping: AtomicBool::new(false),
+                notified: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 running: AtomicBool::new(false),
                 exceptions: exceptions.clone(),
@@ -324,10 +379,10 @@ impl LocalLoop {
     /// ```
     pub fn call_soon<F: FnOnce() + 'static>(&self, f: F) -> Result<Handle, LoopError> {
         self.check_open()?;
-        // SAFETY: the callback goes onto this thread's ready queue, which only this loop
-        // (on this thread, `LocalLoop` being `!Send`) dequeues.
+        // SAFETY: the callback goes onto this loop's ready queue or inbox, which only this
+        // loop dequeues, on this thread (`LocalLoop` is `!Send`).
         let h = unsafe { Handle::new(f) };
-        self.core.ready.push(Runnable::Callback(h.clone()));
+        self.shared.schedule(Runnable::Callback(h.clone()));
         Ok(h)
     }
 
@@ -468,9 +523,8 @@ impl LocalLoop {
         };
         // SAFETY: a fresh task whose output is `F::Output`.
         let (join, notified) = unsafe { task::spawn::bind(raw, name) };
-        // On the loop's own thread: straight onto the ready queue, FIFO with `call_soon`
-        // (rule T2), whether or not the loop is running right now.
-        self.core.ready.push(Runnable::Task(notified));
+        // FIFO with `call_soon` (rule T2), whether or not the loop is running right now.
+        self.shared.schedule(Runnable::Task(notified));
         join
     }
 
@@ -500,7 +554,17 @@ impl LocalLoop {
         let mut flavor = LocalFlavor {
             shared: &self.shared,
         };
+        // The main future is a task scheduled after everything already queued (asyncio wraps
+        // it in a Task whose first step is `call_soon`ed): each turn runs one iteration of
+        // the loop, then steps the main future if it was woken.
         loop {
+            // Do not sleep while the main future has a wake-up pending.
+            let max_wait = if waker_state.woken.load(Ordering::SeqCst) {
+                Some(Duration::ZERO)
+            } else {
+                None
+            };
+            self.core.run_once(&mut flavor, max_wait);
             if waker_state.woken.swap(false, Ordering::SeqCst) {
                 if let Poll::Ready(out) = main.step(future.as_mut(), &mut cx) {
                     return Ok(out);
@@ -509,13 +573,6 @@ impl LocalLoop {
             if self.shared.stopping.swap(false, Ordering::SeqCst) {
                 return Err(LoopError::StoppedBeforeComplete);
             }
-            // Do not sleep if the main future was woken by what ran last iteration.
-            let max_wait = if waker_state.woken.load(Ordering::SeqCst) {
-                Some(Duration::ZERO)
-            } else {
-                None
-            };
-            self.core.run_once(&mut flavor, max_wait);
         }
     }
 
@@ -710,6 +767,12 @@ impl Drop for EnteredLoop<'_> {
     fn drop(&mut self) {
         self.guard.take();
         self.shared.running.store(false, Ordering::SeqCst);
+        // Pairs with `LocalShared::wake`: work posted while we were busy (no notify) must
+        // still make the fd readable for a host that now waits on it.
+        fence(Ordering::SeqCst);
+        if self.shared.has_remote_work() {
+            self.shared.notify();
+        }
     }
 }
 

@@ -81,10 +81,15 @@ impl Parker {
 
 #[cfg(loom)]
 impl Park for Parker {
-    fn park(&self, _timeout: Option<Duration>) {
-        // Timeouts are not modelled: loom has no clock, and the scheduler never relies on a
-        // timeout for correctness (timers only shorten sleeps).
+    fn park(&self, timeout: Option<Duration>) {
+        // Positive timeouts are not modelled: loom has no clock, and the scheduler never
+        // relies on one for correctness (timers only shorten sleeps). A zero timeout is a
+        // non-blocking poll, as `Poller::wait` makes it: take the token if there is one.
         let mut n = self.notified.lock().unwrap();
+        if timeout == Some(Duration::ZERO) {
+            *n = false;
+            return;
+        }
         while !*n {
             n = self.cv.wait(n).unwrap();
         }

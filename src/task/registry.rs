@@ -21,17 +21,53 @@ use super::TaskRef;
 mod imp {
     use super::TaskRef;
     use dashmap::DashMap;
-    use rustc_hash::FxBuildHasher;
+    use std::hash::{BuildHasherDefault, Hasher};
     use std::sync::{Arc, LazyLock};
 
+    /// log2 of the number of shards.
+    const SHARD_BITS: u32 = 6;
+
+    /// The hash of a task id, laid out for how dashmap and hashbrown read it: dashmap picks
+    /// the shard from the bits just below the top 7 (here `id % 64`: consecutive spawns go
+    /// to different shards, so concurrent spawners rarely share a lock), hashbrown picks
+    /// the bucket from the low bits (here `id / 64`: a shard's consecutive ids sit in
+    /// neighbouring buckets, so a burst of spawns and completions walks memory in order
+    /// instead of missing the cache on every insert), and its 7-bit tag from the top bits
+    /// (here the low bits of `id / 64`, so tags in a probe group differ). Ids are unique,
+    /// so the layout never costs correctness, only — for other keys — distribution.
+    #[derive(Default)]
+    pub(super) struct IdHasher(u64);
+
+    impl Hasher for IdHasher {
+        fn finish(&self) -> u64 {
+            let id = self.0;
+            let seq = id >> SHARD_BITS;
+            let shard = id & ((1 << SHARD_BITS) - 1);
+            seq | (shard << (64 - 7 - SHARD_BITS)) | ((seq & 0x7f) << 57)
+        }
+
+        fn write(&mut self, bytes: &[u8]) {
+            // Only `u64` keys are hashed here; fold anything else in, FNV-style.
+            for &b in bytes {
+                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+
+        fn write_u64(&mut self, n: u64) {
+            self.0 = n;
+        }
+    }
+
+    type IdBuild = BuildHasherDefault<IdHasher>;
+
     pub(super) struct Maps {
-        pub(super) tasks: DashMap<u64, TaskRef, FxBuildHasher>,
-        pub(super) names: DashMap<u64, Arc<str>, FxBuildHasher>,
+        pub(super) tasks: DashMap<u64, TaskRef, IdBuild>,
+        pub(super) names: DashMap<u64, Arc<str>, IdBuild>,
     }
 
     static MAPS: LazyLock<Maps> = LazyLock::new(|| Maps {
-        tasks: DashMap::with_hasher_and_shard_amount(FxBuildHasher, 64),
-        names: DashMap::with_hasher(FxBuildHasher),
+        tasks: DashMap::with_hasher_and_shard_amount(IdBuild::default(), 1 << SHARD_BITS),
+        names: DashMap::with_hasher(IdBuild::default()),
     });
 
     pub(super) fn maps() -> &'static Maps {

@@ -1,0 +1,441 @@
+//! The loop API (`call_soon`, timers, `call_soon_threadsafe`) against tokio, in one run.
+//!
+//! Every workload is one criterion group with a function `aioloop` and a function `tokio`,
+//! which `benches/report.py` pairs into the ratio aioloop/tokio. Some groups have a third
+//! function (`aioloop_tasks`, `aioloop_call_later`): the other way of doing the same thing
+//! with aioloop, reported as an extra row against the same tokio figure.
+//!
+//! | group | aioloop | tokio |
+//! |---|---|---|
+//! | `call_soon_100k` | `LocalLoop::call_soon` × 100,000, then `run_once` until all ran | current-thread runtime + `LocalSet`, `spawn_local` × 100,000 no-op tasks |
+//! | `call_soon_100k_mt` | `Handle::call_soon` × 100,000 from the bench thread (2 workers) | multi-thread `Runtime::spawn` × 100,000 (2 workers) |
+//! | `timers_100k` | 100,000 `spawn_local` tasks each awaiting `aioloop::sleep` | the same with `tokio::time::sleep` in a `LocalSet` |
+//! | `threadsafe_ping_pong` | 1,000 round trips: `LoopHandle::call_soon_threadsafe` → reply | 1,000 round trips: `Handle::spawn` onto a current-thread runtime → reply |
+//! | `threadsafe_ping_pong_mt` | the same against a 2-worker `Runtime` | the same against a 2-worker tokio runtime |
+//!
+//! The loops and runtimes are built once per group, before any timing. The workloads are
+//! written from the description; no code is taken from tokio.
+//!
+//! Run with `CARGO_TARGET_DIR=... cargo bench --bench loop_api`, then
+//! `python3 benches/report.py`.
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Poll, Waker};
+use std::thread;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+
+/// Callbacks / tasks per iteration of the `call_soon_100k*` groups.
+const NUM_CALLBACKS: usize = 100_000;
+/// Timers per iteration of `timers_100k`.
+const NUM_TIMERS: usize = 100_000;
+/// Deadlines of `timers_100k` are uniform in `[1 ns, TIMER_SPAN)` after insertion.
+const TIMER_SPAN: Duration = Duration::from_millis(100);
+/// Seed of the deadline generator (the same deadlines every iteration, for both runtimes).
+const TIMER_SEED: u64 = 0x5eed_1e55;
+/// Round trips per iteration of the ping-pong groups.
+const ROUND_TRIPS: usize = 1_000;
+/// Worker threads of the multi-thread runtimes.
+const WORKERS: usize = 2;
+
+// ---------------------------------------------------------------------------------------
+// Completion signals, runtime-agnostic: each only stores and wakes a `Waker` (or sends on a
+// std channel), so both runtimes pay the same for "tell me when everything ran".
+// ---------------------------------------------------------------------------------------
+
+/// A single-threaded countdown: the tick that reaches zero wakes whoever awaits `wait`.
+struct LocalCountdown {
+    left: Cell<usize>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl LocalCountdown {
+    fn new(n: usize) -> Rc<LocalCountdown> {
+        Rc::new(LocalCountdown {
+            left: Cell::new(n),
+            waker: Cell::new(None),
+        })
+    }
+
+    fn tick(&self) {
+        let left = self.left.get() - 1;
+        self.left.set(left);
+        if left == 0 {
+            if let Some(w) = self.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.left.get() == 0
+    }
+
+    async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.is_done() {
+                Poll::Ready(())
+            } else {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+/// A thread-safe countdown: the tick that reaches zero sends on `done`.
+struct Countdown {
+    left: AtomicUsize,
+    done: mpsc::SyncSender<()>,
+}
+
+impl Countdown {
+    fn new(n: usize) -> (Arc<Countdown>, mpsc::Receiver<()>) {
+        let (done, rx) = mpsc::sync_channel(1);
+        let c = Countdown {
+            left: AtomicUsize::new(n),
+            done,
+        };
+        (Arc::new(c), rx)
+    }
+
+    fn tick(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.send(()).expect("bench thread is waiting");
+        }
+    }
+}
+
+fn tokio_current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build tokio current-thread runtime")
+}
+
+fn tokio_multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+        .expect("build tokio runtime")
+}
+
+fn aioloop_runtime() -> aioloop::Runtime {
+    aioloop::Runtime::builder()
+        .workers(WORKERS)
+        .build()
+        .expect("build aioloop runtime")
+}
+
+// ---------------------------------------------------------------------------------------
+// call_soon_100k: 100,000 no-op callbacks on one thread's loop, run to completion.
+//
+// aioloop: `call_soon` from outside the loop (the embedder's way), then `run_once` until
+// the countdown is zero (an iteration runs at most MAX_BATCH items, so it takes several).
+// tokio has no callbacks: a task is its unit of scheduled work, so the counterpart is a
+// no-op task per callback, spawned with `spawn_local` into a `LocalSet` driven by a
+// current-thread runtime's `block_on`. `aioloop_tasks` is the exact mirror of the tokio
+// function on a `LocalLoop` (tasks, not callbacks), for reference.
+// Each unit of work clones an `Rc` and ticks the countdown, on both.
+// ---------------------------------------------------------------------------------------
+
+fn call_soon_100k(c: &mut Criterion) {
+    let lp = aioloop::LocalLoop::new().expect("create LocalLoop");
+    let rt = tokio_current_thread();
+    let local = tokio::task::LocalSet::new();
+    let mut g = c.benchmark_group("call_soon_100k");
+
+    g.bench_function("aioloop", |b| {
+        b.iter(|| {
+            let count = LocalCountdown::new(NUM_CALLBACKS);
+            for _ in 0..NUM_CALLBACKS {
+                let count = count.clone();
+                lp.call_soon(move || count.tick()).expect("loop is open");
+            }
+            while !count.is_done() {
+                lp.run_once(Some(Duration::ZERO)).expect("run_once");
+            }
+        })
+    });
+
+    g.bench_function("aioloop_tasks", |b| {
+        b.iter(|| {
+            let count = LocalCountdown::new(NUM_CALLBACKS);
+            lp.run_until_complete(async {
+                for _ in 0..NUM_CALLBACKS {
+                    let count = count.clone();
+                    drop(aioloop::spawn_local(async move { count.tick() }));
+                }
+                count.wait().await;
+            })
+            .expect("run_until_complete");
+        })
+    });
+
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let count = LocalCountdown::new(NUM_CALLBACKS);
+            local.block_on(&rt, async {
+                for _ in 0..NUM_CALLBACKS {
+                    let count = count.clone();
+                    drop(tokio::task::spawn_local(async move { count.tick() }));
+                }
+                count.wait().await;
+            });
+        })
+    });
+
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// call_soon_100k_mt: the same against the multi-thread runtimes (2 workers each), the work
+// posted from the bench thread (outside the runtime): aioloop `Handle::call_soon` (a
+// callback into the shared injector), tokio `Runtime::spawn` (a task into its injection
+// queue). Each unit ticks an atomic countdown; the last one signals the bench thread.
+// ---------------------------------------------------------------------------------------
+
+fn call_soon_100k_mt(c: &mut Criterion) {
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
+    let mut g = c.benchmark_group("call_soon_100k_mt");
+
+    g.bench_function("aioloop", |b| {
+        let h = aio.handle();
+        b.iter(|| {
+            let (count, rx) = Countdown::new(NUM_CALLBACKS);
+            for _ in 0..NUM_CALLBACKS {
+                let count = count.clone();
+                drop(h.call_soon(move || count.tick()));
+            }
+            rx.recv().expect("countdown reached zero");
+        })
+    });
+
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let (count, rx) = Countdown::new(NUM_CALLBACKS);
+            for _ in 0..NUM_CALLBACKS {
+                let count = count.clone();
+                drop(tok.spawn(async move { count.tick() }));
+            }
+            rx.recv().expect("countdown reached zero");
+        })
+    });
+
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// timers_100k: 100,000 timers with deadlines uniform within 100 ms of their creation
+// (fixed seed, the same list for both), inserted and fired, on one thread's loop.
+//
+// Pairing: TASKS + SLEEP on both, for fairness: `aioloop` spawns 100,000 `spawn_local`
+// tasks on a `LocalLoop` that each await `aioloop::sleep(d)` and tick a countdown; `tokio`
+// spawns 100,000 `spawn_local` tasks in a `LocalSet` on a current-thread runtime that each
+// await `tokio::time::sleep(d)`. `aioloop_call_later` is the callback form on the same
+// `LocalLoop` (`call_later(d, tick)`, then `run_once(None)` until all fired), for
+// reference. Both sleeps take their deadline when created, as does `call_later`.
+//
+// An iteration lasts at least the longest delay (~100 ms). With 100,000 timers in 100 ms
+// (one per microsecond) the CPU work of spawning, registering, firing and completing can
+// take longer than that on a small machine; the iteration then lasts as long as the work,
+// and the ratio compares the two runtimes' per-timer cost rather than their waiting.
+// ---------------------------------------------------------------------------------------
+
+fn timer_delays() -> Vec<Duration> {
+    let mut rng = fastrand::Rng::with_seed(TIMER_SEED);
+    let span = TIMER_SPAN.as_nanos() as u64;
+    (0..NUM_TIMERS)
+        .map(|_| Duration::from_nanos(rng.u64(1..span)))
+        .collect()
+}
+
+fn timers_100k(c: &mut Criterion) {
+    let delays = timer_delays();
+    let lp = aioloop::LocalLoop::new().expect("create LocalLoop");
+    let rt = tokio_current_thread();
+    let local = tokio::task::LocalSet::new();
+    let mut g = c.benchmark_group("timers_100k");
+    g.sampling_mode(SamplingMode::Flat);
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_millis(1500));
+
+    g.bench_function("aioloop", |b| {
+        b.iter(|| {
+            let count = LocalCountdown::new(NUM_TIMERS);
+            lp.run_until_complete(async {
+                for &d in &delays {
+                    let count = count.clone();
+                    drop(aioloop::spawn_local(async move {
+                        aioloop::sleep(d).await;
+                        count.tick();
+                    }));
+                }
+                count.wait().await;
+            })
+            .expect("run_until_complete");
+        })
+    });
+
+    g.bench_function("aioloop_call_later", |b| {
+        b.iter(|| {
+            let count = LocalCountdown::new(NUM_TIMERS);
+            for &d in &delays {
+                let count = count.clone();
+                lp.call_later(d.as_secs_f64(), move || count.tick())
+                    .expect("valid delay on an open loop");
+            }
+            while !count.is_done() {
+                lp.run_once(None).expect("run_once");
+            }
+        })
+    });
+
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let count = LocalCountdown::new(NUM_TIMERS);
+            local.block_on(&rt, async {
+                for &d in &delays {
+                    let count = count.clone();
+                    drop(tokio::task::spawn_local(async move {
+                        tokio::time::sleep(d).await;
+                        count.tick();
+                    }));
+                }
+                count.wait().await;
+            });
+        })
+    });
+
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// threadsafe_ping_pong: cross-thread round-trip latency, ROUND_TRIPS per iteration.
+//
+// A loop thread L idles in its loop; the bench thread B, for each round trip, posts a
+// closure to L and blocks on a std `mpsc` channel until the closure, run on L, replies.
+// One round trip = B wakes L through the loop's own cross-thread path + L wakes B through
+// the (shared, runtime-independent) channel.
+//   aioloop: L runs `LocalLoop::run_forever`; B posts with `LoopHandle::call_soon_threadsafe`.
+//   tokio:   L runs a current-thread runtime + `LocalSet` (`block_on` of a future that waits
+//            for shutdown); B posts with `tokio::runtime::Handle::spawn` of a task that
+//            sends the reply. tokio has no callbacks, so the posted unit is a task — the
+//            same "one allocation, queued from another thread, loop woken" as a callback.
+// `threadsafe_ping_pong_mt` is the same against the 2-worker runtimes (aioloop
+// `Handle::call_soon_threadsafe`, tokio `Runtime::spawn`), B being the bench thread.
+// ---------------------------------------------------------------------------------------
+
+fn threadsafe_ping_pong(c: &mut Criterion) {
+    // aioloop's loop thread.
+    let (h_tx, h_rx) = mpsc::channel();
+    let aio_thread = thread::spawn(move || {
+        let lp = aioloop::LocalLoop::new().expect("create LocalLoop");
+        h_tx.send(lp.handle()).expect("bench thread waits");
+        lp.run_forever().expect("run_forever");
+    });
+    let aio = h_rx.recv().expect("aioloop loop thread started");
+
+    // tokio's loop thread.
+    let (h_tx, h_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let tok_thread = thread::spawn(move || {
+        let rt = tokio_current_thread();
+        let local = tokio::task::LocalSet::new();
+        h_tx.send(rt.handle().clone()).expect("bench thread waits");
+        local.block_on(&rt, async move {
+            let _ = stop_rx.await;
+        });
+    });
+    let tok = h_rx.recv().expect("tokio loop thread started");
+
+    let mut g = c.benchmark_group("threadsafe_ping_pong");
+
+    g.bench_function("aioloop", |b| {
+        let (reply, rx) = mpsc::channel::<()>();
+        b.iter(|| {
+            for _ in 0..ROUND_TRIPS {
+                let reply = reply.clone();
+                aio.call_soon_threadsafe(move || reply.send(()).expect("B waits"))
+                    .expect("loop is open");
+                rx.recv().expect("reply");
+            }
+        })
+    });
+
+    g.bench_function("tokio", |b| {
+        let (reply, rx) = mpsc::channel::<()>();
+        b.iter(|| {
+            for _ in 0..ROUND_TRIPS {
+                let reply = reply.clone();
+                drop(tok.spawn(async move { reply.send(()).expect("B waits") }));
+                rx.recv().expect("reply");
+            }
+        })
+    });
+
+    g.finish();
+
+    aio.stop();
+    aio_thread.join().expect("aioloop loop thread");
+    stop_tx.send(()).expect("tokio loop thread waits");
+    tok_thread.join().expect("tokio loop thread");
+}
+
+fn threadsafe_ping_pong_mt(c: &mut Criterion) {
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
+    let mut g = c.benchmark_group("threadsafe_ping_pong_mt");
+
+    g.bench_function("aioloop", |b| {
+        let h = aio.handle();
+        let (reply, rx) = mpsc::channel::<()>();
+        b.iter(|| {
+            for _ in 0..ROUND_TRIPS {
+                let reply = reply.clone();
+                drop(h.call_soon_threadsafe(move || reply.send(()).expect("B waits")));
+                rx.recv().expect("reply");
+            }
+        })
+    });
+
+    g.bench_function("tokio", |b| {
+        let (reply, rx) = mpsc::channel::<()>();
+        b.iter(|| {
+            for _ in 0..ROUND_TRIPS {
+                let reply = reply.clone();
+                drop(tok.spawn(async move { reply.send(()).expect("B waits") }));
+                rx.recv().expect("reply");
+            }
+        })
+    });
+
+    g.finish();
+}
+
+fn config() -> Criterion {
+    // Two shared cores: modest sample counts; what is reported is the ratio between the
+    // functions of a group, measured back to back. (timers_100k sets its own, longer-
+    // iteration settings.)
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = call_soon_100k, call_soon_100k_mt, timers_100k, threadsafe_ping_pong,
+        threadsafe_ping_pong_mt
+}
+criterion_main!(benches);
