@@ -19,16 +19,17 @@
 //! Run with `CARGO_TARGET_DIR=... cargo bench --bench loop_api`, then
 //! `python3 benches/report.py`.
 
-use std::cell::Cell;
-use std::future::poll_fn;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::task::{Poll, Waker};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use criterion::{criterion_group, criterion_main, Bencher, Criterion, SamplingMode};
+
+mod common;
+use common::{
+    aioloop_runtime, criterion_config, tokio_current_thread, tokio_multi_thread, Countdown,
+    LocalCountdown,
+};
 
 /// Callbacks / tasks per iteration of the `call_soon_100k*` groups.
 const NUM_CALLBACKS: usize = 100_000;
@@ -40,99 +41,6 @@ const TIMER_SPAN: Duration = Duration::from_millis(100);
 const TIMER_SEED: u64 = 0x5eed_1e55;
 /// Round trips per iteration of the ping-pong groups.
 const ROUND_TRIPS: usize = 1_000;
-/// Worker threads of the multi-thread runtimes.
-const WORKERS: usize = 2;
-
-// ---------------------------------------------------------------------------------------
-// Completion signals, runtime-agnostic: each only stores and wakes a `Waker` (or sends on a
-// std channel), so both runtimes pay the same for "tell me when everything ran".
-// ---------------------------------------------------------------------------------------
-
-/// A single-threaded countdown: the tick that reaches zero wakes whoever awaits `wait`.
-struct LocalCountdown {
-    left: Cell<usize>,
-    waker: Cell<Option<Waker>>,
-}
-
-impl LocalCountdown {
-    fn new(n: usize) -> Rc<LocalCountdown> {
-        Rc::new(LocalCountdown {
-            left: Cell::new(n),
-            waker: Cell::new(None),
-        })
-    }
-
-    fn tick(&self) {
-        let left = self.left.get() - 1;
-        self.left.set(left);
-        if left == 0 {
-            if let Some(w) = self.waker.take() {
-                w.wake();
-            }
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.left.get() == 0
-    }
-
-    async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.is_done() {
-                Poll::Ready(())
-            } else {
-                self.waker.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
-
-/// A thread-safe countdown: the tick that reaches zero sends on `done`.
-struct Countdown {
-    left: AtomicUsize,
-    done: mpsc::SyncSender<()>,
-}
-
-impl Countdown {
-    fn new(n: usize) -> (Arc<Countdown>, mpsc::Receiver<()>) {
-        let (done, rx) = mpsc::sync_channel(1);
-        let c = Countdown {
-            left: AtomicUsize::new(n),
-            done,
-        };
-        (Arc::new(c), rx)
-    }
-
-    fn tick(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.done.send(()).expect("bench thread is waiting");
-        }
-    }
-}
-
-fn tokio_current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("build tokio current-thread runtime")
-}
-
-fn tokio_multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .expect("build tokio runtime")
-}
-
-fn aioloop_runtime() -> aioloop::Runtime {
-    aioloop::Runtime::builder()
-        .workers(WORKERS)
-        .build()
-        .expect("build aioloop runtime")
-}
 
 // ---------------------------------------------------------------------------------------
 // call_soon_100k: 100,000 no-op callbacks on one thread's loop, run to completion.
@@ -335,6 +243,18 @@ fn timers_100k(c: &mut Criterion) {
 // `Handle::call_soon_threadsafe`, tokio `Runtime::spawn`), B being the bench thread.
 // ---------------------------------------------------------------------------------------
 
+/// Times ROUND_TRIPS round trips per iteration: `post` hands a clone of the reply sender to
+/// the loop thread, which sends on it; the bench thread waits for each reply before the next.
+fn round_trips(b: &mut Bencher, post: impl Fn(mpsc::Sender<()>)) {
+    let (reply, rx) = mpsc::channel::<()>();
+    b.iter(|| {
+        for _ in 0..ROUND_TRIPS {
+            post(reply.clone());
+            rx.recv().expect("reply");
+        }
+    })
+}
+
 fn threadsafe_ping_pong(c: &mut Criterion) {
     // aioloop's loop thread.
     let (h_tx, h_rx) = mpsc::channel();
@@ -361,25 +281,15 @@ fn threadsafe_ping_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("threadsafe_ping_pong");
 
     g.bench_function("aioloop", |b| {
-        let (reply, rx) = mpsc::channel::<()>();
-        b.iter(|| {
-            for _ in 0..ROUND_TRIPS {
-                let reply = reply.clone();
-                aio.call_soon_threadsafe(move || reply.send(()).expect("B waits"))
-                    .expect("loop is open");
-                rx.recv().expect("reply");
-            }
+        round_trips(b, |reply| {
+            aio.call_soon_threadsafe(move || reply.send(()).expect("B waits"))
+                .expect("loop is open");
         })
     });
 
     g.bench_function("tokio", |b| {
-        let (reply, rx) = mpsc::channel::<()>();
-        b.iter(|| {
-            for _ in 0..ROUND_TRIPS {
-                let reply = reply.clone();
-                drop(tok.spawn(async move { reply.send(()).expect("B waits") }));
-                rx.recv().expect("reply");
-            }
+        round_trips(b, |reply| {
+            drop(tok.spawn(async move { reply.send(()).expect("B waits") }));
         })
     });
 
@@ -398,24 +308,14 @@ fn threadsafe_ping_pong_mt(c: &mut Criterion) {
 
     g.bench_function("aioloop", |b| {
         let h = aio.handle();
-        let (reply, rx) = mpsc::channel::<()>();
-        b.iter(|| {
-            for _ in 0..ROUND_TRIPS {
-                let reply = reply.clone();
-                drop(h.call_soon_threadsafe(move || reply.send(()).expect("B waits")));
-                rx.recv().expect("reply");
-            }
+        round_trips(b, |reply| {
+            drop(h.call_soon_threadsafe(move || reply.send(()).expect("B waits")));
         })
     });
 
     g.bench_function("tokio", |b| {
-        let (reply, rx) = mpsc::channel::<()>();
-        b.iter(|| {
-            for _ in 0..ROUND_TRIPS {
-                let reply = reply.clone();
-                drop(tok.spawn(async move { reply.send(()).expect("B waits") }));
-                rx.recv().expect("reply");
-            }
+        round_trips(b, |reply| {
+            drop(tok.spawn(async move { reply.send(()).expect("B waits") }));
         })
     });
 
@@ -426,10 +326,7 @@ fn config() -> Criterion {
     // Two shared cores: modest sample counts; what is reported is the ratio between the
     // functions of a group, measured back to back. (timers_100k sets its own, longer-
     // iteration settings.)
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
+    criterion_config(Duration::from_millis(500), Duration::from_secs(3))
 }
 
 criterion_group! {

@@ -15,14 +15,14 @@
 //! Run with `CARGO_TARGET_DIR=... cargo bench --bench runtime`, then
 //! `python3 benches/report.py`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-/// Worker threads of both runtimes.
-const WORKERS: usize = 2;
+mod common;
+use common::{aioloop_runtime, criterion_config, tokio_multi_thread, Countdown};
+
 /// Tasks spawned per iteration by the two `spawn_many_*` workloads.
 const NUM_SPAWN: usize = 10_000;
 /// Tasks in `yield_many`.
@@ -34,52 +34,14 @@ const NUM_PAIRS: usize = 1_000;
 /// Length of the spawn chain in `chained_spawn`.
 const CHAIN_LEN: usize = 1_000;
 
-fn aioloop_rt() -> aioloop::Runtime {
-    aioloop::Runtime::builder()
-        .workers(WORKERS)
-        .build()
-        .expect("build aioloop runtime")
-}
-
-fn tokio_rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .expect("build tokio runtime")
-}
-
-/// A countdown shared by a set of tasks: the task that brings it to zero sends on `done`.
-struct Countdown {
-    left: AtomicUsize,
-    done: mpsc::SyncSender<()>,
-}
-
-impl Countdown {
-    fn new(n: usize) -> (Arc<Countdown>, mpsc::Receiver<()>) {
-        let (done, rx) = mpsc::sync_channel(1);
-        let c = Countdown {
-            left: AtomicUsize::new(n),
-            done,
-        };
-        (Arc::new(c), rx)
-    }
-
-    fn tick(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.done.send(()).expect("bench thread is waiting");
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // spawn_many_local: one task spawns NUM_SPAWN tasks from inside the runtime (so they go to
 // that worker's local queue); each ticks a countdown; the bench thread waits for zero.
 // ---------------------------------------------------------------------------------------
 
 fn spawn_many_local(c: &mut Criterion) {
-    let aio = aioloop_rt();
-    let tok = tokio_rt();
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
     let mut g = c.benchmark_group("spawn_many_local");
 
     g.bench_function("aioloop", |b| {
@@ -117,8 +79,8 @@ fn spawn_many_local(c: &mut Criterion) {
 // ---------------------------------------------------------------------------------------
 
 fn spawn_many_remote(c: &mut Criterion) {
-    let aio = aioloop_rt();
-    let tok = tokio_rt();
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
     let mut g = c.benchmark_group("spawn_many_remote");
 
     g.bench_function("aioloop", |b| {
@@ -158,8 +120,8 @@ fn spawn_many_remote(c: &mut Criterion) {
 // ---------------------------------------------------------------------------------------
 
 fn yield_many(c: &mut Criterion) {
-    let aio = aioloop_rt();
-    let tok = tokio_rt();
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
     let mut g = c.benchmark_group("yield_many");
 
     g.bench_function("aioloop", |b| {
@@ -232,8 +194,8 @@ macro_rules! ping_pong_pair {
 }
 
 fn ping_pong(c: &mut Criterion) {
-    let aio = aioloop_rt();
-    let tok = tokio_rt();
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
     let mut g = c.benchmark_group("ping_pong");
 
     g.bench_function("aioloop", |b| {
@@ -286,8 +248,8 @@ fn chain_tokio(left: usize, done: mpsc::SyncSender<()>) {
 }
 
 fn chained_spawn(c: &mut Criterion) {
-    let aio = aioloop_rt();
-    let tok = tokio_rt();
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
     let mut g = c.benchmark_group("chained_spawn");
 
     g.bench_function("aioloop", |b| {
@@ -312,10 +274,7 @@ fn chained_spawn(c: &mut Criterion) {
 fn config() -> Criterion {
     // The machine is small and shared: modest sample counts, and the comparison that matters
     // is the ratio between the two functions of a group measured back to back.
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(1500))
-        .measurement_time(Duration::from_secs(5))
+    criterion_config(Duration::from_millis(1500), Duration::from_secs(5))
 }
 
 criterion_group! {

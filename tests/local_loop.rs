@@ -3,77 +3,23 @@
 //! its `LoopHandle`, its file descriptor, `next_timeout` and `all_tasks` (L7).
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::os::fd::{AsFd, AsRawFd};
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::pin::Pin;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::thread;
 use std::time::Duration;
 
 use aioloop::{ExceptionContext, LocalLoop, LoopError, Runtime, TaskError};
 
+mod common;
+use common::{guarded, new_loop, panic_message, poll_once, Counted, NO_WAIT, TIMEOUT};
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-const TIMEOUT: Duration = Duration::from_secs(30);
-const NO_WAIT: Option<Duration> = Some(Duration::ZERO);
-
-fn new_loop() -> LocalLoop {
-    LocalLoop::new().expect("LocalLoop::new")
-}
-
-/// Runs `f` on a fresh thread; fails if it panics or has not finished after [`TIMEOUT`].
-fn guarded<T, F>(what: &str, f: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("timed out after {TIMEOUT:?}: {what}"),
-    }
-}
-
-/// Counts its drops.
-struct Counted(Arc<AtomicUsize>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-struct NoopWake;
-
-impl Wake for NoopWake {
-    fn wake(self: Arc<Self>) {}
-}
-
-/// Polls `fut` once with a waker that does nothing.
-fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    let waker = Waker::from(Arc::new(NoopWake));
-    Pin::new(fut).poll(&mut Context::from_waker(&waker))
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
-    }
-}
 
 /// What an exception handler was told, in a `Send` form.
 #[derive(Debug, Clone)]
@@ -656,6 +602,40 @@ fn loop_handle_spawn_from_another_thread() {
     });
 }
 
+/// Waits (up to [`TIMEOUT`]) for `host` to report the loop's fd, registered as `key`,
+/// readable.
+#[track_caller]
+fn wait_fd_readable(host: &polling::Poller, events: &mut polling::Events, key: usize, what: &str) {
+    events.clear();
+    host.wait(events, Some(TIMEOUT)).unwrap();
+    assert!(events.iter().any(|e| e.key == key && e.readable), "{what}");
+}
+
+/// Runs the one posted callback (it increments `ran`), then checks that the loop's fd,
+/// registered with `host` as `key`, is quiet again, and deregisters it.
+#[track_caller]
+fn run_posted_work_then_fd_is_quiet(
+    lp: &LocalLoop,
+    host: &polling::Poller,
+    events: &mut polling::Events,
+    key: usize,
+    ran: &AtomicUsize,
+) {
+    lp.run_once(NO_WAIT).unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    // Once the work is done the fd is quiet again, or a host watching it would spin.
+    // (The host's registration is one-shot: re-arm it before asking.)
+    host.modify(lp.as_fd(), polling::Event::readable(key))
+        .unwrap();
+    events.clear();
+    host.wait(events, NO_WAIT).unwrap();
+    assert!(
+        events.is_empty(),
+        "fd still readable after the posted work ran"
+    );
+    host.delete(lp.as_fd()).unwrap();
+}
+
 // rule S1: the loop's fd becomes readable when another thread posts work, so a host loop
 // watching it wakes up. Checked with a second `polling::Poller` watching the fd.
 #[test]
@@ -664,8 +644,8 @@ fn fd_becomes_readable_on_call_soon_threadsafe() {
     assert_eq!(lp.as_raw_fd(), lp.as_fd().as_raw_fd());
     let host = polling::Poller::new().unwrap();
     let mut events = polling::Events::new();
-    // SAFETY: the loop (and so its fd) outlives the registration: it is deleted below,
-    // before `lp` is dropped.
+    // SAFETY: the loop (and so its fd) outlives the registration: it is deleted below (by
+    // `run_posted_work_then_fd_is_quiet`), before `lp` is dropped.
     unsafe { host.add(lp.as_raw_fd(), polling::Event::readable(7)) }.unwrap();
 
     host.wait(&mut events, NO_WAIT).unwrap();
@@ -683,25 +663,13 @@ fn fd_becomes_readable_on_call_soon_threadsafe() {
     .unwrap();
     assert_eq!(lp.next_timeout(), Some(Duration::ZERO));
 
-    events.clear();
-    host.wait(&mut events, Some(TIMEOUT)).unwrap();
-    assert!(
-        events.iter().any(|e| e.key == 7 && e.readable),
-        "fd readable after a cross-thread post"
+    wait_fd_readable(
+        &host,
+        &mut events,
+        7,
+        "fd readable after a cross-thread post",
     );
-    lp.run_once(NO_WAIT).unwrap();
-    assert_eq!(ran.load(Ordering::SeqCst), 1);
-    // Once the work is done the fd is quiet again, or a host watching it would spin.
-    // (The host's registration is one-shot: re-arm it before asking.)
-    host.modify(lp.as_fd(), polling::Event::readable(7))
-        .unwrap();
-    events.clear();
-    host.wait(&mut events, NO_WAIT).unwrap();
-    assert!(
-        events.is_empty(),
-        "fd still readable after the posted work ran"
-    );
-    host.delete(lp.as_fd()).unwrap();
+    run_posted_work_then_fd_is_quiet(&lp, &host, &mut events, 7, &ran);
 }
 
 // The embedding contract, second half: work posted from another thread *while the loop is
@@ -712,8 +680,8 @@ fn fd_becomes_readable_for_work_posted_during_a_run() {
     let lp = new_loop();
     let host = polling::Poller::new().unwrap();
     let mut events = polling::Events::new();
-    // SAFETY: the loop (and so its fd) outlives the registration: it is deleted below,
-    // before `lp` is dropped.
+    // SAFETY: the loop (and so its fd) outlives the registration: it is deleted below (by
+    // `run_posted_work_then_fd_is_quiet`), before `lp` is dropped.
     unsafe { host.add(lp.as_raw_fd(), polling::Event::readable(9)) }.unwrap();
 
     let ran = Arc::new(AtomicUsize::new(0));
@@ -740,25 +708,13 @@ fn fd_becomes_readable_for_work_posted_during_a_run() {
 
     // Drain any readiness left from before the run, then require it to be signalled anew
     // only if the fd is not readable already (level-triggered: it stays readable).
-    events.clear();
-    host.wait(&mut events, Some(TIMEOUT)).unwrap();
-    assert!(
-        events.iter().any(|e| e.key == 9 && e.readable),
-        "fd readable after work was posted during a run"
+    wait_fd_readable(
+        &host,
+        &mut events,
+        9,
+        "fd readable after work was posted during a run",
     );
-    lp.run_once(NO_WAIT).unwrap();
-    assert_eq!(ran.load(Ordering::SeqCst), 1);
-    // Once the work is done the fd is quiet again, or a host watching it would spin.
-    // (The host's registration is one-shot: re-arm it before asking.)
-    host.modify(lp.as_fd(), polling::Event::readable(9))
-        .unwrap();
-    events.clear();
-    host.wait(&mut events, NO_WAIT).unwrap();
-    assert!(
-        events.is_empty(),
-        "fd still readable after the posted work ran"
-    );
-    host.delete(lp.as_fd()).unwrap();
+    run_posted_work_then_fd_is_quiet(&lp, &host, &mut events, 9, &ran);
 }
 
 // next_timeout: zero when work is ready, the time to the earliest timer otherwise, None when

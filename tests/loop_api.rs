@@ -8,7 +8,6 @@
 //! thread and fail after a generous timeout instead.
 
 use std::cell::{Cell, RefCell};
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -17,37 +16,12 @@ use std::time::{Duration, Instant};
 
 use aioloop::{LocalLoop, LoopError};
 
+mod common;
+use common::{guarded, new_loop, Counted, NO_WAIT, TIMEOUT};
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Generous bound for anything that waits on another thread; exceeded only if broken.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `run_once` without waiting.
-const NO_WAIT: Option<Duration> = Some(Duration::ZERO);
-
-fn new_loop() -> LocalLoop {
-    LocalLoop::new().expect("LocalLoop::new")
-}
-
-/// Runs `f` on a fresh thread and returns its result; fails the test if it panics or has not
-/// finished after [`TIMEOUT`] (a hang, e.g. a lost wake-up).
-fn guarded<T, F>(what: &str, f: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("timed out after {TIMEOUT:?}: {what}"),
-    }
-}
 
 /// A single-threaded event log.
 #[derive(Clone, Default)]
@@ -76,15 +50,6 @@ impl Log {
 
 fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
-}
-
-/// Counts its drops.
-struct Counted(Arc<AtomicUsize>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 /// Runs iterations (each waiting for the earliest timer) until `done` holds.

@@ -9,56 +9,25 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aioloop::task::{self, leave_task, register_task, LoopId, TaskLike};
+use aioloop::task::{self, leave_task, register_task, LoopId};
 use aioloop::{
     all_tasks, create_task, try_all_tasks, try_create_task, try_current_task, yield_now,
     NoRunningLoop, Runtime, Task, TaskRef,
 };
 use futures_channel::oneshot;
 
+mod common;
+use common::{current_id, panic_message, runtime, sorted_ids, wait_until, Counted, MetaTask};
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// A minimal third-party task: it never runs anything, it only answers the `TaskLike` questions.
-struct Fake {
-    id: u64,
-    name: String,
-    loop_id: LoopId,
-    done: AtomicBool,
-}
-
-impl TaskLike for Fake {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-    fn done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
-    }
-    fn loop_id(&self) -> LoopId {
-        self.loop_id
-    }
-}
-
-fn fake(name: &str, loop_id: LoopId, done: bool) -> (Arc<Fake>, TaskRef) {
-    let f = Arc::new(Fake {
-        id: task::next_task_id(),
-        name: name.to_owned(),
-        loop_id,
-        done: AtomicBool::new(done),
-    });
+/// A third-party task (see [`MetaTask`]), not yet registered, and its `TaskRef`.
+fn fake(name: &str, loop_id: LoopId, done: bool) -> (Arc<MetaTask>, TaskRef) {
+    let f = Arc::new(MetaTask::new(name, loop_id, done));
     let r = TaskRef::new(f.clone());
     (f, r)
-}
-
-fn runtime(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .build()
-        .expect("runtime builds")
 }
 
 /// Runs `f` on this thread inside a running loop of `rt` but outside any task: the `block_on`
@@ -71,35 +40,6 @@ fn outside_any_task<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
         task::swap_current_task(main.as_ref());
         r
     })
-}
-
-fn ids(tasks: &[TaskRef]) -> Vec<u64> {
-    let mut v: Vec<u64> = tasks.iter().map(TaskRef::id).collect();
-    v.sort_unstable();
-    v
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
-    }
-}
-
-fn current_id() -> Option<u64> {
-    aioloop::current_task().map(|t| t.id())
-}
-
-/// Waits (polling, generous deadline) until `cond` holds; fails the test only on timeout.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -129,11 +69,14 @@ fn register_task_2() {
     rt.block_on(async {
         let main = aioloop::current_task().expect("main task");
         let (_f, t) = fake("reg-2", task::current_loop_id().unwrap(), false);
-        assert_eq!(ids(&all_tasks()), vec![main.id()]);
+        assert_eq!(sorted_ids(&all_tasks()), vec![main.id()]);
         register_task(&t);
-        assert_eq!(ids(&all_tasks()), ids(&[main.clone(), t.clone()]));
+        assert_eq!(
+            sorted_ids(&all_tasks()),
+            sorted_ids(&[main.clone(), t.clone()])
+        );
         task::unregister_task(&t);
-        assert_eq!(ids(&all_tasks()), vec![main.id()]);
+        assert_eq!(sorted_ids(&all_tasks()), vec![main.id()]);
     });
 }
 
@@ -176,12 +119,6 @@ fn register_task_twice_is_harmless() {
 fn registry_does_not_keep_finished_task_alive() {
     // rule L1: once a (detached) built-in task finishes, its future and its unread output are
     // released even though the registry listed it.
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     let rt = runtime(2);
     let drops = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = oneshot::channel::<()>();
@@ -370,7 +307,7 @@ fn current_task_no_running_loop() {
     // rule L6: with no running loop on this thread, aioloop::current_task() is "no running event loop".
     assert_eq!(try_current_task(), Err(NoRunningLoop));
     let payload = catch_unwind(aioloop::current_task).unwrap_err();
-    let msg = panic_message(payload);
+    let msg = panic_message(&*payload);
     assert!(msg.contains("no running event loop"), "{msg}");
 
     // A runtime that exists but is not running on this thread changes nothing…
@@ -386,13 +323,13 @@ fn current_task_no_running_loop() {
 fn all_tasks_and_create_task_no_running_loop() {
     // rule L6, L7, T2: the other loop-bound functions fail the same way outside a runtime.
     assert_eq!(try_all_tasks().unwrap_err(), NoRunningLoop);
-    let msg = panic_message(catch_unwind(all_tasks).unwrap_err());
+    let msg = panic_message(&*catch_unwind(all_tasks).unwrap_err());
     assert!(msg.contains("no running event loop"), "{msg}");
 
     let err = try_create_task(async {}).unwrap_err();
     assert_eq!(err, NoRunningLoop);
     assert_eq!(err.to_string(), "no running event loop");
-    let msg = panic_message(catch_unwind(|| create_task(async {})).unwrap_err());
+    let msg = panic_message(&*catch_unwind(|| create_task(async {})).unwrap_err());
     assert!(msg.contains("no running event loop"), "{msg}");
 
     // An explicit runtime can still be asked from outside (asyncio's all_tasks(loop)).
@@ -497,9 +434,9 @@ fn all_tasks_two_runtimes_side_by_side() {
     let mut expect_a = a_ids.clone();
     expect_a.push(a_later_ref.id());
     expect_a.sort_unstable();
-    assert_eq!(ids(&rt_a.all_tasks()), expect_a);
+    assert_eq!(sorted_ids(&rt_a.all_tasks()), expect_a);
     assert!(!rt_a.all_tasks().contains(&a_done_ref));
-    assert_eq!(ids(&rt_b.all_tasks()), b_ids);
+    assert_eq!(sorted_ids(&rt_b.all_tasks()), b_ids);
 
     // Both block_on mains alive at once, each listed only by its own runtime.
     let barrier = Barrier::new(2);
@@ -507,7 +444,7 @@ fn all_tasks_two_runtimes_side_by_side() {
         let ha = s.spawn(|| {
             rt_a.block_on(async {
                 barrier.wait();
-                let snap = (current_id().unwrap(), ids(&all_tasks()));
+                let snap = (current_id().unwrap(), sorted_ids(&all_tasks()));
                 barrier.wait();
                 snap
             })
@@ -515,7 +452,7 @@ fn all_tasks_two_runtimes_side_by_side() {
         let hb = s.spawn(|| {
             rt_b.block_on(async {
                 barrier.wait();
-                let snap = (current_id().unwrap(), ids(&all_tasks()));
+                let snap = (current_id().unwrap(), sorted_ids(&all_tasks()));
                 barrier.wait();
                 snap
             })
@@ -534,8 +471,8 @@ fn all_tasks_two_runtimes_side_by_side() {
     // A task that finishes leaves the listing.
     tx.send(()).unwrap();
     rt_a.block_on(a_later).unwrap();
-    assert_eq!(ids(&rt_a.all_tasks()), a_ids);
-    assert_eq!(ids(&rt_b.all_tasks()), b_ids);
+    assert_eq!(sorted_ids(&rt_a.all_tasks()), a_ids);
+    assert_eq!(sorted_ids(&rt_b.all_tasks()), b_ids);
 }
 
 #[test]
@@ -545,7 +482,9 @@ fn all_tasks_includes_block_on_main_task() {
     let (main, listed, from_child, from_outside) = rt.block_on(async {
         let main = aioloop::current_task().expect("main task");
         let listed = all_tasks();
-        let from_child = create_task(async { ids(&all_tasks()) }).await.unwrap();
+        let from_child = create_task(async { sorted_ids(&all_tasks()) })
+            .await
+            .unwrap();
         (main, listed, from_child, rt.all_tasks())
     });
     assert_eq!(listed, vec![main.clone()]);
@@ -555,7 +494,7 @@ fn all_tasks_includes_block_on_main_task() {
     // Seen from a worker, the main task and the child itself are listed.
     assert_eq!(from_child.len(), 2);
     assert!(from_child.contains(&main.id()));
-    assert_eq!(ids(&from_outside), vec![main.id()]);
+    assert_eq!(sorted_ids(&from_outside), vec![main.id()]);
     assert!(main.done());
     assert!(rt.all_tasks().is_empty());
 }
@@ -663,7 +602,7 @@ fn all_tasks_under_concurrent_spawning() {
         }
         stop.store(true, Ordering::SeqCst);
         let n = inner.await.unwrap();
-        (sum, n, ids(&all_tasks()))
+        (sum, n, sorted_ids(&all_tasks()))
     });
     assert_eq!(sum, SPAWNERS * (PER_SPAWNER * (PER_SPAWNER - 1) / 2));
     let inner_snapshots = inner_snapshots.unwrap_or_else(|e| panic!("inside snapshot: {e}"));

@@ -7,68 +7,20 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, ThreadId};
-use std::time::{Duration, Instant};
 
 use aioloop::{
     create_task, try_current_task, yield_now, BuildError, NoRunningLoop, Runtime, Task, TaskError,
 };
 use futures_channel::oneshot;
 
+mod common;
+use common::{panic_message, poll_once, runtime, wait_until, Counted, CountingWake, TIMEOUT};
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn runtime(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .build()
-        .expect("runtime builds")
-}
-
-/// Counts its drops in a shared counter.
-struct Counted(Arc<AtomicUsize>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
-    }
-}
-
-/// Waits (polling, generous deadline) until `cond` holds; fails the test only on timeout.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-struct NoopWaker;
-
-impl Wake for NoopWaker {
-    fn wake(self: Arc<Self>) {}
-}
-
-/// Polls a task handle once with a no-op waker.
-fn poll_once<T>(t: &mut Task<T>) -> Poll<Result<T, TaskError>> {
-    let waker = Waker::from(Arc::new(NoopWaker));
-    let mut cx = Context::from_waker(&waker);
-    Pin::new(t).poll(&mut cx)
-}
 
 fn assert_cancelled<T: std::fmt::Debug>(p: Poll<Result<T, TaskError>>) {
     match p {
@@ -199,22 +151,10 @@ fn dropping_task_handle_detaches() {
 // yield_now and FIFO scheduling
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn yield_now_is_pending_exactly_once() {
     // rule X6: sleep(0) suspends exactly once, asking to be polled again.
-    let counter = Arc::new(CountingWaker::default());
+    let counter = Arc::new(CountingWake::default());
     let waker = Waker::from(counter.clone());
     let mut cx = Context::from_waker(&waker);
     let mut y = yield_now();
@@ -434,7 +374,7 @@ fn panic_in_block_on_future_leaves_runtime_usable() {
         })
     }))
     .unwrap_err();
-    assert_eq!(panic_message(payload), "main boom");
+    assert_eq!(panic_message(&*payload), "main boom");
     assert_eq!(try_current_task(), Err(NoRunningLoop));
     assert!(rt.all_tasks().is_empty());
     let (again, cur) = rt.block_on(async {
@@ -462,7 +402,7 @@ fn block_on_inside_block_on_panics() {
         for inner in [&rt, &other] {
             let payload =
                 catch_unwind(AssertUnwindSafe(|| inner.block_on(async { 1 }))).unwrap_err();
-            let msg = panic_message(payload);
+            let msg = panic_message(&*payload);
             assert!(
                 msg.contains("Cannot run the event loop while another loop is running"),
                 "{msg}"

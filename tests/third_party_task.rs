@@ -5,46 +5,26 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::{self, ThreadId};
 
-use aioloop::task::{self, LoopId, TaskLike};
-use aioloop::{all_tasks, create_task, yield_now, Handle, Runtime, TaskRef};
+use aioloop::task;
+use aioloop::{all_tasks, create_task, yield_now, Handle, TaskRef};
 use futures_channel::oneshot;
+
+mod common;
+use common::{current_id, runtime, sorted_ids, MetaTask};
 
 // ---------------------------------------------------------------------------------------------
 // The third-party task type
 // ---------------------------------------------------------------------------------------------
 
-/// What the protocol sees of a hand task.
-struct HandMeta {
-    id: u64,
-    name: String,
-    loop_id: LoopId,
-    done: AtomicBool,
-}
-
-impl TaskLike for HandMeta {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-    fn done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
-    }
-    fn loop_id(&self) -> LoopId {
-        self.loop_id
-    }
-}
-
 /// A tiny task: owns a future and polls it itself, one step at a time, on whatever thread
 /// steps it, bracketing every step with enter/leave as a built-in task's poll is.
 struct HandTask<R> {
-    meta: Arc<HandMeta>,
+    meta: Arc<MetaTask>,
     me: TaskRef,
     future: Option<Pin<Box<dyn Future<Output = R> + Send>>>,
 }
@@ -65,12 +45,11 @@ impl Drop for LeaveOnDrop<'_> {
 impl<R> HandTask<R> {
     /// Creates the task for the loop running on this thread and registers it (rule L1).
     fn new(name: &str, future: impl Future<Output = R> + Send + 'static) -> HandTask<R> {
-        let meta = Arc::new(HandMeta {
-            id: task::next_task_id(),
-            name: name.to_owned(),
-            loop_id: task::current_loop_id().expect("created inside a running loop"),
-            done: AtomicBool::new(false),
-        });
+        let meta = Arc::new(MetaTask::new(
+            name,
+            task::current_loop_id().expect("created inside a running loop"),
+            false,
+        ));
         let me = TaskRef::new(meta.clone());
         task::register_task(&me);
         HandTask {
@@ -131,23 +110,6 @@ async fn run_hand_tasks<R>(tasks: &mut [HandTask<R>]) -> Vec<R> {
     })
     .await;
     out.into_iter().map(Option::unwrap).collect()
-}
-
-fn runtime(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .build()
-        .expect("runtime builds")
-}
-
-fn current_id() -> Option<u64> {
-    aioloop::current_task().map(|t| t.id())
-}
-
-fn sorted_ids(tasks: &[TaskRef]) -> Vec<u64> {
-    let mut v: Vec<u64> = tasks.iter().map(TaskRef::id).collect();
-    v.sort_unstable();
-    v
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,12 +286,11 @@ fn builtin_task_poll_is_bracketed_by_enter_leave() {
     // naming it as current.
     let rt = runtime(2);
     let t = rt.spawn(async {
-        let foreign = Arc::new(HandMeta {
-            id: task::next_task_id(),
-            name: "outsider".to_owned(),
-            loop_id: task::current_loop_id().unwrap(),
-            done: AtomicBool::new(false),
-        });
+        let foreign = Arc::new(MetaTask::new(
+            "outsider",
+            task::current_loop_id().unwrap(),
+            false,
+        ));
         let r = TaskRef::new(foreign);
         let enter = task::enter_task(&r).unwrap_err().to_string();
         yield_now().await;

@@ -6,68 +6,26 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::task::{Context, Wake, Waker};
+use std::task::{Context, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aioloop::{ExceptionContext, InvalidDelay, LocalLoop, LoopError, Runtime};
+use aioloop::{ExceptionContext, InvalidDelay, LoopError};
+
+mod common;
+use common::{guarded, new_loop, runtime, CountingWake, NO_WAIT, TIMEOUT};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const TIMEOUT: Duration = Duration::from_secs(30);
-const NO_WAIT: Option<Duration> = Some(Duration::ZERO);
-
-fn new_loop() -> LocalLoop {
-    LocalLoop::new().expect("LocalLoop::new")
-}
-
-fn runtime(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .build()
-        .expect("runtime builds")
-}
-
-/// Runs `f` on a fresh thread; fails if it panics or has not finished after [`TIMEOUT`].
-fn guarded<T, F>(what: &str, f: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(Ok(v)) => v,
-        Ok(Err(panic)) => resume_unwind(panic),
-        Err(_) => panic!("timed out after {TIMEOUT:?}: {what}"),
-    }
-}
-
 fn recv<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
     rx.recv_timeout(TIMEOUT)
         .unwrap_or_else(|_| panic!("timed out after {TIMEOUT:?} waiting for {what}"))
-}
-
-/// Counts wake-ups.
-#[derive(Default)]
-struct CountingWake(AtomicUsize);
-
-impl Wake for CountingWake {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 fn assert_never_early(what: &str, elapsed: Duration, d: Duration) {
