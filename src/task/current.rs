@@ -149,3 +149,20 @@ impl Drop for EnterGuard {
         drop(left);
     }
 }
+
+/// The built-in task current on this thread, if any: the one being polled, or one entered
+/// through the public protocol. Catch scopes and awaited `Task`s find their task here.
+pub(crate) fn with_builtin<R>(f: impl FnOnce(Option<RawTask>) -> R) -> R {
+    let raw = with_slot(|cur| {
+        let raw = match &cur {
+            Slot::Empty => None,
+            // SAFETY: a borrowed entry is only in the slot while its poller holds a reference.
+            Slot::Borrowed(p) => Some(unsafe { RawTask::from_raw(*p) }),
+            Slot::Owned(t) => t.raw(),
+        };
+        (cur, raw)
+    });
+    // The slot keeps the task alive for as long as it is current, and `f` runs on this
+    // thread before anything could leave it.
+    f(raw)
+}

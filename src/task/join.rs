@@ -107,6 +107,66 @@ impl<T> Task<T> {
         unsafe { TaskRef::from_raw_builtin(self.raw.ref_inc()) }
     }
 
+    /// asyncio's `cancel(msg)`: asks the task to stop. The request is delivered at the task's
+    /// next suspension point, where a [`catch_cancel`](crate::catch_cancel) scope may catch
+    /// it; otherwise the task ends cancelled. Returns `false` if the task is already done;
+    /// `true` otherwise, also when called again (each call counts, see
+    /// [`cancelling`](Task::cancelling)). A task cancelled before its first step never runs.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// assert!(t.cancel(Some("bye")));
+    /// let err = rt.block_on(t).unwrap_err();
+    /// assert_eq!(err.to_string(), "CancelledError: bye");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cancel(&self, msg: Option<&str>) -> bool {
+        self.raw.cancel(msg.map(Into::into))
+    }
+
+    /// asyncio's `cancelling()`: cancellation requests not yet withdrawn by `uncancel()`.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// t.cancel(None);
+    /// t.cancel(None);
+    /// assert!(t.cancelling() >= 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cancelling(&self) -> u32 {
+        self.raw.cancelling()
+    }
+
+    /// asyncio's `uncancel()`: withdraws one request and returns how many remain; at zero an
+    /// undelivered request is withdrawn too (rule T7).
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// assert_eq!(t.uncancel(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn uncancel(&self) -> u32 {
+        self.raw.uncancel()
+    }
+
+    /// asyncio's `cancelled()`: the task is done and ended cancelled.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// let r = t.task_ref();
+    /// t.cancel(None);
+    /// assert!(rt.block_on(t).unwrap_err().is_cancelled());
+    /// assert!(r.cancelled());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        self.raw.cancelled()
+    }
+
     /// Drops the handle, leaving the task running (same as `drop(task)`, named for clarity).
     ///
     /// ```
@@ -122,6 +182,10 @@ impl<T> Future for Task<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Rule T3: a cancelled awaiter cancels what it awaits (task/cancel.rs, rule 6).
+        if !self.done() {
+            super::cancel::propagate_to(self.raw);
+        }
         let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
         // SAFETY: `out` has the task's output type, and we are its join handle.
         unsafe {

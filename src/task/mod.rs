@@ -53,6 +53,7 @@
 //! });
 //! ```
 
+pub(crate) mod cancel;
 pub(crate) mod current;
 mod join;
 pub(crate) mod raw;
@@ -269,6 +270,49 @@ impl TaskRef {
             Inner::Builtin(raw) => raw.loop_id(),
             Inner::Foreign(t) => t.loop_id(),
         }
+    }
+
+    /// asyncio's `cancel(msg)` (see [`Task::cancel`]). A third-party task cannot be
+    /// cancelled through its `TaskRef`: `false`.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// assert!(t.task_ref().cancel(None));
+    /// assert!(rt.block_on(t).unwrap_err().is_cancelled());
+    /// ```
+    pub fn cancel(&self, msg: Option<&str>) -> bool {
+        self.raw().is_some_and(|r| r.cancel(msg.map(Into::into)))
+    }
+
+    /// asyncio's `cancelling()` (see [`Task::cancelling`]); 0 for a third-party task.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.spawn(async {}).task_ref().cancelling(), 0);
+    /// ```
+    pub fn cancelling(&self) -> u32 {
+        self.raw().map_or(0, RawTask::cancelling)
+    }
+
+    /// asyncio's `uncancel()` (see [`Task::uncancel`]); 0 for a third-party task.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.spawn(async {}).task_ref().uncancel(), 0);
+    /// ```
+    pub fn uncancel(&self) -> u32 {
+        self.raw().map_or(0, RawTask::uncancel)
+    }
+
+    /// asyncio's `cancelled()`: done and ended cancelled; `false` for a third-party task.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// assert!(!rt.spawn(async {}).task_ref().cancelled());
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        self.raw().is_some_and(RawTask::cancelled)
     }
 
     /// `true` for a task created by aioloop itself (as opposed to a [`TaskLike`]).

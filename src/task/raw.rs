@@ -21,8 +21,10 @@ use std::mem::{self, ManuallyDrop};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use super::cancel::CancelSlot;
 use super::current;
 use super::registry;
 use super::state::{State, TransitionToIdle, TransitionToNotified, TransitionToRunning};
@@ -45,11 +47,14 @@ pub(crate) struct Header {
     pub(crate) state: State,
     pub(crate) vtable: &'static Vtable,
     pub(crate) id: u64,
+    /// Catchable cancellation (task/cancel.rs); null until the first `cancel()`.
+    pub(crate) cancel: CancelSlot,
 }
 
-// SAFETY: the header's fields are an atomic, a `&'static` and an immutable integer.
+// SAFETY: the header's fields are an atomic, a `&'static`, an immutable integer, and the
+// cancellation slot (an atomic pointer to a mutex-guarded block).
 unsafe impl Send for Header {}
-// SAFETY: as above; all mutation goes through the atomic state word.
+// SAFETY: as above; all mutation goes through atomics or that mutex.
 unsafe impl Sync for Header {}
 
 pub(crate) struct Vtable {
@@ -124,6 +129,7 @@ impl RawTask {
                 state: State::new(),
                 vtable: vtable::<F, S>(),
                 id,
+                cancel: CancelSlot::new(),
             },
             scheduler,
             join_waker: UnsafeCell::new(None),
@@ -184,6 +190,36 @@ impl RawTask {
     pub(crate) unsafe fn drop_join_handle(self) {
         // SAFETY: forwarded contract.
         unsafe { (self.header().vtable.drop_join_handle)(self.ptr) }
+    }
+
+    /// asyncio's `cancel(msg)` (task/cancel.rs, rule 1): records a request and wakes the
+    /// task so that its next poll delivers it. `false` if the task is already done.
+    pub(crate) fn cancel(self, msg: Option<Arc<str>>) -> bool {
+        let h = self.header();
+        if h.state.load().is_complete() {
+            return false;
+        }
+        h.cancel.get_or_init().request(msg);
+        if h.state.transition_to_notified_for_cancel() == TransitionToNotified::Submit {
+            // SAFETY: the transition took a reference for NOTIFIED, which `schedule` takes.
+            unsafe { (h.vtable.schedule)(self.ptr) }
+        }
+        true
+    }
+
+    /// asyncio's `cancelling()`: outstanding cancellation requests.
+    pub(crate) fn cancelling(self) -> u32 {
+        self.header().cancel.get().map_or(0, |c| c.cancelling())
+    }
+
+    /// asyncio's `uncancel()` (rule T7).
+    pub(crate) fn uncancel(self) -> u32 {
+        self.header().cancel.get().map_or(0, |c| c.uncancel())
+    }
+
+    /// asyncio's `cancelled()`: done, and the outcome is a cancellation.
+    pub(crate) fn cancelled(self) -> bool {
+        self.header().state.load().is_cancelled_outcome()
     }
 
     /// Runtime shutdown: cancel the task unless it is complete. Drops the future on this
@@ -268,11 +304,11 @@ unsafe fn take_stage<F: Future, S>(cell: &Cell<F, S>) -> Stage<F> {
 unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     // SAFETY: the vtable dispatched here for this cell type, and we own a reference.
     let cell = unsafe { cell::<F, S>(ptr) };
-    match cell.header.state.transition_to_running() {
-        TransitionToRunning::Success => {}
+    let first = match cell.header.state.transition_to_running() {
+        TransitionToRunning::Success { first } => first,
         TransitionToRunning::Cancelled => {
             // SAFETY: we own the future (RUNNING) and hold the poller's reference.
-            unsafe { cancel_and_complete(cell, 1) };
+            unsafe { cancel_and_complete(cell, 1, None) };
             return;
         }
         TransitionToRunning::Failed => return,
@@ -280,6 +316,21 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
             // SAFETY: our reference was the last.
             unsafe { dealloc::<F, S>(ptr) };
             return;
+        }
+    };
+
+    // Catchable cancellation (task/cancel.rs): what was pending when this poll began.
+    let cancel = cell.header.cancel.get();
+    let at_start = cancel.map(|c| c.at_start());
+    if first {
+        if let (Some(c), Some(a)) = (cancel, at_start) {
+            if a.pending() {
+                // Rule T4: cancelled before its first step: the body never runs.
+                let msg = c.take_undelivered(a).unwrap_or_else(|| c.message());
+                // SAFETY: RUNNING; we hold the poller's reference.
+                unsafe { cancel_and_complete(cell, 1, msg) };
+                return;
+            }
         }
     }
 
@@ -310,28 +361,38 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     };
 
     match result {
-        Ok(Poll::Pending) => match cell.header.state.transition_to_idle() {
-            TransitionToIdle::Ok => {}
-            TransitionToIdle::OkNotified => {
-                // SAFETY: the poller's reference now stands for NOTIFIED.
-                let notified = unsafe { Notified::from_raw(RawTask { ptr }) };
-                cell.scheduler.schedule(notified);
+        Ok(Poll::Pending) => {
+            // Rule 3 of task/cancel.rs: a request pending since the start of this poll that
+            // no catch scope took ends the task.
+            if let (Some(a), Some(c)) = (at_start, cell.header.cancel.get()) {
+                if let Some(msg) = c.take_undelivered(a) {
+                    // SAFETY: RUNNING; we hold the poller's reference.
+                    unsafe { cancel_and_complete(cell, 1, msg) };
+                    return;
+                }
             }
-            TransitionToIdle::OkDealloc => {
-                // SAFETY: the poller's reference was the last.
-                unsafe { dealloc::<F, S>(ptr) }
-            }
-            TransitionToIdle::Cancelled => {
-                // SAFETY: still RUNNING, so the future is ours; we hold the poller's ref.
-                unsafe { cancel_and_complete(cell, 1) }
-            }
-        },
+            // SAFETY: RUNNING, and we hold the poller's reference.
+            unsafe { after_pending(cell, ptr) }
+        }
         Ok(Poll::Ready(output)) => {
             // SAFETY: RUNNING: the future is ours to drop.
             let old = unsafe { take_stage(cell) };
-            let out = match catch_unwind(AssertUnwindSafe(move || drop(old))) {
-                Ok(()) => Ok(output),
-                Err(p) => Err(TaskError::Panicked(PanicError::new(p))),
+            let dropped = catch_unwind(AssertUnwindSafe(move || drop(old)));
+            // Rule 5 of task/cancel.rs (T5): completing with requests outstanding ends the
+            // task cancelled; the value is dropped.
+            let cancelled = cell
+                .header
+                .cancel
+                .get()
+                .filter(|c| c.cancelling() > 0)
+                .map(|c| c.message());
+            let out = match (dropped, cancelled) {
+                (Err(p), _) => Err(TaskError::Panicked(PanicError::new(p))),
+                (Ok(()), Some(msg)) => {
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(output)));
+                    Err(TaskError::Cancelled(CancelledError::new(msg)))
+                }
+                (Ok(()), None) => Ok(output),
             };
             // SAFETY: RUNNING; we hold the poller's reference.
             unsafe { complete(cell, out, 1) }
@@ -346,15 +407,42 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     }
 }
 
+/// The poll returned `Pending` and the task goes on: give the future back.
+///
+/// # Safety
+/// The caller set RUNNING and holds the poller's reference.
+unsafe fn after_pending<F: Future, S: Schedule>(cell: &Cell<F, S>, ptr: NonNull<Header>) {
+    match cell.header.state.transition_to_idle() {
+        TransitionToIdle::Ok => {}
+        TransitionToIdle::OkNotified => {
+            // SAFETY: the poller's reference now stands for NOTIFIED.
+            let notified = unsafe { Notified::from_raw(RawTask { ptr }) };
+            cell.scheduler.schedule(notified);
+        }
+        TransitionToIdle::OkDealloc => {
+            // SAFETY: the poller's reference was the last.
+            unsafe { dealloc::<F, S>(ptr) }
+        }
+        TransitionToIdle::Cancelled => {
+            // SAFETY: still RUNNING, so the future is ours; we hold the poller's ref.
+            unsafe { cancel_and_complete(cell, 1, None) }
+        }
+    }
+}
+
 /// Drops the future and completes the task as cancelled.
 ///
 /// # Safety
 /// The caller has set RUNNING (owns the future) and holds `refs` references to release.
-unsafe fn cancel_and_complete<F: Future, S: Schedule>(cell: &Cell<F, S>, refs: usize) {
+unsafe fn cancel_and_complete<F: Future, S: Schedule>(
+    cell: &Cell<F, S>,
+    refs: usize,
+    msg: Option<Arc<str>>,
+) {
     // SAFETY: RUNNING: the future is ours.
     let old = unsafe { take_stage(cell) };
     let out = match catch_unwind(AssertUnwindSafe(move || drop(old))) {
-        Ok(()) => Err(TaskError::Cancelled(CancelledError::new(None))),
+        Ok(()) => Err(TaskError::Cancelled(CancelledError::new(msg))),
         Err(p) => Err(TaskError::Panicked(PanicError::new(p))),
     };
     // SAFETY: forwarded.
@@ -371,10 +459,11 @@ unsafe fn complete<F: Future, S: Schedule>(
     output: Result<F::Output, TaskError>,
     refs: usize,
 ) {
+    let cancelled = matches!(output, Err(TaskError::Cancelled(_)));
     // SAFETY: RUNNING: nobody else reads the stage until COMPLETE is published.
     cell.stage
         .with_mut(|p| unsafe { *p = Stage::Finished(output) });
-    let prev = cell.header.state.transition_to_complete();
+    let prev = cell.header.state.transition_to_complete(cancelled);
     if !prev.is_join_interested() {
         // Nobody will read the output: drop it here (the handle is gone).
         // SAFETY: without JOIN_INTEREST the output is ours.
@@ -502,7 +591,7 @@ unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     let cell = unsafe { cell::<F, S>(ptr) };
     if cell.header.state.transition_to_shutdown() {
         // SAFETY: we set RUNNING; we release no reference of our own.
-        unsafe { cancel_and_complete(cell, 0) }
+        unsafe { cancel_and_complete(cell, 0, None) }
     }
 }
 

@@ -14,7 +14,9 @@
 //! | 5 | `CANCELLED` | runtime shutdown asked for the future to be dropped instead of polled |
 //! | 6 | `UNLISTED` | `unregister_task` hid the task from `all_tasks` (the registry still owns it) |
 //! | 7 | `NAMED` | the task has a name in the side table (`registry::names`); else it is `Task-<id>` |
-//! | 8.. | refcount | one per `Notified`, `Waker`, `Task<T>`, `TaskRef` (the registry holds one) |
+//! | 8 | `STARTED` | the future has been polled at least once (rule T4) |
+//! | 9 | `OUT_CANCELLED` | set with `COMPLETE` when the task ended cancelled (`cancelled()`) |
+//! | 10.. | refcount | one per `Notified`, `Waker`, `Task<T>`, `TaskRef` (the registry holds one) |
 //!
 //! **Who holds which reference.** A new task starts with three: the `Task<T>` handle, the
 //! `Notified` that is pushed on a run queue, and the registry's `TaskRef`. A thread that pops a
@@ -51,8 +53,10 @@ const JOIN_WAKER: usize = 1 << 4;
 const CANCELLED: usize = 1 << 5;
 const UNLISTED: usize = 1 << 6;
 const NAMED: usize = 1 << 7;
+const STARTED: usize = 1 << 8;
+const OUT_CANCELLED: usize = 1 << 9;
 const LIFECYCLE: usize = RUNNING | COMPLETE;
-const REF_SHIFT: usize = 8;
+const REF_SHIFT: usize = 10;
 const REF_ONE: usize = 1 << REF_SHIFT;
 
 /// The task's state word.
@@ -68,8 +72,8 @@ pub(crate) struct Snapshot(usize);
 #[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub(crate) enum TransitionToRunning {
-    /// The caller now owns the future: poll it.
-    Success,
+    /// The caller now owns the future: poll it. `first`: it has never been polled.
+    Success { first: bool },
     /// The caller owns the future, and shutdown asked for it to be dropped, not polled.
     Cancelled,
     /// The task is already running or complete; the caller's reference was released.
@@ -142,6 +146,10 @@ impl Snapshot {
     pub(crate) fn is_named(self) -> bool {
         self.0 & NAMED != 0
     }
+    /// Complete, and the outcome is a cancellation.
+    pub(crate) fn is_cancelled_outcome(self) -> bool {
+        self.0 & OUT_CANCELLED != 0
+    }
     pub(crate) fn ref_count(self) -> usize {
         self.0 >> REF_SHIFT
     }
@@ -201,11 +209,13 @@ impl State {
         let r = self.fetch_update(|s| {
             debug_assert!(s.is_notified() || !s.is_idle(), "{s:?}");
             if s.is_idle() {
-                let next = (s.0 & !NOTIFIED) | RUNNING;
+                let next = (s.0 & !NOTIFIED) | RUNNING | STARTED;
                 let action = if s.is_cancelled() {
                     TransitionToRunning::Cancelled
                 } else {
-                    TransitionToRunning::Success
+                    TransitionToRunning::Success {
+                        first: s.0 & STARTED == 0,
+                    }
                 };
                 Some((Snapshot(next), action))
             } else {
@@ -254,8 +264,10 @@ impl State {
     /// The output has been stored (or the future dropped): publish completion.
     /// Returns the state just before, which says whether the handle is still interested and
     /// whether it left a waker.
-    pub(crate) fn transition_to_complete(&self) -> Snapshot {
-        let prev = Snapshot(self.val.fetch_xor(RUNNING | COMPLETE, AcqRel));
+    /// `cancelled`: the outcome is a cancellation (sets `OUT_CANCELLED` in the same step).
+    pub(crate) fn transition_to_complete(&self, cancelled: bool) -> Snapshot {
+        let out = if cancelled { OUT_CANCELLED } else { 0 };
+        let prev = Snapshot(self.val.fetch_xor(RUNNING | COMPLETE | out, AcqRel));
         debug_assert!(prev.is_running() && !prev.is_complete(), "{prev:?}");
         prev
     }
@@ -334,6 +346,32 @@ impl State {
         match r {
             Ok((_, action)) => action,
             Err(_) => TransitionToNotified::DoNothing,
+        }
+    }
+
+    /// A cancellation request was recorded (task/cancel.rs): like
+    /// [`transition_to_notified_by_ref`](State::transition_to_notified_by_ref), but always
+    /// an RMW on the state word, also when the task is already notified or complete. The
+    /// `Release` half orders the request (and the publication of the cancellation block)
+    /// before the poller's next `transition_to_running`, whose `Acquire` then sees it; a
+    /// wake that found `NOTIFIED` set and wrote nothing would give the poller no such edge,
+    /// and the request could be missed (found by the loom model `cancel_races_completion`).
+    pub(crate) fn transition_to_notified_for_cancel(&self) -> TransitionToNotified {
+        let r = self.fetch_update(|s| {
+            if s.is_complete() || s.is_notified() {
+                Some((s, TransitionToNotified::DoNothing))
+            } else if s.is_running() {
+                Some((Snapshot(s.0 | NOTIFIED), TransitionToNotified::DoNothing))
+            } else {
+                Some((
+                    Snapshot((s.0 | NOTIFIED) + REF_ONE),
+                    TransitionToNotified::Submit,
+                ))
+            }
+        });
+        match r {
+            Ok((_, action)) => action,
+            Err(_) => unreachable!("always proposes"),
         }
     }
 
@@ -440,7 +478,10 @@ mod tests {
     #[test]
     fn run_then_idle_releases_the_pollers_reference() {
         let st = State::new();
-        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        assert!(matches!(
+            st.transition_to_running(),
+            TransitionToRunning::Success { .. }
+        ));
         assert_eq!(st.transition_to_idle(), TransitionToIdle::Ok);
         assert_eq!(st.load().ref_count(), 2);
         assert!(st.load().is_idle() && !st.load().is_notified());
@@ -449,7 +490,10 @@ mod tests {
     #[test]
     fn wake_during_poll_resubmits_with_pollers_reference() {
         let st = State::new();
-        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        assert!(matches!(
+            st.transition_to_running(),
+            TransitionToRunning::Success { .. }
+        ));
         assert_eq!(
             st.transition_to_notified_by_ref(),
             TransitionToNotified::DoNothing
@@ -462,7 +506,10 @@ mod tests {
     #[test]
     fn wake_by_ref_when_idle_adds_a_reference() {
         let st = State::new();
-        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        assert!(matches!(
+            st.transition_to_running(),
+            TransitionToRunning::Success { .. }
+        ));
         assert_eq!(st.transition_to_idle(), TransitionToIdle::Ok);
         assert_eq!(
             st.transition_to_notified_by_ref(),
@@ -479,9 +526,12 @@ mod tests {
     #[test]
     fn wake_by_val_after_complete_can_free() {
         let st = State::new();
-        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        assert!(matches!(
+            st.transition_to_running(),
+            TransitionToRunning::Success { .. }
+        ));
         st.ref_inc(); // a waker
-        let prev = st.transition_to_complete();
+        let prev = st.transition_to_complete(false);
         assert!(prev.is_join_interested());
         assert!(!st.ref_dec()); // poller
         let d = st.transition_to_join_handle_dropped();
@@ -503,7 +553,10 @@ mod tests {
         assert_eq!(st.transition_to_running(), TransitionToRunning::Failed);
 
         let st = State::new();
-        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
+        assert!(matches!(
+            st.transition_to_running(),
+            TransitionToRunning::Success { .. }
+        ));
         assert!(!st.transition_to_shutdown());
         assert_eq!(st.transition_to_idle(), TransitionToIdle::Cancelled);
     }
@@ -511,8 +564,11 @@ mod tests {
     #[test]
     fn join_waker_cannot_be_set_after_completion() {
         let st = State::new();
-        assert_eq!(st.transition_to_running(), TransitionToRunning::Success);
-        let _ = st.transition_to_complete();
+        assert!(matches!(
+            st.transition_to_running(),
+            TransitionToRunning::Success { .. }
+        ));
+        let _ = st.transition_to_complete(false);
         assert!(st.set_join_waker().is_err());
     }
 

@@ -1,0 +1,101 @@
+//! Issue 3, item 9 (first part): catchable cancellation (`task/cancel.rs`) racing the task.
+//!
+//! Tasks are real aioloop tasks on the loom test scheduler; `cancel` runs on another loom
+//! thread while the task is polled here. A lost wake-up (the cancel's wake, or the join
+//! waker) is a loom deadlock; a double drop or leak shows in the probe's counters and in
+//! loom's leak checks.
+
+mod common;
+
+use std::task::Poll;
+
+use aioloop::loom_internals::TestScheduler;
+use aioloop::{catch_cancel, TaskError};
+use common::{counting_waker, poll_join, Gate, Probe};
+use loom::thread;
+
+/// `cancel()` racing the task's completion (the gate opened from a third thread). The
+/// outcome is the value or a cancellation — never a hang, never both drops; a `false` from
+/// `cancel` means the task was already done, so it finished with its value.
+#[test]
+fn cancel_races_completion() {
+    loom::model(|| {
+        let sched = TestScheduler::new();
+        let probe = Probe::new();
+        let mut join = sched.spawn(1, Gate::new(&probe, 5));
+        assert!(sched.run_one()); // poll 1: the gate is closed
+        let task = join.task_ref();
+        let canceller = thread::spawn(move || task.cancel(Some("stop")));
+        let opener = {
+            let probe = probe.clone();
+            thread::spawn(move || probe.open())
+        };
+        let done = join.task_ref();
+        let accepted = {
+            // Runs until the task is done: woken by the opener or by the cancel.
+            let r = canceller;
+            opener.join().unwrap();
+            sched.run_until(|| done.done());
+            r.join().unwrap()
+        };
+        let (_, w) = counting_waker();
+        match poll_join(&mut join, &w) {
+            Poll::Ready(Ok(out)) => assert_eq!(out.value, 5),
+            Poll::Ready(Err(TaskError::Cancelled(e))) => {
+                assert!(accepted, "cancelled although cancel() returned false");
+                assert_eq!(e.message(), Some("stop"));
+            }
+            other => panic!("unexpected {:?}", other.map(|r| r.map(|o| o.value))),
+        }
+        drop(join);
+        drop(done);
+        drop(probe.take_waker());
+        assert_eq!(probe.futures_dropped(), 1);
+        assert_eq!(sched.alive(), 0, "task allocation not freed");
+    });
+}
+
+/// A task whose body waits in a catch scope; `cancel()` from another thread races its
+/// polls. Either the cancel lands before the first step (rule T4: the body never runs, the
+/// task ends cancelled) or the scope catches it, and the body suppresses it with
+/// `uncancel()` and finishes normally. Never lost, never delivered twice.
+#[test]
+fn cancel_races_catch_scope_delivery() {
+    loom::model(|| {
+        let sched = TestScheduler::new();
+        let probe = Probe::new();
+        let gate = Gate::new(&probe, 5); // never opened
+        let mut join = sched.spawn(1, async move {
+            match catch_cancel(gate).await {
+                Ok(out) => out.value,
+                Err(e) => {
+                    assert_eq!(e.message(), Some("stop"));
+                    let me = aioloop::loom_internals::current_task().unwrap();
+                    assert_eq!(me.uncancel(), 0);
+                    1
+                }
+            }
+        });
+        let task = join.task_ref();
+        let canceller = thread::spawn(move || task.cancel(Some("stop")));
+        let done = join.task_ref();
+        sched.run_until(|| done.done());
+        assert!(
+            canceller.join().unwrap(),
+            "cancel() refused on an unfinished task"
+        );
+        let (_, w) = counting_waker();
+        match poll_join(&mut join, &w) {
+            Poll::Ready(Ok(1)) => assert!(probe.polls() >= 1, "caught without running"),
+            Poll::Ready(Err(TaskError::Cancelled(_))) => {
+                assert_eq!(probe.polls(), 0, "cancelled after the scope ran")
+            }
+            other => panic!("unexpected {:?}", other.map(|r| r.is_ok())),
+        }
+        drop(join);
+        drop(done);
+        drop(probe.take_waker());
+        assert_eq!(probe.futures_dropped(), 1);
+        assert_eq!(sched.alive(), 0, "task allocation not freed");
+    });
+}

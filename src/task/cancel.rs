@@ -1,0 +1,283 @@
+//! asyncio's catchable cancellation (rules T3–T7), mapped onto Rust futures.
+//!
+//! Rust cannot throw into a suspended future, so a cancellation is a *pending request* on the
+//! task that the task's own next poll delivers:
+//!
+//! 1. `cancel(msg)` records the request (`cancelling() += 1`, the message, "must cancel") and
+//!    wakes the task. It returns `false` only on a finished task.
+//! 2. **Catch scopes.** [`catch_cancel(fut)`](crate::catch_cancel) polls `fut`; if `fut` is
+//!    pending and the current task has an undelivered request, the scope takes it, drops
+//!    `fut` (running its destructors — the awaited operation is cancelled), and returns
+//!    `Err(CancelledError)`. Inner scopes return first, so the innermost one catches, like
+//!    the innermost `try/except CancelledError`. Code in the handler may `.await` freely
+//!    (async cleanup) and then propagate (return, `?`) or suppress (`uncancel()`).
+//! 3. **Uncaught.** If a poll *began* with an undelivered request and ends `Pending` with the
+//!    same request still undelivered, no scope took it: the task's future is dropped and the
+//!    task ends cancelled. A request that arrives *during* a poll is left for the next poll
+//!    (the request woke the task), so scopes always get their chance.
+//! 4. **Before the first step** (rule T4): a request pending at the first poll cancels the
+//!    task without running its body.
+//! 5. **At the end** (rule T5, and "caught but not uncancelled"): a future that completes
+//!    while `cancelling() > 0` ends the task cancelled; its value is dropped.
+//! 6. **Awaiting a task** (rule T3): a `Task<T>` awaited by a task with an undelivered request
+//!    passes the request on to the awaited task, once per request.
+//!
+//! The state lives in a lazily allocated [`Cancel`] block hung off the task header, so a task
+//! that is never cancelled pays one pointer.
+
+use std::ptr;
+use std::sync::Arc;
+
+use crate::sync::atomic::{AtomicPtr, Ordering};
+use crate::sync::Mutex;
+
+/// The header's pointer to a task's cancellation state (null until first needed).
+pub(crate) struct CancelSlot {
+    ptr: AtomicPtr<Cancel>,
+}
+
+/// One task's cancellation state.
+pub(crate) struct Cancel {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Every `cancel()` that returned `true`: a generation number for "the same request".
+    requests: u64,
+    /// asyncio's `_num_cancels_requested`: requests minus `uncancel()`s.
+    cancelling: u32,
+    /// An undelivered request is pending (asyncio's `_must_cancel`).
+    must_cancel: bool,
+    msg: Option<Arc<str>>,
+    /// The generation last passed on to an awaited task (rule T3).
+    propagated: u64,
+}
+
+impl CancelSlot {
+    pub(crate) fn new() -> CancelSlot {
+        CancelSlot {
+            ptr: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The state, if any request was ever made.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<&Cancel> {
+        // Acquire: pairs with the Release of the publishing CAS below, so the block's
+        // initialisation is visible.
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer came from `Box::into_raw` in `get_or_init` and is freed
+        // only when the slot is dropped, which needs `&mut self`.
+        unsafe { p.as_ref() }
+    }
+
+    pub(crate) fn get_or_init(&self) -> &Cancel {
+        if let Some(c) = self.get() {
+            return c;
+        }
+        let fresh = Box::into_raw(Box::new(Cancel {
+            inner: Mutex::new(Inner::default()),
+        }));
+        match self
+            .ptr
+            .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // SAFETY: we just published `fresh`; it lives as long as the slot (see `get`).
+            Ok(_) => unsafe { &*fresh },
+            Err(existing) => {
+                // SAFETY: `fresh` was never shared: we still own it.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: as in `get`.
+                unsafe { &*existing }
+            }
+        }
+    }
+}
+
+impl Drop for CancelSlot {
+    fn drop(&mut self) {
+        // Exclusive access (`&mut self`), so a relaxed load suffices (`get_mut` is not in
+        // loom's atomics).
+        let p = self.ptr.load(Ordering::Relaxed);
+        if !p.is_null() {
+            // SAFETY: the task is being freed (`&mut self`): nobody else can reach the block,
+            // which came from `Box::into_raw`.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+/// What the poller saw before polling (rule 3 compares it with the state after).
+#[derive(Clone, Copy)]
+pub(crate) struct AtStart {
+    generation: u64,
+    pending: bool,
+}
+
+impl AtStart {
+    pub(crate) fn pending(self) -> bool {
+        self.pending
+    }
+}
+
+impl Cancel {
+    /// `cancel(msg)`.
+    pub(crate) fn request(&self, msg: Option<Arc<str>>) {
+        let mut s = self.inner.lock();
+        s.requests += 1;
+        s.cancelling = s.cancelling.saturating_add(1);
+        s.must_cancel = true;
+        s.msg = msg;
+    }
+
+    pub(crate) fn at_start(&self) -> AtStart {
+        let s = self.inner.lock();
+        AtStart {
+            generation: s.requests,
+            pending: s.must_cancel,
+        }
+    }
+
+    /// Rule 3: the request pending at the start of the poll is still undelivered, and no
+    /// newer one came: take it (the caller ends the task cancelled).
+    pub(crate) fn take_undelivered(&self, at_start: AtStart) -> Option<Option<Arc<str>>> {
+        let mut s = self.inner.lock();
+        if at_start.pending && s.must_cancel && s.requests == at_start.generation {
+            s.must_cancel = false;
+            Some(s.msg.clone())
+        } else {
+            None
+        }
+    }
+
+    /// Rule 2: a catch scope takes the undelivered request.
+    pub(crate) fn take(&self) -> Option<Option<Arc<str>>> {
+        let mut s = self.inner.lock();
+        if s.must_cancel {
+            s.must_cancel = false;
+            Some(s.msg.clone())
+        } else {
+            None
+        }
+    }
+
+    /// Rule 6: the request to pass on to an awaited task, once per request.
+    pub(crate) fn to_propagate(&self) -> Option<Option<Arc<str>>> {
+        let mut s = self.inner.lock();
+        if s.must_cancel && s.propagated != s.requests {
+            s.propagated = s.requests;
+            Some(s.msg.clone())
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn cancelling(&self) -> u32 {
+        self.inner.lock().cancelling
+    }
+
+    /// `uncancel()` (rule T7): one fewer request; at zero an undelivered one is withdrawn.
+    pub(crate) fn uncancel(&self) -> u32 {
+        let mut s = self.inner.lock();
+        s.cancelling = s.cancelling.saturating_sub(1);
+        if s.cancelling == 0 {
+            s.must_cancel = false;
+        }
+        s.cancelling
+    }
+
+    pub(crate) fn message(&self) -> Option<Arc<str>> {
+        self.inner.lock().msg.clone()
+    }
+}
+
+/// Runs `future` as a catch scope for cancellation: asyncio's
+/// `try: await fut / except CancelledError:` (rules T3, T6).
+///
+/// If the current task is cancelled while `future` is pending, the scope drops `future`
+/// (cancelling what it was waiting on) and returns `Err(CancelledError)` with the message
+/// given to `cancel`. The caller may then `.await` cleanup and either propagate the
+/// cancellation (return an error; the task ends cancelled, since `cancelling() > 0`) or
+/// suppress it with [`Task::uncancel`](crate::Task::uncancel) /
+/// [`TaskRef::uncancel`](crate::TaskRef::uncancel) on the current task. Outside a built-in
+/// task the scope simply awaits `future`.
+///
+/// ```
+/// use aioloop::{catch_cancel, Runtime};
+/// use std::future::pending;
+///
+/// let rt = Runtime::builder().workers(1).build()?;
+/// let (started_tx, started) = std::sync::mpsc::channel();
+/// let t = rt.spawn(async move {
+///     started_tx.send(()).unwrap();
+///     match catch_cancel(pending::<()>()).await {
+///         Ok(()) => unreachable!(),
+///         Err(e) => {
+///             aioloop::yield_now().await; // async clean-up is allowed here
+///             aioloop::current_task().unwrap().uncancel(); // suppress: finish normally
+///             format!("cleaned up after {e}")
+///         }
+///     }
+/// });
+/// started.recv().unwrap(); // cancelled before its first step, it would never run (T4)
+/// assert!(t.cancel(Some("shutdown")));
+/// assert_eq!(rt.block_on(t).unwrap(), "cleaned up after CancelledError: shutdown");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn catch_cancel<F: std::future::Future>(future: F) -> CatchCancel<F> {
+    CatchCancel {
+        future: Some(future),
+    }
+}
+
+/// The future returned by [`catch_cancel`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct CatchCancel<F> {
+    future: Option<F>,
+}
+
+impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
+    type Output = Result<F::Output, crate::CancelledError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        // SAFETY: structural pinning of `future`: it is never moved out, only polled in
+        // place and dropped in place (`Pin::set`).
+        let mut slot = unsafe { self.map_unchecked_mut(|s| &mut s.future) };
+        let Some(fut) = slot.as_mut().as_pin_mut() else {
+            panic!("`CatchCancel` polled after completion")
+        };
+        if let Poll::Ready(v) = fut.poll(cx) {
+            slot.set(None);
+            return Poll::Ready(Ok(v));
+        }
+        // Rule 2: the innermost pending scope takes an undelivered request.
+        let taken = super::current::with_builtin(|raw| {
+            raw.and_then(|raw| raw.header().cancel.get().and_then(Cancel::take))
+        });
+        match taken {
+            Some(msg) => {
+                slot.set(None);
+                Poll::Ready(Err(crate::CancelledError::new(msg)))
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Rule 6: a `Task<T>` being awaited by a task with an undelivered cancellation request
+/// receives that request (once per request).
+pub(crate) fn propagate_to(awaited: super::raw::RawTask) {
+    let msg = super::current::with_builtin(|raw| {
+        raw.filter(|r| *r != awaited)
+            .and_then(|r| r.header().cancel.get().and_then(Cancel::to_propagate))
+    });
+    if let Some(msg) = msg {
+        awaited.cancel(msg);
+    }
+}
