@@ -330,9 +330,24 @@ impl State {
 
     /// A waker is woken by reference.
     pub(crate) fn transition_to_notified_by_ref(&self) -> TransitionToNotified {
+        self.notify_by_ref(false)
+    }
+
+    /// A cancellation request was recorded (task/cancel.rs): as
+    /// [`transition_to_notified_by_ref`](State::transition_to_notified_by_ref), but always
+    /// an RMW on the state word, also when the task is already notified or complete. The
+    /// `Release` half orders the request (and the publication of the cancellation block)
+    /// before the poller's next `transition_to_running`, whose `Acquire` then sees it; a
+    /// wake that found `NOTIFIED` set and wrote nothing would give the poller no such edge,
+    /// and the request could be missed (found by the loom model `cancel_races_completion`).
+    pub(crate) fn transition_to_notified_for_cancel(&self) -> TransitionToNotified {
+        self.notify_by_ref(true)
+    }
+
+    fn notify_by_ref(&self, always_write: bool) -> TransitionToNotified {
         let r = self.fetch_update(|s| {
             if s.is_complete() || s.is_notified() {
-                None
+                always_write.then_some((s, TransitionToNotified::DoNothing))
             } else if s.is_running() {
                 Some((Snapshot(s.0 | NOTIFIED), TransitionToNotified::DoNothing))
             } else {
@@ -346,32 +361,6 @@ impl State {
         match r {
             Ok((_, action)) => action,
             Err(_) => TransitionToNotified::DoNothing,
-        }
-    }
-
-    /// A cancellation request was recorded (task/cancel.rs): like
-    /// [`transition_to_notified_by_ref`](State::transition_to_notified_by_ref), but always
-    /// an RMW on the state word, also when the task is already notified or complete. The
-    /// `Release` half orders the request (and the publication of the cancellation block)
-    /// before the poller's next `transition_to_running`, whose `Acquire` then sees it; a
-    /// wake that found `NOTIFIED` set and wrote nothing would give the poller no such edge,
-    /// and the request could be missed (found by the loom model `cancel_races_completion`).
-    pub(crate) fn transition_to_notified_for_cancel(&self) -> TransitionToNotified {
-        let r = self.fetch_update(|s| {
-            if s.is_complete() || s.is_notified() {
-                Some((s, TransitionToNotified::DoNothing))
-            } else if s.is_running() {
-                Some((Snapshot(s.0 | NOTIFIED), TransitionToNotified::DoNothing))
-            } else {
-                Some((
-                    Snapshot((s.0 | NOTIFIED) + REF_ONE),
-                    TransitionToNotified::Submit,
-                ))
-            }
-        });
-        match r {
-            Ok((_, action)) => action,
-            Err(_) => unreachable!("always proposes"),
         }
     }
 
