@@ -11,7 +11,9 @@ use std::future::pending;
 use std::rc::Rc;
 use std::sync::mpsc;
 
-use aioloop::{catch_cancel, current_task, yield_now, CancelledError, TaskError, TaskRef};
+use aioloop::{
+    catch_cancel, current_task, yield_now, CancelledError, LocalLoop, Task, TaskError, TaskRef,
+};
 use futures_channel::oneshot;
 
 mod common;
@@ -23,6 +25,25 @@ fn cancel_message<T: std::fmt::Debug>(r: Result<T, TaskError>) -> Option<String>
         Err(TaskError::Cancelled(e)) => e.message().map(str::to_owned),
         other => panic!("expected a cancellation, got {other:?}"),
     }
+}
+
+/// A task of `lp` that waits on `rx` (ignoring how it resolves), then returns `value`.
+fn waiting_on(lp: &LocalLoop, rx: oneshot::Receiver<()>, value: i32) -> Task<i32> {
+    lp.create_task(async move {
+        let _ = rx.await;
+        value
+    })
+    .unwrap()
+}
+
+/// Runs `lp` until `t` finishes and checks that it ended cancelled.
+#[track_caller]
+fn assert_ends_cancelled<T: std::fmt::Debug + 'static>(lp: &LocalLoop, t: Task<T>) {
+    assert!(lp
+        .run_until_complete(t)
+        .unwrap()
+        .unwrap_err()
+        .is_cancelled());
 }
 
 // rule T3: `cancelling()` counts every request, also repeated ones; the task ends cancelled.
@@ -37,11 +58,7 @@ fn cancelling() {
     assert_eq!(t.cancelling(), 1);
     assert!(t.cancel(Some("foo")), "a repeated cancel returns true too");
     assert_eq!(t.cancelling(), 2);
-    assert!(lp
-        .run_until_complete(t)
-        .unwrap()
-        .unwrap_err()
-        .is_cancelled());
+    assert_ends_cancelled(&lp, t);
     assert!(r.cancelled());
 }
 
@@ -100,21 +117,12 @@ fn uncancel_resets_must_cancel() {
 fn cancel() {
     let lp = new_loop();
     let (_tx, rx) = oneshot::channel::<()>();
-    let t = lp
-        .create_task(async move {
-            let _ = rx.await;
-            12
-        })
-        .unwrap();
+    let t = waiting_on(&lp, rx, 12);
     let r = t.task_ref();
     lp.run_once(NO_WAIT).unwrap();
     assert!(!r.cancelled());
     assert!(t.cancel(None));
-    assert!(lp
-        .run_until_complete(t)
-        .unwrap()
-        .unwrap_err()
-        .is_cancelled());
+    assert_ends_cancelled(&lp, t);
     assert!(r.done());
     assert!(r.cancelled());
     assert!(!r.cancel(None), "cancel on a done task returns false");
@@ -142,12 +150,7 @@ fn cancel_with_message_before_starting_task() {
 fn cancel_inner_future() {
     let lp = new_loop();
     let (tx, rx) = oneshot::channel::<()>();
-    let t = lp
-        .create_task(async move {
-            let _ = rx.await;
-            12
-        })
-        .unwrap();
+    let t = waiting_on(&lp, rx, 12);
     let r = t.task_ref();
     lp.run_once(NO_WAIT).unwrap();
     assert!(!tx.is_canceled());
@@ -155,11 +158,7 @@ fn cancel_inner_future() {
     // Delivered at the task's next poll (asyncio cancels the inner future inside cancel()).
     lp.run_once(NO_WAIT).unwrap();
     assert!(tx.is_canceled(), "the inner future was dropped");
-    assert!(lp
-        .run_until_complete(t)
-        .unwrap()
-        .unwrap_err()
-        .is_cancelled());
+    assert_ends_cancelled(&lp, t);
     assert!(r.cancelled());
 }
 
@@ -246,11 +245,7 @@ fn cancel_current_task() {
         .unwrap();
     let r = t.task_ref();
     assert!(!r.cancelled());
-    assert!(lp
-        .run_until_complete(t)
-        .unwrap()
-        .unwrap_err()
-        .is_cancelled());
+    assert_ends_cancelled(&lp, t);
     assert!(!after.get(), "nothing ran past the suspension point");
     assert!(r.done());
     assert!(r.cancelled());
@@ -269,11 +264,7 @@ fn cancel_at_end() {
         .unwrap();
     let r = t.task_ref();
     assert!(!r.cancelled());
-    assert!(lp
-        .run_until_complete(t)
-        .unwrap()
-        .unwrap_err()
-        .is_cancelled());
+    assert_ends_cancelled(&lp, t);
     assert!(r.done());
     assert!(r.cancelled());
     assert!(!r.cancel(None));
@@ -299,11 +290,7 @@ fn cancel_awaited_task() {
         })
         .unwrap();
     let r = t.task_ref();
-    assert!(lp
-        .run_until_complete(t)
-        .unwrap()
-        .unwrap_err()
-        .is_cancelled());
+    assert_ends_cancelled(&lp, t);
     assert!(r.cancelled());
     let nested = nested_ref
         .borrow()
@@ -506,11 +493,7 @@ fn cancelled_after_completion() {
     assert!(gone.cancel(None));
     assert!(!gone_ref.cancelled(), "requested but not yet delivered");
     assert_eq!(lp.run_until_complete(ok).unwrap().unwrap(), 1);
-    assert!(lp
-        .run_until_complete(gone)
-        .unwrap()
-        .unwrap_err()
-        .is_cancelled());
+    assert_ends_cancelled(&lp, gone);
     assert!(ok_ref.done() && !ok_ref.cancelled());
     assert!(gone_ref.done() && gone_ref.cancelled());
     ok_ref.uncancel();
