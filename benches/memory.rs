@@ -130,6 +130,27 @@ fn report(m: &Measured) {
     );
 }
 
+/// Spawns `N` tasks through `spawn` (each must count itself in the counter it is given,
+/// then stay pending), waits until all have been polled once, and returns the handles, the
+/// counter, and the live bytes before and after plus the peak. The caller drops the handles
+/// and its runtime afterwards, in that order.
+fn spawn_pending<H>(
+    mut spawn: impl FnMut(Arc<AtomicUsize>) -> H,
+) -> (Vec<H>, Arc<AtomicUsize>, isize, isize, isize) {
+    let polled = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::with_capacity(N);
+    std::thread::sleep(Duration::from_millis(100));
+    let base = live();
+    PEAK.store(base, Ordering::SeqCst);
+    for _ in 0..N {
+        handles.push(spawn(polled.clone()));
+    }
+    wait_all_polled(&polled);
+    let after = live();
+    let peak = PEAK.load(Ordering::SeqCst);
+    (handles, polled, base, after, peak)
+}
+
 fn measure_aioloop(name: &'static str) -> Measured {
     let before_runtime = live();
     let rt = aioloop::Runtime::builder()
@@ -144,21 +165,12 @@ fn measure_aioloop(name: &'static str) -> Measured {
                 .expect("warm-up task");
         }
     });
-    let polled = Arc::new(AtomicUsize::new(0));
-    let mut handles = Vec::with_capacity(N);
-    std::thread::sleep(Duration::from_millis(100));
-    let base = live();
-    PEAK.store(base, Ordering::SeqCst);
-    for _ in 0..N {
-        let polled = polled.clone();
-        handles.push(rt.spawn(async move {
+    let (handles, polled, base, after, peak) = spawn_pending(|polled| {
+        rt.spawn(async move {
             polled.fetch_add(1, Ordering::Release);
             std::future::pending::<()>().await
-        }));
-    }
-    wait_all_polled(&polled);
-    let after = live();
-    let peak = PEAK.load(Ordering::SeqCst);
+        })
+    });
     drop(handles);
     drop(rt);
     drop(polled);
@@ -185,21 +197,12 @@ fn measure_tokio() -> Measured {
                 .expect("warm-up task");
         }
     });
-    let polled = Arc::new(AtomicUsize::new(0));
-    let mut handles = Vec::with_capacity(N);
-    std::thread::sleep(Duration::from_millis(100));
-    let base = live();
-    PEAK.store(base, Ordering::SeqCst);
-    for _ in 0..N {
-        let polled = polled.clone();
-        handles.push(rt.spawn(async move {
+    let (handles, polled, base, after, peak) = spawn_pending(|polled| {
+        rt.spawn(async move {
             polled.fetch_add(1, Ordering::Release);
             std::future::pending::<()>().await
-        }));
-    }
-    wait_all_polled(&polled);
-    let after = live();
-    let peak = PEAK.load(Ordering::SeqCst);
+        })
+    });
     drop(handles);
     drop(rt);
     drop(polled);
