@@ -56,7 +56,7 @@ pub use event_loop::{
 };
 pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
-pub use task::cancel::{catch_cancel, CatchCancel};
+pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
 pub use yield_now::{yield_now, YieldNow};
 

@@ -113,6 +113,23 @@ impl LocalShared {
         join
     }
 
+    /// `call_soon_threadsafe` for crate-internal callers (done callbacks, futures): `false`
+    /// if the loop is closed and `f` was dropped.
+    pub(crate) fn call_soon_send(&self, f: impl FnOnce() + Send + 'static) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        // SAFETY: `f` is `Send`, so it may cross threads.
+        let h = unsafe { Handle::new(f) };
+        self.schedule(Runnable::Callback(h));
+        true
+    }
+
+    /// The loop's exception-handler slot.
+    pub(crate) fn exceptions(&self) -> &HandlerSlot {
+        &self.exceptions
+    }
+
     fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake();

@@ -20,6 +20,7 @@ use crate::event_loop::callback::Runnable;
 use crate::event_loop::core::LoopCore;
 use crate::event_loop::local::LocalShared;
 use crate::event_loop::timers::TimerAction;
+use crate::exception::ExceptionContext;
 use crate::task::LoopId;
 
 /// Which loop a thread is running.
@@ -34,6 +35,28 @@ impl Owner {
         match self {
             Owner::Runtime(h) => h.id(),
             Owner::Local(l) => l.id,
+        }
+    }
+
+    /// asyncio's `loop.call_soon_threadsafe(f)` on whichever loop this is: `f` runs in a
+    /// later iteration of that loop. `false` if the loop is closed or shut down (then `f`
+    /// is dropped, not run).
+    pub(crate) fn call_soon(&self, f: impl FnOnce() + Send + 'static) -> bool {
+        match self {
+            Owner::Runtime(h) => {
+                let open = !h.shared().is_shutdown();
+                h.call_soon(f);
+                open
+            }
+            Owner::Local(l) => l.call_soon_send(f),
+        }
+    }
+
+    /// asyncio's `loop.call_exception_handler(ctx)` (rules S8, S9): never panics.
+    pub(crate) fn call_exception_handler(&self, ctx: ExceptionContext) {
+        match self {
+            Owner::Runtime(h) => h.shared().exceptions.call(ctx),
+            Owner::Local(l) => l.exceptions().call(ctx),
         }
     }
 }

@@ -177,6 +177,18 @@ impl Cancel {
         self.inner.lock().cancelling
     }
 
+    /// Re-raise: a scope that caught a request and decided it is not its own (a timeout
+    /// that did not expire, a task group cancelled from outside) puts it back as a new,
+    /// undelivered request, without counting it again: the next enclosing scope — or the
+    /// task itself (rule 3) — receives it at the next poll, exactly as a `raise` inside an
+    /// `except CancelledError:` block hands the error to the next handler up the stack.
+    pub(crate) fn rearm(&self, msg: Option<Arc<str>>) {
+        let mut s = self.inner.lock();
+        s.requests += 1;
+        s.must_cancel = true;
+        s.msg = msg;
+    }
+
     /// `uncancel()` (rule T7): one fewer request; at zero an undelivered one is withdrawn.
     pub(crate) fn uncancel(&self) -> u32 {
         let mut s = self.inner.lock();
@@ -267,6 +279,94 @@ impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
             }
             None => Poll::Pending,
         }
+    }
+}
+
+/// Puts a caught cancellation back on the current built-in task (see [`Cancel::rearm`]) and
+/// wakes it. The caller must then stay pending: the next poll hands the request to the
+/// enclosing scope. Returns `false` (and does nothing) outside a built-in task.
+pub(crate) fn reraise_current(msg: Option<Arc<str>>) -> bool {
+    super::current::with_builtin(|raw| match raw {
+        Some(raw) => {
+            raw.rearm_cancel(msg);
+            true
+        }
+        None => false,
+    })
+}
+
+/// The future returned by [`CancelledError::reraise`](crate::CancelledError::reraise):
+/// asyncio's bare `raise` inside `except CancelledError:`.
+///
+/// It puts the caught request back on the current task and never completes, so the next
+/// enclosing [`catch_cancel`] scope receives it at the task's next poll — or, if there is
+/// none, the task ends cancelled. Outside a built-in task there is nobody to re-raise to:
+/// it resolves at once to the error, for the caller to return.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Reraise {
+    msg: Option<Option<Arc<str>>>,
+}
+
+impl Reraise {
+    fn new(err: crate::CancelledError) -> Reraise {
+        Reraise {
+            msg: Some(err.message().map(Into::into)),
+        }
+    }
+}
+
+impl std::future::Future for Reraise {
+    type Output = crate::CancelledError;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<crate::CancelledError> {
+        match self.msg.take() {
+            Some(msg) => {
+                if reraise_current(msg.clone()) {
+                    std::task::Poll::Pending
+                } else {
+                    std::task::Poll::Ready(crate::CancelledError::new(msg))
+                }
+            }
+            // Already re-raised: the enclosing scope drops us at its next poll.
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl crate::CancelledError {
+    /// Re-raises this cancellation from inside the handler that caught it (asyncio's bare
+    /// `raise` in `except CancelledError:`): the next enclosing [`catch_cancel`] scope gets
+    /// it, or the task ends cancelled. Await the returned future; inside a task it never
+    /// resolves (its scope is dropped instead).
+    ///
+    /// ```
+    /// use aioloop::{catch_cancel, Runtime};
+    ///
+    /// let rt = Runtime::builder().workers(1).build()?;
+    /// let (tx, started) = std::sync::mpsc::channel();
+    /// let t = rt.spawn(async move {
+    ///     let outer = catch_cancel(async move {
+    ///         tx.send(()).unwrap();
+    ///         if let Err(e) = catch_cancel(std::future::pending::<()>()).await {
+    ///             aioloop::yield_now().await; // async clean-up
+    ///             e.reraise().await;          // hand it to the outer scope
+    ///         }
+    ///     })
+    ///     .await;
+    ///     outer.unwrap_err().to_string()
+    /// });
+    /// started.recv().unwrap();
+    /// t.cancel(Some("stop"));
+    /// // The outer scope caught it too; the task did not uncancel, so it ends cancelled.
+    /// assert!(rt.block_on(t).unwrap_err().is_cancelled());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn reraise(self) -> Reraise {
+        Reraise::new(self)
     }
 }
 

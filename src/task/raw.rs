@@ -207,6 +207,16 @@ impl RawTask {
         true
     }
 
+    /// Re-raises a caught cancellation on this task (`Cancel::rearm`) and wakes it.
+    pub(crate) fn rearm_cancel(self, msg: Option<Arc<str>>) {
+        let h = self.header();
+        h.cancel.get_or_init().rearm(msg);
+        if h.state.transition_to_notified_for_cancel() == TransitionToNotified::Submit {
+            // SAFETY: the transition took a reference for NOTIFIED, which `schedule` takes.
+            unsafe { (h.vtable.schedule)(self.ptr) }
+        }
+    }
+
     /// asyncio's `cancelling()`: outstanding cancellation requests.
     pub(crate) fn cancelling(self) -> u32 {
         self.header().cancel.get().map_or(0, |c| c.cancelling())
