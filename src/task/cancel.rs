@@ -370,6 +370,14 @@ impl crate::CancelledError {
     }
 }
 
+/// Rule 6 (T3): the request the current built-in task should pass on to what it awaits
+/// (a `Task<T>`, an `aioloop::Future`), once per request; `None` if there is none.
+pub(crate) fn request_to_propagate() -> Option<Option<Arc<str>>> {
+    super::current::with_builtin(|raw| {
+        raw.and_then(|r| r.header().cancel.get().and_then(Cancel::to_propagate))
+    })
+}
+
 /// Rule 6: a `Task<T>` being awaited by a task with an undelivered cancellation request
 /// receives that request (once per request).
 pub(crate) fn propagate_to(awaited: super::raw::RawTask) {
