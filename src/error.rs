@@ -123,6 +123,17 @@ impl PanicError {
         PanicError { payload }
     }
 
+    /// A second error for the same panic, for a second receiver (a task group's error list
+    /// beside the task's own result): the payload is the message (or nothing).
+    pub(crate) fn share(&self) -> PanicError {
+        PanicError {
+            payload: match self.message() {
+                Some(m) => Box::new(m.to_string()),
+                None => Box::new(()),
+            },
+        }
+    }
+
     /// The panic message, when the payload is a string (as `panic!` makes it).
     ///
     /// ```
@@ -351,3 +362,42 @@ impl From<crate::InvalidDelay> for LoopError {
         LoopError::InvalidDelay(d)
     }
 }
+
+/// asyncio's `InvalidStateError`: an operation the object's state does not allow (a
+/// second `set_result`, `result()` before the end).
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build()?;
+/// let mut t = rt.spawn(std::future::pending::<()>());
+/// assert_eq!(t.result().unwrap_err().to_string(), "InvalidStateError: Result is not ready.");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidStateError {
+    msg: &'static str,
+}
+
+impl InvalidStateError {
+    pub(crate) const fn new(msg: &'static str) -> InvalidStateError {
+        InvalidStateError { msg }
+    }
+
+    /// asyncio's message, e.g. "Result is not ready.".
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// # let mut t = rt.spawn(std::future::pending::<()>());
+    /// assert_eq!(t.result().unwrap_err().message(), "Result is not ready.");
+    /// ```
+    pub fn message(&self) -> &'static str {
+        self.msg
+    }
+}
+
+impl fmt::Display for InvalidStateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InvalidStateError: {}", self.msg)
+    }
+}
+
+impl std::error::Error for InvalidStateError {}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::error::PanicError;
 use crate::events;
+use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::Mutex;
 use crate::task::TaskRef;
 
@@ -91,13 +92,31 @@ pub fn default_exception_handler(ctx: &ExceptionContext) {
     eprintln!("aioloop: {line}");
 }
 
-/// One loop's handler slot.
-#[derive(Default)]
+/// One loop's handler slot, and its debug flag (asyncio's `loop.set_debug`).
 pub(crate) struct HandlerSlot {
     handler: Mutex<Option<ExceptionHandler>>,
+    debug: AtomicBool,
+}
+
+impl Default for HandlerSlot {
+    fn default() -> Self {
+        HandlerSlot {
+            handler: Mutex::new(None),
+            debug: AtomicBool::new(false),
+        }
+    }
 }
 
 impl HandlerSlot {
+    pub(crate) fn set_debug(&self, on: bool) {
+        // Relaxed: a report switch, not a synchronisation point.
+        self.debug.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn debug(&self) -> bool {
+        self.debug.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn set(&self, handler: Option<ExceptionHandler>) {
         *self.handler.lock() = handler;
     }

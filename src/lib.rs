@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod contextvars;
 mod error;
 mod event_loop;
 mod exception;
@@ -47,8 +48,8 @@ pub mod events {
 }
 
 pub use error::{
-    BuildError, CancelledError, EnterError, LeaveError, LoopError, NoRunningLoop, PanicError,
-    TaskError,
+    BuildError, CancelledError, EnterError, InvalidStateError, LeaveError, LoopError,
+    NoRunningLoop, PanicError, TaskError,
 };
 pub use event_loop::{
     interval, sleep, sleep_secs, sleep_until, spawn_local, Interval, InvalidDelay, LocalLoop,

@@ -73,6 +73,9 @@ impl Schedule for TaskSched {
     fn loop_id(&self) -> LoopId {
         self.inner.loop_id
     }
+    fn owner(&self) -> Option<crate::runtime::context::Owner> {
+        None
+    }
 }
 
 impl Drop for TaskSched {
@@ -206,7 +209,7 @@ enum WorkerSlot {
 
 impl TestRuntime {
     pub fn new(workers: usize) -> TestRuntime {
-        let (shared, locals) = Shared::new(workers).expect("loom parkers never fail");
+        let (shared, locals) = Shared::new(workers, None).expect("loom parkers never fail");
         TestRuntime {
             shared: std::sync::Arc::new(shared),
             locals: Mutex::new(locals.into_iter().map(WorkerSlot::Fresh).collect()),

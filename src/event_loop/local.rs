@@ -43,6 +43,8 @@ use crate::runtime::park::{Park, Parker};
 use crate::runtime::queue::{self, Injector};
 use crate::sync::atomic::{fence, AtomicBool, Ordering};
 use crate::task::raw::{Notified, RawTask, Schedule};
+use crate::task::spawn::SpawnOpts;
+use crate::task::TaskFactory;
 use crate::task::{self, LoopId, Task, TaskRef};
 
 /// The part of a `LocalLoop` other threads may touch.
@@ -60,6 +62,8 @@ pub(crate) struct LocalShared {
     closed: AtomicBool,
     running: AtomicBool,
     exceptions: Arc<HandlerSlot>,
+    /// The loop's task factory (T10); read at each task creation.
+    task_factory: crate::sync::Mutex<Option<TaskFactory>>,
 }
 
 impl LocalShared {
@@ -86,31 +90,42 @@ impl LocalShared {
 
     /// Spawns a `Send` future as a task of this loop (from any thread: `LoopHandle::spawn`,
     /// or `create_task` inside the running loop).
-    pub(crate) fn spawn_with<F>(
-        self: &Arc<Self>,
-        future: F,
-        name: Option<Arc<str>>,
-    ) -> Task<F::Output>
+    pub(crate) fn spawn_with<F>(self: &Arc<Self>, future: F, opts: SpawnOpts) -> Task<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let raw = RawTask::new(future, LocalScheduler(self.clone()), task::next_task_id());
         // SAFETY: a fresh task whose output is `F::Output`.
-        unsafe { self.bind(raw, name) }
+        unsafe { self.bind(raw, opts) }
     }
 
     /// # Safety
-    /// As `task::spawn::bind`.
-    unsafe fn bind<T>(&self, raw: RawTask, name: Option<Arc<str>>) -> Task<T> {
+    /// As `task::spawn::bind`; and a task whose future is not `Send` is bound only on the
+    /// loop's own thread.
+    pub(crate) unsafe fn bind<T>(&self, raw: RawTask, opts: SpawnOpts) -> Task<T> {
+        let opts = self.apply_factory(opts);
+        let eager = opts.eager;
         // SAFETY: forwarded.
-        let (join, notified) = unsafe { task::spawn::bind(raw, name) };
+        let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
         if self.closed.load(Ordering::SeqCst) {
             task::spawn::reject(notified, raw);
+        } else if eager && context::is_thread_of(self) {
+            // T9: only while this loop runs on this thread; elsewhere it is queued.
+            task::spawn::run_eagerly(notified);
         } else {
+            // FIFO with `call_soon` (rule T2), whether or not the loop is running now.
             self.schedule(Runnable::Task(notified));
         }
         join
+    }
+
+    fn apply_factory(&self, opts: SpawnOpts) -> SpawnOpts {
+        let factory = self.task_factory.lock().clone();
+        match factory {
+            Some(f) => f.apply(opts),
+            None => opts,
+        }
     }
 
     /// `call_soon_threadsafe` for crate-internal callers (done callbacks, futures): `false`
@@ -174,6 +189,10 @@ impl Schedule for LocalScheduler {
 
     fn loop_id(&self) -> LoopId {
         self.0.id
+    }
+
+    fn owner(&self) -> Option<Owner> {
+        Some(Owner::Local(self.0.clone()))
     }
 }
 
@@ -302,6 +321,7 @@ impl LocalLoop {
                 notified: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 running: AtomicBool::new(false),
+                task_factory: crate::sync::Mutex::new(None),
                 exceptions: exceptions.clone(),
             }),
             core: LoopCore::new(queue::new_local(), exceptions),
@@ -538,11 +558,9 @@ impl LocalLoop {
                 task::next_task_id(),
             )
         };
-        // SAFETY: a fresh task whose output is `F::Output`.
-        let (join, notified) = unsafe { task::spawn::bind(raw, name) };
-        // FIFO with `call_soon` (rule T2), whether or not the loop is running right now.
-        self.shared.schedule(Runnable::Task(notified));
-        join
+        // SAFETY: a fresh task whose output is `F::Output`, bound on the loop's thread
+        // (`LocalLoop` is `!Send`).
+        unsafe { self.shared.bind(raw, SpawnOpts::named(name)) }
     }
 
     /// Runs `future` to completion as the loop's main task, running the loop meanwhile
@@ -738,6 +756,57 @@ impl LocalLoop {
         self.shared.exceptions.get()
     }
 
+    /// asyncio's `loop.set_task_factory` (rule T10): every task created on this loop from
+    /// now on goes through `factory`; `None` restores the default.
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// lp.set_task_factory(Some(aioloop::task::eager_task_factory()));
+    /// let t = lp.run_until_complete(async {
+    ///     let t = aioloop::spawn_local(async { 3 });
+    ///     assert!(t.done()); // eager: finished inside spawn_local
+    ///     t.await
+    /// })?;
+    /// assert_eq!(t.unwrap(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_task_factory(&self, factory: Option<TaskFactory>) {
+        *self.shared.task_factory.lock() = factory;
+    }
+
+    /// The task factory, if one is set (asyncio's `loop.get_task_factory`).
+    ///
+    /// ```
+    /// assert!(aioloop::LocalLoop::new()?.get_task_factory().is_none());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn get_task_factory(&self) -> Option<TaskFactory> {
+        self.shared.task_factory.lock().clone()
+    }
+
+    /// asyncio's `loop.set_debug`: in debug mode, tasks destroyed while pending (closed
+    /// with the loop unfinished) are reported to the exception handler (rule T11).
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// lp.set_debug(true);
+    /// assert!(lp.get_debug());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_debug(&self, on: bool) {
+        self.shared.exceptions.set_debug(on)
+    }
+
+    /// asyncio's `loop.get_debug`.
+    ///
+    /// ```
+    /// assert!(!aioloop::LocalLoop::new()?.get_debug());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn get_debug(&self) -> bool {
+        self.shared.exceptions.debug()
+    }
+
     /// The poller's file descriptor, for a host event loop to watch: it becomes readable
     /// when another thread posts work ([`LoopHandle`]) or calls `stop()`. Timers do not make
     /// it readable: use [`next_timeout`](LocalLoop::next_timeout) as the host's timeout.
@@ -886,7 +955,7 @@ impl LoopHandle {
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(LoopError::Closed);
         }
-        Ok(self.shared.spawn_with(future, None))
+        Ok(self.shared.spawn_with(future, SpawnOpts::default()))
     }
 
     /// asyncio's `stop()`, from any thread.
@@ -952,7 +1021,7 @@ where
                 RawTask::new_local(future, LocalScheduler(shared.clone()), task::next_task_id())
             };
             // SAFETY: a fresh task whose output is `F::Output`.
-            unsafe { shared.bind(raw, None) }
+            unsafe { shared.bind(raw, SpawnOpts::default()) }
         }
         _ => panic!(
             "no running event loop: aioloop::spawn_local() must be called inside a running LocalLoop"

@@ -52,6 +52,14 @@ impl Owner {
         }
     }
 
+    /// asyncio's `loop.get_debug()`.
+    pub(crate) fn debug(&self) -> bool {
+        match self {
+            Owner::Runtime(h) => h.shared().exceptions.debug(),
+            Owner::Local(l) => l.exceptions().debug(),
+        }
+    }
+
     /// asyncio's `loop.call_exception_handler(ctx)` (rules S8, S9): never panics.
     pub(crate) fn call_exception_handler(&self, ctx: ExceptionContext) {
         match self {

@@ -42,7 +42,9 @@ use crate::event_loop::core::LoopCore;
 use crate::event_loop::timers::TimerAction;
 use crate::exception::ExceptionHandler;
 use crate::task::raw::{Notified, RawTask, Schedule};
+use crate::task::spawn::SpawnOpts;
 use crate::task::{self, LoopId, Task, TaskRef};
+use context::Owner;
 use shared::Shared;
 
 /// A multi-threaded, work-stealing event loop: asyncio's loop, one per worker thread, with
@@ -74,6 +76,8 @@ pub struct Runtime {
 pub struct Builder {
     workers: usize,
     thread_name: String,
+    task_factory: Option<crate::task::TaskFactory>,
+    debug: bool,
 }
 
 impl Default for Builder {
@@ -81,6 +85,8 @@ impl Default for Builder {
         Builder {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             thread_name: "aioloop-worker".to_owned(),
+            task_factory: None,
+            debug: false,
         }
     }
 }
@@ -109,6 +115,48 @@ impl Builder {
         self
     }
 
+    /// Installs a task factory (asyncio's `loop.set_task_factory`, rule T10): every task
+    /// created on the runtime goes through it.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder()
+    ///     .workers(1)
+    ///     .task_factory(aioloop::task::TaskFactory::new(|b| b.name("worker")))
+    ///     .build()?;
+    /// assert_eq!(rt.spawn(async {}).name(), "worker");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn task_factory(mut self, factory: crate::task::TaskFactory) -> Builder {
+        self.task_factory = Some(factory);
+        self
+    }
+
+    /// Every task starts eagerly (rule T9): shorthand for
+    /// `task_factory(aioloop::task::eager_task_factory())`.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).eager_tasks().build()?;
+    /// rt.block_on(async { assert!(aioloop::create_task(async {}).done()) });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn eager_tasks(self) -> Builder {
+        self.task_factory(crate::task::eager_task_factory())
+    }
+
+    /// asyncio's debug mode (`loop.set_debug(True)`): also reports tasks destroyed while
+    /// pending (rule T11) to the exception handler. Can be changed later with
+    /// [`Handle::set_debug`].
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).debug(true).build()?;
+    /// assert!(rt.handle().get_debug());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn debug(mut self, on: bool) -> Builder {
+        self.debug = on;
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -124,7 +172,8 @@ impl Builder {
         if self.workers == 0 {
             return Err(BuildError::ZeroWorkers.into());
         }
-        let (shared, locals) = Shared::new(self.workers)?;
+        let (shared, locals) = Shared::new(self.workers, self.task_factory)?;
+        shared.exceptions.set_debug(self.debug);
         let shared = Arc::new(shared);
         let mut rt = Runtime {
             handle: Handle::from_shared(shared.clone()),
@@ -409,7 +458,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_with(future, None)
+        self.spawn_with(future, SpawnOpts::default())
     }
 
     /// The unfinished, registered tasks of this runtime (rule L7).
@@ -570,18 +619,51 @@ impl Handle {
         self.shared.exceptions.get()
     }
 
-    pub(crate) fn spawn_with<F>(&self, future: F, name: Option<Arc<str>>) -> Task<F::Output>
+    /// asyncio's `loop.set_debug`: in debug mode, tasks destroyed while pending (the
+    /// runtime shut down with them unfinished) are reported to the exception handler
+    /// ("Task was destroyed but it is pending!", rule T11).
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// rt.handle().set_debug(true);
+    /// assert!(rt.handle().get_debug());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_debug(&self, on: bool) {
+        self.shared.exceptions.set_debug(on)
+    }
+
+    /// asyncio's `loop.get_debug`.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// assert!(!rt.handle().get_debug());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn get_debug(&self) -> bool {
+        self.shared.exceptions.debug()
+    }
+
+    pub(crate) fn spawn_with<F>(&self, future: F, opts: SpawnOpts) -> Task<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        let opts = match &self.shared.task_factory {
+            Some(factory) => factory.apply(opts),
+            None => opts,
+        };
+        let eager = opts.eager;
         let raw = RawTask::new(future, self.clone(), task::next_task_id());
         // SAFETY: a fresh task whose output is `F::Output`.
-        let (join, notified) = unsafe { task::spawn::bind(raw, name) };
+        let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
         if self.shared.is_shutdown() {
             // The runtime is gone or going: the task is cancelled before its first step
             // instead of being queued on a dead loop.
             task::spawn::reject(notified, raw);
+        } else if eager && context::current_loop_id() == Some(self.shared.id) {
+            // T9: only from inside this runtime; elsewhere an eager request is queued.
+            task::spawn::run_eagerly(notified);
         } else {
             self.shared.schedule(notified);
         }
@@ -597,6 +679,10 @@ impl Schedule for Handle {
 
     fn loop_id(&self) -> LoopId {
         self.shared.id
+    }
+
+    fn owner(&self) -> Option<Owner> {
+        Some(Owner::Runtime(self.clone()))
     }
 }
 

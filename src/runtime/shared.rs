@@ -51,11 +51,16 @@ pub(crate) struct Shared {
     remote_timers: Mutex<Vec<(i64, TimerAction)>>,
     has_remote_timers: AtomicBool,
     pub(crate) exceptions: Arc<HandlerSlot>,
+    /// The runtime's task factory (T10), fixed at build time.
+    pub(crate) task_factory: Option<crate::task::TaskFactory>,
 }
 
 impl Shared {
     /// A runtime's shared state plus the local queues its workers will own.
-    pub(crate) fn new(workers: usize) -> std::io::Result<(Shared, Vec<Local<Runnable>>)> {
+    pub(crate) fn new(
+        workers: usize,
+        task_factory: Option<crate::task::TaskFactory>,
+    ) -> std::io::Result<(Shared, Vec<Local<Runnable>>)> {
         let locals: Vec<Local<Runnable>> = (0..workers).map(|_| queue::new_local()).collect();
         let stealers = locals.iter().map(Local::stealer).collect();
         let parkers = (0..workers)
@@ -73,6 +78,7 @@ impl Shared {
             remote_timers: Mutex::new(Vec::new()),
             has_remote_timers: AtomicBool::new(false),
             exceptions: Arc::new(HandlerSlot::default()),
+            task_factory,
         };
         Ok((shared, locals))
     }

@@ -28,6 +28,8 @@
 use std::ptr;
 use std::sync::Arc;
 
+use super::done::DoneList;
+use crate::contextvars::Context;
 use crate::sync::atomic::{AtomicPtr, Ordering};
 use crate::sync::Mutex;
 
@@ -36,7 +38,8 @@ pub(crate) struct CancelSlot {
     ptr: AtomicPtr<Cancel>,
 }
 
-/// One task's cancellation state.
+/// One task's extra block: its cancellation state, its done callbacks (task/done.rs) and
+/// its context (T12), allocated on first need.
 pub(crate) struct Cancel {
     inner: Mutex<Inner>,
 }
@@ -52,6 +55,10 @@ struct Inner {
     msg: Option<Arc<str>>,
     /// The generation last passed on to an awaited task (rule T3).
     propagated: u64,
+    /// Done callbacks and hooks (task/done.rs).
+    done: DoneList,
+    /// The task's context between polls (T12); `None` while empty or while being polled.
+    context: Option<Context>,
 }
 
 impl CancelSlot {
@@ -72,6 +79,14 @@ impl CancelSlot {
         unsafe { p.as_ref() }
     }
 
+    /// [`CancelSlot::get`] in the single total order: the completing thread's side of the
+    /// done-callback Dekker pair (task/done.rs).
+    pub(crate) fn get_seqcst(&self) -> Option<&Cancel> {
+        let p = self.ptr.load(Ordering::SeqCst);
+        // SAFETY: as in `get`.
+        unsafe { p.as_ref() }
+    }
+
     pub(crate) fn get_or_init(&self) -> &Cancel {
         if let Some(c) = self.get() {
             return c;
@@ -81,7 +96,8 @@ impl CancelSlot {
         }));
         match self
             .ptr
-            .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
+            // SeqCst: the registering side of the done-callback Dekker pair (task/done.rs).
+            .compare_exchange(ptr::null_mut(), fresh, Ordering::SeqCst, Ordering::SeqCst)
         {
             // SAFETY: we just published `fresh`; it lives as long as the slot (see `get`).
             Ok(_) => unsafe { &*fresh },
@@ -201,6 +217,21 @@ impl Cancel {
 
     pub(crate) fn message(&self) -> Option<Arc<str>> {
         self.inner.lock().msg.clone()
+    }
+
+    /// Runs `f` on the done list under the block's lock.
+    pub(crate) fn with_done<R>(&self, f: impl FnOnce(&mut DoneList) -> R) -> R {
+        f(&mut self.inner.lock().done)
+    }
+
+    /// The poller takes the task's context before a poll (T12).
+    pub(crate) fn take_context(&self) -> Option<Context> {
+        self.inner.lock().context.take()
+    }
+
+    /// The poller (or `create_task`) stores the task's context.
+    pub(crate) fn put_context(&self, ctx: Context) {
+        self.inner.lock().context = Some(ctx);
     }
 }
 
@@ -372,6 +403,7 @@ impl crate::CancelledError {
 
 /// Rule 6 (T3): the request the current built-in task should pass on to what it awaits
 /// (a `Task<T>`, an `aioloop::Future`), once per request; `None` if there is none.
+#[allow(dead_code)] // used by `aioloop::Future` (future.rs), landing next
 pub(crate) fn request_to_propagate() -> Option<Option<Arc<str>>> {
     super::current::with_builtin(|raw| {
         raw.and_then(|r| r.header().cancel.get().and_then(Cancel::to_propagate))

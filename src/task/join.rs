@@ -8,7 +8,8 @@ use std::task::{Context, Poll};
 
 use super::raw::RawTask;
 use super::{LoopId, TaskRef};
-use crate::error::TaskError;
+use crate::error::{InvalidStateError, TaskError};
+use std::sync::Arc;
 
 /// A spawned task, and the way to get its result.
 ///
@@ -27,6 +28,8 @@ use crate::error::TaskError;
 /// ```
 pub struct Task<T> {
     raw: RawTask,
+    /// The output was moved out by `result()` (or a completed poll).
+    taken: bool,
     _output: PhantomData<T>,
 }
 
@@ -45,6 +48,7 @@ impl<T> Task<T> {
     pub(crate) unsafe fn from_raw(raw: RawTask) -> Task<T> {
         Task {
             raw,
+            taken: false,
             _output: PhantomData,
         }
     }
@@ -167,6 +171,98 @@ impl<T> Task<T> {
         self.raw.cancelled()
     }
 
+    /// Renames the task (asyncio's `set_name`, rule T1).
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// t.set_name("poller");
+    /// assert_eq!(t.name(), "poller");
+    /// ```
+    pub fn set_name(&self, name: impl Into<Arc<str>>) {
+        self.raw.set_name(name.into());
+    }
+
+    /// asyncio's `add_done_callback(fn)` (rule F5): `f` runs once the task is done — never
+    /// synchronously: it is queued with `call_soon` on the task's loop, after the callbacks
+    /// registered before it, and runs in the context current now (T12). On a done task it
+    /// is queued at once. The same `Arc` may be registered more than once.
+    ///
+    /// ```
+    /// use std::sync::{mpsc, Arc};
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let t = rt.spawn(async { 7 });
+    /// t.add_done_callback(Arc::new(move |task: &aioloop::TaskRef| {
+    ///     tx.lock().unwrap().send(task.done()).unwrap();
+    /// }));
+    /// assert!(rx.recv().unwrap());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn add_done_callback<F>(&self, f: Arc<F>)
+    where
+        F: Fn(&TaskRef) + Send + Sync + 'static,
+    {
+        self.raw.add_user_callback(f);
+    }
+
+    /// asyncio's `remove_done_callback(fn)`: removes every registration of `f` (the same
+    /// `Arc`) not yet run, and returns how many there were.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// let cb = Arc::new(|_: &aioloop::TaskRef| {});
+    /// t.add_done_callback(cb.clone());
+    /// t.add_done_callback(cb.clone());
+    /// assert_eq!(t.remove_done_callback(&cb), 2);
+    /// ```
+    pub fn remove_done_callback<F>(&self, f: &Arc<F>) -> usize
+    where
+        F: Fn(&TaskRef) + Send + Sync + 'static,
+    {
+        self.raw.remove_done(Arc::as_ptr(f) as *const ())
+    }
+
+    /// asyncio's `result()`, without waiting: the outcome of a done task, moved out of it.
+    ///
+    /// # Errors
+    /// [`InvalidStateError`] "Result is not ready." while the task runs, and "Result has
+    /// already been retrieved." once the outcome was taken (by this call or an `.await`).
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let mut t = rt.spawn(async { 2 });
+    /// while !t.done() { std::thread::yield_now(); }
+    /// assert_eq!(t.result().unwrap().unwrap(), 2);
+    /// assert!(t.result().is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn result(&mut self) -> Result<Result<T, TaskError>, InvalidStateError> {
+        if self.taken {
+            return Err(InvalidStateError::new("Result has already been retrieved."));
+        }
+        if !self.done() {
+            return Err(InvalidStateError::new("Result is not ready."));
+        }
+        let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
+        // SAFETY: `out` has the task's output type, and we are its join handle. The task
+        // is complete, so the output is read now and the waker is not stored.
+        unsafe {
+            self.raw
+                .try_read_output(&mut out as *mut _ as *mut (), std::task::Waker::noop())
+        };
+        match out {
+            Poll::Ready(r) => {
+                self.taken = true;
+                Ok(r)
+            }
+            Poll::Pending => Err(InvalidStateError::new("Result is not ready.")),
+        }
+    }
+
     /// Drops the handle, leaving the task running (same as `drop(task)`, named for clarity).
     ///
     /// ```
@@ -181,7 +277,15 @@ impl<T> Task<T> {
 impl<T> Future for Task<T> {
     type Output = Result<T, TaskError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.taken {
+            panic!("`Task` polled after its result was taken");
+        }
+        // Rule F7: a task awaiting its own handle would wait forever; asyncio raises
+        // RuntimeError in it, the Rust form of which is a panic (the task ends with it).
+        if super::current::with_builtin(|cur| cur == Some(self.raw)) {
+            panic!("Task cannot await on itself: {}", self.task_ref());
+        }
         // Rule T3: a cancelled awaiter cancels what it awaits (task/cancel.rs, rule 6).
         if !self.done() {
             super::cancel::propagate_to(self.raw);
@@ -192,6 +296,9 @@ impl<T> Future for Task<T> {
             self.raw
                 .try_read_output(&mut out as *mut _ as *mut (), cx.waker())
         };
+        if out.is_ready() {
+            self.taken = true;
+        }
         out
     }
 }

@@ -55,6 +55,8 @@
 
 pub(crate) mod cancel;
 pub(crate) mod current;
+pub(crate) mod done;
+mod factory;
 mod join;
 pub(crate) mod raw;
 pub(crate) mod registry;
@@ -68,6 +70,7 @@ use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use factory::{eager_task_factory, TaskFactory};
 pub use join::Task;
 
 use crate::error::{EnterError, LeaveError, NoRunningLoop};
@@ -315,6 +318,72 @@ impl TaskRef {
         self.raw().is_some_and(RawTask::cancelled)
     }
 
+    /// asyncio's `set_name` (rule T1). `false` (nothing changes) for a third-party task,
+    /// which names itself.
+    ///
+    /// ```
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let r = rt.spawn(std::future::pending::<()>()).task_ref();
+    /// assert!(r.set_name("renamed"));
+    /// assert_eq!(r.name(), "renamed");
+    /// ```
+    pub fn set_name(&self, name: impl Into<Arc<str>>) -> bool {
+        match self.raw() {
+            Some(raw) => {
+                raw.set_name(name.into());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// asyncio's `add_done_callback` (see [`Task::add_done_callback`]). `false` for a
+    /// third-party task, which has no callback list of ours.
+    ///
+    /// ```
+    /// use std::sync::{mpsc, Arc, Mutex};
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = Mutex::new(tx);
+    /// let r = rt.spawn(async {}).task_ref();
+    /// assert!(r.add_done_callback(Arc::new(move |t: &aioloop::TaskRef| {
+    ///     tx.lock().unwrap().send(t.id()).unwrap();
+    /// })));
+    /// assert_eq!(rx.recv().unwrap(), r.id());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn add_done_callback<F>(&self, f: Arc<F>) -> bool
+    where
+        F: Fn(&TaskRef) + Send + Sync + 'static,
+    {
+        match self.raw() {
+            Some(raw) => {
+                raw.add_user_callback(f);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// asyncio's `remove_done_callback` (see [`Task::remove_done_callback`]).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let r = rt.spawn(std::future::pending::<()>()).task_ref();
+    /// let cb = Arc::new(|_: &aioloop::TaskRef| {});
+    /// r.add_done_callback(cb.clone());
+    /// assert_eq!(r.remove_done_callback(&cb), 1);
+    /// assert_eq!(r.remove_done_callback(&cb), 0);
+    /// ```
+    pub fn remove_done_callback<F>(&self, f: &Arc<F>) -> usize
+    where
+        F: Fn(&TaskRef) + Send + Sync + 'static,
+    {
+        self.raw()
+            .map_or(0, |raw| raw.remove_done(Arc::as_ptr(f) as *const ()))
+    }
+
     /// `true` for a task created by aioloop itself (as opposed to a [`TaskLike`]).
     ///
     /// ```
@@ -558,6 +627,22 @@ pub(crate) fn all_tasks_of(id: LoopId) -> Vec<TaskRef> {
     registry::collect(|t| t.is_listed() && t.loop_id() == id)
 }
 
+/// Spawns `future` on the loop running on this thread with crate-internal options (a
+/// completion hook, task/done.rs): what `create_task` does, for task groups and `gather`.
+pub(crate) fn spawn_current<F>(
+    future: F,
+    opts: spawn::SpawnOpts,
+) -> Result<Task<F::Output>, NoRunningLoop>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match context::current_owner().ok_or(NoRunningLoop)? {
+        context::Owner::Runtime(handle) => Ok(handle.spawn_with(future, opts)),
+        context::Owner::Local(local) => Ok(local.spawn_with(future, opts)),
+    }
+}
+
 /// Options for spawning one task: asyncio's `create_task(coro, name=...)`.
 ///
 /// ```
@@ -569,6 +654,7 @@ pub(crate) fn all_tasks_of(id: LoopId) -> Vec<TaskRef> {
 #[derive(Debug, Default, Clone)]
 pub struct Builder {
     name: Option<Arc<str>>,
+    eager: bool,
 }
 
 impl Builder {
@@ -589,6 +675,42 @@ impl Builder {
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Builder {
         self.name = Some(name.into());
         self
+    }
+
+    /// Eager start (rule T9, asyncio's `eager_start=True`): the task's first step runs at
+    /// once, inside the spawning call, with the spawning task swapped out of the
+    /// current-task slot. A task that finishes there is never queued. Only applies when
+    /// spawning from inside the task's own loop; elsewhere the task is queued as usual.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// rt.block_on(async {
+    ///     let t = aioloop::task::Builder::new().eager(true).spawn(async { 5 });
+    ///     assert!(t.done()); // it finished inside `spawn`
+    ///     assert_eq!(t.await.unwrap(), 5);
+    /// });
+    /// ```
+    pub fn eager(mut self, eager: bool) -> Builder {
+        self.eager = eager;
+        self
+    }
+
+    /// The name set so far, if any (for a task factory).
+    ///
+    /// ```
+    /// assert_eq!(aioloop::task::Builder::new().name("a").get_name(), Some("a"));
+    /// ```
+    pub fn get_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Whether eager start is requested (for a task factory).
+    ///
+    /// ```
+    /// assert!(aioloop::task::Builder::new().eager(true).is_eager());
+    /// ```
+    pub fn is_eager(&self) -> bool {
+        self.eager
     }
 
     /// Spawns on the runtime running on this thread ([`create_task`](crate::create_task)).
@@ -624,10 +746,7 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match context::current_owner().ok_or(NoRunningLoop)? {
-            context::Owner::Runtime(handle) => Ok(handle.spawn_with(future, self.name)),
-            context::Owner::Local(local) => Ok(local.spawn_with(future, self.name)),
-        }
+        spawn_current(future, self.opts())
     }
 
     /// Spawns on the runtime behind `handle`, from any thread.
@@ -642,6 +761,14 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        handle.spawn_with(future, self.name)
+        handle.spawn_with(future, self.opts())
+    }
+
+    fn opts(self) -> spawn::SpawnOpts {
+        spawn::SpawnOpts {
+            name: self.name,
+            eager: self.eager,
+            hook: None,
+        }
     }
 }

@@ -26,10 +26,14 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::cancel::CancelSlot;
 use super::current;
+use super::done::{self, DoneCallback, Late, Outcome};
 use super::registry;
 use super::state::{State, TransitionToIdle, TransitionToNotified, TransitionToRunning};
 use super::LoopId;
+use crate::contextvars;
 use crate::error::{CancelledError, PanicError, TaskError};
+use crate::exception::ExceptionContext;
+use crate::runtime::context::Owner;
 use crate::sync::UnsafeCell;
 
 /// Where a woken task goes. Implemented by the runtime handle (and by test schedulers).
@@ -38,6 +42,9 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     fn schedule(&self, task: Notified);
     /// The loop (runtime) this scheduler belongs to, for `all_tasks` and `TaskRef::loop_id`.
     fn loop_id(&self) -> LoopId;
+    /// The loop as an `Owner`, where done callbacks are queued and reports go; `None` for
+    /// test schedulers.
+    fn owner(&self) -> Option<Owner>;
 }
 
 /// The part of every task that is the same whatever its future: read through a
@@ -73,6 +80,8 @@ pub(crate) struct Vtable {
     shutdown: unsafe fn(NonNull<Header>),
     /// The owning loop.
     loop_id: unsafe fn(NonNull<Header>) -> LoopId,
+    /// The owning loop, for callbacks and reports.
+    owner: unsafe fn(NonNull<Header>) -> Option<Owner>,
 }
 
 enum Stage<F: Future> {
@@ -207,6 +216,75 @@ impl RawTask {
         true
     }
 
+    /// The owning loop, where done callbacks are queued and reports go.
+    pub(crate) fn owner(self) -> Option<Owner> {
+        // SAFETY: live task (see `header`); the vtable matches the allocation.
+        unsafe { (self.header().vtable.owner)(self.ptr) }
+    }
+
+    /// Registers a done callback or hook (task/done.rs). Called before the task is first
+    /// scheduled (hooks, a context) or at any time (user callbacks).
+    pub(crate) fn add_done(self, cb: DoneCallback) {
+        let h = self.header();
+        let extra = h.cancel.get_or_init();
+        let late = extra.with_done(|d| {
+            // The registering side of the Dekker pair: the block is published (SeqCst CAS
+            // in `get_or_init`, or seen published), then COMPLETE is read in the same
+            // total order. Not complete: the completing thread will find the block and
+            // fire the list. Complete: it may not have; handle the callback here.
+            if h.state.load_seqcst().is_complete() {
+                match cb {
+                    DoneCallback::Hook(hook) => Err(Late::CallHook(hook, d.outcome())),
+                    user => Err(Late::Queue(user)),
+                }
+            } else {
+                d.add(cb)
+            }
+        });
+        if let Err(late) = late {
+            // SAFETY: we hold a reference (the caller's), so the task is live.
+            let me = unsafe { super::TaskRef::from_raw_builtin(self.ref_inc()) };
+            let owner = self.owner();
+            let retrieved = match late {
+                Late::Queue(cb) => done::run(&me, owner.as_ref(), None, vec![cb]),
+                Late::CallHook(hook, outcome) => done::run(
+                    &me,
+                    owner.as_ref(),
+                    outcome.as_ref(),
+                    vec![DoneCallback::Hook(hook)],
+                ),
+            };
+            if retrieved {
+                extra.with_done(|d| d.set_retrieved());
+            }
+        }
+    }
+
+    /// asyncio's `add_done_callback(fn)`, capturing the current context (F5, T12).
+    pub(crate) fn add_user_callback<F>(self, f: Arc<F>)
+    where
+        F: Fn(&super::TaskRef) + Send + Sync + 'static,
+    {
+        self.add_done(DoneCallback::User {
+            f,
+            ctx: contextvars::copy_context(),
+        });
+    }
+
+    /// asyncio's `set_name` (T1).
+    pub(crate) fn set_name(self, name: Arc<str>) {
+        super::registry::set_name(self.id(), name);
+        self.header().state.set_named();
+    }
+
+    /// asyncio's `remove_done_callback(fn)`: how many registrations of `f` were removed.
+    pub(crate) fn remove_done(self, f: *const ()) -> usize {
+        self.header()
+            .cancel
+            .get()
+            .map_or(0, |c| c.with_done(|d| d.remove(f)))
+    }
+
     /// Re-raises a caught cancellation on this task (`Cancel::rearm`) and wakes it.
     pub(crate) fn rearm_cancel(self, msg: Option<Arc<str>>) {
         let h = self.header();
@@ -289,6 +367,7 @@ where
         drop_join_handle: drop_join_handle::<F, S>,
         shutdown: shutdown::<F, S>,
         loop_id: loop_id::<F, S>,
+        owner: owner::<F, S>,
     }
 }
 
@@ -352,6 +431,8 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     });
     let mut cx = Context::from_waker(&waker);
 
+    // Rule T12: the task runs in its own context (contextvars.rs).
+    let saved = contextvars::enter_task_context(cancel.and_then(|c| c.take_context()));
     let result = {
         // Rule L8: every poll is bracketed by enter/leave through the task protocol.
         let _entered = current::EnterGuard::builtin(ptr);
@@ -369,6 +450,9 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
             })
         }))
     };
+    if let Some(ctx) = contextvars::leave_task_context(saved) {
+        cell.header.cancel.get_or_init().put_context(ctx);
+    }
 
     match result {
         Ok(Poll::Pending) => {
@@ -470,15 +554,46 @@ unsafe fn complete<F: Future, S: Schedule>(
     refs: usize,
 ) {
     let cancelled = matches!(output, Err(TaskError::Cancelled(_)));
+    let panicked = matches!(output, Err(TaskError::Panicked(_)));
+    // Hooks see an owned summary: once COMPLETE is published the output is the handle's.
+    // Only a task with an extra block can have hooks (they are installed before its first
+    // step), so a plain task skips this.
+    let outcome = cell.header.cancel.get().map(|_| Outcome::of(&output));
     // SAFETY: RUNNING: nobody else reads the stage until COMPLETE is published.
     cell.stage
         .with_mut(|p| unsafe { *p = Stage::Finished(output) });
     let prev = cell.header.state.transition_to_complete(cancelled);
+    let ptr = NonNull::from(&cell.header);
+
+    // Done callbacks (task/done.rs): the completing side of the Dekker pair.
+    let mut retrieved = false;
+    if let Some(extra) = cell.header.cancel.get_seqcst() {
+        // (No outcome: the block appeared after the output was stored, so no hook can be
+        // on the list — hooks are installed before the first step.)
+        let outcome = outcome.unwrap_or(Outcome::Finished);
+        let (callbacks, was_retrieved) =
+            extra.with_done(|d| (d.fire(Some(&outcome)), d.retrieved()));
+        retrieved = was_retrieved;
+        if !callbacks.is_empty() {
+            // SAFETY: we hold the poller's reference; the new `TaskRef` owns its own.
+            let me = unsafe { super::TaskRef::from_raw_builtin(RawTask { ptr }.ref_inc()) };
+            let owner = cell.scheduler.owner();
+            if done::run(&me, owner.as_ref(), Some(&outcome), callbacks) {
+                retrieved = true;
+                extra.with_done(|d| d.set_retrieved());
+            }
+        }
+    }
+
     if !prev.is_join_interested() {
         // Nobody will read the output: drop it here (the handle is gone).
         // SAFETY: without JOIN_INTEREST the output is ours.
         let old = unsafe { take_stage(cell) };
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+        if panicked && !retrieved {
+            report_unretrieved(cell, ptr, old);
+        } else {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+        }
     } else if prev.is_join_waker_set() {
         // SAFETY: COMPLETE and JOIN_WAKER are set: the handle does not write the field, we
         // may read it.
@@ -504,6 +619,35 @@ unsafe fn complete<F: Future, S: Schedule>(
         // SAFETY: those were the last references.
         unsafe { dealloc::<F, S>(NonNull::from(&cell.header)) }
     }
+}
+
+/// Rule T8 (F6 for tasks): a panic nobody retrieved (the handle is gone or was dropped
+/// unread, and no task group took it) goes to the loop's exception handler.
+fn report_unretrieved<F: Future, S: Schedule>(
+    cell: &Cell<F, S>,
+    ptr: NonNull<Header>,
+    stage: Stage<F>,
+) {
+    let Stage::Finished(Err(TaskError::Panicked(p))) = stage else {
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(stage)));
+        return;
+    };
+    let Some(owner) = cell.scheduler.owner() else {
+        return;
+    };
+    let mut ctx = ExceptionContext::new("Task exception was never retrieved");
+    ctx.exception = Some(p);
+    // SAFETY: the caller holds a reference; the new `TaskRef` owns its own.
+    ctx.task = Some(unsafe { super::TaskRef::from_raw_builtin(RawTask { ptr }.ref_inc()) });
+    owner.call_exception_handler(ctx);
+}
+
+/// Whether a task group (a hook) retrieved this task's panic.
+fn panic_retrieved(header: &Header) -> bool {
+    header
+        .cancel
+        .get()
+        .is_some_and(|c| c.with_done(|d| d.retrieved()))
 }
 
 unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
@@ -573,7 +717,7 @@ fn can_read_output<F: Future, S>(cell: &Cell<F, S>, waker: &Waker) -> bool {
     false
 }
 
-unsafe fn drop_join_handle<F: Future, S>(ptr: NonNull<Header>) {
+unsafe fn drop_join_handle<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     // SAFETY: dispatched for this cell type; the caller is the handle giving up its ref.
     let cell = unsafe { cell::<F, S>(ptr) };
     /// Releases the handle's reference even if dropping the output panics.
@@ -592,7 +736,14 @@ unsafe fn drop_join_handle<F: Future, S>(ptr: NonNull<Header>) {
     }
     if d.drop_output {
         // SAFETY: COMPLETE was set while we had JOIN_INTEREST: the output is ours.
-        drop(unsafe { take_stage(cell) });
+        let stage = unsafe { take_stage(cell) };
+        if matches!(stage, Stage::Finished(Err(TaskError::Panicked(_))))
+            && !panic_retrieved(&cell.header)
+        {
+            report_unretrieved(cell, ptr, stage);
+        } else {
+            drop(stage);
+        }
     }
 }
 
@@ -600,6 +751,13 @@ unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     // SAFETY: dispatched for this cell type; the caller holds a reference.
     let cell = unsafe { cell::<F, S>(ptr) };
     if cell.header.state.transition_to_shutdown() {
+        // Rule T11: reported (in debug mode, asyncio's "debug level") before the future goes.
+        if let Some(owner) = cell.scheduler.owner().filter(Owner::debug) {
+            let mut ctx = ExceptionContext::new("Task was destroyed but it is pending!");
+            // SAFETY: the caller holds a reference; the new `TaskRef` owns its own.
+            ctx.task = Some(unsafe { super::TaskRef::from_raw_builtin(RawTask { ptr }.ref_inc()) });
+            owner.call_exception_handler(ctx);
+        }
         // SAFETY: we set RUNNING; we release no reference of our own.
         unsafe { cancel_and_complete(cell, 0, None) }
     }
@@ -608,6 +766,11 @@ unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
 unsafe fn loop_id<F: Future, S: Schedule>(ptr: NonNull<Header>) -> LoopId {
     // SAFETY: dispatched for this cell type; the scheduler is immutable.
     unsafe { cell::<F, S>(ptr) }.scheduler.loop_id()
+}
+
+unsafe fn owner<F: Future, S: Schedule>(ptr: NonNull<Header>) -> Option<Owner> {
+    // SAFETY: dispatched for this cell type; the scheduler is immutable.
+    unsafe { cell::<F, S>(ptr) }.scheduler.owner()
 }
 
 // ---- Waker -------------------------------------------------------------------------------

@@ -3,8 +3,45 @@
 
 use std::sync::Arc;
 
+use super::done::{DoneCallback, Hook};
 use super::raw::{Notified, RawTask};
 use super::{registry, LoopId, Task, TaskRef};
+use crate::contextvars;
+
+/// How one task is to be created: the public [`Builder`](super::Builder)'s options after
+/// the loop's task factory (T10) saw them, plus the crate's own completion hook.
+#[derive(Default)]
+pub(crate) struct SpawnOpts {
+    pub(crate) name: Option<Arc<str>>,
+    /// Run the first step inside `create_task` (T9).
+    pub(crate) eager: bool,
+    /// A completion hook (task/done.rs), installed before the first step.
+    pub(crate) hook: Option<Hook>,
+}
+
+impl SpawnOpts {
+    pub(crate) fn named(name: Option<Arc<str>>) -> SpawnOpts {
+        SpawnOpts {
+            name,
+            ..SpawnOpts::default()
+        }
+    }
+}
+
+/// Runs a new task's first step now, on this thread (T9, asyncio's eager start), with the
+/// creating task swapped out of the current-task slot and back in afterwards (L5). A task
+/// that finishes there is never queued; one that suspends goes on like any other.
+pub(crate) fn run_eagerly(notified: Notified) {
+    /// Puts the creator back even if the step unwinds (it cannot: polls catch panics).
+    struct Restore(Option<TaskRef>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            super::current::swap(self.0.as_ref());
+        }
+    }
+    let _restore = Restore(super::current::swap(None));
+    notified.run();
+}
 
 /// Splits a freshly allocated task into its three owners (task/state.rs: a new task holds
 /// three references): the registry's entry (inserted here, named if a name was given, rule
@@ -13,11 +50,18 @@ use super::{registry, LoopId, Task, TaskRef};
 ///
 /// # Safety
 /// `raw` was just returned by `RawTask::new`/`new_local` for a future whose output is `T`,
-/// and none of its references has been used.
-pub(crate) unsafe fn bind<T>(raw: RawTask, name: Option<Arc<str>>) -> (Task<T>, Notified) {
-    if let Some(name) = name {
+/// and none of its references has been used. (`opts.eager` is the caller's to act on.)
+pub(crate) unsafe fn bind<T>(raw: RawTask, opts: SpawnOpts) -> (Task<T>, Notified) {
+    if let Some(name) = opts.name {
         registry::set_name(raw.id(), name);
         raw.header().state.set_named();
+    }
+    // T12: the task runs in a copy of its creator's context (O(1); none if empty).
+    if let Some(ctx) = contextvars::copy_for_task() {
+        raw.header().cancel.get_or_init().put_context(ctx);
+    }
+    if let Some(hook) = opts.hook {
+        raw.add_done(DoneCallback::Hook(hook));
     }
     // SAFETY: each wrapper takes exactly one of the three references of a new task.
     let (entry, join, notified) = unsafe {

@@ -182,6 +182,11 @@ impl State {
         Snapshot(self.val.load(Acquire))
     }
 
+    /// [`State::load`] in the single total order (the done-callback Dekker pair).
+    pub(crate) fn load_seqcst(&self) -> Snapshot {
+        Snapshot(self.val.load(SeqCst))
+    }
+
     /// Runs `f` in a compare-exchange loop until it returns `None` (no change; the
     /// result is `Err(current)`) or its proposal is stored (`Ok((previous, output))`).
     #[inline]
@@ -267,7 +272,11 @@ impl State {
     /// `cancelled`: the outcome is a cancellation (sets `OUT_CANCELLED` in the same step).
     pub(crate) fn transition_to_complete(&self, cancelled: bool) -> Snapshot {
         let out = if cancelled { OUT_CANCELLED } else { 0 };
-        let prev = Snapshot(self.val.fetch_xor(RUNNING | COMPLETE | out, AcqRel));
+        // SeqCst: one side of the done-callback Dekker pair (task/done.rs): the completing
+        // thread publishes COMPLETE, then looks for the extra block; a registering thread
+        // publishes the block, then looks at COMPLETE. (On x86 this is the same locked
+        // instruction as AcqRel.)
+        let prev = Snapshot(self.val.fetch_xor(RUNNING | COMPLETE | out, SeqCst));
         debug_assert!(prev.is_running() && !prev.is_complete(), "{prev:?}");
         prev
     }

@@ -1,0 +1,160 @@
+//! Done callbacks (rule F5) and the crate's completion hooks, run when a task completes.
+//!
+//! Two kinds share one list, kept in the task's lazily allocated extra block (the same
+//! block as its cancellation state, `task/cancel.rs`), so a task nobody watches pays nothing:
+//!
+//! - **User callbacks** (`add_done_callback`): asyncio's. Never run synchronously: on
+//!   completion each is queued with `call_soon` on the task's loop, in registration order,
+//!   and runs in the context captured when it was added (T12). Added to a done task, it is
+//!   queued at once.
+//! - **Hooks**: the crate's own structured-concurrency primitives (task groups, `gather`)
+//!   learn of a child's end *synchronously*, on the completing thread, with a summary of
+//!   the outcome. A hook is installed before the task is first scheduled, so it can never
+//!   miss the end. A hook that returns `true` has *retrieved* a panic (asyncio's
+//!   `task.exception()` call in `TaskGroup._on_task_done`): it will not be reported as
+//!   "Task exception was never retrieved" (T8).
+//!
+//! Protocol: the completing thread publishes COMPLETE, then takes the list under the
+//! block's lock and marks it fired. A registration that finds the list fired handles the
+//! callback itself (queues it, or calls the hook with the stored outcome). So every
+//! callback runs exactly once, after the task is observably done.
+
+use std::sync::Arc;
+
+use super::TaskRef;
+use crate::contextvars::Context;
+use crate::error::{CancelledError, PanicError, TaskError};
+use crate::runtime::context::Owner;
+
+/// How a task ended, as completion hooks see it (the output itself belongs to the handle).
+pub(crate) enum Outcome {
+    Finished,
+    Cancelled(CancelledError),
+    Panicked(PanicError),
+}
+
+impl Outcome {
+    pub(crate) fn of<T>(output: &Result<T, TaskError>) -> Outcome {
+        match output {
+            Ok(_) => Outcome::Finished,
+            Err(TaskError::Cancelled(c)) => Outcome::Cancelled(c.clone()),
+            Err(TaskError::Panicked(p)) => Outcome::Panicked(p.share()),
+        }
+    }
+
+    /// A copy for a second receiver (a late hook).
+    pub(crate) fn duplicate(&self) -> Outcome {
+        match self {
+            Outcome::Finished => Outcome::Finished,
+            Outcome::Cancelled(c) => Outcome::Cancelled(c.clone()),
+            Outcome::Panicked(p) => Outcome::Panicked(p.share()),
+        }
+    }
+}
+
+/// A hook: called once with the task and its outcome; returns `true` if it retrieved a
+/// panic.
+pub(crate) type Hook = Box<dyn FnOnce(&TaskRef, &Outcome) -> bool + Send>;
+
+/// A user's callback (`Task::add_done_callback`).
+pub(crate) type UserFn = Arc<dyn Fn(&TaskRef) + Send + Sync>;
+
+pub(crate) enum DoneCallback {
+    User { f: UserFn, ctx: Context },
+    Hook(Hook),
+}
+
+/// The list in the extra block.
+#[derive(Default)]
+pub(crate) struct DoneList {
+    fired: bool,
+    list: Vec<DoneCallback>,
+    /// The outcome, kept after firing for hooks registered later.
+    outcome: Option<Outcome>,
+    /// A hook retrieved the task's panic.
+    retrieved: bool,
+}
+
+/// What a registration must do itself because the list already fired.
+pub(crate) enum Late {
+    Queue(DoneCallback),
+    CallHook(Hook, Option<Outcome>),
+}
+
+impl DoneList {
+    pub(crate) fn add(&mut self, cb: DoneCallback) -> Result<(), Late> {
+        if !self.fired {
+            self.list.push(cb);
+            return Ok(());
+        }
+        Err(match cb {
+            DoneCallback::Hook(h) => Late::CallHook(h, self.outcome()),
+            user => Late::Queue(user),
+        })
+    }
+
+    /// asyncio's `remove_done_callback(fn)`: every registration of `f`, counted.
+    pub(crate) fn remove(&mut self, f: *const ()) -> usize {
+        let before = self.list.len();
+        self.list.retain(|cb| match cb {
+            DoneCallback::User { f: g, .. } => Arc::as_ptr(g) as *const () != f,
+            DoneCallback::Hook(_) => true,
+        });
+        before - self.list.len()
+    }
+
+    /// The completing thread takes the list (after COMPLETE is published).
+    pub(crate) fn fire(&mut self, outcome: Option<&Outcome>) -> Vec<DoneCallback> {
+        self.fired = true;
+        self.outcome = outcome.map(Outcome::duplicate);
+        std::mem::take(&mut self.list)
+    }
+
+    /// The outcome stored when the list fired (for a hook registered late).
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
+        self.outcome.as_ref().map(Outcome::duplicate)
+    }
+
+    pub(crate) fn set_retrieved(&mut self) {
+        self.retrieved = true;
+    }
+
+    pub(crate) fn retrieved(&self) -> bool {
+        self.retrieved
+    }
+}
+
+/// Runs callbacks taken from a fired list (or a late registration): hooks now, user
+/// callbacks queued on `owner` (F5). Returns `true` if a hook retrieved a panic.
+pub(crate) fn run(
+    task: &TaskRef,
+    owner: Option<&Owner>,
+    outcome: Option<&Outcome>,
+    callbacks: Vec<DoneCallback>,
+) -> bool {
+    let mut retrieved = false;
+    for cb in callbacks {
+        match cb {
+            DoneCallback::Hook(h) => {
+                // A hook without an outcome never happens for tasks spawned with their
+                // hooks installed; be safe anyway: report it as a plain finish.
+                let fallback = Outcome::Finished;
+                let o = outcome.unwrap_or(&fallback);
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(task, o)));
+                retrieved |= r.unwrap_or(false);
+            }
+            DoneCallback::User { f, ctx } => queue_user(task, owner, f, ctx),
+        }
+    }
+    retrieved
+}
+
+/// Queues one user callback on the task's loop; dropped if the loop is closed.
+pub(crate) fn queue_user(task: &TaskRef, owner: Option<&Owner>, f: UserFn, ctx: Context) {
+    let Some(owner) = owner else { return };
+    let task = task.clone();
+    owner.call_soon(move || {
+        let mut ctx = ctx;
+        ctx.run(|| f(&task))
+    });
+}
