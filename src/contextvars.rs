@@ -364,7 +364,6 @@ impl<T> fmt::Debug for ContextVar<T> {
 /// v.reset(token).unwrap();
 /// assert_eq!(v.get(), Some(0));
 /// ```
-#[must_use = "a token is how a `set` is undone with `reset`"]
 pub struct Token<T> {
     var: u64,
     context: u64,
