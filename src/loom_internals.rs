@@ -184,6 +184,19 @@ impl TestScheduler {
     }
 }
 
+/// Registers a completion hook on a built-in task (task/done.rs), as a task group does —
+/// but at any time, so that a model can race the registration with completion. `f` gets
+/// whether the task was observably done when the hook ran.
+pub fn add_done_hook(task: &TaskRef, f: impl FnOnce(bool) + Send + 'static) {
+    let raw = task.raw().expect("a built-in task");
+    raw.add_done(crate::task::done::DoneCallback::Hook(Box::new(
+        move |t: &TaskRef, _outcome: &crate::task::done::Outcome| {
+            f(t.done());
+            false
+        },
+    )));
+}
+
 /// Runtime shutdown for one built-in task (`RawTask::shutdown`, what `Runtime::drop` does
 /// to every unfinished task): cancels it unless complete, dropping the future on this
 /// thread if nobody polls it. The caller keeps its reference.

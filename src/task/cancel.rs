@@ -79,14 +79,6 @@ impl CancelSlot {
         unsafe { p.as_ref() }
     }
 
-    /// [`CancelSlot::get`] in the single total order: the completing thread's side of the
-    /// done-callback Dekker pair (task/done.rs).
-    pub(crate) fn get_seqcst(&self) -> Option<&Cancel> {
-        let p = self.ptr.load(Ordering::SeqCst);
-        // SAFETY: as in `get`.
-        unsafe { p.as_ref() }
-    }
-
     pub(crate) fn get_or_init(&self) -> &Cancel {
         if let Some(c) = self.get() {
             return c;
@@ -96,8 +88,7 @@ impl CancelSlot {
         }));
         match self
             .ptr
-            // SeqCst: the registering side of the done-callback Dekker pair (task/done.rs).
-            .compare_exchange(ptr::null_mut(), fresh, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
         {
             // SAFETY: we just published `fresh`; it lives as long as the slot (see `get`).
             Ok(_) => unsafe { &*fresh },

@@ -14,10 +14,15 @@
 //!   `task.exception()` call in `TaskGroup._on_task_done`): it will not be reported as
 //!   "Task exception was never retrieved" (T8).
 //!
-//! Protocol: the completing thread publishes COMPLETE, then takes the list under the
-//! block's lock and marks it fired. A registration that finds the list fired handles the
-//! callback itself (queues it, or calls the hook with the stored outcome). So every
-//! callback runs exactly once, after the task is observably done.
+//! Protocol, on the task's one state word (task/state.rs, flag `WATCHED`): a registering
+//! thread takes the list's lock and sets `WATCHED` with a read-modify-write. If the state
+//! before was not `COMPLETE`, it pushes the callback; the completing thread's own
+//! read-modify-write (publishing `COMPLETE`) comes later in that word's order, sees
+//! `WATCHED`, and fires the list under the lock — after the push. If the state was already
+//! `COMPLETE` (or the list already fired), the completing thread did not look, and the
+//! registrant handles the callback itself (queues it, or calls the hook with the stored
+//! outcome). So every callback runs exactly once, after the task is observably done, and a
+//! task nobody watches pays nothing at completion: no lock, no fence.
 
 use std::sync::Arc;
 
@@ -108,6 +113,10 @@ impl DoneList {
         self.fired = true;
         self.outcome = outcome.map(Outcome::duplicate);
         std::mem::take(&mut self.list)
+    }
+
+    pub(crate) fn is_fired(&self) -> bool {
+        self.fired
     }
 
     /// The outcome stored when the list fired (for a hook registered late).

@@ -228,11 +228,10 @@ impl RawTask {
         let h = self.header();
         let extra = h.cancel.get_or_init();
         let late = extra.with_done(|d| {
-            // The registering side of the Dekker pair: the block is published (SeqCst CAS
-            // in `get_or_init`, or seen published), then COMPLETE is read in the same
-            // total order. Not complete: the completing thread will find the block and
-            // fire the list. Complete: it may not have; handle the callback here.
-            if h.state.load_seqcst().is_complete() {
+            // task/done.rs: WATCHED is set under the list's lock. Not complete before: the
+            // completing thread will see WATCHED and fire the list (after this lock).
+            // Complete before: it did not look; handle the callback here.
+            if d.is_fired() || h.state.set_watched().is_complete() {
                 match cb {
                     DoneCallback::Hook(hook) => Err(Late::CallHook(hook, d.outcome())),
                     user => Err(Late::Queue(user)),
@@ -565,14 +564,20 @@ unsafe fn complete<F: Future, S: Schedule>(
     let prev = cell.header.state.transition_to_complete(cancelled);
     let ptr = NonNull::from(&cell.header);
 
-    // Done callbacks (task/done.rs): the completing side of the Dekker pair.
+    // Done callbacks (task/done.rs): WATCHED in the state before our transition means a
+    // callback is (or is being, under the list's lock) registered; fire the list.
     let mut retrieved = false;
-    if let Some(extra) = cell.header.cancel.get_seqcst() {
-        // (No outcome: the block appeared after the output was stored, so no hook can be
-        // on the list — hooks are installed before the first step.)
+    let watched = prev
+        .is_watched()
+        .then(|| cell.header.cancel.get())
+        .flatten();
+    if let Some(extra) = watched {
+        // (No outcome: WATCHED was set after the output was stored, so no hook is on the
+        // list — hooks are installed before the first step — and callbacks need none.)
         let outcome = outcome.unwrap_or(Outcome::Finished);
         let (callbacks, was_retrieved) =
             extra.with_done(|d| (d.fire(Some(&outcome)), d.retrieved()));
+
         retrieved = was_retrieved;
         if !callbacks.is_empty() {
             // SAFETY: we hold the poller's reference; the new `TaskRef` owns its own.

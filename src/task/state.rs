@@ -2,7 +2,7 @@
 //!
 //! # The protocol
 //!
-//! One `AtomicUsize` per task holds six flags and a reference count:
+//! One `AtomicUsize` per task holds eleven flags and a reference count:
 //!
 //! | bit | name | meaning |
 //! |---|---|---|
@@ -16,7 +16,8 @@
 //! | 7 | `NAMED` | the task has a name in the side table (`registry::names`); else it is `Task-<id>` |
 //! | 8 | `STARTED` | the future has been polled at least once (rule T4) |
 //! | 9 | `OUT_CANCELLED` | set with `COMPLETE` when the task ended cancelled (`cancelled()`) |
-//! | 10.. | refcount | one per `Notified`, `Waker`, `Task<T>`, `TaskRef` (the registry holds one) |
+//! | 10 | `WATCHED` | done callbacks or hooks are registered (task/done.rs): the completing thread must fire them |
+//! | 11.. | refcount | one per `Notified`, `Waker`, `Task<T>`, `TaskRef` (the registry holds one) |
 //!
 //! **Who holds which reference.** A new task starts with three: the `Task<T>` handle, the
 //! `Notified` that is pushed on a run queue, and the registry's `TaskRef`. A thread that pops a
@@ -55,8 +56,9 @@ const UNLISTED: usize = 1 << 6;
 const NAMED: usize = 1 << 7;
 const STARTED: usize = 1 << 8;
 const OUT_CANCELLED: usize = 1 << 9;
+const WATCHED: usize = 1 << 10;
 const LIFECYCLE: usize = RUNNING | COMPLETE;
-const REF_SHIFT: usize = 10;
+const REF_SHIFT: usize = 11;
 const REF_ONE: usize = 1 << REF_SHIFT;
 
 /// The task's state word.
@@ -146,6 +148,9 @@ impl Snapshot {
     pub(crate) fn is_named(self) -> bool {
         self.0 & NAMED != 0
     }
+    pub(crate) fn is_watched(self) -> bool {
+        self.0 & WATCHED != 0
+    }
     /// Complete, and the outcome is a cancellation.
     pub(crate) fn is_cancelled_outcome(self) -> bool {
         self.0 & OUT_CANCELLED != 0
@@ -180,11 +185,6 @@ impl State {
 
     pub(crate) fn load(&self) -> Snapshot {
         Snapshot(self.val.load(Acquire))
-    }
-
-    /// [`State::load`] in the single total order (the done-callback Dekker pair).
-    pub(crate) fn load_seqcst(&self) -> Snapshot {
-        Snapshot(self.val.load(SeqCst))
     }
 
     /// Runs `f` in a compare-exchange loop until it returns `None` (no change; the
@@ -272,11 +272,7 @@ impl State {
     /// `cancelled`: the outcome is a cancellation (sets `OUT_CANCELLED` in the same step).
     pub(crate) fn transition_to_complete(&self, cancelled: bool) -> Snapshot {
         let out = if cancelled { OUT_CANCELLED } else { 0 };
-        // SeqCst: one side of the done-callback Dekker pair (task/done.rs): the completing
-        // thread publishes COMPLETE, then looks for the extra block; a registering thread
-        // publishes the block, then looks at COMPLETE. (On x86 this is the same locked
-        // instruction as AcqRel.)
-        let prev = Snapshot(self.val.fetch_xor(RUNNING | COMPLETE | out, SeqCst));
+        let prev = Snapshot(self.val.fetch_xor(RUNNING | COMPLETE | out, AcqRel));
         debug_assert!(prev.is_running() && !prev.is_complete(), "{prev:?}");
         prev
     }
@@ -437,6 +433,14 @@ impl State {
 
     /// The task's name now lives in the side table. `Release` publishes the table entry
     /// written before it.
+    /// A done callback is being registered (task/done.rs), under the done list's lock.
+    /// Returns the state before: if it was already `COMPLETE`, the completing thread did
+    /// not see `WATCHED` and the registrant must run the callback itself. Both sides are
+    /// read-modify-writes of this one word, so exactly one of them sees the other.
+    pub(crate) fn set_watched(&self) -> Snapshot {
+        Snapshot(self.val.fetch_or(WATCHED, AcqRel))
+    }
+
     pub(crate) fn set_named(&self) {
         self.val.fetch_or(NAMED, AcqRel);
     }
