@@ -36,6 +36,7 @@
 mod error;
 mod event_loop;
 mod exception;
+mod future;
 pub mod runtime;
 mod sync;
 pub mod task;
@@ -55,12 +56,14 @@ pub use event_loop::{
     LoopHandle, Sleep,
 };
 pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
+pub use future::{
+    create_future, try_create_future, DifferentLoopError, Future, FutureError, InvalidStateError,
+    SharedError,
+};
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
 pub use yield_now::{yield_now, YieldNow};
-
-use std::future::Future;
 
 /// Spawns `future` as a task on the runtime running on this thread: asyncio's
 /// `asyncio.create_task`. Call it from inside a task or inside [`Runtime::block_on`].
@@ -82,7 +85,7 @@ use std::future::Future;
 /// ```
 pub fn create_task<F>(future: F) -> Task<F::Output>
 where
-    F: Future + Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     task::Builder::new().spawn(future)
@@ -96,7 +99,7 @@ where
 /// ```
 pub fn try_create_task<F>(future: F) -> Result<Task<F::Output>, NoRunningLoop>
 where
-    F: Future + Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     task::Builder::new().try_spawn(future)
