@@ -1,5 +1,6 @@
-//! The loop's exception handler (rules S8, S9): where a panic that nobody can receive goes —
-//! a panicking callback, today; later also unretrieved task errors.
+//! The loop's exception handler (rules S8, S9): where a panic or error that nobody can
+//! receive goes — a panicking callback, an error stored in a `Future` that nobody retrieved
+//! (rule F6); later also unretrieved task errors.
 //!
 //! A loop (a runtime, shared by its workers, or a `LocalLoop`) has one handler slot. The
 //! default handler writes the report to stderr. A custom handler that panics itself does not
@@ -40,6 +41,12 @@ pub struct ExceptionContext {
     pub task: Option<TaskRef>,
     /// asyncio's `handle`: the callback concerned, if any.
     pub handle: Option<events::Handle>,
+    /// asyncio's `future`: a description of the future concerned, if any (its repr, e.g.
+    /// `<Future finished exception=..>`, rule F6).
+    pub future: Option<String>,
+    /// An error that is not a panic, if the report is about one: the error stored in a
+    /// [`Future`](crate::Future) that nobody retrieved (rule F6).
+    pub error: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl ExceptionContext {
@@ -55,6 +62,8 @@ impl ExceptionContext {
             exception: None,
             task: None,
             handle: None,
+            future: None,
+            error: None,
         }
     }
 }
@@ -66,6 +75,8 @@ impl fmt::Debug for ExceptionContext {
             .field("exception", &self.exception)
             .field("task", &self.task)
             .field("handle", &self.handle)
+            .field("future", &self.future)
+            .field("error", &self.error)
             .finish()
     }
 }
@@ -86,7 +97,13 @@ pub fn default_exception_handler(ctx: &ExceptionContext) {
     if let Some(t) = &ctx.task {
         line.push_str(&format!("\ntask: {t}"));
     }
+    if let Some(fut) = &ctx.future {
+        line.push_str(&format!("\nfuture: {fut}"));
+    }
     if let Some(e) = &ctx.exception {
+        line.push_str(&format!("\n{e}"));
+    }
+    if let Some(e) = &ctx.error {
         line.push_str(&format!("\n{e}"));
     }
     eprintln!("aioloop: {line}");

@@ -37,6 +37,7 @@ pub mod contextvars;
 mod error;
 mod event_loop;
 mod exception;
+mod future;
 pub mod runtime;
 mod sync;
 pub mod task;
@@ -48,20 +49,22 @@ pub mod events {
 }
 
 pub use error::{
-    BuildError, CancelledError, EnterError, InvalidStateError, LeaveError, LoopError,
-    NoRunningLoop, PanicError, TaskError,
+    BuildError, CancelledError, EnterError, LeaveError, LoopError, NoRunningLoop, PanicError,
+    TaskError,
 };
 pub use event_loop::{
     interval, sleep, sleep_secs, sleep_until, spawn_local, Interval, InvalidDelay, LocalLoop,
     LoopHandle, Sleep,
 };
 pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
+pub use future::{
+    create_future, try_create_future, DifferentLoopError, Future, FutureError, InvalidStateError,
+    SharedError,
+};
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
 pub use yield_now::{yield_now, YieldNow};
-
-use std::future::Future;
 
 /// Spawns `future` as a task on the runtime running on this thread: asyncio's
 /// `asyncio.create_task`. Call it from inside a task or inside [`Runtime::block_on`].
@@ -83,7 +86,7 @@ use std::future::Future;
 /// ```
 pub fn create_task<F>(future: F) -> Task<F::Output>
 where
-    F: Future + Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     task::Builder::new().spawn(future)
@@ -97,7 +100,7 @@ where
 /// ```
 pub fn try_create_task<F>(future: F) -> Result<Task<F::Output>, NoRunningLoop>
 where
-    F: Future + Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     task::Builder::new().try_spawn(future)

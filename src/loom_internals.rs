@@ -314,3 +314,84 @@ pub fn registry_contains(id: u64) -> bool {
 pub fn current_task() -> Option<TaskRef> {
     current::get()
 }
+
+// ---- Model 5: `Future` (future.rs) ----------------------------------------------------------
+
+/// A stand-in loop for `Future`s: records what they queue with `call_soon` (done callbacks)
+/// and what they report to the exception handler, and runs the queued callbacks on demand.
+#[derive(Clone)]
+pub struct CallbackSink {
+    inner: Arc<SinkInner>,
+}
+
+struct SinkInner {
+    id: LoopId,
+    queue: Mutex<VecDeque<Box<dyn FnOnce() + Send>>>,
+    queued: AtomicUsize,
+    reports: Mutex<Vec<String>>,
+}
+
+impl Default for CallbackSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CallbackSink {
+    pub fn new() -> CallbackSink {
+        CallbackSink {
+            inner: Arc::new(SinkInner {
+                id: LoopId::new(),
+                queue: Mutex::new(VecDeque::new()),
+                queued: AtomicUsize::new(0),
+                reports: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// A real `aioloop::Future` bound to this sink instead of a loop.
+    pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
+        crate::Future::new(crate::future::Bound::Sink(self.clone()))
+    }
+
+    pub(crate) fn id(&self) -> LoopId {
+        self.inner.id
+    }
+
+    /// `call_soon`: records `f`.
+    pub(crate) fn push(&self, f: Box<dyn FnOnce() + Send>) -> bool {
+        self.inner.queue.lock().push_back(f);
+        self.inner.queued.fetch_add(1, SeqCst);
+        true
+    }
+
+    /// `call_exception_handler`: records the message.
+    pub(crate) fn report(&self, ctx: crate::ExceptionContext) {
+        self.inner.reports.lock().push(ctx.message);
+    }
+
+    /// Callbacks queued so far (run or not).
+    pub fn queued(&self) -> usize {
+        self.inner.queued.load(SeqCst)
+    }
+
+    /// Runs the queued callbacks on this thread, in order; returns how many ran.
+    pub fn run_all(&self) -> usize {
+        let mut n = 0;
+        loop {
+            let next = self.inner.queue.lock().pop_front();
+            match next {
+                Some(f) => {
+                    f();
+                    n += 1;
+                }
+                None => return n,
+            }
+        }
+    }
+
+    /// Messages reported to the exception handler.
+    pub fn reports(&self) -> Vec<String> {
+        self.inner.reports.lock().clone()
+    }
+}

@@ -188,3 +188,22 @@ fn defaults_and_names() {
     assert!(!ctx.is_empty());
     assert!(Context::new().is_empty());
 }
+
+// T12 + F5: a Future's done callback also runs in the context captured when it was added.
+#[test]
+fn future_callback_runs_in_captured_context() {
+    let lp = new_loop();
+    let fut = lp.create_future::<u8>();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut ctx = Context::new();
+    ctx.run(|| {
+        USER.set("future registrar".into());
+        let s = seen.clone();
+        fut.add_done_callback(Arc::new(move |_: &aioloop::Future<u8>| {
+            s.lock().unwrap().push(USER.get().unwrap());
+        }));
+    });
+    fut.set_result(1).unwrap();
+    lp.run_once(NO_WAIT).unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["future registrar"]);
+}

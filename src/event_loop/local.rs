@@ -499,6 +499,21 @@ impl LocalLoop {
         Ok(TimerHandle { handle, when })
     }
 
+    /// asyncio's `loop.create_future()`: a [`Future`](crate::Future) bound to this loop
+    /// (its done callbacks run on this thread, in the loop's iterations).
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let fut = lp.create_future::<&str>();
+    /// let setter = fut.clone();
+    /// lp.call_soon(move || setter.set_result("set").unwrap())?;
+    /// assert_eq!(lp.run_until_complete(fut)?.unwrap(), "set");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
+        crate::Future::bound_to(Owner::Local(self.shared.clone()))
+    }
+
     /// asyncio's `create_task`: a task of this loop; the future need not be `Send`.
     ///
     /// # Errors
@@ -933,6 +948,20 @@ impl LoopHandle {
         let h = unsafe { Handle::new(f) };
         self.shared.schedule(Runnable::Callback(h.clone()));
         Ok(h)
+    }
+
+    /// asyncio's `loop.create_future()`, from any thread: a [`Future`](crate::Future)
+    /// bound to this loop (its done callbacks run on the loop's thread).
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let h = lp.handle();
+    /// let fut = std::thread::spawn(move || h.create_future::<u8>()).join().unwrap();
+    /// assert_eq!(fut.loop_id(), lp.id());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
+        crate::Future::bound_to(Owner::Local(self.shared.clone()))
     }
 
     /// Spawns a `Send` future as a task of the loop, from any thread.

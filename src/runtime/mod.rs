@@ -644,6 +644,21 @@ impl Handle {
         self.shared.exceptions.debug()
     }
 
+    /// asyncio's `loop.create_future()`: a [`Future`](crate::Future) bound to this runtime
+    /// (its done callbacks run on the runtime's workers), from any thread.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let fut = rt.handle().create_future::<u8>();
+    /// let setter = fut.clone();
+    /// rt.spawn(async move { setter.set_result(9).unwrap() });
+    /// assert_eq!(rt.block_on(fut).unwrap(), 9);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
+        crate::Future::bound_to(context::Owner::Runtime(self.clone()))
+    }
+
     pub(crate) fn spawn_with<F>(&self, future: F, opts: SpawnOpts) -> Task<F::Output>
     where
         F: Future + Send + 'static,

@@ -394,7 +394,6 @@ impl crate::CancelledError {
 
 /// Rule 6 (T3): the request the current built-in task should pass on to what it awaits
 /// (a `Task<T>`, an `aioloop::Future`), once per request; `None` if there is none.
-#[allow(dead_code)] // used by `aioloop::Future` (future.rs), landing next
 pub(crate) fn request_to_propagate() -> Option<Option<Arc<str>>> {
     super::current::with_builtin(|raw| {
         raw.and_then(|r| r.header().cancel.get().and_then(Cancel::to_propagate))
