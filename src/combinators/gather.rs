@@ -100,12 +100,32 @@ impl<T> Drop for Core<T> {
 
 /// The future [`gather`] returns: `Ok` with every result in argument order, or the first
 /// failure (in completion order).
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build()?;
+/// let r = rt.block_on(async {
+///     let g: aioloop::Gather<u8> = aioloop::gather([async { 1u8 }]);
+///     g.await
+/// });
+/// assert_eq!(r.unwrap(), [1]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[must_use = "futures do nothing unless awaited (the tasks run anyway)"]
 pub struct Gather<T> {
     core: Core<T>,
 }
 
 /// The future [`Gather::return_exceptions`] returns: every outcome, in argument order.
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build()?;
+/// let r = rt.block_on(async {
+///     let g: aioloop::GatherAll<u8> = aioloop::gather([async { 1u8 }]).return_exceptions();
+///     g.await
+/// });
+/// assert_eq!(*r[0].as_ref().unwrap(), 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[must_use = "futures do nothing unless awaited (the tasks run anyway)"]
 pub struct GatherAll<T> {
     core: Core<T>,

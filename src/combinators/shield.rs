@@ -59,6 +59,16 @@ where
 }
 
 /// The future [`shield`] returns: the inner task's outcome.
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build()?;
+/// let r = rt.block_on(async {
+///     let s: aioloop::Shield<i32> = aioloop::shield(async { 3 });
+///     s.await
+/// });
+/// assert_eq!(r.unwrap(), 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[must_use = "futures do nothing unless awaited (the inner task runs anyway)"]
 pub struct Shield<T> {
     task: Task<T>,

@@ -154,6 +154,18 @@ pub fn as_completed<T>(tasks: Vec<Task<T>>) -> AsCompleted<T> {
 }
 
 /// The stream [`as_completed`] returns.
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build()?;
+/// let n = rt.block_on(async {
+///     let mut it: aioloop::AsCompleted<i32> =
+///         aioloop::as_completed(vec![aioloop::create_task(async { 1 })]);
+///     assert_eq!(it.remaining(), 1);
+///     it.next().await.unwrap().await.unwrap()
+/// });
+/// assert_eq!(n, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct AsCompleted<T> {
     tasks: Vec<Option<Task<T>>>,

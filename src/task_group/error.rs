@@ -7,6 +7,11 @@ use std::fmt;
 use crate::error::PanicError;
 
 /// A boxed error, the type a [`TaskGroup`](crate::TaskGroup) body's `Err` is kept as.
+///
+/// ```
+/// let e: aioloop::BoxError = "bad input".into();
+/// assert_eq!(e.to_string(), "bad input");
+/// ```
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
 /// What [`TaskGroup::run`](crate::TaskGroup::run) and
