@@ -468,3 +468,33 @@ fn body_error_after_child_errors() {
         Some("body panic")
     );
 }
+
+// rules G1, G3 under eager start (CPython runs its whole suite with `eager_task_factory`
+// too; cf. test_cancels_task_if_created_during_creation): a child that fails inside
+// `create_task` aborts the group at once — later `create_task`s are refused and the body's
+// next await is cancelled — and the level is restored on exit.
+#[test]
+fn eager_child_failure() {
+    let lp = new_loop();
+    lp.set_task_factory(Some(aioloop::task::eager_task_factory()));
+    let (seen_tx, seen_rx) = mpsc::channel();
+    let t = lp
+        .create_task(async move {
+            let r = TaskGroup::new()
+                .run(|g| async move {
+                    let first = g.create_task(async { panic!("eager") })?;
+                    let refused =
+                        matches!(g.create_task(async {}), Err(TaskGroupError::ShuttingDown));
+                    let cancelled = catch_cancel(pending::<()>()).await.is_err();
+                    seen_tx.send((first.done(), refused, cancelled)).unwrap();
+                    Ok::<_, TaskGroupError>(())
+                })
+                .await;
+            (child_panics(r), current_task().unwrap().cancelling())
+        })
+        .unwrap();
+    let (msgs, level) = lp.run_until_complete(t).unwrap().unwrap();
+    assert_eq!(msgs, ["eager"]);
+    assert_eq!(level, 0);
+    assert_eq!(seen_rx.try_recv().unwrap(), (true, true, true));
+}
