@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod combinators;
 pub mod contextvars;
 mod error;
 mod event_loop;
@@ -41,6 +42,7 @@ mod future;
 pub mod runtime;
 mod sync;
 pub mod task;
+mod task_group;
 mod yield_now;
 
 /// asyncio's `events` module: handles to scheduled callbacks.
@@ -48,6 +50,10 @@ pub mod events {
     pub use crate::event_loop::{Handle, TimerHandle};
 }
 
+pub use combinators::{
+    as_completed, gather, gather2, gather3, gather4, shield, wait, AsCompleted, EmptyWaitError,
+    Gather, GatherAll, ReturnWhen, Shield,
+};
 pub use error::{
     BuildError, CancelledError, EnterError, LeaveError, LoopError, NoRunningLoop, PanicError,
     TaskError,
@@ -64,6 +70,7 @@ pub use future::{
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
+pub use task_group::{BoxError, ExceptionGroup, Failure, TaskGroup, TaskGroupError};
 pub use yield_now::{yield_now, YieldNow};
 
 /// Spawns `future` as a task on the runtime running on this thread: asyncio's

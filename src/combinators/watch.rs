@@ -1,0 +1,83 @@
+//! The one notification path the combinators share: completion hooks (task/done.rs) that
+//! record "task `i` ended, like this" and wake the single future watching them.
+//!
+//! Hooks run on the completing thread right after the task is observably done, so the
+//! watcher may read the task's result as soon as it sees the index. A hook installed on a
+//! task that is already done runs at once (task/done.rs, late registration). Hooks cannot
+//! be removed: a watcher dropped early leaves them to fire into a `Watch` nobody polls,
+//! which costs a lock and nothing else.
+
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crate::sync::Mutex;
+use crate::task::done::{DoneCallback, Hook, Outcome};
+use crate::Task;
+
+/// How a watched task ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Finished,
+    Cancelled,
+    Panicked,
+}
+
+#[derive(Default)]
+pub(crate) struct Watch {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    ended: Vec<(usize, Ended)>,
+    waker: Option<Waker>,
+}
+
+impl Watch {
+    pub(crate) fn new() -> Arc<Watch> {
+        Arc::new(Watch::default())
+    }
+
+    /// A hook reporting task `index`. `retrieve`: the watcher takes responsibility for a
+    /// panic (it will not be reported as never retrieved).
+    pub(crate) fn hook(self: &Arc<Self>, index: usize, retrieve: bool) -> Hook {
+        let me = self.clone();
+        Box::new(move |_task, outcome| {
+            let ended = match outcome {
+                Outcome::Finished => Ended::Finished,
+                Outcome::Cancelled(_) => Ended::Cancelled,
+                Outcome::Panicked(_) => Ended::Panicked,
+            };
+            let waker = {
+                let mut s = me.inner.lock();
+                s.ended.push((index, ended));
+                s.waker.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+            retrieve
+        })
+    }
+
+    /// Watches an existing task (a late hook: runs now if the task is done).
+    pub(crate) fn watch<T>(self: &Arc<Self>, task: &Task<T>, index: usize) {
+        if let Some(raw) = task.task_ref().raw() {
+            raw.add_done(DoneCallback::Hook(self.hook(index, false)));
+        }
+    }
+
+    /// The tasks that ended since the last call, or `Pending` (waker stored) if none.
+    pub(crate) fn poll_ended(&self, cx: &mut Context<'_>) -> Poll<Vec<(usize, Ended)>> {
+        let mut s = self.inner.lock();
+        if s.ended.is_empty() {
+            match &mut s.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                slot => *slot = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        } else {
+            Poll::Ready(std::mem::take(&mut s.ended))
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! asyncio's `TaskGroup` (rules G1–G5) as a scope that cannot leak its children.
+//!
+//! ```text
+//! async with TaskGroup() as tg:          TaskGroup::new().run(|tg| async move {
+//!     tg.create_task(work())                 tg.create_task(work())?;
+//!     await other()                          other().await;
+//!                                            Ok::<_, TaskGroupError>(())
+//!                                        }).await
+//! ```
+//!
+//! # The protocol (who cancels whom)
+//!
+//! * **Entry** (`run`): the group records its parent — the current task, which must be a
+//!   built-in one, since the group has to be able to cancel it — and runs the body inside a
+//!   [`catch_cancel`] scope.
+//! * **A child fails** (panics; a child that ends cancelled does not count, G5): its
+//!   completion hook, running on the completing thread, records the failure (in failure
+//!   order) and marks the panic retrieved. If the group is not already aborting it
+//!   *aborts*: every unfinished child is cancelled, and the parent is cancelled once
+//!   (`parent_cancel_requested`), so the body's pending await ends in the body scope (G3).
+//! * **The body ends** — with a value, an `Err`, a panic, or a cancellation caught by the
+//!   body scope. Anything but a value aborts the group if it is not aborting yet (a
+//!   cancellation the body scope caught while the group was *not* aborting came from
+//!   outside: it is remembered to be propagated).
+//! * **Shutdown**: the parent waits, in a catch scope, until every child's hook has run
+//!   (G2). A cancellation caught there while not aborting also came from outside: remember
+//!   it and abort. One caught while aborting is remembered as *pending* only.
+//! * **Exit** (G4): if the group cancelled the parent, it calls `uncancel()` once; if that
+//!   leaves no request, nothing is propagated (the only cancellation was the group's own);
+//!   otherwise an outside cancellation — the remembered one, else the pending one —
+//!   stands. Then: failures win: if any, `run` returns [`TaskGroupError::Failed`] (and, if
+//!   the parent still has requests outstanding, the caught request is put back, undelivered,
+//!   so the parent's next await is cancelled: asyncio's `uncancel(); cancel()`). Else an
+//!   outside cancellation is re-raised ([`CancelledError::reraise`]) to the enclosing scope
+//!   or the task. Else the body's value is returned.
+//!
+//! So the group tells its own cancellation from an outside one by the count, exactly as
+//! asyncio does: it knows it added one request, and only a count still above the level at
+//! entry after its `uncancel()` means someone else asked too (this needs rule 4 of
+//! task/cancel.rs: a task that completes with `cancelling() > 0` ends cancelled).
+//!
+//! Dropping the `run` future before it finished (the parent was torn down: runtime
+//! shutdown, or an outside cancellation with no scope) closes the group and cancels every
+//! unfinished child: no child outlives its scope unnoticed.
+
+mod error;
+
+pub use error::{BoxError, ExceptionGroup, Failure, TaskGroupError};
+
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+use rustc_hash::FxHashMap;
+
+use crate::error::PanicError;
+use crate::runtime::context::{self, Owner};
+use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::Mutex;
+use crate::task::done::{Hook, Outcome};
+use crate::task::spawn::SpawnOpts;
+use crate::{catch_cancel, CancelledError, Task, TaskRef};
+
+/// asyncio's `TaskGroup`: structured concurrency (rules G1–G5).
+///
+/// A `TaskGroup` is a cheap, cloneable handle (an `Arc`). [`TaskGroup::run`] enters it
+/// (once) and runs a body that receives a clone; children are created with
+/// [`create_task`](TaskGroup::create_task), from the body or from anywhere else (a child
+/// creating siblings). `run` returns only when every child is done.
+///
+/// * **The body** is a closure returning a future of `Result<R, E>`, `E` convertible into
+///   [`BoxError`] (so `?` works on [`TaskGroupError`] and most errors). Its `Ok(R)` is what
+///   `run` returns when nothing failed.
+/// * **Failures**: the first child panic aborts the group: unfinished children are
+///   cancelled and the parent's pending await in the body is cancelled (G3). A body that
+///   returns `Err` or panics aborts it too. `run` then returns
+///   [`TaskGroupError::Failed`] listing every failure in the order they happened, the
+///   body's own last (G4). A child cancelled by hand is not a failure (G5).
+/// * **Cancellation from outside** (the parent task cancelled by someone else) cancels the
+///   children, waits for them, and then propagates as a cancellation (the task ends
+///   cancelled unless an enclosing [`catch_cancel`] scope takes it), unless failures
+///   occurred: those are returned, and the cancellation is re-armed for the parent's next
+///   await.
+/// * The parent's [`cancelling()`](TaskRef::cancelling) is back at its value at entry when
+///   `run` returns (G4).
+///
+/// ```
+/// use aioloop::{Runtime, TaskGroup, TaskGroupError};
+/// use std::time::Duration;
+///
+/// let rt = Runtime::builder().workers(2).build()?;
+/// let sum = rt.block_on(rt.spawn(async {
+///     TaskGroup::new()
+///         .run(|tg| async move {
+///             let a = tg.create_task(async {
+///                 aioloop::sleep(Duration::from_millis(10)).await;
+///                 1
+///             })?;
+///             let b = tg.create_task(async { 2 })?;
+///             Ok::<_, TaskGroupError>((a, b))
+///         })
+///         .await
+///         // every child is done here: their results are ready
+///         .map(|(mut a, mut b)| a.result().unwrap().unwrap() + b.result().unwrap().unwrap())
+/// }))
+/// .unwrap()?;
+/// assert_eq!(sum, 3);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct TaskGroup {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Children whose completion hook has not finished. Incremented under the lock (so
+    /// the exit check, also under the lock, cannot miss a child being created), decremented
+    /// by the hooks without it.
+    live: AtomicUsize,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    #[default]
+    NotEntered,
+    /// The body runs.
+    Running,
+    /// The body ended; waiting for the children.
+    Exiting,
+    /// No child left and the scope ended (or its future was dropped).
+    Finished,
+}
+
+#[derive(Default)]
+struct State {
+    phase: Phase,
+    aborting: bool,
+    parent: Option<TaskRef>,
+    parent_cancel_requested: bool,
+    /// The loop the group spawns on: the parent's, recorded at entry.
+    owner: Option<Owner>,
+    /// Unfinished children, to cancel on abort.
+    children: FxHashMap<u64, TaskRef>,
+    failures: Vec<Failure>,
+    /// The parent waiting for the last child.
+    waker: Option<Waker>,
+}
+
+impl Default for TaskGroup {
+    fn default() -> Self {
+        TaskGroup::new()
+    }
+}
+
+impl TaskGroup {
+    /// A group not yet entered: [`run`](TaskGroup::run) enters it.
+    ///
+    /// ```
+    /// let tg = aioloop::TaskGroup::new();
+    /// assert!(tg.create_task(async {}).is_err()); // not entered yet (G1)
+    /// ```
+    pub fn new() -> TaskGroup {
+        TaskGroup {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                live: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Enters the group, runs `body` with a handle to it, and waits for every child (G2);
+    /// asyncio's `async with tg:` block. See [`TaskGroup`] for what is returned when.
+    ///
+    /// # Errors
+    /// [`TaskGroupError::AlreadyEntered`] if this group was entered before (asyncio's
+    /// "entered twice": a group's `run` may be called once);
+    /// [`TaskGroupError::NoParentTask`] outside a task created by aioloop (the body is not
+    /// run, and the group stays not entered); [`TaskGroupError::Failed`] if children or
+    /// the body failed.
+    ///
+    /// # Panics
+    /// If the `run` future is moved to, and finished by, something other than a built-in
+    /// task after a cancellation from outside (there is then no task to re-raise it into).
+    ///
+    /// ```
+    /// use aioloop::{Runtime, TaskGroup, TaskGroupError};
+    ///
+    /// let rt = Runtime::builder().workers(1).build()?;
+    /// rt.block_on(rt.spawn(async {
+    ///     let tg = TaskGroup::new();
+    ///     tg.run(|_| async { Ok::<_, TaskGroupError>(()) }).await.unwrap();
+    ///     let again = tg.run(|_| async { Ok::<_, TaskGroupError>(()) }).await;
+    ///     assert!(matches!(again, Err(TaskGroupError::AlreadyEntered)));
+    /// }))
+    /// .unwrap();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn run<B, Fut, R, E>(&self, body: B) -> Result<R, TaskGroupError>
+    where
+        B: FnOnce(TaskGroup) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: Into<BoxError>,
+    {
+        let parent = self.enter()?;
+        let mut guard = CloseOnDrop(Some(self.shared.clone()));
+
+        // The body, in a catch scope (so the group's cancellation of the parent ends its
+        // pending await) and a panic catcher (a panicking body is a failure of the group).
+        let mut scope = Some(Box::pin(catch_cancel(body(self.clone()))));
+        let ended = poll_fn(|cx| {
+            let Some(fut) = scope.as_mut() else {
+                return Poll::Pending;
+            };
+            match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+                Err(payload) => {
+                    let dead = scope.take();
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(dead)));
+                    Poll::Ready(Err(payload))
+                }
+            }
+        })
+        .await;
+        let (value, body_failure, mut propagate) = match ended {
+            Ok(Ok(Ok(v))) => (Some(v), None, None),
+            Ok(Ok(Err(e))) => (None, Some(Failure::Body(e.into())), None),
+            Ok(Err(cancelled)) => (None, None, Some(cancelled)),
+            Err(payload) => (
+                None,
+                Some(Failure::body_panicked(PanicError::new(payload))),
+                None,
+            ),
+        };
+        // The body failed or was cancelled: abort, unless a child failure already did (a
+        // cancellation caught then was the group's own, or was joined by an outside one,
+        // which the count tells at exit).
+        self.shared
+            .begin_exit(body_failure.is_some() || propagate.is_some());
+
+        // Shutdown: wait for every child (G2). A cancellation arriving now while not
+        // aborting comes from outside: abort, and propagate it at the end.
+        let mut pending = None;
+        while let Err(cancelled) = catch_cancel(WaitChildren(&self.shared)).await {
+            if self.shared.abort_if_not_aborting() {
+                propagate = Some(cancelled.clone());
+            }
+            pending = Some(cancelled);
+        }
+        guard.0 = None;
+
+        let (requested, mut failures) = {
+            let mut s = self.shared.state.lock();
+            s.parent = None;
+            s.owner = None;
+            (s.parent_cancel_requested, std::mem::take(&mut s.failures))
+        };
+        if requested {
+            // G4: withdraw the group's own request. None left: nothing came from outside.
+            if parent.uncancel() == 0 {
+                propagate = None;
+            } else if propagate.is_none() {
+                propagate = pending;
+            }
+        }
+        failures.extend(body_failure);
+        if !failures.is_empty() {
+            // Failures win over a cancellation; an outside request still standing is put
+            // back, undelivered, for the parent's next await (asyncio: uncancel + cancel).
+            if parent.cancelling() > 0 {
+                if let Some(raw) = parent.raw() {
+                    raw.rearm_cancel(None);
+                }
+            }
+            return Err(TaskGroupError::Failed(ExceptionGroup::new(failures)));
+        }
+        match (value, propagate) {
+            (Some(v), None) => Ok(v),
+            (_, cancelled) => {
+                let cancelled = cancelled.unwrap_or_else(|| CancelledError::new(None));
+                let e = cancelled.reraise().await;
+                panic!("TaskGroup::run was finished outside its parent task after {e}")
+            }
+        }
+    }
+
+    /// asyncio's `tg.create_task(coro)`: spawns `future` as a child of the group, on the
+    /// parent's loop, and returns its [`Task`]. The group waits for it; its panic aborts
+    /// the group. Callable from the body, from children, or from any thread.
+    ///
+    /// # Errors
+    /// The future is dropped without running and an error is returned (G1) if the group
+    /// has not been entered ([`TaskGroupError::NotEntered`]), has finished
+    /// ([`TaskGroupError::Finished`]) or is aborting ([`TaskGroupError::ShuttingDown`]).
+    ///
+    /// ```
+    /// use aioloop::{Runtime, TaskGroup, TaskGroupError};
+    ///
+    /// let rt = Runtime::builder().workers(2).build()?;
+    /// let n = rt.block_on(rt.spawn(async {
+    ///     let tg = TaskGroup::new();
+    ///     let t = tg
+    ///         .run(|tg| async move { tg.create_task(async { 5 }) })
+    ///         .await
+    ///         .unwrap();
+    ///     assert!(matches!(tg.create_task(async { 6 }), Err(TaskGroupError::Finished)));
+    ///     t.await.unwrap()
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(n, 5);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, TaskGroupError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn(future, None)
+    }
+
+    /// [`create_task`](TaskGroup::create_task) with a task name (asyncio's
+    /// `tg.create_task(coro, name=...)`).
+    ///
+    /// ```
+    /// use aioloop::{Runtime, TaskGroup, TaskGroupError};
+    ///
+    /// let rt = Runtime::builder().workers(1).build()?;
+    /// let name = rt.block_on(rt.spawn(async {
+    ///     TaskGroup::new()
+    ///         .run(|tg| async move {
+    ///             let t = tg.create_task_named("yolo", async {})?;
+    ///             Ok::<_, TaskGroupError>(t.name())
+    ///         })
+    ///         .await
+    ///         .unwrap()
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(name, "yolo");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn create_task_named<F>(
+        &self,
+        name: impl Into<Arc<str>>,
+        future: F,
+    ) -> Result<Task<F::Output>, TaskGroupError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn(future, Some(name.into()))
+    }
+
+    fn spawn<F>(&self, future: F, name: Option<Arc<str>>) -> Result<Task<F::Output>, TaskGroupError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let owner = {
+            let s = self.shared.state.lock();
+            match s.phase {
+                Phase::NotEntered => return Err(TaskGroupError::NotEntered),
+                Phase::Finished => return Err(TaskGroupError::Finished),
+                Phase::Running | Phase::Exiting => {}
+            }
+            if s.aborting {
+                return Err(TaskGroupError::ShuttingDown);
+            }
+            self.shared.live.fetch_add(1, Ordering::Relaxed);
+            s.owner.clone().expect("an entered group has an owner")
+        };
+        let shared = self.shared.clone();
+        let hook: Hook = Box::new(move |task, outcome| shared.child_done(task, outcome));
+        let opts = SpawnOpts {
+            name,
+            eager: false,
+            hook: Some(hook),
+        };
+        let task = match &owner {
+            Owner::Runtime(h) => h.spawn_with(future, opts),
+            Owner::Local(l) => l.spawn_with(future, opts),
+        };
+        let child = task.task_ref();
+        let cancel_now = {
+            let mut s = self.shared.state.lock();
+            // A child that already finished (eagerly, or on another worker) ran its hook
+            // already: its completion is published before the hook, so `done()` sees it.
+            if !child.done() {
+                s.children.insert(child.id(), child.clone());
+            }
+            // The group began aborting while this child was being created (asyncio's
+            // gh-155418): the abort did not see it.
+            s.aborting
+        };
+        if cancel_now {
+            child.cancel(None);
+        }
+        Ok(task)
+    }
+
+    /// G1: the entry checks, then record the parent and its loop.
+    fn enter(&self) -> Result<TaskRef, TaskGroupError> {
+        let mut s = self.shared.state.lock();
+        if s.phase != Phase::NotEntered {
+            return Err(TaskGroupError::AlreadyEntered);
+        }
+        let parent = match crate::try_current_task() {
+            Ok(Some(t)) if t.is_builtin() => t,
+            _ => return Err(TaskGroupError::NoParentTask),
+        };
+        let owner = context::current_owner().ok_or(TaskGroupError::NoParentTask)?;
+        s.phase = Phase::Running;
+        s.parent = Some(parent.clone());
+        s.owner = Some(owner);
+        Ok(parent)
+    }
+}
+
+impl std::fmt::Debug for TaskGroup {
+    /// asyncio's repr: `<TaskGroup tasks=2 errors=1 cancelling>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.shared.state.lock();
+        f.write_str("<TaskGroup")?;
+        let live = self.shared.live.load(Ordering::Relaxed);
+        if live > 0 {
+            write!(f, " tasks={live}")?;
+        }
+        if !s.failures.is_empty() {
+            write!(f, " errors={}", s.failures.len())?;
+        }
+        if s.aborting {
+            f.write_str(" cancelling")?;
+        } else if s.phase != Phase::NotEntered {
+            f.write_str(" entered")?;
+        }
+        f.write_str(">")
+    }
+}
+
+impl Shared {
+    /// A child's completion hook, on the completing thread (task/done.rs). Returns `true`
+    /// (retrieved) for a panic the group recorded.
+    fn child_done(&self, task: &TaskRef, outcome: &Outcome) -> bool {
+        let mut retrieved = false;
+        let mut abort = None;
+        {
+            let mut s = self.state.lock();
+            s.children.remove(&task.id());
+            // A cancelled child is not a failure (G5). A group whose scope was dropped
+            // retrieves nothing: the panic is reported as never retrieved.
+            if let (Outcome::Panicked(p), true) = (outcome, s.parent.is_some()) {
+                s.failures.push(Failure::child(task.id(), task.name(), p));
+                retrieved = true;
+                if !s.aborting && !s.parent_cancel_requested {
+                    // G3: abort, and cancel the parent once.
+                    s.parent_cancel_requested = true;
+                    abort = Some((Self::abort_locked(&mut s), s.parent.clone()));
+                }
+            }
+        }
+        if let Some((children, parent)) = abort {
+            cancel_all(children);
+            if let Some(p) = parent {
+                p.cancel(None);
+            }
+        }
+        // Last: the parent may finish the group once this reaches zero, and must by then
+        // see the failure and the request above.
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waker = self.state.lock().waker.take();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+        retrieved
+    }
+
+    fn abort_locked(s: &mut State) -> Vec<TaskRef> {
+        s.aborting = true;
+        s.children.values().cloned().collect()
+    }
+
+    /// The body ended: the group is exiting; abort if asked and not aborting yet.
+    fn begin_exit(&self, abort: bool) {
+        let children = {
+            let mut s = self.state.lock();
+            s.phase = Phase::Exiting;
+            if !abort || s.aborting {
+                return;
+            }
+            Self::abort_locked(&mut s)
+        };
+        cancel_all(children);
+    }
+
+    /// Aborts unless aborting already; `true` if this call aborted.
+    fn abort_if_not_aborting(&self) -> bool {
+        let children = {
+            let mut s = self.state.lock();
+            if s.aborting {
+                return false;
+            }
+            Self::abort_locked(&mut s)
+        };
+        cancel_all(children);
+        true
+    }
+}
+
+fn cancel_all(children: Vec<TaskRef>) {
+    for c in children {
+        c.cancel(None);
+    }
+}
+
+/// Resolves once no child is left, moving the group to `Finished` under the same lock as
+/// `create_task`'s check, so no child can be created after the last one was seen to end.
+struct WaitChildren<'a>(&'a Shared);
+
+impl Future for WaitChildren<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let mut s = self.0.state.lock();
+        // Acquire: pairs with the hooks' AcqRel decrement, so their failures are visible.
+        if self.0.live.load(Ordering::Acquire) == 0 {
+            s.phase = Phase::Finished;
+            s.waker = None;
+            return Poll::Ready(());
+        }
+        match &mut s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// Closes the group if `run` is dropped before it finished: no more children, and the
+/// unfinished ones are cancelled (they cannot be awaited from a destructor).
+struct CloseOnDrop(Option<Arc<Shared>>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.take() else { return };
+        let children = {
+            let mut s = shared.state.lock();
+            s.phase = Phase::Finished;
+            s.parent = None;
+            s.owner = None;
+            Shared::abort_locked(&mut s)
+        };
+        cancel_all(children);
+    }
+}
