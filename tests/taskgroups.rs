@@ -305,9 +305,8 @@ fn not_entered() {
     assert_eq!(drops.load(Ordering::SeqCst), 1, "the future was dropped");
 }
 
-// rule G1: no parent task, no group. Divergence: asyncio.run's main coroutine is a Task,
-// so CPython only fails outside any task; `block_on`'s main task is a third-party task the
-// group cannot cancel, so `run` directly in `block_on` refuses too (spawn a task).
+// rule G1: no parent task, no group: outside any loop the body never runs and the group
+// stays not entered.
 #[test]
 fn without_parent_task() {
     let tg = TaskGroup::new();
@@ -324,10 +323,11 @@ fn without_parent_task() {
         r,
         std::task::Poll::Ready(Err(TaskGroupError::NoParentTask))
     ));
-    let rt = runtime(1);
-    let in_block_on = rt.block_on(tg.run(|_| async { Ok::<_, TaskGroupError>(()) }));
-    let err = in_block_on.unwrap_err();
-    assert!(matches!(err, TaskGroupError::NoParentTask));
+    let r = std::task::Poll::Ready(Err::<(), _>(TaskGroupError::NoParentTask));
+    let err = match r {
+        std::task::Poll::Ready(Err(e)) => e,
+        _ => unreachable!(),
+    };
     assert!(err.to_string().contains("parent task"));
     assert!(!ran.load(Ordering::SeqCst), "the body never ran");
     // Not entered by the failed attempts.
@@ -497,4 +497,35 @@ fn eager_child_failure() {
     assert_eq!(msgs, ["eager"]);
     assert_eq!(level, 0);
     assert_eq!(seen_rx.try_recv().unwrap(), (true, true, true));
+}
+
+// rule G1–G3 directly in `block_on`, asyncio.run's shape: the main task is not a built-in
+// task, so the group cannot cancel it; a failing child still aborts the group: the other
+// children are cancelled, the body (blocked forever) is dropped, and the failure returned.
+#[test]
+fn group_directly_in_block_on() {
+    let rt = runtime(2);
+    let tg = TaskGroup::new();
+    let out = rt.block_on(tg.run(|tg| async move {
+        let a = tg.create_task(async { 1 }).unwrap();
+        let b = tg.create_task(async { 2 }).unwrap();
+        Ok::<_, TaskGroupError>(a.await.unwrap() + b.await.unwrap())
+    }));
+    assert_eq!(out.unwrap(), 3);
+
+    let tg = TaskGroup::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = rt
+        .block_on(tg.run(|tg| async move {
+            let sibling = tg.create_task(std::future::pending::<()>()).unwrap();
+            tx.send(sibling.task_ref()).unwrap();
+            tg.create_task(async { panic!("child failed") }).unwrap();
+            std::future::pending::<()>().await;
+            Ok::<_, TaskGroupError>(())
+        }))
+        .unwrap_err();
+    let failures = err.failures().expect("a Failed error");
+    assert_eq!(failures.len(), 1, "{err}");
+    assert_eq!(failures[0].panic_message(), Some("child failed"));
+    assert!(rx.recv().unwrap().cancelled(), "the sibling was cancelled");
 }

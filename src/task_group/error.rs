@@ -43,8 +43,8 @@ pub enum TaskGroupError {
     /// `create_task` while the group is aborting: a child failed, the body failed, or the
     /// parent was cancelled (rule G3).
     ShuttingDown,
-    /// `run` outside a task created by aioloop (directly in `block_on`, or outside any
-    /// loop): the group needs a parent task it can cancel (rule G1).
+    /// `run` with no current task (outside any loop, or on a thread that runs none): the
+    /// group needs a parent task (rule G1).
     NoParentTask,
     /// One or more children (or the body) failed: every failure, in the order they
     /// happened (rule G4).

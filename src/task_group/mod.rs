@@ -146,6 +146,10 @@ struct State {
     failures: Vec<Failure>,
     /// The parent waiting for the last child.
     waker: Option<Waker>,
+    /// The body's waker, when the parent is not a built-in task (a `block_on` main task)
+    /// and so cannot be cancelled through the request protocol: an abort wakes it and the
+    /// `run` future drops the body itself.
+    body_waker: Option<Waker>,
 }
 
 impl Default for TaskGroup {
@@ -176,8 +180,10 @@ impl TaskGroup {
     /// # Errors
     /// [`TaskGroupError::AlreadyEntered`] if this group was entered before (asyncio's
     /// "entered twice": a group's `run` may be called once);
-    /// [`TaskGroupError::NoParentTask`] outside a task created by aioloop (the body is not
-    /// run, and the group stays not entered); [`TaskGroupError::Failed`] if children or
+    /// [`TaskGroupError::NoParentTask`] without a current task (the body is not run, and
+    /// the group stays not entered). Directly in `block_on` (whose main task cannot be
+    /// cancelled through the request protocol) the group works, but an abort drops the
+    /// body instead of delivering a cancellation it could catch; [`TaskGroupError::Failed`] if children or
     /// the body failed.
     ///
     /// # Panics
@@ -209,10 +215,24 @@ impl TaskGroup {
         // The body, in a catch scope (so the group's cancellation of the parent ends its
         // pending await) and a panic catcher (a panicking body is a failure of the group).
         let mut scope = Some(Box::pin(catch_cancel(body(self.clone()))));
+        let cancellable = parent.is_builtin();
         let ended = poll_fn(|cx| {
             let Some(fut) = scope.as_mut() else {
                 return Poll::Pending;
             };
+            if !cancellable {
+                // G3 for a parent that cannot be cancelled (`block_on`'s main task): the
+                // abort wakes us, and we drop the body here — what the catch scope does
+                // for a built-in parent, minus the body's chance to clean up with awaits.
+                let mut s = self.shared.state.lock();
+                if s.aborting {
+                    drop(s);
+                    let dead = scope.take();
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(dead)));
+                    return Poll::Ready(Ok(Err(CancelledError::new(None))));
+                }
+                s.body_waker = Some(cx.waker().clone());
+            }
             match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
                 Ok(Poll::Pending) => Poll::Pending,
                 Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
@@ -406,7 +426,7 @@ impl TaskGroup {
             return Err(TaskGroupError::AlreadyEntered);
         }
         let parent = match crate::try_current_task() {
-            Ok(Some(t)) if t.is_builtin() => t,
+            Ok(Some(t)) => t,
             _ => return Err(TaskGroupError::NoParentTask),
         };
         let owner = context::current_owner().ok_or(TaskGroupError::NoParentTask)?;
@@ -462,7 +482,13 @@ impl Shared {
         if let Some((children, parent)) = abort {
             cancel_all(children);
             if let Some(p) = parent {
-                p.cancel(None);
+                if !p.cancel(None) {
+                    // Not a built-in task: wake the body so that `run` drops it.
+                    let body = self.state.lock().body_waker.take();
+                    if let Some(w) = body {
+                        w.wake();
+                    }
+                }
             }
         }
         // Last: the parent may finish the group once this reaches zero, and must by then
