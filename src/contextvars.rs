@@ -62,10 +62,17 @@ pub struct Context {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Context> = RefCell::new(Context::default());
+    // `const`: no lazy-initialisation check on the per-poll path.
+    static CURRENT: RefCell<Context> = const { RefCell::new(Context::EMPTY) };
 }
 
 impl Context {
+    const EMPTY: Context = Context { id: 0, map: None };
+
+    fn is_anonymous_and_empty(&self) -> bool {
+        self.id == 0 && self.map.is_none()
+    }
+
     /// An empty context (asyncio's `contextvars.Context()`).
     ///
     /// ```
@@ -164,7 +171,7 @@ pub(crate) fn enter_task_context(task: Option<Context>) -> Saved {
     CURRENT.with(|c| {
         let mut cur = c.borrow_mut();
         match task {
-            None if cur.id == 0 && cur.map.is_none() => Saved(None),
+            None if cur.is_anonymous_and_empty() => Saved(None),
             None => Saved(Some(std::mem::take(&mut *cur))),
             Some(t) => Saved(Some(std::mem::replace(&mut *cur, t))),
         }
@@ -176,8 +183,14 @@ pub(crate) fn enter_task_context(task: Option<Context>) -> Saved {
 pub(crate) fn leave_task_context(saved: Saved) -> Option<Context> {
     CURRENT.with(|c| {
         let mut cur = c.borrow_mut();
-        let task = std::mem::replace(&mut *cur, saved.0.unwrap_or_default());
-        (task.id != 0 || task.map.is_some()).then_some(task)
+        match saved.0 {
+            // The common case: no context anywhere, before or after.
+            None if cur.is_anonymous_and_empty() => None,
+            saved => {
+                let task = std::mem::replace(&mut *cur, saved.unwrap_or_default());
+                (!task.is_anonymous_and_empty()).then_some(task)
+            }
+        }
     })
 }
 
