@@ -22,6 +22,11 @@
 //!    [`aioloop::interval`], and a `call_later` callback on the runtime's [`Handle`].
 //! 8. A [`LocalLoop`] on the main thread: a `!Send` task sharing an `Rc<RefCell<…>>` with a
 //!    `call_soon` callback and a `call_later` timer, run with `run_until_complete`.
+//! 9. asyncio's task semantics: a cancellation caught with [`aioloop::catch_cancel`],
+//!    cleaned up after with an `.await`, then re-raised — and another one suppressed with
+//!    `uncancel()`; a [`aioloop::TaskGroup`] whose failing child cancels its siblings and
+//!    comes back as one error; [`aioloop::gather`] with `return_exceptions`; a context
+//!    variable that follows each request's tasks; done callbacks.
 //!
 //! It exits by itself in well under a second.
 
@@ -31,7 +36,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aioloop::{task, Handle, LocalLoop, Runtime, Task, TaskRef};
+use aioloop::contextvars::ContextVar;
+use aioloop::{catch_cancel, task, Handle, LocalLoop, Runtime, Task, TaskGroup, TaskRef};
 use futures_channel::oneshot;
 
 /// How many named jobs the spawner creates.
@@ -122,6 +128,133 @@ fn timers(rt: &Runtime) {
             ms(after)
         );
     });
+}
+
+/// The request a task works for: a context variable (asyncio's `contextvars`).
+static REQUEST: ContextVar<u32> = ContextVar::new("request");
+
+/// (9) Catchable cancellation, task groups, gather, context variables, done callbacks.
+fn task_semantics(rt: &Runtime) {
+    println!();
+    println!("-- asyncio task semantics");
+    // The panics below are the point of the demo (they come back as values): keep the
+    // default panic hook from printing them.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    rt.block_on(async {
+        // A cancellation caught, cleaned up after with an await, and re-raised.
+        let (started_tx, started) = oneshot::channel::<()>();
+        let worker = task::Builder::new().name("flusher").spawn(async move {
+            let _ = started_tx.send(());
+            match catch_cancel(std::future::pending::<()>()).await {
+                Ok(()) => unreachable!("never completes"),
+                Err(cancelled) => {
+                    let flushed = aioloop::create_task(async { 3 }).await.unwrap_or(0);
+                    println!(
+                        "  'flusher' caught {cancelled}, flushed {flushed} buffers, re-raises"
+                    );
+                    cancelled.reraise().await;
+                }
+            }
+        });
+        let _ = started.await;
+        worker.cancel(Some("shutting down"));
+        let ended = worker.await;
+        println!("  'flusher' ended: {}", ended.unwrap_err());
+
+        // One suppressed with uncancel(): the task finishes normally.
+        let (started_tx, started) = oneshot::channel::<()>();
+        let stubborn = aioloop::create_task(async move {
+            let _ = started_tx.send(());
+            if catch_cancel(std::future::pending::<()>()).await.is_err() {
+                let me = aioloop::current_task().expect("inside a task");
+                me.uncancel(); // asyncio: suppressing a cancellation requires uncancel()
+            }
+            "kept going"
+        });
+        let _ = started.await;
+        stubborn.cancel(None);
+        println!("  a task that uncancel()s: {:?}", stubborn.await);
+
+        // A task group: the first failing child cancels its siblings; failures come back
+        // together.
+        let (parked_tx, parked_rx) = std::sync::mpsc::channel();
+        let group = aioloop::create_task(async move {
+            TaskGroup::new()
+                .run(|tg| async move {
+                    for i in 0..3 {
+                        let parked = parked_tx.clone();
+                        tg.create_task_named(format!("sibling-{i}"), async move {
+                            let _ = parked.send(());
+                            aioloop::sleep(Duration::from_secs(60)).await;
+                        })?;
+                    }
+                    tg.create_task_named("bad-child", async {
+                        aioloop::sleep(Duration::from_millis(2)).await;
+                        panic!("bad input");
+                    })?;
+                    Ok::<_, aioloop::TaskGroupError>("body done")
+                })
+                .await
+        });
+        let outcome = group.await.expect("the parent task ends normally");
+        let parked = parked_rx.try_iter().count();
+        match outcome {
+            Err(e) => {
+                println!("  TaskGroup: {e}; its {parked} sleeping siblings were cancelled");
+                for f in e.failures().unwrap_or_default() {
+                    println!("    - {f}");
+                }
+            }
+            Ok(v) => println!("  TaskGroup: unexpectedly {v}"),
+        }
+
+        // gather with return_exceptions: every outcome, in argument order.
+        let outcomes = aioloop::gather((0..4u32).map(|i| async move {
+            aioloop::yield_now().await;
+            if i == 2 {
+                panic!("job {i} failed");
+            }
+            i * 10
+        }))
+        .return_exceptions()
+        .await;
+        let shown: Vec<String> = outcomes
+            .iter()
+            .map(|r| match r {
+                Ok(v) => v.to_string(),
+                Err(e) => format!("Err({e})"),
+            })
+            .collect();
+        println!("  gather(.., return_exceptions): [{}]", shown.join(", "));
+
+        // A context variable follows each request's tasks; done callbacks run in the
+        // context captured when they were added.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let mut handlers = Vec::new();
+        for request in [7, 8] {
+            REQUEST.set(request);
+            let handler = aioloop::create_task(async {
+                aioloop::yield_now().await;
+                let sub = aioloop::create_task(async { REQUEST.get() }).await;
+                (REQUEST.get(), sub.unwrap_or(None))
+            });
+            let tx = tx.lock().unwrap().clone();
+            handler.add_done_callback(Arc::new(move |t: &TaskRef| {
+                let _ = tx.send(format!("{} done, in request {:?}", t.name(), REQUEST.get()));
+            }));
+            handlers.push(handler);
+        }
+        for h in handlers {
+            let (own, sub) = h.await.expect("handler");
+            println!("  handler saw request {own:?}, its sub-task saw {sub:?}");
+        }
+        for line in rx.iter().take(2) {
+            println!("  done callback: {line}");
+        }
+    });
+    std::panic::set_hook(hook);
 }
 
 /// (8) A `LocalLoop` on this thread: `!Send` state shared by a task and callbacks.
@@ -287,6 +420,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     timers(&rt);
+    task_semantics(&rt);
     drop(rt);
     local_loop()?;
     println!("== done in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
