@@ -39,6 +39,7 @@ mod exception;
 pub mod runtime;
 mod sync;
 pub mod task;
+mod timeout;
 mod yield_now;
 
 /// asyncio's `events` module: handles to scheduled callbacks.
@@ -58,6 +59,10 @@ pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandle
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
+pub use timeout::{
+    timeout, timeout_at, wait_for, wait_for_task, Timeout, TimeoutError, TimeoutFuture,
+    TimeoutStateError,
+};
 pub use yield_now::{yield_now, YieldNow};
 
 use std::future::Future;

@@ -50,12 +50,23 @@ impl SleepSlot {
     }
 }
 
+/// A timer owner that is neither a callback nor a `Sleep` (a `Timeout`): the entry holds the
+/// owner's own `Arc`, so registering a deadline allocates nothing of its own.
+pub(crate) trait TimerTarget: Send + Sync {
+    /// The entry is dead: skip it when it surfaces, and purge it.
+    fn is_cancelled(&self) -> bool;
+    /// The deadline was reached (called on the loop thread that holds the entry).
+    fn fire(&self);
+}
+
 /// What a timer does when due.
 pub(crate) enum TimerAction {
     /// `call_later` / `call_at`: the callback joins the ready queue.
     Callback(Handle),
     /// `sleep`: wake the sleeping task.
     Wake(Arc<SleepSlot>),
+    /// Anything else with a deadline (`timeout`): tell it.
+    Target(Arc<dyn TimerTarget>),
 }
 
 impl TimerAction {
@@ -63,6 +74,7 @@ impl TimerAction {
         match self {
             TimerAction::Callback(h) => h.cancelled(),
             TimerAction::Wake(s) => s.cancelled.load(AtomicOrdering::Acquire),
+            TimerAction::Target(t) => t.is_cancelled(),
         }
     }
 }
@@ -150,6 +162,7 @@ impl TimerQueue {
             match e.action {
                 TimerAction::Callback(h) => ready(h),
                 TimerAction::Wake(slot) => slot.fire(),
+                TimerAction::Target(t) => t.fire(),
             }
         }
         self.maybe_purge();
