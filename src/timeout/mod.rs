@@ -12,24 +12,24 @@
 //! timeouts only the outermost converts (each inner one finds the count still above its
 //! entry level).
 //!
-//! **Where expiry happens.** Only at the *start* of a poll of the scope, before the future is
-//! polled: a timer entry (or a `reschedule`) just wakes the task and marks the scope "look at
-//! the clock". So nested scopes expire top-down within one poll, and the request is already
-//! there when the innermost await point returns `Pending` and its catch scope looks for it. A
-//! deadline found passed *after* the future returned `Pending` wakes the task at once to expire
-//! on the next poll.
+//! **Where expiry happens.** Only at the *start* of a poll of the scope, which looks at the
+//! clock before polling its future: a timer entry (or a `reschedule`) just wakes the task. So
+//! nested scopes with the same deadline all expire, top-down, within one poll (as asyncio runs
+//! every due timer callback before the task's next step), and the request is already there
+//! when the innermost await point returns `Pending` and its catch scope looks for it. A
+//! deadline found passed *after* the future returned `Pending` wakes the task at once to
+//! expire on the next poll.
 //!
 //! **Threads.** The scope's state lives in one `Arc` shared with the [`Timeout`] handles and
 //! with its timer entry (`TimerAction::Target`): the timer may fire, and a handle may
-//! `reschedule`, on any thread. Neither changes the scope: both only store, set the `dirty`
-//! flag and wake the task; every transition that matters (expiring, exiting) happens in the
+//! `reschedule`, on any thread. Neither changes the scope: both only store and wake the task; every transition that matters (expiring, exiting) happens in the
 //! task's own poll. The one lock (around the waker) orders `reschedule` against expiry, so a
 //! deadline moved concurrently is either seen by the expiry or refused as "expiring".
 //!
 //! **Cost when it never expires:** one `Arc` (the timeout's state, which is also the timer
 //! entry's payload), one heap entry pushed on the first `Pending` poll (none if the future is
-//! ready at once), two clock reads, and on exit an atomic exchange; the dead entry is purged
-//! lazily like a dropped `sleep`'s.
+//! ready at once), a clock read per poll (plus one to fix the deadline), and on exit an atomic
+//! exchange and the waker's release; the dead entry is purged lazily like a dropped `sleep`'s.
 //!
 //! **Outside a built-in task** (directly in `Runtime::block_on` or `LocalLoop::
 //! run_until_complete`, whose main task cannot be cancelled through the request protocol, or
@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 use crate::event_loop::clock::{self, NEVER};
 use crate::event_loop::timers::{TimerAction, TimerTarget};
 use crate::runtime::context;
-use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use crate::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use crate::sync::Mutex;
 use crate::task::cancel::{catch_cancel, CatchCancel};
 use crate::task::current;
@@ -73,9 +73,6 @@ struct Shared {
     state: AtomicU8,
     /// The deadline: `i64` nanoseconds on the loop clock, as bits; `NEVER` for none.
     when: AtomicU64,
-    /// Set by a firing timer entry and by `reschedule`: the scope's next poll must look at
-    /// the clock before polling its future.
-    dirty: AtomicBool,
     /// The waker of the task inside the scope, taken by whoever wakes it. Its lock also
     /// orders `reschedule` (check state, move the deadline) against expiry (check the
     /// deadline, change state).
@@ -104,7 +101,6 @@ impl TimerTarget for Shared {
     }
 
     fn fire(&self) {
-        self.dirty.store(true, Ordering::Release);
         let waker = self.waker.lock().take();
         self.wake(waker);
     }
@@ -148,7 +144,6 @@ impl Timeout {
             shared: Arc::new(Shared {
                 state: AtomicU8::new(state),
                 when: AtomicU64::new(when as u64),
-                dirty: AtomicBool::new(false),
                 waker: Mutex::new(None),
             }),
         }
@@ -255,7 +250,6 @@ impl Timeout {
                 _ => return Err(TimeoutStateError::Finished),
             }
             s.when.store(when as u64, Ordering::Release);
-            s.dirty.store(true, Ordering::Release);
             waker.take()
         };
         s.wake(waker);
@@ -445,17 +439,16 @@ impl<F> TimeoutFuture<F> {
         });
     }
 
-    /// Whether the deadline must be looked at before polling the future (first poll, a timer
-    /// fired, the deadline moved), and then whether it has passed.
-    fn due_at_start(&mut self) -> bool {
+    /// Before polling the future: the clock reading (none if there is no deadline to check)
+    /// and whether the deadline has passed.
+    fn check_deadline(&self) -> (Option<i64>, bool) {
         let s = &*self.timeout.shared;
-        if s.state() != ENTERED {
-            return false;
-        }
         let when = s.when();
-        when != NEVER
-            && (self.armed.is_none() || s.dirty.swap(false, Ordering::AcqRel))
-            && clock::now() >= when
+        if s.state() != ENTERED || when == NEVER {
+            return (None, false);
+        }
+        let now = clock::now();
+        (Some(now), now >= when)
     }
 
     /// ENTERED → EXPIRING, unless a concurrent `reschedule` moved the deadline.
@@ -471,8 +464,9 @@ impl<F> TimeoutFuture<F> {
     }
 
     /// The future is pending: publish the waker and make sure a timer entry wakes the task
-    /// by the deadline. Returns `true` if the deadline has already passed.
-    fn arm(&mut self, cx: &Context<'_>) -> bool {
+    /// by the deadline. Returns `true` if the deadline has already passed. `polled_at` is the
+    /// clock reading taken before the poll, if any.
+    fn arm(&mut self, cx: &Context<'_>, polled_at: Option<i64>) -> bool {
         let s = &self.timeout.shared;
         {
             let mut w = s.waker.lock();
@@ -485,9 +479,13 @@ impl<F> TimeoutFuture<F> {
         if s.state() != ENTERED || when == NEVER {
             return false;
         }
-        // Read after publishing the waker: an entry that fired before found no waker, and
-        // then this reading is past its deadline.
-        let now = clock::now();
+        // With an entry registered, read the clock after publishing the waker: an entry that
+        // fired before that found no waker, and then this reading is past its deadline.
+        // Without one, no wake-up can have been lost and the earlier reading serves.
+        let now = match (self.armed, polled_at) {
+            (None, Some(now)) => now,
+            _ => clock::now(),
+        };
         if now >= when {
             return true;
         }
@@ -557,9 +555,14 @@ impl<F: Future> Future for TimeoutFuture<F> {
         // 1. Expiry, before the future runs, so that the request is there when its innermost
         //    await point returns `Pending` (outside a task, the deadline is checked after the
         //    poll instead, so a future that is ready at once still wins).
-        if builtin && this.due_at_start() && this.try_expire() {
-            // The current task is running (we are in its poll): `cancel` cannot fail.
-            current::with_builtin(|raw| raw.map(|raw| raw.cancel(None)));
+        let mut polled_at = None;
+        if builtin {
+            let (now, due) = this.check_deadline();
+            polled_at = now;
+            if due && this.try_expire() {
+                // The current task is running (we are in its poll): `cancel` cannot fail.
+                current::with_builtin(|raw| raw.map(|raw| raw.cancel(None)));
+            }
         }
 
         // 2. The future, in a catch scope.
@@ -594,10 +597,9 @@ impl<F: Future> Future for TimeoutFuture<F> {
         }
 
         // 3. Still pending: be woken by the deadline.
-        if this.arm(cx) {
+        if this.arm(cx, polled_at) {
             if builtin {
                 // Expire at the start of the next poll (see 1).
-                this.timeout.shared.dirty.store(true, Ordering::Release);
                 cx.waker().wake_by_ref();
             } else if this.try_expire() {
                 this.inner = None;
