@@ -61,8 +61,13 @@ pub(crate) fn nanos_to_secs(n: i64) -> f64 {
 
 /// `now + d`, saturating at [`NEVER`].
 pub(crate) fn after(d: Duration) -> i64 {
+    after_from(now(), d)
+}
+
+/// `from + d`, saturating at [`NEVER`].
+pub(crate) fn after_from(from: i64, d: Duration) -> i64 {
     let d = i64::try_from(d.as_nanos()).unwrap_or(NEVER);
-    now().saturating_add(d)
+    from.saturating_add(d)
 }
 
 /// Nanoseconds until `deadline` (zero if it has passed; `None` for [`NEVER`]).

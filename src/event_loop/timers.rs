@@ -182,11 +182,14 @@ impl TimerQueue {
         self.cancelled_seen = 0;
         let cancelled = self.heap.iter().filter(|e| e.action.is_cancelled()).count();
         if cancelled * 2 > self.heap.len() {
-            let entries = std::mem::take(&mut self.heap).into_vec();
-            let (dead, live): (Vec<_>, Vec<_>) =
-                entries.into_iter().partition(|e| e.action.is_cancelled());
-            self.heap = BinaryHeap::from(live);
-            dead.into_iter().for_each(|e| discard(e.action));
+            // In place: no allocation, and the heap keeps its capacity for what comes next.
+            self.heap.retain(|e| {
+                let dead = e.action.is_cancelled();
+                if dead {
+                    discard_ref(&e.action);
+                }
+                !dead
+            });
         }
     }
 
@@ -199,6 +202,11 @@ impl TimerQueue {
 }
 
 fn discard(action: TimerAction) {
+    discard_ref(&action);
+}
+
+/// Drops a dead callback's closure now, on the loop thread (the entry may outlive it).
+fn discard_ref(action: &TimerAction) {
     if let TimerAction::Callback(h) = action {
         h.cb.discard();
     }
