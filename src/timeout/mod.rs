@@ -12,13 +12,16 @@
 //! timeouts only the outermost converts (each inner one finds the count still above its
 //! entry level).
 //!
-//! **Where expiry happens.** Only at the *start* of a poll of the scope, which looks at the
-//! clock before polling its future: a timer entry (or a `reschedule`) just wakes the task. So
-//! nested scopes with the same deadline all expire, top-down, within one poll (as asyncio runs
-//! every due timer callback before the task's next step), and the request is already there
-//! when the innermost await point returns `Pending` and its catch scope looks for it. A
-//! deadline found passed *after* the future returned `Pending` wakes the task at once to
-//! expire on the next poll.
+//! **Where expiry happens.** Only at the *start* of a poll of the scope, which tests its
+//! deadline before polling its future: a timer entry (or a `reschedule`) just wakes the task.
+//! So nested scopes with the same deadline all expire, top-down, within one poll (as asyncio
+//! runs every due timer callback before the task's next step), and the request is already
+//! there when the innermost await point returns `Pending` and its catch scope looks for it. The
+//! test uses the clock reading the loop took to fire its timers this iteration (or the
+//! timeout's creation, if later): never ahead of the real clock, so never early, and the same
+//! for every scope of the poll. A deadline found passed on the real clock only *after* the
+//! future returned `Pending` wakes the task at once and makes the next poll read the real
+//! clock, so the scope expires then.
 //!
 //! **Threads.** The scope's state lives in one `Arc` shared with the [`Timeout`] handles and
 //! with its timer entry (`TimerAction::Target`): the timer may fire, and a handle may
@@ -28,8 +31,9 @@
 //!
 //! **Cost when it never expires:** one `Arc` (the timeout's state, which is also the timer
 //! entry's payload), one heap entry pushed on the first `Pending` poll (none if the future is
-//! ready at once), a clock read per poll (plus one to fix the deadline), and on exit an atomic
-//! exchange and the waker's release; the dead entry is purged lazily like a dropped `sleep`'s.
+//! ready at once), one clock read (to fix the deadline; polls test it against the loop's own
+//! reading), and on exit an atomic exchange and the waker's release; the dead entry is purged
+//! lazily like a dropped `sleep`'s.
 //!
 //! **Outside a built-in task** (directly in `Runtime::block_on` or `LocalLoop::
 //! run_until_complete`, whose main task cannot be cancelled through the request protocol, or
@@ -73,6 +77,8 @@ struct Shared {
     state: AtomicU8,
     /// The deadline: `i64` nanoseconds on the loop clock, as bits; `NEVER` for none.
     when: AtomicU64,
+    /// The clock when the timeout was made: a lower bound of the clock at the first poll.
+    made_at: i64,
     /// The waker of the task inside the scope, taken by whoever wakes it. Its lock also
     /// orders `reschedule` (check state, move the deadline) against expiry (check the
     /// deadline, change state).
@@ -139,11 +145,14 @@ pub struct Timeout {
 }
 
 impl Timeout {
-    fn new(when: i64, state: u8) -> Timeout {
+    /// A timeout whose deadline is `deadline(now)`.
+    fn new(deadline: impl FnOnce(i64) -> i64, state: u8) -> Timeout {
+        let made_at = clock::now();
         Timeout {
             shared: Arc::new(Shared {
                 state: AtomicU8::new(state),
-                when: AtomicU64::new(when as u64),
+                when: AtomicU64::new(deadline(made_at) as u64),
+                made_at,
                 waker: Mutex::new(None),
             }),
         }
@@ -158,7 +167,7 @@ impl Timeout {
     /// assert!(!t.expired());
     /// ```
     pub fn after(delay: Duration) -> Timeout {
-        Timeout::new(clock::after(delay), CREATED)
+        Timeout::new(|now| clock::after_from(now, delay), CREATED)
     }
 
     /// A timeout at `deadline` (asyncio's `asyncio.timeout_at(when)`); one in the past expires
@@ -169,7 +178,7 @@ impl Timeout {
     /// assert_eq!(aioloop::Timeout::at(at).when(), Some(at));
     /// ```
     pub fn at(deadline: Instant) -> Timeout {
-        Timeout::new(clock::instant_to_nanos(deadline), CREATED)
+        Timeout::new(|_| clock::instant_to_nanos(deadline), CREATED)
     }
 
     /// A timeout with no deadline (asyncio's `asyncio.timeout(None)`), to be set later with
@@ -179,7 +188,7 @@ impl Timeout {
     /// assert_eq!(aioloop::Timeout::never().when(), None);
     /// ```
     pub fn never() -> Timeout {
-        Timeout::new(NEVER, CREATED)
+        Timeout::new(|_| NEVER, CREATED)
     }
 
     /// The deadline, `None` if there is none (asyncio's `when()`).
@@ -341,7 +350,7 @@ impl fmt::Debug for Timeout {
 /// ```
 pub fn timeout<F: IntoFuture>(delay: Duration, future: F) -> TimeoutFuture<F::IntoFuture> {
     TimeoutFuture::new(
-        Timeout::new(clock::after(delay), ENTERED),
+        Timeout::new(|now| clock::after_from(now, delay), ENTERED),
         future.into_future(),
     )
 }
@@ -365,7 +374,7 @@ pub fn timeout<F: IntoFuture>(delay: Duration, future: F) -> TimeoutFuture<F::In
 /// ```
 pub fn timeout_at<F: IntoFuture>(deadline: Instant, future: F) -> TimeoutFuture<F::IntoFuture> {
     TimeoutFuture::new(
-        Timeout::new(clock::instant_to_nanos(deadline), ENTERED),
+        Timeout::new(|_| clock::instant_to_nanos(deadline), ENTERED),
         future.into_future(),
     )
 }
@@ -414,6 +423,8 @@ pub struct TimeoutFuture<F> {
     /// The earliest deadline this scope has a timer entry for that it does not know to have
     /// fired: a later deadline needs no new entry until that one fires.
     armed: Option<i64>,
+    /// The next deadline test must read the real clock (the loop's reading may lag).
+    recheck: bool,
 }
 
 impl<F: Future> TimeoutFuture<F> {
@@ -423,6 +434,7 @@ impl<F: Future> TimeoutFuture<F> {
             inner: Some(catch_cancel(future)),
             phase: Phase::Unpolled,
             armed: None,
+            recheck: false,
         }
     }
 }
@@ -439,15 +451,23 @@ impl<F> TimeoutFuture<F> {
         });
     }
 
-    /// Before polling the future: the clock reading (none if there is no deadline to check)
-    /// and whether the deadline has passed.
-    fn check_deadline(&self) -> (Option<i64>, bool) {
+    /// Before polling the future: a clock reading (none if there is no deadline to test)
+    /// and whether the deadline has passed by it. The real clock after `arm` asked for it;
+    /// otherwise a lower bound of it, taken for free: the loop's last timer reading, or the
+    /// timeout's creation. A lower bound never expires a scope early; if it lags, `arm` reads
+    /// the real clock before relying on a timer entry.
+    fn check_deadline(&mut self) -> (Option<i64>, bool) {
         let s = &*self.timeout.shared;
         let when = s.when();
         if s.state() != ENTERED || when == NEVER {
             return (None, false);
         }
-        let now = clock::now();
+        let now = if self.recheck {
+            self.recheck = false;
+            clock::now()
+        } else {
+            context::timer_clock().map_or(s.made_at, |t| t.max(s.made_at))
+        };
         (Some(now), now >= when)
     }
 
@@ -481,7 +501,8 @@ impl<F> TimeoutFuture<F> {
         }
         // With an entry registered, read the clock after publishing the waker: an entry that
         // fired before that found no waker, and then this reading is past its deadline.
-        // Without one, no wake-up can have been lost and the earlier reading serves.
+        // Without one, no wake-up can have been lost and the lower bound serves (if it lags,
+        // the entry is registered with a deadline already passed and fires at once).
         let now = match (self.armed, polled_at) {
             (None, Some(now)) => now,
             _ => clock::now(),
@@ -599,7 +620,8 @@ impl<F: Future> Future for TimeoutFuture<F> {
         // 3. Still pending: be woken by the deadline.
         if this.arm(cx, polled_at) {
             if builtin {
-                // Expire at the start of the next poll (see 1).
+                // Expire at the start of the next poll (see 1), reading the real clock.
+                this.recheck = true;
                 cx.waker().wake_by_ref();
             } else if this.try_expire() {
                 this.inner = None;
