@@ -125,10 +125,6 @@ impl TimerQueue {
         });
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
-
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
