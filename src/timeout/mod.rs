@@ -31,7 +31,8 @@
 //!
 //! **Cost when it never expires:** one `Arc` (the timeout's state, which is also the timer
 //! entry's payload), one heap entry pushed on the first `Pending` poll (none if the future is
-//! ready at once), one clock read (to fix the deadline; polls test it against the loop's own
+//! ready at once, or ready at the next poll when the task was already woken for it: a yield,
+//! a reply that arrived during the poll), one clock read (to fix the deadline; polls test it against the loop's own
 //! reading), and on exit an atomic exchange and the waker's release; the dead entry is purged
 //! lazily like a dropped `sleep`'s.
 //!
@@ -385,6 +386,12 @@ pub(crate) fn in_builtin_task() -> bool {
     current::with_builtin(|raw| raw.is_some())
 }
 
+/// Whether the built-in task being polled on this thread was woken during this poll (it is
+/// then queued again as soon as the poll returns).
+fn current_task_woken() -> bool {
+    current::with_builtin(|raw| raw.is_some_and(|r| r.header().state.load().is_notified()))
+}
+
 /// Where a scope is in its life.
 #[derive(Debug, Clone, Copy)]
 enum Phase {
@@ -425,6 +432,8 @@ pub struct TimeoutFuture<F> {
     armed: Option<i64>,
     /// The next deadline test must read the real clock (the loop's reading may lag).
     recheck: bool,
+    /// The first `Pending` went without a timer entry, the task being already woken.
+    deferred: bool,
 }
 
 impl<F: Future> TimeoutFuture<F> {
@@ -435,6 +444,7 @@ impl<F: Future> TimeoutFuture<F> {
             phase: Phase::Unpolled,
             armed: None,
             recheck: false,
+            deferred: false,
         }
     }
 }
@@ -617,7 +627,14 @@ impl<F: Future> Future for TimeoutFuture<F> {
             Poll::Pending => {}
         }
 
-        // 3. Still pending: be woken by the deadline.
+        // 3. Still pending: be woken by the deadline. A task that was woken during this poll
+        //    is polled again at once, so its first suspension needs no timer entry yet: a
+        //    scope around a quick operation usually ends on that next poll and never touches
+        //    the timer heap. Once only, so that a task that is always busy still arms.
+        if builtin && !this.deferred && this.armed.is_none() && current_task_woken() {
+            this.deferred = true;
+            return Poll::Pending;
+        }
         if this.arm(cx, polled_at) {
             if builtin {
                 // Expire at the start of the next poll (see 1), reading the real clock.
