@@ -235,6 +235,28 @@ fn cancelling_level_preserved() {
     assert_eq!(l2, 1);
 }
 
+// rule X1: a future that never waits for anything but keeps yielding (the task is always
+// woken again) still times out; so does one that yields once and then waits.
+#[test]
+fn timeout_busy_and_yield_then_wait() {
+    let (busy, yield_then_wait) = in_task(async {
+        let busy = timeout(SHORT, async {
+            loop {
+                yield_now().await;
+            }
+        })
+        .await;
+        let yield_then_wait = timeout(SHORT, async {
+            yield_now().await;
+            sleep(LONG).await;
+        })
+        .await;
+        (busy, yield_then_wait)
+    });
+    assert_eq!(busy, Err(TimeoutError));
+    assert_eq!(yield_then_wait, Err(TimeoutError));
+}
+
 // rule X1 (test_reschedule): another thread moves the deadline while the scope waits (later,
 // then to never); the task is then cancelled: a cancellation, and the timeout never expired.
 #[test]

@@ -434,6 +434,8 @@ pub struct TimeoutFuture<F> {
     recheck: bool,
     /// The first `Pending` went without a timer entry, the task being already woken.
     deferred: bool,
+    /// A waker was published in the shared state (exit takes it back).
+    published: bool,
 }
 
 impl<F: Future> TimeoutFuture<F> {
@@ -445,6 +447,7 @@ impl<F: Future> TimeoutFuture<F> {
             armed: None,
             recheck: false,
             deferred: false,
+            published: false,
         }
     }
 }
@@ -498,6 +501,7 @@ impl<F> TimeoutFuture<F> {
     /// clock reading taken before the poll, if any.
     fn arm(&mut self, cx: &Context<'_>, polled_at: Option<i64>) -> bool {
         let s = &self.timeout.shared;
+        self.published = true;
         {
             let mut w = s.waker.lock();
             match &*w {
@@ -549,8 +553,8 @@ impl<F> TimeoutFuture<F> {
         if expired {
             s.state.store(EXPIRED, Ordering::Release);
         }
-        if self.armed.is_some() {
-            // The dead timer entry keeps the shared state until it is purged: not the task.
+        if self.published {
+            // A dead timer entry (or a `Timeout` handle) keeps the shared state: not the task.
             drop(s.waker.lock().take());
         }
         if !expired {
