@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Turn criterion's results for `benches/runtime.rs` and `benches/loop_api.rs` into a
-markdown ratio table.
+"""Turn criterion's results for `benches/runtime.rs`, `benches/loop_api.rs` and
+`benches/timeouts.rs` into a markdown ratio table.
 
 Reads <criterion dir>/<group>/<function>/new/estimates.json for the functions `aioloop`
 and `tokio` of every group, takes the median's point estimate (and its confidence
@@ -36,6 +36,9 @@ ORDER = [
     "timers_100k",
     "threadsafe_ping_pong",
     "threadsafe_ping_pong_mt",
+    # timeouts.rs
+    "timeout_10k_one_task",
+    "timeout_10k_tasks",
 ]
 FUNCS = ("aioloop", "tokio")
 

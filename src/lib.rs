@@ -43,6 +43,7 @@ pub mod runtime;
 mod sync;
 pub mod task;
 mod task_group;
+mod timeout;
 mod yield_now;
 
 /// asyncio's `events` module: handles to scheduled callbacks.
@@ -71,6 +72,10 @@ pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
 pub use task_group::{BoxError, ExceptionGroup, Failure, TaskGroup, TaskGroupError};
+pub use timeout::{
+    timeout, timeout_at, wait_for, wait_for_task, Timeout, TimeoutError, TimeoutFuture,
+    TimeoutStateError,
+};
 pub use yield_now::{yield_now, YieldNow};
 
 /// Spawns `future` as a task on the runtime running on this thread: asyncio's

@@ -38,6 +38,19 @@ pub(crate) fn instant_to_nanos(t: Instant) -> i64 {
     }
 }
 
+/// The `Instant` of a deadline (`None` for [`NEVER`], or one the platform cannot represent).
+pub(crate) fn nanos_to_instant(n: i64) -> Option<Instant> {
+    if n == NEVER {
+        return None;
+    }
+    let e = epoch();
+    if n >= 0 {
+        e.checked_add(Duration::from_nanos(n as u64))
+    } else {
+        e.checked_sub(Duration::from_nanos(n.unsigned_abs()))
+    }
+}
+
 pub(crate) fn nanos_to_secs(n: i64) -> f64 {
     if n == NEVER {
         f64::INFINITY
@@ -48,8 +61,13 @@ pub(crate) fn nanos_to_secs(n: i64) -> f64 {
 
 /// `now + d`, saturating at [`NEVER`].
 pub(crate) fn after(d: Duration) -> i64 {
+    after_from(now(), d)
+}
+
+/// `from + d`, saturating at [`NEVER`].
+pub(crate) fn after_from(from: i64, d: Duration) -> i64 {
     let d = i64::try_from(d.as_nanos()).unwrap_or(NEVER);
-    now().saturating_add(d)
+    from.saturating_add(d)
 }
 
 /// Nanoseconds until `deadline` (zero if it has passed; `None` for [`NEVER`]).
@@ -148,5 +166,7 @@ mod tests {
         let t = Instant::now();
         let n = instant_to_nanos(t);
         assert!(n <= now());
+        assert_eq!(nanos_to_instant(n), Some(t));
+        assert_eq!(nanos_to_instant(NEVER), None);
     }
 }

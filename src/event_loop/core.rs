@@ -24,7 +24,7 @@
 //! Owns: the ready queue's owner end and the timer heap (both used only from the loop's
 //! thread). Must not: block anywhere but in `Flavor::park`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +53,10 @@ pub(crate) trait Flavor {
 pub(crate) struct LoopCore {
     pub(crate) ready: Local<Runnable>,
     timers: RefCell<TimerQueue>,
+    /// The clock as last read to fire timers (`i64::MIN` before): never ahead of the real
+    /// clock, current while this loop has timers. Timeout scopes test deadlines against it
+    /// instead of reading the clock on every poll.
+    fired_at: Cell<i64>,
     exceptions: Arc<HandlerSlot>,
 }
 
@@ -61,6 +65,7 @@ impl LoopCore {
         LoopCore {
             ready,
             timers: RefCell::new(TimerQueue::default()),
+            fired_at: Cell::new(i64::MIN),
             exceptions,
         }
     }
@@ -105,15 +110,24 @@ impl LoopCore {
 
     fn fire_due_timers(&self) {
         let mut timers = self.timers.borrow_mut();
-        if timers.is_empty() {
+        // Dead entries on top (finished timeouts, dropped sleeps) go first, without reading
+        // the clock; with no live entry left there is nothing to fire.
+        if timers.next_deadline().is_none() {
             return;
         }
         let mut due = Vec::new();
-        timers.fire_due(clock::now(), |h| due.push(h));
+        let now = clock::now();
+        self.fired_at.set(now);
+        timers.fire_due(now, |h| due.push(h));
         drop(timers);
         for h in due {
             self.ready.push(Runnable::Callback(h));
         }
+    }
+
+    /// The clock reading of the last timer check (see `fired_at`): a lower bound of now.
+    pub(crate) fn fired_at(&self) -> i64 {
+        self.fired_at.get()
     }
 
     pub(crate) fn add_timer(&self, when: i64, action: TimerAction) {

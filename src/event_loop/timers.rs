@@ -50,12 +50,23 @@ impl SleepSlot {
     }
 }
 
+/// A timer owner that is neither a callback nor a `Sleep` (a `Timeout`): the entry holds the
+/// owner's own `Arc`, so registering a deadline allocates nothing of its own.
+pub(crate) trait TimerTarget: Send + Sync {
+    /// The entry is dead: skip it when it surfaces, and purge it.
+    fn is_cancelled(&self) -> bool;
+    /// The deadline was reached (called on the loop thread that holds the entry).
+    fn fire(&self);
+}
+
 /// What a timer does when due.
 pub(crate) enum TimerAction {
     /// `call_later` / `call_at`: the callback joins the ready queue.
     Callback(Handle),
     /// `sleep`: wake the sleeping task.
     Wake(Arc<SleepSlot>),
+    /// Anything else with a deadline (`timeout`): tell it.
+    Target(Arc<dyn TimerTarget>),
 }
 
 impl TimerAction {
@@ -63,6 +74,7 @@ impl TimerAction {
         match self {
             TimerAction::Callback(h) => h.cancelled(),
             TimerAction::Wake(s) => s.cancelled.load(AtomicOrdering::Acquire),
+            TimerAction::Target(t) => t.is_cancelled(),
         }
     }
 }
@@ -113,10 +125,6 @@ impl TimerQueue {
         });
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
-
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
@@ -150,6 +158,7 @@ impl TimerQueue {
             match e.action {
                 TimerAction::Callback(h) => ready(h),
                 TimerAction::Wake(slot) => slot.fire(),
+                TimerAction::Target(t) => t.fire(),
             }
         }
         self.maybe_purge();
@@ -169,11 +178,14 @@ impl TimerQueue {
         self.cancelled_seen = 0;
         let cancelled = self.heap.iter().filter(|e| e.action.is_cancelled()).count();
         if cancelled * 2 > self.heap.len() {
-            let entries = std::mem::take(&mut self.heap).into_vec();
-            let (dead, live): (Vec<_>, Vec<_>) =
-                entries.into_iter().partition(|e| e.action.is_cancelled());
-            self.heap = BinaryHeap::from(live);
-            dead.into_iter().for_each(|e| discard(e.action));
+            // In place: no allocation, and the heap keeps its capacity for what comes next.
+            self.heap.retain(|e| {
+                let dead = e.action.is_cancelled();
+                if dead {
+                    discard_ref(&e.action);
+                }
+                !dead
+            });
         }
     }
 
@@ -186,6 +198,11 @@ impl TimerQueue {
 }
 
 fn discard(action: TimerAction) {
+    discard_ref(&action);
+}
+
+/// Drops a dead callback's closure now, on the loop thread (the entry may outlive it).
+fn discard_ref(action: &TimerAction) {
     if let TimerAction::Callback(h) = action {
         h.cb.discard();
     }

@@ -177,6 +177,12 @@ pub(crate) fn is_thread_of(local: &LocalShared) -> bool {
     )
 }
 
+/// A cheap lower bound of the clock on a thread that runs loop iterations: the reading its
+/// loop last took to fire timers (`None` elsewhere).
+pub(crate) fn timer_clock() -> Option<i64> {
+    with(|c| c.and_then(|c| c.core).map(LoopCore::fired_at))
+}
+
 /// Registers a timer with this thread's loop: in its own heap if this thread runs its
 /// iterations, else (a `block_on` thread) through the runtime's remote-timer inbox. Gives
 /// the action back when no loop runs here.
