@@ -25,7 +25,8 @@
 //! 9. asyncio's task semantics: a cancellation caught with [`aioloop::catch_cancel`],
 //!    cleaned up after with an `.await`, then re-raised — and another one suppressed with
 //!    `uncancel()`; a [`aioloop::TaskGroup`] whose failing child cancels its siblings and
-//!    comes back as one error; [`aioloop::gather`] with `return_exceptions`; a context
+//!    comes back as one error; [`aioloop::timeout`] turning its own cancellation into a
+//!    `TimeoutError`; [`aioloop::gather`] with `return_exceptions`; a context
 //!    variable that follows each request's tasks; done callbacks.
 //!
 //! It exits by itself in well under a second.
@@ -208,6 +209,25 @@ fn task_semantics(rt: &Runtime) {
             }
             Ok(v) => println!("  TaskGroup: unexpectedly {v}"),
         }
+
+        // A timeout: it cancels the task at the deadline, catches its own cancellation and
+        // turns it into TimeoutError; the task's cancelling() is back where it was.
+        let timed = aioloop::create_task(async {
+            let started = Instant::now();
+            let r = aioloop::timeout(
+                Duration::from_millis(5),
+                aioloop::sleep(Duration::from_secs(60)),
+            )
+            .await;
+            let me = aioloop::current_task().expect("inside a task");
+            (r, started.elapsed(), me.cancelling())
+        });
+        let (r, took, cancelling) = timed.await.expect("the task itself is not cancelled");
+        println!(
+            "  timeout(5 ms, sleep(60 s)) -> {:?} after {:.1} ms; cancelling() = {cancelling}",
+            r.map(|_| ()),
+            ms(took)
+        );
 
         // gather with return_exceptions: every outcome, in argument order.
         let outcomes = aioloop::gather((0..4u32).map(|i| async move {
