@@ -317,6 +317,8 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
         CURRENT.with(|c| {
             let mut cur = c.borrow_mut();
             let context = cur.identity();
+            // (The old map is dropped at the end of this closure, under the borrow; that
+            // drops no user value: the one it held for `key` lives on in the token.)
             let map = cur.map.take().unwrap_or_else(Map::new_sync);
             let old = map.get(&key).cloned();
             cur.map = Some(map.insert(key, Arc::new(value)));
@@ -346,19 +348,24 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
         if token.var != self.key() {
             return Err(ContextVarError::DifferentVar);
         }
-        CURRENT.with(|c| {
+        // The replaced map (and with it, perhaps, the last reference to the value being
+        // reset) is dropped after the thread-local borrow ends: a value's `Drop` may read
+        // context variables itself.
+        let replaced = CURRENT.with(|c| {
             let mut cur = c.borrow_mut();
             if cur.id != token.context {
                 return Err(ContextVarError::DifferentContext);
             }
             let map = cur.map.take().unwrap_or_else(Map::new_sync);
-            let map = match token.old.take() {
+            let new = match token.old.take() {
                 Some(old) => map.insert(token.var, old),
                 None => map.remove(&token.var),
             };
-            cur.map = Some(map);
-            Ok(())
-        })
+            cur.map = Some(new);
+            Ok(map)
+        })?;
+        drop(replaced);
+        Ok(())
     }
 }
 

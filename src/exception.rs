@@ -1,6 +1,7 @@
 //! The loop's exception handler (rules S8, S9): where a panic or error that nobody can
 //! receive goes — a panicking callback, an error stored in a `Future` that nobody retrieved
-//! (rule F6); later also unretrieved task errors.
+//! (rule F6), a task's panic that nobody retrieved (T8), and, in debug mode, a task
+//! destroyed while pending (T11).
 //!
 //! A loop (a runtime, shared by its workers, or a `LocalLoop`) has one handler slot. The
 //! default handler writes the report to stderr. A custom handler that panics itself does not

@@ -504,3 +504,76 @@ fn cancelled_after_completion() {
         "uncancel on a finished task keeps it cancelled"
     );
 }
+
+// rules T3/T6: a cancel arriving from another thread *during* a poll, after the inner scope
+// had looked and before the outer one does, is not taken by the outer scope: it waits for
+// the next poll, where the innermost scope catches it, as the innermost `except` does.
+#[test]
+fn innermost_scope_catches_a_cancel_arriving_mid_poll() {
+    use std::future::{poll_fn, Future};
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let rt = runtime(1);
+    let inner_caught = Arc::new(AtomicBool::new(false));
+    let ic = inner_caught.clone();
+    let t = rt.spawn(async move {
+        let me = current_task().unwrap();
+        let outer = catch_cancel(async move {
+            let mut inner = pin!(async move {
+                if catch_cancel(pending::<()>()).await.is_err() {
+                    ic.store(true, Ordering::SeqCst);
+                    current_task().unwrap().uncancel();
+                }
+            });
+            let mut sent = false;
+            poll_fn(move |cx| {
+                let r = inner.as_mut().poll(cx);
+                if !sent {
+                    sent = true;
+                    // The inner scope has just returned Pending; cancel from elsewhere now.
+                    let me = me.clone();
+                    std::thread::spawn(move || me.cancel(Some("x")))
+                        .join()
+                        .unwrap();
+                }
+                r
+            })
+            .await
+        })
+        .await;
+        outer.is_err()
+    });
+    let outer_caught = rt.block_on(t).unwrap();
+    assert!(inner_caught.load(Ordering::SeqCst), "the inner handler ran");
+    assert!(!outer_caught, "the outer scope did not take it");
+}
+
+// rules T3, T12, L6: a task's clean-up on an uncaught cancellation (its destructors, the
+// Rust form of `finally:`) runs as the task: `current_task()` is the task and its context
+// variables are visible.
+#[test]
+fn cleanup_of_uncaught_cancel_runs_in_the_task() {
+    use aioloop::contextvars::ContextVar;
+    static V: ContextVar<u32> = ContextVar::new("v");
+    struct Guard(mpsc::Sender<(Option<u32>, Option<u64>)>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.send((V.get(), current_task().map(|t| t.id())));
+        }
+    }
+    let rt = runtime(1);
+    let (tx, rx) = mpsc::channel();
+    let (started_tx, started) = mpsc::channel();
+    let t = rt.spawn(async move {
+        V.set(7);
+        let _g = Guard(tx);
+        started_tx.send(()).unwrap();
+        pending::<()>().await;
+    });
+    let id = t.id();
+    started.recv().unwrap();
+    t.cancel(None);
+    assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), (Some(7), Some(id)));
+}

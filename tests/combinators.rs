@@ -447,3 +447,30 @@ fn tuple_gather() {
     assert_eq!(ok, (1, "two", 3.0));
     assert!(failed.unwrap_err().is_panic());
 }
+
+// rule X5: FIRST_EXCEPTION counts a task that panicked *before* `wait` was called (its
+// completion hook is registered late and must still see the panic). With no timeout, a
+// missed panic would make this wait forever (the guard fails the test).
+#[test]
+fn wait_first_exception_sees_task_that_already_panicked() {
+    let (done, pending) = guarded("wait(FIRST_EXCEPTION) on an already-panicked task", || {
+        let rt = runtime(1);
+        rt.handle()
+            .set_exception_handler(Some(Arc::new(|_: &aioloop::ExceptionContext| {})));
+        rt.block_on(async {
+            let bad = aioloop::create_task(async { panic!("boom") });
+            let slow = aioloop::create_task(pending::<()>());
+            while !bad.done() {
+                aioloop::yield_now().await;
+            }
+            let (done, pending) = wait(vec![bad, slow], None, ReturnWhen::FirstException)
+                .await
+                .unwrap();
+            for t in &pending {
+                t.cancel(None);
+            }
+            (done.len(), pending.len())
+        })
+    });
+    assert_eq!((done, pending), (1, 1));
+}

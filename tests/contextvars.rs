@@ -207,3 +207,20 @@ fn future_callback_runs_in_captured_context() {
     lp.run_once(NO_WAIT).unwrap();
     assert_eq!(*seen.lock().unwrap(), ["future registrar"]);
 }
+
+// `reset` drops the value it replaces outside the thread-local borrow: a value whose `Drop`
+// reads a context variable must not panic ("already mutably borrowed").
+#[test]
+fn reset_drops_the_replaced_value_outside_the_borrow() {
+    static OTHER: ContextVar<u8> = ContextVar::new("other");
+    struct ReadsOnDrop;
+    impl Drop for ReadsOnDrop {
+        fn drop(&mut self) {
+            let _ = OTHER.get();
+        }
+    }
+    static V: ContextVar<Arc<ReadsOnDrop>> = ContextVar::new("v");
+    let token = V.set(Arc::new(ReadsOnDrop));
+    V.reset(token).unwrap();
+    assert!(V.get().is_none());
+}

@@ -529,3 +529,44 @@ fn group_directly_in_block_on() {
     assert_eq!(failures[0].panic_message(), Some("child failed"));
     assert!(rx.recv().unwrap().cancelled(), "the sibling was cancelled");
 }
+
+// rule G4: a `run` future dropped early (here: polled once, then abandoned, as a `select`
+// would) after a child failed still withdraws the group's own cancellation of its parent,
+// which then finishes normally.
+#[test]
+fn dropped_run_withdraws_the_groups_own_cancel() {
+    use std::future::{poll_fn, Future};
+    use std::pin::pin;
+    use std::task::Poll;
+    let rt = runtime(2);
+    rt.handle()
+        .set_exception_handler(Some(Arc::new(|_: &aioloop::ExceptionContext| {})));
+    let t = rt.spawn(async {
+        let tg = TaskGroup::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let mut run = pin!(tg.run(|tg| async move {
+                let child = tg.create_task(async { panic!("child fails") })?;
+                let _ = tx.send(child.task_ref());
+                std::future::pending::<()>().await;
+                Ok::<(), TaskGroupError>(())
+            }));
+            poll_fn(|cx| {
+                let _ = run.as_mut().poll(cx);
+                Poll::Ready(())
+            })
+            .await;
+            let child = rx.recv().unwrap();
+            while !child.done() {
+                std::thread::yield_now();
+            }
+            // The child's hook has cancelled us; wait until that request is visible.
+            let me = aioloop::current_task().unwrap();
+            while me.cancelling() == 0 {
+                std::thread::yield_now();
+            }
+        } // `run` dropped here
+        aioloop::current_task().unwrap().cancelling()
+    });
+    assert_eq!(rt.block_on(t).unwrap(), 0);
+}

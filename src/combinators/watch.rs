@@ -3,7 +3,8 @@
 //!
 //! Hooks run on the completing thread right after the task is observably done, so the
 //! watcher may read the task's result as soon as it sees the index. A hook installed on a
-//! task that is already done runs at once (task/done.rs, late registration). Hooks cannot
+//! task that is already done runs at once, with the task's real outcome (task/done.rs: a
+//! panic is recorded before COMPLETE is published; the state word tells the rest). Hooks cannot
 //! be removed: a watcher dropped early leaves them to fire into a `Watch` nobody polls,
 //! which costs a lock and nothing else.
 

@@ -14,7 +14,12 @@
 //! 3. **Uncaught.** If a poll *began* with an undelivered request and ends `Pending` with the
 //!    same request still undelivered, no scope took it: the task's future is dropped and the
 //!    task ends cancelled. A request that arrives *during* a poll is left for the next poll
-//!    (the request woke the task), so scopes always get their chance.
+//!    (the request woke the task), so scopes always get their chance. Scopes, too, take
+//!    only a request that was there when the poll began — or one the task made itself
+//!    during the poll (a timeout expiring, a re-raise), which asyncio would raise at once:
+//!    a `cancel()` from another thread landing between an inner scope's look and an outer
+//!    one's must still reach the inner scope first. (Passing a request on to an awaited
+//!    task or future, rule 6, acts at once: it only asks.)
 //! 4. **Before the first step** (rule T4): a request pending at the first poll cancels the
 //!    task without running its body.
 //! 5. **At the end** (rule T5, and "caught but not uncancelled"): a future that completes
@@ -55,6 +60,10 @@ struct Inner {
     msg: Option<Arc<str>>,
     /// The generation last passed on to an awaited task (rule T3).
     propagated: u64,
+    /// `requests` when the current (or last) poll began: catch scopes take only requests
+    /// up to it, so one arriving mid-poll waits for the next poll, where the *innermost*
+    /// scope gets it first.
+    poll_gen: u64,
     /// Done callbacks and hooks (task/done.rs).
     done: DoneList,
     /// The task's context between polls (T12); `None` while empty or while being polled.
@@ -130,16 +139,25 @@ impl AtStart {
 
 impl Cancel {
     /// `cancel(msg)`.
-    pub(crate) fn request(&self, msg: Option<Arc<str>>) {
+    ///
+    /// `own_poll`: the request is made by the task itself, during its own poll (a timeout
+    /// expiring, a task group cancelling its parent from the body): scopes may take it in
+    /// this very poll, as asyncio raises at once. A request from anywhere else waits for
+    /// the next poll (see `poll_gen`).
+    pub(crate) fn request(&self, msg: Option<Arc<str>>, own_poll: bool) {
         let mut s = self.inner.lock();
         s.requests += 1;
         s.cancelling = s.cancelling.saturating_add(1);
         s.must_cancel = true;
         s.msg = msg;
+        if own_poll {
+            s.poll_gen = s.requests;
+        }
     }
 
     pub(crate) fn at_start(&self) -> AtStart {
-        let s = self.inner.lock();
+        let mut s = self.inner.lock();
+        s.poll_gen = s.requests;
         AtStart {
             generation: s.requests,
             pending: s.must_cancel,
@@ -158,10 +176,14 @@ impl Cancel {
         }
     }
 
-    /// Rule 2: a catch scope takes the undelivered request.
+    /// Rule 2: a catch scope takes the undelivered request — one that was already there
+    /// when this poll began, or that the task made itself during it. A request another
+    /// thread made during the poll woke the task; the next poll offers it to the
+    /// innermost scope first (otherwise an outer scope could take it just after the inner
+    /// one had looked, depending on thread timing).
     pub(crate) fn take(&self) -> Option<Option<Arc<str>>> {
         let mut s = self.inner.lock();
-        if s.must_cancel {
+        if s.must_cancel && s.requests <= s.poll_gen {
             s.must_cancel = false;
             Some(s.msg.clone())
         } else {
@@ -189,11 +211,16 @@ impl Cancel {
     /// undelivered request, without counting it again: the next enclosing scope — or the
     /// task itself (rule 3) — receives it at the next poll, exactly as a `raise` inside an
     /// `except CancelledError:` block hands the error to the next handler up the stack.
-    pub(crate) fn rearm(&self, msg: Option<Arc<str>>) {
+    /// `own_poll` as for [`Cancel::request`]: a re-raise inside the task's poll reaches the
+    /// enclosing scope in the same poll.
+    pub(crate) fn rearm(&self, msg: Option<Arc<str>>, own_poll: bool) {
         let mut s = self.inner.lock();
         s.requests += 1;
         s.must_cancel = true;
         s.msg = msg;
+        if own_poll {
+            s.poll_gen = s.requests;
+        }
     }
 
     /// `uncancel()` (rule T7): one fewer request; at zero an undelivered one is withdrawn.

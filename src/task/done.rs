@@ -115,6 +115,11 @@ impl DoneList {
         std::mem::take(&mut self.list)
     }
 
+    /// The completing thread records a panic before publishing COMPLETE.
+    pub(crate) fn record(&mut self, outcome: Outcome) {
+        self.outcome = Some(outcome);
+    }
+
     pub(crate) fn is_fired(&self) -> bool {
         self.fired
     }
@@ -145,8 +150,7 @@ pub(crate) fn run(
     for cb in callbacks {
         match cb {
             DoneCallback::Hook(h) => {
-                // A hook without an outcome never happens for tasks spawned with their
-                // hooks installed; be safe anyway: report it as a plain finish.
+                // Callers pass the outcome whenever the list holds hooks.
                 let fallback = Outcome::Finished;
                 let o = outcome.unwrap_or(&fallback);
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(task, o)));

@@ -208,7 +208,7 @@ impl RawTask {
         if h.state.load().is_complete() {
             return false;
         }
-        h.cancel.get_or_init().request(msg);
+        h.cancel.get_or_init().request(msg, self.is_polling_here());
         if h.state.transition_to_notified_for_cancel() == TransitionToNotified::Submit {
             // SAFETY: the transition took a reference for NOTIFIED, which `schedule` takes.
             unsafe { (h.vtable.schedule)(self.ptr) }
@@ -246,12 +246,23 @@ impl RawTask {
             let owner = self.owner();
             let retrieved = match late {
                 Late::Queue(cb) => done::run(&me, owner.as_ref(), None, vec![cb]),
-                Late::CallHook(hook, outcome) => done::run(
-                    &me,
-                    owner.as_ref(),
-                    outcome.as_ref(),
-                    vec![DoneCallback::Hook(hook)],
-                ),
+                Late::CallHook(hook, outcome) => {
+                    // Complete: a panic was recorded before COMPLETE was published; else
+                    // the state word tells a cancellation from a finish.
+                    let outcome = outcome.unwrap_or_else(|| {
+                        if h.state.load().is_cancelled_outcome() {
+                            Outcome::Cancelled(CancelledError::new(extra.message()))
+                        } else {
+                            Outcome::Finished
+                        }
+                    });
+                    done::run(
+                        &me,
+                        owner.as_ref(),
+                        Some(&outcome),
+                        vec![DoneCallback::Hook(hook)],
+                    )
+                }
             };
             if retrieved {
                 extra.with_done(|d| d.set_retrieved());
@@ -287,11 +298,16 @@ impl RawTask {
     /// Re-raises a caught cancellation on this task (`Cancel::rearm`) and wakes it.
     pub(crate) fn rearm_cancel(self, msg: Option<Arc<str>>) {
         let h = self.header();
-        h.cancel.get_or_init().rearm(msg);
+        h.cancel.get_or_init().rearm(msg, self.is_polling_here());
         if h.state.transition_to_notified_for_cancel() == TransitionToNotified::Submit {
             // SAFETY: the transition took a reference for NOTIFIED, which `schedule` takes.
             unsafe { (h.vtable.schedule)(self.ptr) }
         }
+    }
+
+    /// This task is the one being polled on this thread (a request it makes is its own).
+    fn is_polling_here(self) -> bool {
+        current::with_builtin(|cur| cur == Some(self))
     }
 
     /// asyncio's `cancelling()`: outstanding cancellation requests.
@@ -432,10 +448,12 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
 
     // Rule T12: the task runs in its own context (contextvars.rs).
     let saved = contextvars::enter_task_context(cancel.and_then(|c| c.take_context()));
-    let result = {
-        // Rule L8: every poll is bracketed by enter/leave through the task protocol.
+    let after = {
+        // Rule L8: every poll is bracketed by enter/leave through the task protocol. The
+        // future is also *dropped* inside the bracket when the poll ends it, so that its
+        // destructors (asyncio's `finally:` blocks) run as the task, in its context.
         let _entered = current::EnterGuard::builtin(ptr);
-        catch_unwind(AssertUnwindSafe(|| {
+        let result = catch_unwind(AssertUnwindSafe(|| {
             cell.stage.with_mut(|p| {
                 // SAFETY: RUNNING gives us exclusive access to the stage.
                 let stage = unsafe { &mut *p };
@@ -447,57 +465,78 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
                 let fut = unsafe { Pin::new_unchecked(fut) };
                 fut.poll(&mut cx)
             })
-        }))
+        }));
+        /// Drops the future in place, catching a panic of its destructor.
+        ///
+        /// # Safety
+        /// RUNNING: the future is ours.
+        unsafe fn drop_future<F: Future, S>(cell: &Cell<F, S>) -> std::thread::Result<()> {
+            // SAFETY: forwarded.
+            let old = unsafe { take_stage(cell) };
+            catch_unwind(AssertUnwindSafe(move || drop(old)))
+        }
+        match result {
+            Ok(Poll::Pending) => {
+                // Rule 3 of task/cancel.rs: a request pending since the start of this poll
+                // that no catch scope took ends the task.
+                let uncaught = at_start
+                    .zip(cell.header.cancel.get())
+                    .and_then(|(a, c)| c.take_undelivered(a));
+                match uncaught {
+                    Some(msg) => {
+                        // SAFETY: RUNNING.
+                        let out = match unsafe { drop_future(cell) } {
+                            Ok(()) => Err(TaskError::Cancelled(CancelledError::new(msg))),
+                            Err(p) => Err(TaskError::Panicked(PanicError::new(p))),
+                        };
+                        After::Complete(out)
+                    }
+                    None => After::Pending,
+                }
+            }
+            Ok(Poll::Ready(output)) => {
+                // SAFETY: RUNNING.
+                let dropped = unsafe { drop_future(cell) };
+                // Rule 5 of task/cancel.rs (T5): completing with requests outstanding ends
+                // the task cancelled; the value is dropped.
+                let cancelled = cell
+                    .header
+                    .cancel
+                    .get()
+                    .filter(|c| c.cancelling() > 0)
+                    .map(|c| c.message());
+                After::Complete(match (dropped, cancelled) {
+                    (Err(p), _) => Err(TaskError::Panicked(PanicError::new(p))),
+                    (Ok(()), Some(msg)) => {
+                        let _ = catch_unwind(AssertUnwindSafe(move || drop(output)));
+                        Err(TaskError::Cancelled(CancelledError::new(msg)))
+                    }
+                    (Ok(()), None) => Ok(output),
+                })
+            }
+            Err(payload) => {
+                // SAFETY: RUNNING: the (poisoned) future is ours to drop.
+                let _ = unsafe { drop_future(cell) };
+                After::Complete(Err(TaskError::Panicked(PanicError::new(payload))))
+            }
+        }
     };
     if let Some(ctx) = contextvars::leave_task_context(saved) {
         cell.header.cancel.get_or_init().put_context(ctx);
     }
-
-    match result {
-        Ok(Poll::Pending) => {
-            // Rule 3 of task/cancel.rs: a request pending since the start of this poll that
-            // no catch scope took ends the task.
-            if let (Some(a), Some(c)) = (at_start, cell.header.cancel.get()) {
-                if let Some(msg) = c.take_undelivered(a) {
-                    // SAFETY: RUNNING; we hold the poller's reference.
-                    unsafe { cancel_and_complete(cell, 1, msg) };
-                    return;
-                }
-            }
-            // SAFETY: RUNNING, and we hold the poller's reference.
-            unsafe { after_pending(cell, ptr) }
-        }
-        Ok(Poll::Ready(output)) => {
-            // SAFETY: RUNNING: the future is ours to drop.
-            let old = unsafe { take_stage(cell) };
-            let dropped = catch_unwind(AssertUnwindSafe(move || drop(old)));
-            // Rule 5 of task/cancel.rs (T5): completing with requests outstanding ends the
-            // task cancelled; the value is dropped.
-            let cancelled = cell
-                .header
-                .cancel
-                .get()
-                .filter(|c| c.cancelling() > 0)
-                .map(|c| c.message());
-            let out = match (dropped, cancelled) {
-                (Err(p), _) => Err(TaskError::Panicked(PanicError::new(p))),
-                (Ok(()), Some(msg)) => {
-                    let _ = catch_unwind(AssertUnwindSafe(move || drop(output)));
-                    Err(TaskError::Cancelled(CancelledError::new(msg)))
-                }
-                (Ok(()), None) => Ok(output),
-            };
-            // SAFETY: RUNNING; we hold the poller's reference.
-            unsafe { complete(cell, out, 1) }
-        }
-        Err(payload) => {
-            // SAFETY: RUNNING: the (poisoned) future is ours to drop.
-            let old = unsafe { take_stage(cell) };
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
-            // SAFETY: as above.
-            unsafe { complete(cell, Err(TaskError::Panicked(PanicError::new(payload))), 1) }
-        }
+    match after {
+        // SAFETY: RUNNING, and we hold the poller's reference.
+        After::Pending => unsafe { after_pending(cell, ptr) },
+        // SAFETY: RUNNING, the future is gone (stage `Consumed`); we hold the poller's
+        // reference.
+        After::Complete(out) => unsafe { complete(cell, out, 1) },
     }
+}
+
+/// What a poll left to do once the task has left the current-task slot.
+enum After<T> {
+    Pending,
+    Complete(Result<T, TaskError>),
 }
 
 /// The poll returned `Pending` and the task goes on: give the future back.
@@ -557,7 +596,13 @@ unsafe fn complete<F: Future, S: Schedule>(
     // Hooks see an owned summary: once COMPLETE is published the output is the handle's.
     // Only a task with an extra block can have hooks (they are installed before its first
     // step), so a plain task skips this.
-    let outcome = cell.header.cancel.get().map(|_| Outcome::of(&output));
+    let outcome = Outcome::of(&output); // no allocation unless it is a panic
+    if let Outcome::Panicked(_) = &outcome {
+        // Kept for hooks registered after completion (`wait`, `as_completed` watch tasks
+        // that may be done already): a panic is the one outcome the state word cannot tell.
+        let extra = cell.header.cancel.get_or_init();
+        extra.with_done(|d| d.record(outcome.duplicate()));
+    }
     // SAFETY: RUNNING: nobody else reads the stage until COMPLETE is published.
     cell.stage
         .with_mut(|p| unsafe { *p = Stage::Finished(output) });
@@ -572,9 +617,6 @@ unsafe fn complete<F: Future, S: Schedule>(
         .then(|| cell.header.cancel.get())
         .flatten();
     if let Some(extra) = watched {
-        // (No outcome: WATCHED was set after the output was stored, so no hook is on the
-        // list — hooks are installed before the first step — and callbacks need none.)
-        let outcome = outcome.unwrap_or(Outcome::Finished);
         let (callbacks, was_retrieved) =
             extra.with_done(|d| (d.fire(Some(&outcome)), d.retrieved()));
 

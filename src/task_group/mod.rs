@@ -35,13 +35,14 @@
 //!   or the task. Else the body's value is returned.
 //!
 //! So the group tells its own cancellation from an outside one by the count, exactly as
-//! asyncio does: it knows it added one request, and only a count still above the level at
-//! entry after its `uncancel()` means someone else asked too (this needs rule 4 of
+//! asyncio does: it knows it added one request, and a count still above zero after its
+//! `uncancel()` means someone else asked too (this needs rule 4 of
 //! task/cancel.rs: a task that completes with `cancelling() > 0` ends cancelled).
 //!
 //! Dropping the `run` future before it finished (the parent was torn down: runtime
-//! shutdown, or an outside cancellation with no scope) closes the group and cancels every
-//! unfinished child: no child outlives its scope unnoticed.
+//! shutdown, or an outside cancellation with no scope; or the scope lost a `select`) closes
+//! the group, cancels every unfinished child — no child outlives its scope unnoticed — and
+//! withdraws the group's own request on the parent, if it made one (G4).
 
 mod error;
 
@@ -570,13 +571,19 @@ struct CloseOnDrop(Option<Arc<Shared>>);
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         let Some(shared) = self.0.take() else { return };
-        let children = {
+        let (children, parent) = {
             let mut s = shared.state.lock();
             s.phase = Phase::Finished;
-            s.parent = None;
+            let parent = s.parent.take().filter(|_| s.parent_cancel_requested);
             s.owner = None;
-            Shared::abort_locked(&mut s)
+            (Shared::abort_locked(&mut s), parent)
         };
         cancel_all(children);
+        // G4 also when the scope is dropped early (it lost a race in a `select`, say): the
+        // group's own request on its parent is withdrawn, so the parent is not left
+        // cancelled by a group that no longer exists.
+        if let Some(parent) = parent {
+            parent.uncancel();
+        }
     }
 }
