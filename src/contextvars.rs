@@ -10,7 +10,7 @@
 //! ([`rpds::HashTrieMapSync`], the structure CPython's own `contextvars` uses), so a copy
 //! is one reference-count increment and a `set` copies only the path to one leaf
 //! (O(log n)). An empty context is no map at all: a program that never uses context
-//! variables pays one thread-local check per task poll and no allocation.
+//! variables pays one relaxed load of a global flag per task poll and no allocation.
 //!
 //! **How a task carries its context.** The task keeps its context in its extra block
 //! (`task/cancel.rs`); the poller swaps it into this thread's current slot before each poll
@@ -24,7 +24,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 type Value = Arc<dyn Any + Send + Sync>;
@@ -32,6 +32,19 @@ type Map = rpds::HashTrieMapSync<u64, Value>;
 
 /// Ids for variables and context instances: process-unique, never 0 (0 = "not assigned").
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Set by the first `ContextVar::set` in the process. Until then every context is empty
+/// and the per-poll swap is skipped without touching the thread-local. A thread reads
+/// its own `set`s in program order, so a thread that sees `false` has an empty current
+/// context; a task that makes the first `set` during its poll flips it before the poll
+/// ends, and the poller re-reads it then (see `leave_task_context`).
+static IN_USE: AtomicBool = AtomicBool::new(false);
+
+#[inline]
+fn in_use() -> bool {
+    // Relaxed: only this thread's own `set`s matter for this thread's slot (above).
+    IN_USE.load(Ordering::Relaxed)
+}
 
 fn next_id() -> u64 {
     // Relaxed: only uniqueness matters, which the read-modify-write gives.
@@ -153,6 +166,9 @@ pub fn copy_context() -> Context {
 /// The context a new task gets: a copy of the current one, or `None` when it is empty (no
 /// allocation for programs that never use context variables).
 pub(crate) fn copy_for_task() -> Option<Context> {
+    if !in_use() {
+        return None;
+    }
     CURRENT.with(|c| {
         let c = c.borrow();
         c.map.as_ref().map(|m| Context {
@@ -167,7 +183,11 @@ pub(crate) struct Saved(Option<Context>);
 
 /// Before a task's poll: make the task's context current. Cheap when neither the task nor
 /// the thread has one.
+#[inline]
 pub(crate) fn enter_task_context(task: Option<Context>) -> Saved {
+    if task.is_none() && !in_use() {
+        return Saved(None);
+    }
     CURRENT.with(|c| {
         let mut cur = c.borrow_mut();
         match task {
@@ -180,7 +200,11 @@ pub(crate) fn enter_task_context(task: Option<Context>) -> Saved {
 
 /// After a task's poll: take the task's (possibly changed) context back and restore the
 /// thread's. `None` if the task's context is still empty and anonymous.
+#[inline]
 pub(crate) fn leave_task_context(saved: Saved) -> Option<Context> {
+    if saved.0.is_none() && !in_use() {
+        return None;
+    }
     CURRENT.with(|c| {
         let mut cur = c.borrow_mut();
         match saved.0 {
@@ -314,6 +338,9 @@ impl<T: Clone + Send + Sync + 'static> ContextVar<T> {
     /// ```
     pub fn set(&self, value: T) -> Token<T> {
         let key = self.key();
+        if !in_use() {
+            IN_USE.store(true, Ordering::Relaxed);
+        }
         CURRENT.with(|c| {
             let mut cur = c.borrow_mut();
             let context = cur.identity();

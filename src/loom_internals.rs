@@ -188,13 +188,25 @@ impl TestScheduler {
 /// but at any time, so that a model can race the registration with completion. `f` gets
 /// whether the task was observably done when the hook ran.
 pub fn add_done_hook(task: &TaskRef, f: impl FnOnce(bool) + Send + 'static) {
-    let raw = task.raw().expect("a built-in task");
-    raw.add_done(crate::task::done::DoneCallback::Hook(Box::new(
-        move |t: &TaskRef, _outcome: &crate::task::done::Outcome| {
-            f(t.done());
+    /// A one-shot sink around the model's closure.
+    struct Once(Mutex<Option<Box<dyn FnOnce(bool) + Send>>>);
+    impl crate::task::done::HookSink for Once {
+        fn task_done(
+            &self,
+            _key: usize,
+            task: &TaskRef,
+            _outcome: &crate::task::done::Outcome,
+        ) -> bool {
+            let f = self.0.lock().take().expect("a hook runs once");
+            f(task.done());
             false
-        },
-    )));
+        }
+    }
+    let raw = task.raw().expect("a built-in task");
+    let sink = std::sync::Arc::new(Once(Mutex::new(Some(Box::new(f)))));
+    raw.add_done(crate::task::done::DoneCallback::Hook(
+        crate::task::done::Hook::new(sink, 0),
+    ));
 }
 
 /// Runtime shutdown for one built-in task (`RawTask::shutdown`, what `Runtime::drop` does

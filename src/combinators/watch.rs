@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use crate::sync::Mutex;
-use crate::task::done::{DoneCallback, Hook, Outcome};
+use crate::task::done::{DoneCallback, Hook, HookSink, Outcome};
 use crate::Task;
+use crate::TaskRef;
 
 /// How a watched task ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +22,26 @@ pub(crate) enum Ended {
     Finished,
     Cancelled,
     Panicked,
+}
+
+impl HookSink for Watch {
+    fn task_done(&self, key: usize, _task: &TaskRef, outcome: &Outcome) -> bool {
+        let (index, retrieve) = (key >> 1, key & 1 == 1);
+        let ended = match outcome {
+            Outcome::Finished => Ended::Finished,
+            Outcome::Cancelled(_) => Ended::Cancelled,
+            Outcome::Panicked(_) => Ended::Panicked,
+        };
+        let waker = {
+            let mut s = self.inner.lock();
+            s.ended.push((index, ended));
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        retrieve
+    }
 }
 
 #[derive(Default)]
@@ -40,25 +61,10 @@ impl Watch {
     }
 
     /// A hook reporting task `index`. `retrieve`: the watcher takes responsibility for a
-    /// panic (it will not be reported as never retrieved).
+    /// panic (it will not be reported as never retrieved). No allocation: the key carries
+    /// the index and the flag.
     pub(crate) fn hook(self: &Arc<Self>, index: usize, retrieve: bool) -> Hook {
-        let me = self.clone();
-        Box::new(move |_task, outcome| {
-            let ended = match outcome {
-                Outcome::Finished => Ended::Finished,
-                Outcome::Cancelled(_) => Ended::Cancelled,
-                Outcome::Panicked(_) => Ended::Panicked,
-            };
-            let waker = {
-                let mut s = me.inner.lock();
-                s.ended.push((index, ended));
-                s.waker.take()
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
-            retrieve
-        })
+        Hook::new(self.clone(), index << 1 | usize::from(retrieve))
     }
 
     /// Watches an existing task (a late hook: runs now if the task is done).

@@ -64,6 +64,8 @@ pub(crate) struct LocalShared {
     exceptions: Arc<HandlerSlot>,
     /// The loop's task factory (T10); read at each task creation.
     task_factory: crate::sync::Mutex<Option<TaskFactory>>,
+    /// `task_factory` is `Some` (a lock-free check on the spawn path).
+    has_task_factory: AtomicBool,
 }
 
 impl LocalShared {
@@ -121,6 +123,10 @@ impl LocalShared {
     }
 
     fn apply_factory(&self, opts: SpawnOpts) -> SpawnOpts {
+        // The common case, no factory, skips the lock.
+        if !self.has_task_factory.load(Ordering::Acquire) {
+            return opts;
+        }
         let factory = self.task_factory.lock().clone();
         match factory {
             Some(f) => f.apply(opts),
@@ -322,6 +328,7 @@ impl LocalLoop {
                 closed: AtomicBool::new(false),
                 running: AtomicBool::new(false),
                 task_factory: crate::sync::Mutex::new(None),
+                has_task_factory: AtomicBool::new(false),
                 exceptions: exceptions.clone(),
             }),
             core: LoopCore::new(queue::new_local(), exceptions),
@@ -786,7 +793,12 @@ impl LocalLoop {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_task_factory(&self, factory: Option<TaskFactory>) {
-        *self.shared.task_factory.lock() = factory;
+        let mut slot = self.shared.task_factory.lock();
+        // Release: a spawner that sees the flag sees the factory (it locks anyway).
+        self.shared
+            .has_task_factory
+            .store(factory.is_some(), Ordering::Release);
+        *slot = factory;
     }
 
     /// The task factory, if one is set (asyncio's `loop.get_task_factory`).

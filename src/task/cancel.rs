@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use super::done::DoneList;
 use crate::contextvars::Context;
-use crate::sync::atomic::{AtomicPtr, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::sync::Mutex;
 
 /// The header's pointer to a task's cancellation state (null until first needed).
@@ -47,6 +47,12 @@ pub(crate) struct CancelSlot {
 /// its context (T12), allocated on first need.
 pub(crate) struct Cancel {
     inner: Mutex<Inner>,
+    /// `Inner::requests`, readable without the lock: a task whose block exists only for a
+    /// hook or a context (a task group's child) skips the lock at every poll while nobody
+    /// ever cancelled it.
+    requests: AtomicU64,
+    /// A context was ever stored (`take_context` skips the lock otherwise).
+    has_context: AtomicBool,
 }
 
 #[derive(Default)]
@@ -94,6 +100,8 @@ impl CancelSlot {
         }
         let fresh = Box::into_raw(Box::new(Cancel {
             inner: Mutex::new(Inner::default()),
+            requests: AtomicU64::new(0),
+            has_context: AtomicBool::new(false),
         }));
         match self
             .ptr
@@ -147,6 +155,8 @@ impl Cancel {
     pub(crate) fn request(&self, msg: Option<Arc<str>>, own_poll: bool) {
         let mut s = self.inner.lock();
         s.requests += 1;
+        // Release, under the lock: `at_start` reading a non-zero count takes the lock.
+        self.requests.store(s.requests, Ordering::Release);
         s.cancelling = s.cancelling.saturating_add(1);
         s.must_cancel = true;
         s.msg = msg;
@@ -156,6 +166,14 @@ impl Cancel {
     }
 
     pub(crate) fn at_start(&self) -> AtStart {
+        if self.requests.load(Ordering::Acquire) == 0 {
+            // Never cancelled: nothing pending, and `poll_gen` is still 0. (A request
+            // landing right after this load is one that arrived during the poll.)
+            return AtStart {
+                generation: 0,
+                pending: false,
+            };
+        }
         let mut s = self.inner.lock();
         s.poll_gen = s.requests;
         AtStart {
@@ -167,6 +185,9 @@ impl Cancel {
     /// Rule 3: the request pending at the start of the poll is still undelivered, and no
     /// newer one came: take it (the caller ends the task cancelled).
     pub(crate) fn take_undelivered(&self, at_start: AtStart) -> Option<Option<Arc<str>>> {
+        if !at_start.pending {
+            return None;
+        }
         let mut s = self.inner.lock();
         if at_start.pending && s.must_cancel && s.requests == at_start.generation {
             s.must_cancel = false;
@@ -216,6 +237,7 @@ impl Cancel {
     pub(crate) fn rearm(&self, msg: Option<Arc<str>>, own_poll: bool) {
         let mut s = self.inner.lock();
         s.requests += 1;
+        self.requests.store(s.requests, Ordering::Release);
         s.must_cancel = true;
         s.msg = msg;
         if own_poll {
@@ -244,12 +266,19 @@ impl Cancel {
 
     /// The poller takes the task's context before a poll (T12).
     pub(crate) fn take_context(&self) -> Option<Context> {
+        // Acquire: pairs with the Release in `put_context` (a task that never had a context
+        // skips the lock).
+        if !self.has_context.load(Ordering::Acquire) {
+            return None;
+        }
         self.inner.lock().context.take()
     }
 
     /// The poller (or `create_task`) stores the task's context.
     pub(crate) fn put_context(&self, ctx: Context) {
-        self.inner.lock().context = Some(ctx);
+        let mut s = self.inner.lock();
+        s.context = Some(ctx);
+        self.has_context.store(true, Ordering::Release);
     }
 }
 

@@ -57,9 +57,30 @@ impl Outcome {
     }
 }
 
-/// A hook: called once with the task and its outcome; returns `true` if it retrieved a
-/// panic.
-pub(crate) type Hook = Box<dyn FnOnce(&TaskRef, &Outcome) -> bool + Send>;
+/// Who receives a hook's call: a task group, a `gather`'s or `wait`'s watcher. One sink
+/// serves all the tasks it watches, told apart by `key`.
+pub(crate) trait HookSink: Send + Sync + 'static {
+    /// Task `task` (registered with `key`) ended with `outcome`. Returns `true` if the sink
+    /// retrieved a panic (no "never retrieved" report).
+    fn task_done(&self, key: usize, task: &TaskRef, outcome: &Outcome) -> bool;
+}
+
+/// A hook: a shared sink and a key. Registering one costs a reference count, not an
+/// allocation (a task group of 10,000 children shares one sink).
+pub(crate) struct Hook {
+    sink: Arc<dyn HookSink>,
+    key: usize,
+}
+
+impl Hook {
+    pub(crate) fn new(sink: Arc<dyn HookSink>, key: usize) -> Hook {
+        Hook { sink, key }
+    }
+
+    fn call(self, task: &TaskRef, outcome: &Outcome) -> bool {
+        self.sink.task_done(self.key, task, outcome)
+    }
+}
 
 /// A user's callback (`Task::add_done_callback`).
 pub(crate) type UserFn = Arc<dyn Fn(&TaskRef) + Send + Sync>;
@@ -69,15 +90,39 @@ pub(crate) enum DoneCallback {
     Hook(Hook),
 }
 
-/// The list in the extra block.
+/// The list in the extra block. The first registration is kept inline: a task usually has
+/// at most one (its group's hook), and that should not cost a `Vec` allocation.
 #[derive(Default)]
 pub(crate) struct DoneList {
     fired: bool,
+    first: Option<DoneCallback>,
     list: Vec<DoneCallback>,
     /// The outcome, kept after firing for hooks registered later.
     outcome: Option<Outcome>,
     /// A hook retrieved the task's panic.
     retrieved: bool,
+}
+
+/// The callbacks a fired list handed over, in registration order (the inline one first).
+pub(crate) struct Fired {
+    first: Option<DoneCallback>,
+    rest: Vec<DoneCallback>,
+}
+
+impl Fired {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+}
+
+impl IntoIterator for Fired {
+    type Item = DoneCallback;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<DoneCallback>, std::vec::IntoIter<DoneCallback>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 /// What a registration must do itself because the list already fired.
@@ -89,7 +134,11 @@ pub(crate) enum Late {
 impl DoneList {
     pub(crate) fn add(&mut self, cb: DoneCallback) -> Result<(), Late> {
         if !self.fired {
-            self.list.push(cb);
+            if self.first.is_none() && self.list.is_empty() {
+                self.first = Some(cb);
+            } else {
+                self.list.push(cb);
+            }
             return Ok(());
         }
         Err(match cb {
@@ -100,19 +149,28 @@ impl DoneList {
 
     /// asyncio's `remove_done_callback(fn)`: every registration of `f`, counted.
     pub(crate) fn remove(&mut self, f: *const ()) -> usize {
-        let before = self.list.len();
-        self.list.retain(|cb| match cb {
+        let keep = |cb: &DoneCallback| match cb {
             DoneCallback::User { f: g, .. } => Arc::as_ptr(g) as *const () != f,
             DoneCallback::Hook(_) => true,
-        });
-        before - self.list.len()
+        };
+        let mut removed = 0;
+        if self.first.as_ref().is_some_and(|cb| !keep(cb)) {
+            self.first = None;
+            removed += 1;
+        }
+        let before = self.list.len();
+        self.list.retain(keep);
+        removed + before - self.list.len()
     }
 
     /// The completing thread takes the list (after COMPLETE is published).
-    pub(crate) fn fire(&mut self, outcome: Option<&Outcome>) -> Vec<DoneCallback> {
+    pub(crate) fn fire(&mut self, outcome: Option<&Outcome>) -> Fired {
         self.fired = true;
         self.outcome = outcome.map(Outcome::duplicate);
-        std::mem::take(&mut self.list)
+        Fired {
+            first: self.first.take(),
+            rest: std::mem::take(&mut self.list),
+        }
     }
 
     /// The completing thread records a panic before publishing COMPLETE.
@@ -144,7 +202,7 @@ pub(crate) fn run(
     task: &TaskRef,
     owner: Option<&Owner>,
     outcome: Option<&Outcome>,
-    callbacks: Vec<DoneCallback>,
+    callbacks: impl IntoIterator<Item = DoneCallback>,
 ) -> bool {
     let mut retrieved = false;
     for cb in callbacks {
@@ -153,7 +211,7 @@ pub(crate) fn run(
                 // Callers pass the outcome whenever the list holds hooks.
                 let fallback = Outcome::Finished;
                 let o = outcome.unwrap_or(&fallback);
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(task, o)));
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.call(task, o)));
                 retrieved |= r.unwrap_or(false);
             }
             DoneCallback::User { f, ctx } => queue_user(task, owner, f, ctx),

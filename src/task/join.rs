@@ -282,13 +282,13 @@ impl<T> Future for Task<T> {
         if self.taken {
             panic!("`Task` polled after its result was taken");
         }
-        // Rule F7: a task awaiting its own handle would wait forever; asyncio raises
-        // RuntimeError in it, the Rust form of which is a panic (the task ends with it).
-        if super::current::with_builtin(|cur| cur == Some(self.raw)) {
-            panic!("Task cannot await on itself: {}", self.task_ref());
-        }
-        // Rule T3: a cancelled awaiter cancels what it awaits (task/cancel.rs, rule 6).
         if !self.done() {
+            // Rule F7: a task awaiting its own handle would wait forever; asyncio raises
+            // RuntimeError in it, the Rust form of which is a panic (the task ends with it).
+            if super::current::with_builtin(|cur| cur == Some(self.raw)) {
+                panic!("Task cannot await on itself: {}", self.task_ref());
+            }
+            // Rule T3: a cancelled awaiter cancels what it awaits (task/cancel.rs, rule 6).
             super::cancel::propagate_to(self.raw);
         }
         let mut out: Poll<Result<T, TaskError>> = Poll::Pending;

@@ -245,7 +245,7 @@ impl RawTask {
             let me = unsafe { super::TaskRef::from_raw_builtin(self.ref_inc()) };
             let owner = self.owner();
             let retrieved = match late {
-                Late::Queue(cb) => done::run(&me, owner.as_ref(), None, vec![cb]),
+                Late::Queue(cb) => done::run(&me, owner.as_ref(), None, [cb]),
                 Late::CallHook(hook, outcome) => {
                     // Complete: a panic was recorded before COMPLETE was published; else
                     // the state word tells a cancellation from a finish.
@@ -260,7 +260,7 @@ impl RawTask {
                         &me,
                         owner.as_ref(),
                         Some(&outcome),
-                        vec![DoneCallback::Hook(hook)],
+                        [DoneCallback::Hook(hook)],
                     )
                 }
             };

@@ -59,7 +59,7 @@ use crate::error::PanicError;
 use crate::runtime::context::{self, Owner};
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::Mutex;
-use crate::task::done::{Hook, Outcome};
+use crate::task::done::{Hook, HookSink, Outcome};
 use crate::task::spawn::SpawnOpts;
 use crate::{catch_cancel, CancelledError, Task, TaskRef};
 
@@ -392,7 +392,7 @@ impl TaskGroup {
             s.owner.clone().expect("an entered group has an owner")
         };
         let shared = self.shared.clone();
-        let hook: Hook = Box::new(move |task, outcome| shared.child_done(task, outcome));
+        let hook = Hook::new(shared, 0);
         let opts = SpawnOpts {
             name,
             eager: false,
@@ -456,6 +456,12 @@ impl std::fmt::Debug for TaskGroup {
             f.write_str(" entered")?;
         }
         f.write_str(">")
+    }
+}
+
+impl HookSink for Shared {
+    fn task_done(&self, _key: usize, task: &TaskRef, outcome: &Outcome) -> bool {
+        self.child_done(task, outcome)
     }
 }
 
