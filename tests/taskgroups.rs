@@ -8,9 +8,11 @@
 //! order in which tasks step run on a `LocalLoop` (one thread, FIFO), the others on a
 //! two-worker runtime.
 
-use std::future::{pending, Future};
+use std::future::{pending, poll_fn, Future};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use aioloop::{
@@ -569,4 +571,92 @@ fn dropped_run_withdraws_the_groups_own_cancel() {
         aioloop::current_task().unwrap().cancelling()
     });
     assert_eq!(rt.block_on(t).unwrap(), 0);
+}
+
+/// The `run` future, boxed so that the select below can drop it.
+type BoxedRun = Pin<Box<dyn Future<Output = Result<(), TaskGroupError>> + Send>>;
+
+/// A flag with a waker: the failing child tells the selecting parent it is about to fail.
+#[derive(Default)]
+struct Signal {
+    set: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+// rule G4, found by review: a `run` dropped (here: losing a select) while a failing child's
+// hook is between "the group aborts" and "cancel the parent" must still leave the parent
+// uncancelled. The hook now cancels the parent under the group's lock, together with the
+// flag `CloseOnDrop` reads. A race: repeated (it showed within a few rounds on 2 cores).
+#[test]
+fn dropped_run_racing_a_failing_childs_hook() {
+    for _ in 0..12 {
+        dropped_run_round();
+    }
+}
+
+fn dropped_run_round() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let rt = runtime(2);
+    let stop = Arc::new(Signal::default());
+    let stop2 = stop.clone();
+    let result = rt.block_on(rt.spawn(async move {
+        let tg = TaskGroup::new();
+        let tg2 = tg.clone();
+        let stop3 = stop2.clone();
+        let mut run: Option<BoxedRun> = Some(Box::pin(async move {
+            tg2.run(move |tg| async move {
+                for _ in 0..20_000 {
+                    tg.create_task(pending::<()>())?;
+                }
+                tg.create_task(async move {
+                    stop3.set.store(true, Ordering::SeqCst);
+                    if let Some(w) = stop3.waker.lock().unwrap().take() {
+                        w.wake();
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                    panic!("child fails");
+                })?;
+                pending::<Result<(), TaskGroupError>>().await
+            })
+            .await
+        }));
+        // select(run, stop): once `stop` fires, wait until the failing child's hook has
+        // marked the group aborting (create_task refuses), then drop `run`.
+        poll_fn(|cx| {
+            if let Some(r) = run.as_mut() {
+                if r.as_mut().poll(cx).is_ready() {
+                    run = None;
+                    return Poll::Ready(());
+                }
+            }
+            *stop2.waker.lock().unwrap() = Some(cx.waker().clone());
+            if stop2.set.load(Ordering::SeqCst) {
+                while let Ok(_t) = tg.create_task(async {}) {
+                    std::hint::spin_loop();
+                }
+                run = None; // CloseOnDrop: close, cancel children, withdraw own cancel
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        })
+        .await;
+        // Give the hook time to finish.
+        let caught = catch_cancel(aioloop::sleep(Duration::from_millis(100)))
+            .await
+            .is_err();
+        (aioloop::current_task().unwrap().cancelling(), caught)
+    }));
+    let _ = std::panic::take_hook();
+    // Expected: the group's request was withdrawn when `run` was dropped, so the parent
+    // finishes normally with nothing caught and `cancelling() == 0`.
+    // Actual (often): the hook's late `cancel()` lands after `CloseOnDrop`'s `uncancel()`:
+    // the parent catches a cancellation nobody alive made, and (T5) ends cancelled.
+    match result {
+        Ok((cancelling_after, caught)) => assert!(
+            !caught && cancelling_after == 0,
+            "the parent was cancelled by a group whose scope was already dropped \
+             (caught={caught}, cancelling={cancelling_after})"
+        ),
+        Err(e) => panic!("the parent task ended with {e:?}: cancelled by a dropped group"),
+    }
 }

@@ -184,8 +184,8 @@ impl TaskGroup {
     /// [`TaskGroupError::NoParentTask`] without a current task (the body is not run, and
     /// the group stays not entered). Directly in `block_on` (whose main task cannot be
     /// cancelled through the request protocol) the group works, but an abort drops the
-    /// body instead of delivering a cancellation it could catch; [`TaskGroupError::Failed`] if children or
-    /// the body failed.
+    /// body instead of delivering a cancellation it could catch.
+    /// [`TaskGroupError::Failed`] if children or the body failed.
     ///
     /// # Panics
     /// If the `run` future is moved to, and finished by, something other than a built-in
@@ -471,6 +471,7 @@ impl Shared {
     fn child_done(&self, task: &TaskRef, outcome: &Outcome) -> bool {
         let mut retrieved = false;
         let mut abort = None;
+        let mut body_waker = None;
         {
             let mut s = self.state.lock();
             s.children.remove(&task.id());
@@ -480,23 +481,27 @@ impl Shared {
                 s.failures.push(Failure::child(task.id(), task.name(), p));
                 retrieved = true;
                 if !s.aborting && !s.parent_cancel_requested {
-                    // G3: abort, and cancel the parent once.
+                    // G3: abort, and cancel the parent once — under the lock, together
+                    // with the flag, so that a scope dropped concurrently (`CloseOnDrop`)
+                    // sees either no request or one it can withdraw. (Lock order: group,
+                    // then the task's cancel block; nothing takes them the other way.)
                     s.parent_cancel_requested = true;
-                    abort = Some((Self::abort_locked(&mut s), s.parent.clone()));
+                    let parent = s.parent.clone();
+                    if let Some(p) = parent {
+                        if !p.cancel(None) {
+                            // Not a built-in task: wake the body so that `run` drops it.
+                            body_waker = s.body_waker.take();
+                        }
+                    }
+                    abort = Some(Self::abort_locked(&mut s));
                 }
             }
         }
-        if let Some((children, parent)) = abort {
+        if let Some(w) = body_waker {
+            w.wake();
+        }
+        if let Some(children) = abort {
             cancel_all(children);
-            if let Some(p) = parent {
-                if !p.cancel(None) {
-                    // Not a built-in task: wake the body so that `run` drops it.
-                    let body = self.state.lock().body_waker.take();
-                    if let Some(w) = body {
-                        w.wake();
-                    }
-                }
-            }
         }
         // Last: the parent may finish the group once this reaches zero, and must by then
         // see the failure and the request above.
