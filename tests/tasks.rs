@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use aioloop::{yield_now, ExceptionContext, InvalidStateError, TaskError, TaskRef};
 
 mod common;
-use common::{new_loop, runtime, wait_until, MetaTask, NO_WAIT};
+use common::{guarded, new_loop, runtime, wait_until, MetaTask, NO_WAIT};
 
 /// A shared log that `Send + Sync` callbacks can write to.
 type Log = Arc<Mutex<Vec<String>>>;
@@ -314,4 +314,46 @@ fn runtime_drop_reports_pending_tasks_in_debug_mode() {
     assert!(got
         .iter()
         .all(|m| m.starts_with("Task was destroyed but it is pending!|Task-")));
+}
+
+// T8: a task whose future panics when dropped after completing, and whose value panics
+// when dropped too, ends with the panic; the worker thread survives both unwinds.
+#[test]
+fn double_panic_in_drops_does_not_take_the_worker_down() {
+    struct PanicsOnDrop(&'static str);
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("{}", self.0);
+            }
+        }
+    }
+    /// Ready at once with a value that panics on drop; panics itself when dropped.
+    struct Doomed(Option<PanicsOnDrop>);
+    impl std::future::Future for Doomed {
+        type Output = PanicsOnDrop;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<PanicsOnDrop> {
+            std::task::Poll::Ready(PanicsOnDrop("value dropped")).map(|v| {
+                self.0.get_or_insert(PanicsOnDrop("future dropped"));
+                v
+            })
+        }
+    }
+    let (message, after) = guarded("a double panic in drops", || {
+        let rt = runtime(1);
+        rt.handle()
+            .set_exception_handler(Some(Arc::new(|_: &ExceptionContext| {})));
+        let r = rt.block_on(rt.spawn(Doomed(None)));
+        let message = match r {
+            Err(TaskError::Panicked(p)) => p.message().map(str::to_owned),
+            other => panic!("expected the future's panic, got {:?}", other.map(|_| ())),
+        };
+        // The worker is still there (a dead worker would hang here: the guard fails).
+        (message, rt.block_on(rt.spawn(async { 7 })).unwrap())
+    });
+    assert_eq!(message.as_deref(), Some("future dropped"));
+    assert_eq!(after, 7);
 }

@@ -506,7 +506,11 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
                     .filter(|c| c.cancelling() > 0)
                     .map(|c| c.message());
                 After::Complete(match (dropped, cancelled) {
-                    (Err(p), _) => Err(TaskError::Panicked(PanicError::new(p))),
+                    (Err(p), _) => {
+                        // The value is dropped too; its own destructor may panic as well.
+                        let _ = catch_unwind(AssertUnwindSafe(move || drop(output)));
+                        Err(TaskError::Panicked(PanicError::new(p)))
+                    }
                     (Ok(()), Some(msg)) => {
                         let _ = catch_unwind(AssertUnwindSafe(move || drop(output)));
                         Err(TaskError::Cancelled(CancelledError::new(msg)))
