@@ -188,8 +188,10 @@ impl TestScheduler {
 /// but at any time, so that a model can race the registration with completion. `f` gets
 /// whether the task was observably done when the hook ran.
 pub fn add_done_hook(task: &TaskRef, f: impl FnOnce(bool) + Send + 'static) {
+    /// The model's closure, called once.
+    type Callback = Box<dyn FnOnce(bool) + Send>;
     /// A one-shot sink around the model's closure.
-    struct Once(Mutex<Option<Box<dyn FnOnce(bool) + Send>>>);
+    struct Once(Mutex<Option<Callback>>);
     impl crate::task::done::HookSink for Once {
         fn task_done(
             &self,
