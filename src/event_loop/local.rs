@@ -134,16 +134,16 @@ impl LocalShared {
         }
     }
 
-    /// `call_soon_threadsafe` for crate-internal callers (done callbacks, futures): `false`
-    /// if the loop is closed and `f` was dropped.
-    pub(crate) fn call_soon_send(&self, f: impl FnOnce() + Send + 'static) -> bool {
+    /// `call_soon_threadsafe`, for `LoopHandle` and crate-internal callers (done callbacks,
+    /// futures): `None` if the loop is closed and `f` was dropped.
+    pub(crate) fn call_soon_send(&self, f: impl FnOnce() + Send + 'static) -> Option<Handle> {
         if self.closed.load(Ordering::SeqCst) {
-            return false;
+            return None;
         }
         // SAFETY: `f` is `Send`, so it may cross threads.
         let h = unsafe { Handle::new(f) };
-        self.schedule(Runnable::Callback(h));
-        true
+        self.schedule(Runnable::Callback(h.clone()));
+        Some(h)
     }
 
     /// The loop's exception-handler slot.
@@ -953,13 +953,7 @@ impl LoopHandle {
         &self,
         f: F,
     ) -> Result<Handle, LoopError> {
-        if self.shared.closed.load(Ordering::SeqCst) {
-            return Err(LoopError::Closed);
-        }
-        // SAFETY: `F: Send`, so the callback may cross threads.
-        let h = unsafe { Handle::new(f) };
-        self.shared.schedule(Runnable::Callback(h.clone()));
-        Ok(h)
+        self.shared.call_soon_send(f).ok_or(LoopError::Closed)
     }
 
     /// asyncio's `loop.create_future()`, from any thread: a [`Future`](crate::Future)

@@ -48,7 +48,7 @@ impl Owner {
                 h.call_soon(f);
                 open
             }
-            Owner::Local(l) => l.call_soon_send(f),
+            Owner::Local(l) => l.call_soon_send(f).is_some(),
         }
     }
 

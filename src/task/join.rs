@@ -107,9 +107,7 @@ impl<T> Task<T> {
     /// assert!(rt.all_tasks().contains(&t.task_ref()));
     /// ```
     pub fn task_ref(&self) -> TaskRef {
-        // SAFETY: we hold a reference, so the task is live; the new `TaskRef` owns the one
-        // taken here.
-        unsafe { TaskRef::from_raw_builtin(self.raw.ref_inc()) }
+        self.raw.task_ref()
     }
 
     /// asyncio's `cancel(msg)`: asks the task to stop. The request is delivered at the task's
@@ -248,20 +246,24 @@ impl<T> Task<T> {
         if !self.done() {
             return Err(InvalidStateError::new("Result is not ready."));
         }
-        let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
-        // SAFETY: `out` has the task's output type, and we are its join handle. The task
-        // is complete, so the output is read now and the waker is not stored.
-        unsafe {
-            self.raw
-                .try_read_output(&mut out as *mut _ as *mut (), std::task::Waker::noop())
-        };
-        match out {
-            Poll::Ready(r) => {
-                self.taken = true;
-                Ok(r)
-            }
+        // The task is complete, so the output is read now and the waker is not stored.
+        match self.read_output(std::task::Waker::noop()) {
+            Poll::Ready(r) => Ok(r),
             Poll::Pending => Err(InvalidStateError::new("Result is not ready.")),
         }
+    }
+
+    /// The output if the task is complete (then marked taken), else `Pending` with `waker`
+    /// stored to be woken on completion.
+    fn read_output(&mut self, waker: &std::task::Waker) -> Poll<Result<T, TaskError>> {
+        let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
+        // SAFETY: `out` has the task's output type, and we are its join handle.
+        unsafe {
+            self.raw
+                .try_read_output(&mut out as *mut _ as *mut (), waker)
+        };
+        self.taken = out.is_ready();
+        out
     }
 
     /// Drops the handle, leaving the task running (same as `drop(task)`, named for clarity).
@@ -291,16 +293,7 @@ impl<T> Future for Task<T> {
             // Rule T3: a cancelled awaiter cancels what it awaits (task/cancel.rs, rule 6).
             super::cancel::propagate_to(self.raw);
         }
-        let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
-        // SAFETY: `out` has the task's output type, and we are its join handle.
-        unsafe {
-            self.raw
-                .try_read_output(&mut out as *mut _ as *mut (), cx.waker())
-        };
-        if out.is_ready() {
-            self.taken = true;
-        }
-        out
+        self.read_output(cx.waker())
     }
 }
 

@@ -209,11 +209,24 @@ impl RawTask {
             return false;
         }
         h.cancel.get_or_init().request(msg, self.is_polling_here());
+        self.wake_for_cancel();
+        true
+    }
+
+    /// Wakes the task so that its next poll sees a request just recorded (an RMW that
+    /// always writes: see task/state.rs, `notify_by_ref`).
+    fn wake_for_cancel(self) {
+        let h = self.header();
         if h.state.transition_to_notified_for_cancel() == TransitionToNotified::Submit {
             // SAFETY: the transition took a reference for NOTIFIED, which `schedule` takes.
             unsafe { (h.vtable.schedule)(self.ptr) }
         }
-        true
+    }
+
+    /// A new counted `TaskRef` to this task. The caller holds a reference, so it is live.
+    pub(crate) fn task_ref(self) -> super::TaskRef {
+        // SAFETY: live (the caller's reference); the new `TaskRef` owns the one taken here.
+        unsafe { super::TaskRef::from_raw_builtin(self.ref_inc()) }
     }
 
     /// The owning loop, where done callbacks are queued and reports go.
@@ -241,8 +254,7 @@ impl RawTask {
             }
         });
         if let Err(late) = late {
-            // SAFETY: we hold a reference (the caller's), so the task is live.
-            let me = unsafe { super::TaskRef::from_raw_builtin(self.ref_inc()) };
+            let me = self.task_ref();
             let owner = self.owner();
             let retrieved = match late {
                 Late::Queue(cb) => done::run(&me, owner.as_ref(), None, [cb]),
@@ -299,10 +311,7 @@ impl RawTask {
     pub(crate) fn rearm_cancel(self, msg: Option<Arc<str>>) {
         let h = self.header();
         h.cancel.get_or_init().rearm(msg, self.is_polling_here());
-        if h.state.transition_to_notified_for_cancel() == TransitionToNotified::Submit {
-            // SAFETY: the transition took a reference for NOTIFIED, which `schedule` takes.
-            unsafe { (h.vtable.schedule)(self.ptr) }
-        }
+        self.wake_for_cancel();
     }
 
     /// This task is the one being polled on this thread (a request it makes is its own).
@@ -626,8 +635,7 @@ unsafe fn complete<F: Future, S: Schedule>(
 
         retrieved = was_retrieved;
         if !callbacks.is_empty() {
-            // SAFETY: we hold the poller's reference; the new `TaskRef` owns its own.
-            let me = unsafe { super::TaskRef::from_raw_builtin(RawTask { ptr }.ref_inc()) };
+            let me = RawTask { ptr }.task_ref(); // we hold the poller's reference
             let owner = cell.scheduler.owner();
             if done::run(&me, owner.as_ref(), Some(&outcome), callbacks) {
                 retrieved = true;
@@ -683,13 +691,17 @@ fn report_unretrieved<F: Future, S: Schedule>(
         let _ = catch_unwind(AssertUnwindSafe(move || drop(stage)));
         return;
     };
-    let Some(owner) = cell.scheduler.owner() else {
-        return;
-    };
-    let mut ctx = ExceptionContext::new("Task exception was never retrieved");
-    ctx.exception = Some(p);
-    // SAFETY: the caller holds a reference; the new `TaskRef` owns its own.
-    ctx.task = Some(unsafe { super::TaskRef::from_raw_builtin(RawTask { ptr }.ref_inc()) });
+    if let Some(owner) = cell.scheduler.owner() {
+        let mut ctx = ExceptionContext::new("Task exception was never retrieved");
+        ctx.exception = Some(p);
+        report(&owner, ptr, ctx);
+    }
+}
+
+/// Sends `ctx`, about the task at `ptr`, to its loop's exception handler (T8, T11). The
+/// caller holds a reference to the task.
+fn report(owner: &Owner, ptr: NonNull<Header>, mut ctx: ExceptionContext) {
+    ctx.task = Some(RawTask { ptr }.task_ref());
     owner.call_exception_handler(ctx);
 }
 
@@ -804,10 +816,8 @@ unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     if cell.header.state.transition_to_shutdown() {
         // Rule T11: reported (in debug mode, asyncio's "debug level") before the future goes.
         if let Some(owner) = cell.scheduler.owner().filter(Owner::debug) {
-            let mut ctx = ExceptionContext::new("Task was destroyed but it is pending!");
-            // SAFETY: the caller holds a reference; the new `TaskRef` owns its own.
-            ctx.task = Some(unsafe { super::TaskRef::from_raw_builtin(RawTask { ptr }.ref_inc()) });
-            owner.call_exception_handler(ctx);
+            let ctx = ExceptionContext::new("Task was destroyed but it is pending!");
+            report(&owner, ptr, ctx);
         }
         // SAFETY: we set RUNNING; we release no reference of our own.
         unsafe { cancel_and_complete(cell, 0, None) }
