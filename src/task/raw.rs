@@ -20,7 +20,7 @@ use std::future::Future;
 use std::mem::{self, ManuallyDrop};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
@@ -403,15 +403,45 @@ unsafe fn cell<'a, F: Future, S>(ptr: NonNull<Header>) -> &'a Cell<F, S> {
     unsafe { ptr.cast::<Cell<F, S>>().as_ref() }
 }
 
-/// Takes the stage out, leaving `Consumed`.
+/// Takes the output out, leaving `Consumed`. Only for a stage that no longer holds the
+/// future: an output was never pinned, so moving it is fine; the future must instead go
+/// through [`drop_future`].
 ///
 /// # Safety
-/// The caller has the access that the state protocol grants for the stage at this point
-/// (it owns the future, or it is the one entitled to the output).
-unsafe fn take_stage<F: Future, S>(cell: &Cell<F, S>) -> Stage<F> {
+/// The caller is the one entitled to the output by the state protocol (state.rs: COMPLETE
+/// with JOIN_INTEREST for the handle, or the completing thread without it).
+unsafe fn take_output<F: Future, S>(cell: &Cell<F, S>) -> Stage<F> {
     // SAFETY: exclusive access per the caller's contract.
-    cell.stage
-        .with_mut(|p| unsafe { mem::replace(&mut *p, Stage::Consumed) })
+    let stage = cell
+        .stage
+        .with_mut(|p| unsafe { mem::replace(&mut *p, Stage::Consumed) });
+    debug_assert!(
+        !matches!(stage, Stage::Running(_)),
+        "a future moved out of its task"
+    );
+    stage
+}
+
+/// Drops the future where it lies and marks the stage `Consumed`, catching a panic of its
+/// destructor.
+///
+/// Pin's drop guarantee: the future was polled through `Pin::new_unchecked` on its place in
+/// the task allocation, so it may have handed out its own address (an intrusive waiter list
+/// of a semaphore, a mutex, a channel). Its destructor must run at that same address,
+/// which `mem::replace` followed by a drop on the stack would break.
+///
+/// # Safety
+/// RUNNING is set by the caller (state.rs): the future is the caller's alone.
+unsafe fn drop_future<F: Future, S>(cell: &Cell<F, S>) -> std::thread::Result<()> {
+    cell.stage.with_mut(|p| {
+        // SAFETY: RUNNING gives exclusive access to the stage, which holds a valid value;
+        // it is dropped exactly once here and overwritten below without a second drop.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(p) }));
+        // SAFETY: as above; the old value is gone (even if its destructor panicked, the
+        // drop glue has run the rest of it), so writing without dropping is what is wanted.
+        unsafe { ptr::write(p, Stage::Consumed) };
+        dropped
+    })
 }
 
 unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
@@ -470,20 +500,11 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
                     unreachable!("a running task's stage holds its future")
                 };
                 // SAFETY: the future lives inside the task allocation, which never moves,
-                // and stays there until it is dropped in place by `take_stage`.
+                // and stays there until `drop_future` drops it in place.
                 let fut = unsafe { Pin::new_unchecked(fut) };
                 fut.poll(&mut cx)
             })
         }));
-        /// Drops the future in place, catching a panic of its destructor.
-        ///
-        /// # Safety
-        /// RUNNING: the future is ours.
-        unsafe fn drop_future<F: Future, S>(cell: &Cell<F, S>) -> std::thread::Result<()> {
-            // SAFETY: forwarded.
-            let old = unsafe { take_stage(cell) };
-            catch_unwind(AssertUnwindSafe(move || drop(old)))
-        }
         match result {
             Ok(Poll::Pending) => {
                 // Rule 3 of task/cancel.rs: a request pending since the start of this poll
@@ -585,8 +606,7 @@ unsafe fn cancel_and_complete<F: Future, S: Schedule>(
     msg: Option<Arc<str>>,
 ) {
     // SAFETY: RUNNING: the future is ours.
-    let old = unsafe { take_stage(cell) };
-    let out = match catch_unwind(AssertUnwindSafe(move || drop(old))) {
+    let out = match unsafe { drop_future(cell) } {
         Ok(()) => Err(TaskError::Cancelled(CancelledError::new(msg))),
         Err(p) => Err(TaskError::Panicked(PanicError::new(p))),
     };
@@ -647,7 +667,7 @@ unsafe fn complete<F: Future, S: Schedule>(
     if !prev.is_join_interested() {
         // Nobody will read the output: drop it here (the handle is gone).
         // SAFETY: without JOIN_INTEREST the output is ours.
-        let old = unsafe { take_stage(cell) };
+        let old = unsafe { take_output(cell) };
         if panicked && !retrieved {
             report_unretrieved(cell, ptr, old);
         } else {
@@ -738,7 +758,7 @@ unsafe fn try_read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut (), wake
     let cell = unsafe { cell::<F, S>(ptr) };
     if can_read_output(cell, waker) {
         // SAFETY: COMPLETE with JOIN_INTEREST: the output is the handle's.
-        let stage = unsafe { take_stage(cell) };
+        let stage = unsafe { take_output(cell) };
         let out = match stage {
             Stage::Finished(out) => out,
             _ => panic!("`Task` polled after it returned its output"),
@@ -799,7 +819,7 @@ unsafe fn drop_join_handle<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     }
     if d.drop_output {
         // SAFETY: COMPLETE was set while we had JOIN_INTEREST: the output is ours.
-        let stage = unsafe { take_stage(cell) };
+        let stage = unsafe { take_output(cell) };
         if matches!(stage, Stage::Finished(Err(TaskError::Panicked(_))))
             && !panic_retrieved(&cell.header)
         {
