@@ -67,6 +67,23 @@ impl ExceptionContext {
             error: None,
         }
     }
+
+    /// A report about a panic caught outside any task's own poll (invariant 7: a waker, a
+    /// completion hook, a destructor run by the loop).
+    pub(crate) fn panicked(
+        message: impl Into<String>,
+        payload: Box<dyn std::any::Any + Send + 'static>,
+    ) -> ExceptionContext {
+        let mut ctx = ExceptionContext::new(message);
+        ctx.exception = Some(PanicError::new(payload));
+        ctx
+    }
+}
+
+/// Runs `f`, which calls code the loop does not control (a waker's `wake`, a destructor),
+/// and hands back its panic instead of letting it unwind through the loop.
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Box<dyn std::any::Any + Send>> {
+    catch_unwind(AssertUnwindSafe(f))
 }
 
 impl fmt::Debug for ExceptionContext {

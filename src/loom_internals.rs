@@ -278,11 +278,14 @@ impl TestRuntime {
             for slot in locals.iter() {
                 match slot {
                     WorkerSlot::Fresh(local) => {
-                        crate::event_loop::core::drain(|| {
-                            local
-                                .pop()
-                                .map_or(queue::Steal::Empty, queue::Steal::Success)
-                        });
+                        crate::event_loop::core::drain(
+                            || {
+                                local
+                                    .pop()
+                                    .map_or(queue::Steal::Empty, queue::Steal::Success)
+                            },
+                            &self.shared.exceptions,
+                        );
                         empty &= local.is_empty();
                     }
                     WorkerSlot::Done(core) => {

@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::clock;
+use crate::exception::ExceptionContext;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::UnsafeCell;
 use crate::task::raw::Notified;
@@ -96,6 +97,17 @@ impl Handle {
                 f: UnsafeCell::new(Some(f)),
             }),
         }
+    }
+
+    /// Drops the closure without running it, on the loop thread; a panic in its destructor
+    /// becomes a report for the loop's handler (invariant 7).
+    pub(crate) fn discard(&self) -> Result<(), ExceptionContext> {
+        crate::exception::catch(|| self.cb.discard()).map_err(|p| {
+            let mut ctx =
+                ExceptionContext::panicked(format!("Exception dropping callback {self:?}"), p);
+            ctx.handle = Some(self.clone());
+            ctx
+        })
     }
 
     /// Cancels the callback: it will not run. Idempotent (rule S4).

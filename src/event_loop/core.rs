@@ -25,15 +25,13 @@
 //! thread). Must not: block anywhere but in `Flavor::park`.
 
 use std::cell::{Cell, RefCell};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::callback::Runnable;
 use super::clock;
 use super::timers::{TimerAction, TimerQueue};
-use crate::error::PanicError;
-use crate::exception::{ExceptionContext, HandlerSlot};
+use crate::exception::{catch, ExceptionContext, HandlerSlot};
 use crate::runtime::queue::{self, Local};
 use crate::sync::tuning::MAX_BATCH;
 
@@ -113,6 +111,8 @@ impl LoopCore {
         // Dead entries on top (finished timeouts, dropped sleeps) go first, without reading
         // the clock; with no live entry left there is nothing to fire.
         if timers.next_deadline().is_none() {
+            drop(timers);
+            self.report_timer_panics();
             return;
         }
         let mut due = Vec::new();
@@ -122,6 +122,16 @@ impl LoopCore {
         drop(timers);
         for h in due {
             self.ready.push(Runnable::Callback(h));
+        }
+        self.report_timer_panics();
+    }
+
+    /// Hands the panics the timer heap caught to the handler: user code that may add
+    /// timers, so called once the heap is no longer borrowed.
+    fn report_timer_panics(&self) {
+        let reports = self.timers.borrow_mut().take_reports();
+        for ctx in reports {
+            self.exceptions.call(ctx);
         }
     }
 
@@ -135,15 +145,24 @@ impl LoopCore {
     }
 
     /// Runs one ready item on this thread. A panicking callback goes to the exception
-    /// handler (rule S8); task panics are caught inside the task.
+    /// handler (rule S8); task panics are caught inside the task, and so are panics of the
+    /// code a completing task calls (its awaiter's waker, its hooks): a panic escaping a
+    /// task's step would be a bug of the task core, reported here all the same so that the
+    /// worker and everything queued on it survive (invariant 7).
     pub(crate) fn run(&self, item: Runnable) {
         match item {
-            Runnable::Task(task) => task.run(),
+            Runnable::Task(task) => {
+                if let Err(p) = catch(|| task.run()) {
+                    self.exceptions.call(ExceptionContext::panicked(
+                        "Exception escaped a task's step (an aioloop bug)",
+                        p,
+                    ));
+                }
+            }
             Runnable::Callback(handle) => {
-                if let Err(p) = catch_unwind(AssertUnwindSafe(|| handle.cb.run())) {
+                if let Err(p) = catch(|| handle.cb.run()) {
                     let mut ctx =
-                        ExceptionContext::new(format!("Exception in callback {handle:?}"));
-                    ctx.exception = Some(PanicError::new(p));
+                        ExceptionContext::panicked(format!("Exception in callback {handle:?}"), p);
                     ctx.handle = Some(handle);
                     self.exceptions.call(ctx);
                 }
@@ -152,26 +171,32 @@ impl LoopCore {
     }
 
     /// Drops everything queued here (loop shutdown), on this thread: callbacks' closures
-    /// are dropped, tasks' references released.
+    /// are dropped, tasks' references released; destructors' panics are reported.
     pub(crate) fn clear(&self) {
         while let Some(item) = self.ready.pop() {
-            discard(item);
+            discard(item, &self.exceptions);
         }
         self.timers.borrow_mut().clear();
+        self.report_timer_panics();
     }
 }
 
-/// Releases a queued item without running it.
-pub(crate) fn discard(item: Runnable) {
+/// Releases a queued item without running it; a callback's destructor that panics is
+/// reported to `exceptions`.
+pub(crate) fn discard(item: Runnable, exceptions: &HandlerSlot) {
     match item {
         Runnable::Task(task) => drop(task),
-        Runnable::Callback(h) => h.cb.discard(),
+        Runnable::Callback(h) => {
+            if let Err(ctx) = h.discard() {
+                exceptions.call(ctx);
+            }
+        }
     }
 }
 
 /// Drains a steal source, discarding everything.
-pub(crate) fn drain(mut next: impl FnMut() -> queue::Steal<Runnable>) {
+pub(crate) fn drain(mut next: impl FnMut() -> queue::Steal<Runnable>, exceptions: &HandlerSlot) {
     while let Some(item) = queue::retry(&mut next) {
-        discard(item);
+        discard(item, exceptions);
     }
 }

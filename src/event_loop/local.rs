@@ -82,7 +82,7 @@ impl LocalShared {
             // our item or we see `closed` and drain it ourselves.
             fence(Ordering::SeqCst);
             if self.closed.load(Ordering::SeqCst) {
-                core::drain(|| self.inbox.steal());
+                core::drain(|| self.inbox.steal(), &self.exceptions);
             } else if crate::sync::thread::current().id() != self.owner {
                 // The loop's own thread is not parked in it, so only others need to wake it.
                 self.wake();
@@ -717,7 +717,7 @@ impl LocalLoop {
         fence(Ordering::SeqCst);
         loop {
             task::spawn::cancel_all_of(self.shared.id);
-            core::drain(|| self.shared.inbox.steal());
+            core::drain(|| self.shared.inbox.steal(), &self.shared.exceptions);
             self.core.clear();
             if self.shared.inbox.is_empty() && self.core.ready.is_empty() {
                 break;

@@ -148,7 +148,8 @@ impl Future for Sleep {
                     this.state = State::Done;
                     return Poll::Ready(());
                 }
-                let slot = SleepSlot::new(cx.waker().clone());
+                let task = crate::task::current::with_builtin(|raw| raw.map(|r| r.id()));
+                let slot = SleepSlot::new(cx.waker().clone(), task);
                 if this.deadline != clock::NEVER
                     && context::add_timer(this.deadline, TimerAction::Wake(slot.clone())).is_err()
                 {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::callback::Handle;
+use crate::exception::{catch, ExceptionContext};
 use crate::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use crate::sync::Mutex;
 
@@ -30,22 +31,37 @@ pub(crate) struct SleepSlot {
     pub(crate) fired: AtomicBool,
     pub(crate) cancelled: AtomicBool,
     pub(crate) waker: Mutex<Option<Waker>>,
+    /// The id of the task that was running when the sleep registered, for the report if
+    /// its waker panics (an id, not a reference: a dead entry must not keep a task alive).
+    task: Option<u64>,
 }
 
 impl SleepSlot {
-    pub(crate) fn new(waker: Waker) -> Arc<SleepSlot> {
+    pub(crate) fn new(waker: Waker, task: Option<u64>) -> Arc<SleepSlot> {
         Arc::new(SleepSlot {
             fired: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             waker: Mutex::new(Some(waker)),
+            task,
         })
     }
 
-    fn fire(&self) {
+    /// Wakes the sleeper. The waker is the sleeper's, not ours: a panic in it is returned
+    /// as a report (invariant 7), after `fired` is set, so the sleep itself is over.
+    fn fire(&self) -> Result<(), ExceptionContext> {
         self.fired.store(true, AtomicOrdering::Release);
         let w = self.waker.lock().take();
-        if let Some(w) = w {
-            w.wake();
+        match w.map(|w| catch(|| w.wake())) {
+            Some(Err(p)) => {
+                let who = self
+                    .task
+                    .map_or_else(|| "outside any task".to_string(), crate::task::name_of);
+                Err(ExceptionContext::panicked(
+                    format!("Exception in the waker of a sleep woken by its timer (task {who})"),
+                    p,
+                ))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -113,6 +129,10 @@ pub(crate) struct TimerQueue {
     /// Cancelled entries known to be in the heap (counted when they are found at purge
     /// checks; an estimate that only triggers the rebuild).
     cancelled_seen: usize,
+    /// Panics caught in code the loop does not own (a sleeper's waker, a dead callback's
+    /// destructor), for the loop to hand to its exception handler once the heap is no
+    /// longer borrowed (invariant 7: reported, and no other entry is lost).
+    reports: Vec<ExceptionContext>,
 }
 
 impl TimerQueue {
@@ -135,7 +155,7 @@ impl TimerQueue {
         while let Some(top) = self.heap.peek() {
             if top.action.is_cancelled() {
                 let e = self.heap.pop().expect("peeked");
-                discard(e.action);
+                self.discard(e.action);
                 continue;
             }
             return Some(top.when);
@@ -144,7 +164,8 @@ impl TimerQueue {
     }
 
     /// Fires every entry due at `now`, in deadline order: callbacks are handed to `ready`,
-    /// sleeps are woken. Cancelled entries are dropped.
+    /// sleeps are woken. Cancelled entries are dropped. A panic in code the loop does not
+    /// own is kept for [`take_reports`](Self::take_reports) and the firing goes on.
     pub(crate) fn fire_due(&mut self, now: i64, mut ready: impl FnMut(Handle)) {
         while let Some(top) = self.heap.peek() {
             if top.when > now {
@@ -152,13 +173,24 @@ impl TimerQueue {
             }
             let e = self.heap.pop().expect("peeked");
             if e.action.is_cancelled() {
-                discard(e.action);
+                self.discard(e.action);
                 continue;
             }
-            match e.action {
-                TimerAction::Callback(h) => ready(h),
+            let fired = match e.action {
+                TimerAction::Callback(h) => {
+                    ready(h);
+                    Ok(())
+                }
                 TimerAction::Wake(slot) => slot.fire(),
-                TimerAction::Target(t) => t.fire(),
+                TimerAction::Target(t) => catch(|| t.fire()).map_err(|p| {
+                    ExceptionContext::panicked(
+                        "Exception in a waker woken by a timeout's deadline",
+                        p,
+                    )
+                }),
+            };
+            if let Err(ctx) = fired {
+                self.reports.push(ctx);
             }
         }
         self.maybe_purge();
@@ -179,10 +211,11 @@ impl TimerQueue {
         let cancelled = self.heap.iter().filter(|e| e.action.is_cancelled()).count();
         if cancelled * 2 > self.heap.len() {
             // In place: no allocation, and the heap keeps its capacity for what comes next.
+            let reports = &mut self.reports;
             self.heap.retain(|e| {
                 let dead = e.action.is_cancelled();
                 if dead {
-                    discard_ref(&e.action);
+                    reports.extend(discard_ref(&e.action).err());
                 }
                 !dead
             });
@@ -192,19 +225,25 @@ impl TimerQueue {
     /// Drops every entry (loop shutdown). Callbacks' closures are dropped on this thread.
     pub(crate) fn clear(&mut self) {
         for e in std::mem::take(&mut self.heap) {
-            discard(e.action);
+            self.discard(e.action);
         }
+    }
+
+    /// The panics caught since the last call (see `reports`).
+    pub(crate) fn take_reports(&mut self) -> Vec<ExceptionContext> {
+        std::mem::take(&mut self.reports)
+    }
+
+    fn discard(&mut self, action: TimerAction) {
+        self.reports.extend(discard_ref(&action).err());
     }
 }
 
-fn discard(action: TimerAction) {
-    discard_ref(&action);
-}
-
 /// Drops a dead callback's closure now, on the loop thread (the entry may outlive it).
-fn discard_ref(action: &TimerAction) {
-    if let TimerAction::Callback(h) = action {
-        h.cb.discard();
+fn discard_ref(action: &TimerAction) -> Result<(), ExceptionContext> {
+    match action {
+        TimerAction::Callback(h) => h.discard(),
+        _ => Ok(()),
     }
 }
 

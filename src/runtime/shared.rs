@@ -225,7 +225,7 @@ impl Shared {
 
     /// Releases everything in the injector and the remote-timer inbox, on this thread.
     pub(crate) fn drain_injector(&self) {
-        core::drain(|| self.injector.steal());
+        core::drain(|| self.injector.steal(), &self.exceptions);
         drop(self.take_remote_timers());
     }
 }

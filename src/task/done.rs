@@ -211,8 +211,21 @@ pub(crate) fn run(
                 // Callers pass the outcome whenever the list holds hooks.
                 let fallback = Outcome::Finished;
                 let o = outcome.unwrap_or(&fallback);
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.call(task, o)));
-                retrieved |= r.unwrap_or(false);
+                match crate::exception::catch(|| h.call(task, o)) {
+                    Ok(r) => retrieved |= r,
+                    // A hook wakes a waiter whose waker is not ours: report its panic
+                    // (invariant 7) and go on with the other callbacks.
+                    Err(p) => {
+                        if let Some(owner) = owner {
+                            let mut ctx = crate::ExceptionContext::panicked(
+                                "Exception in a completion hook (a waiter's waker)",
+                                p,
+                            );
+                            ctx.task = Some(task.clone());
+                            owner.call_exception_handler(ctx);
+                        }
+                    }
+                }
             }
             DoneCallback::User { f, ctx } => queue_user(task, owner, f, ctx),
         }

@@ -121,6 +121,16 @@ impl fmt::Display for LoopId {
 
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The name of the built-in task `id`, for reports that hold only its id: the name it was
+/// given, else asyncio's default `Task-<id>`.
+pub(crate) fn name_of(id: u64) -> String {
+    registry::name(id).map_or_else(|| default_name(id), |n| n.to_string())
+}
+
+fn default_name(id: u64) -> String {
+    format!("Task-{id}")
+}
+
 /// The next task id from the process-wide counter that built-in tasks use (starting at 1).
 /// Third-party task types take their ids from here so that ids stay unique (the registry is
 /// keyed by id).
@@ -234,14 +244,8 @@ impl TaskRef {
     /// ```
     pub fn name(&self) -> String {
         match &self.0 {
-            Inner::Builtin(raw) => {
-                if raw.header().state.load().is_named() {
-                    if let Some(n) = registry::name(raw.id()) {
-                        return n.to_string();
-                    }
-                }
-                format!("Task-{}", raw.id())
-            }
+            Inner::Builtin(raw) if raw.header().state.load().is_named() => name_of(raw.id()),
+            Inner::Builtin(raw) => default_name(raw.id()),
             Inner::Foreign(t) => t.name(),
         }
     }

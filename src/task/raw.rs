@@ -32,7 +32,7 @@ use super::state::{State, TransitionToIdle, TransitionToNotified, TransitionToRu
 use super::LoopId;
 use crate::contextvars;
 use crate::error::{CancelledError, PanicError, TaskError};
-use crate::exception::ExceptionContext;
+use crate::exception::{self, ExceptionContext};
 use crate::runtime::context::Owner;
 use crate::sync::UnsafeCell;
 
@@ -676,12 +676,22 @@ unsafe fn complete<F: Future, S: Schedule>(
     } else if prev.is_join_waker_set() {
         // SAFETY: COMPLETE and JOIN_WAKER are set: the handle does not write the field, we
         // may read it.
-        cell.join_waker.with(|w| {
+        let woken = cell.join_waker.with(|w| {
             // SAFETY: shared read access, as just argued.
-            if let Some(w) = unsafe { &*w } {
-                w.wake_by_ref();
+            match unsafe { &*w } {
+                Some(w) => exception::catch(|| w.wake_by_ref()),
+                None => Ok(()),
             }
         });
+        if let Err(p) = woken {
+            // The awaiter's waker is not ours (a foreign executor's, a combinator's):
+            // its panic is reported and the completion goes on (invariant 7).
+            if let Some(owner) = cell.scheduler.owner() {
+                let ctx =
+                    ExceptionContext::panicked("Exception in the waker of a task's awaiter", p);
+                report(&owner, ptr, ctx);
+            }
+        }
         let prev = cell.header.state.unset_waker_after_complete();
         if !prev.is_join_interested() {
             // SAFETY: the handle left while we held JOIN_WAKER: the field is ours to clear.
