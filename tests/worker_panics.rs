@@ -231,14 +231,13 @@ fn join_waker_panic_local_loop_and_close() {
 
 const HOOK_REPORT: &str = "completion hook";
 
-/// `wait` registers a completion hook on each task; the hook wakes `wait`'s waker.
-#[test]
-fn hook_waker_panic_local_loop() {
-    let lp = LocalLoop::new().unwrap();
-    let reports = Reports::on_loop(&lp);
-    let child = lp.create_task_named("child", async { 1 }).unwrap();
+/// `wait` for `task`, polled once with a panicking waker: `wait` registers a completion hook
+/// on the task, and the hook wakes that waker when the task completes.
+fn wait_under_panicking_waker<T: Send + 'static>(
+    task: aioloop::Task<T>,
+) -> Pin<Box<impl Future<Output = Result<WaitSets<T>, aioloop::EmptyWaitError>>>> {
     let mut waiting = Box::pin(aioloop::wait(
-        vec![child],
+        vec![task],
         None,
         aioloop::ReturnWhen::AllCompleted,
     ));
@@ -247,6 +246,17 @@ fn hook_waker_panic_local_loop() {
         .as_mut()
         .poll(&mut Context::from_waker(&waker))
         .is_pending());
+    waiting
+}
+
+type WaitSets<T> = (Vec<aioloop::Task<T>>, Vec<aioloop::Task<T>>);
+
+#[test]
+fn hook_waker_panic_local_loop() {
+    let lp = LocalLoop::new().unwrap();
+    let reports = Reports::on_loop(&lp);
+    let child = lp.create_task_named("child", async { 1 }).unwrap();
+    let mut waiting = wait_under_panicking_waker(child);
     lp.run_until_complete(aioloop::yield_now()).unwrap();
     assert!(reports.wait_for(HOOK_REPORT).contains("[child]"));
     // `wait` itself was not harmed: it is ready now.
@@ -268,16 +278,7 @@ fn hook_waker_panic_runtime() {
             .spawn_on(rt.handle(), async {
                 aioloop::sleep(Duration::from_millis(5)).await;
             });
-        let mut waiting = Box::pin(aioloop::wait(
-            vec![child],
-            None,
-            aioloop::ReturnWhen::AllCompleted,
-        ));
-        let waker = panicking_waker();
-        assert!(waiting
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending());
+        let _waiting = wait_under_panicking_waker(child);
         assert!(reports.wait_for(HOOK_REPORT).contains("[child]"));
         assert_eq!(rt.block_on(rt.spawn(async { 4 })).unwrap(), 4);
     });
