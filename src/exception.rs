@@ -8,7 +8,6 @@
 //! take the loop down: the default handler reports both panics.
 
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::error::PanicError;
@@ -16,6 +15,7 @@ use crate::events;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::Mutex;
 use crate::task::TaskRef;
+use crate::unwind::{catch, Payload};
 
 /// What the exception handler is told: asyncio's context dict, with the keys that apply
 /// (rule S9).
@@ -70,20 +70,11 @@ impl ExceptionContext {
 
     /// A report about a panic caught outside any task's own poll (invariant 7: a waker, a
     /// completion hook, a destructor run by the loop).
-    pub(crate) fn panicked(
-        message: impl Into<String>,
-        payload: Box<dyn std::any::Any + Send + 'static>,
-    ) -> ExceptionContext {
+    pub(crate) fn panicked(message: impl Into<String>, payload: Payload) -> ExceptionContext {
         let mut ctx = ExceptionContext::new(message);
         ctx.exception = Some(PanicError::new(payload));
         ctx
     }
-}
-
-/// Runs `f`, which calls code the loop does not control (a waker's `wake`, a destructor),
-/// and hands back its panic instead of letting it unwind through the loop.
-pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Box<dyn std::any::Any + Send>> {
-    catch_unwind(AssertUnwindSafe(f))
 }
 
 impl fmt::Debug for ExceptionContext {
@@ -167,7 +158,7 @@ impl HandlerSlot {
             default_exception_handler(&ctx);
             return;
         };
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| handler(&ctx))) {
+        if let Err(p) = catch(|| handler(&ctx)) {
             // Rule S8: the handler itself failed; report both with the default handler.
             let mut both = ExceptionContext::new("Unhandled error in exception handler");
             both.exception = Some(PanicError::new(p));

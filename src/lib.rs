@@ -44,6 +44,7 @@ mod sync;
 pub mod task;
 mod task_group;
 mod timeout;
+mod unwind;
 mod yield_now;
 
 /// asyncio's `events` module: handles to scheduled callbacks.

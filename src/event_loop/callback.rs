@@ -102,7 +102,7 @@ impl Handle {
     /// Drops the closure without running it, on the loop thread; a panic in its destructor
     /// becomes a report for the loop's handler (invariant 7).
     pub(crate) fn discard(&self) -> Result<(), ExceptionContext> {
-        crate::exception::catch(|| self.cb.discard()).map_err(|p| {
+        crate::unwind::catch(|| self.cb.discard()).map_err(|p| {
             let mut ctx =
                 ExceptionContext::panicked(format!("Exception dropping callback {self:?}"), p);
             ctx.handle = Some(self.clone());

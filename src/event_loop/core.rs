@@ -31,9 +31,10 @@ use std::time::Duration;
 use super::callback::Runnable;
 use super::clock;
 use super::timers::{TimerAction, TimerQueue};
-use crate::exception::{catch, ExceptionContext, HandlerSlot};
+use crate::exception::{ExceptionContext, HandlerSlot};
 use crate::runtime::queue::{self, Local};
 use crate::sync::tuning::MAX_BATCH;
+use crate::unwind::catch;
 
 /// The parts of an iteration that differ between a runtime worker and a `LocalLoop`.
 pub(crate) trait Flavor {

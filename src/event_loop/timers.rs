@@ -22,9 +22,10 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::callback::Handle;
-use crate::exception::{catch, ExceptionContext};
+use crate::exception::ExceptionContext;
 use crate::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use crate::sync::Mutex;
+use crate::unwind::catch;
 
 /// The shared state of one `Sleep`: the timer sets `fired` and wakes; the future reads it.
 pub(crate) struct SleepSlot {

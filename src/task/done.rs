@@ -211,7 +211,7 @@ pub(crate) fn run(
                 // Callers pass the outcome whenever the list holds hooks.
                 let fallback = Outcome::Finished;
                 let o = outcome.unwrap_or(&fallback);
-                match crate::exception::catch(|| h.call(task, o)) {
+                match crate::unwind::catch(|| h.call(task, o)) {
                     Ok(r) => retrieved |= r,
                     // A hook wakes a waiter whose waker is not ours: report its panic
                     // (invariant 7) and go on with the other callbacks.

@@ -18,7 +18,6 @@
 
 use std::future::Future;
 use std::mem::{self, ManuallyDrop};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
@@ -32,9 +31,10 @@ use super::state::{State, TransitionToIdle, TransitionToNotified, TransitionToRu
 use super::LoopId;
 use crate::contextvars;
 use crate::error::{CancelledError, PanicError, TaskError};
-use crate::exception::{self, ExceptionContext};
+use crate::exception::ExceptionContext;
 use crate::runtime::context::Owner;
 use crate::sync::UnsafeCell;
+use crate::unwind;
 
 /// Where a woken task goes. Implemented by the runtime handle (and by test schedulers).
 pub(crate) trait Schedule: Send + Sync + 'static {
@@ -436,7 +436,7 @@ unsafe fn drop_future<F: Future, S>(cell: &Cell<F, S>) -> std::thread::Result<()
     cell.stage.with_mut(|p| {
         // SAFETY: RUNNING gives exclusive access to the stage, which holds a valid value;
         // it is dropped exactly once here and overwritten below without a second drop.
-        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(p) }));
+        let dropped = unwind::catch(|| unsafe { ptr::drop_in_place(p) });
         // SAFETY: as above; the old value is gone (even if its destructor panicked, the
         // drop glue has run the rest of it), so writing without dropping is what is wanted.
         unsafe { ptr::write(p, Stage::Consumed) };
@@ -492,7 +492,7 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
         // future is also *dropped* inside the bracket when the poll ends it, so that its
         // destructors (asyncio's `finally:` blocks) run as the task, in its context.
         let _entered = current::EnterGuard::builtin(ptr);
-        let result = catch_unwind(AssertUnwindSafe(|| {
+        let result = unwind::catch(|| {
             cell.stage.with_mut(|p| {
                 // SAFETY: RUNNING gives us exclusive access to the stage.
                 let stage = unsafe { &mut *p };
@@ -504,7 +504,7 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
                 let fut = unsafe { Pin::new_unchecked(fut) };
                 fut.poll(&mut cx)
             })
-        }));
+        });
         match result {
             Ok(Poll::Pending) => {
                 // Rule 3 of task/cancel.rs: a request pending since the start of this poll
@@ -538,11 +538,11 @@ unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
                 After::Complete(match (dropped, cancelled) {
                     (Err(p), _) => {
                         // The value is dropped too; its own destructor may panic as well.
-                        let _ = catch_unwind(AssertUnwindSafe(move || drop(output)));
+                        let _ = unwind::drop_caught(output);
                         Err(TaskError::Panicked(PanicError::new(p)))
                     }
                     (Ok(()), Some(msg)) => {
-                        let _ = catch_unwind(AssertUnwindSafe(move || drop(output)));
+                        let _ = unwind::drop_caught(output);
                         Err(TaskError::Cancelled(CancelledError::new(msg)))
                     }
                     (Ok(()), None) => Ok(output),
@@ -671,7 +671,7 @@ unsafe fn complete<F: Future, S: Schedule>(
         if panicked && !retrieved {
             report_unretrieved(cell, ptr, old);
         } else {
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+            let _ = unwind::drop_caught(old);
         }
     } else if prev.is_join_waker_set() {
         // SAFETY: COMPLETE and JOIN_WAKER are set: the handle does not write the field, we
@@ -679,7 +679,7 @@ unsafe fn complete<F: Future, S: Schedule>(
         let woken = cell.join_waker.with(|w| {
             // SAFETY: shared read access, as just argued.
             match unsafe { &*w } {
-                Some(w) => exception::catch(|| w.wake_by_ref()),
+                Some(w) => unwind::catch(|| w.wake_by_ref()),
                 None => Ok(()),
             }
         });
@@ -718,7 +718,7 @@ fn report_unretrieved<F: Future, S: Schedule>(
     stage: Stage<F>,
 ) {
     let Stage::Finished(Err(TaskError::Panicked(p))) = stage else {
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(stage)));
+        let _ = unwind::drop_caught(stage);
         return;
     };
     if let Some(owner) = cell.scheduler.owner() {
@@ -760,7 +760,7 @@ unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
     }
     // A future or output still here is dropped now; a panic in it must not escape into
     // whichever thread released the last reference.
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
+    let _ = unwind::drop_caught(cell);
 }
 
 unsafe fn try_read_output<F: Future, S>(ptr: NonNull<Header>, dst: *mut (), waker: &Waker) {

@@ -49,7 +49,6 @@ mod error;
 pub use error::{BoxError, ExceptionGroup, Failure, TaskGroupError};
 
 use std::future::{poll_fn, Future};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
@@ -61,6 +60,7 @@ use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::Mutex;
 use crate::task::done::{Hook, HookSink, Outcome};
 use crate::task::spawn::SpawnOpts;
+use crate::unwind;
 use crate::{catch_cancel, CancelledError, Task, TaskRef};
 
 /// asyncio's `TaskGroup`: structured concurrency (rules G1–G5).
@@ -229,17 +229,17 @@ impl TaskGroup {
                 if s.aborting {
                     drop(s);
                     let dead = scope.take();
-                    let _ = catch_unwind(AssertUnwindSafe(move || drop(dead)));
+                    let _ = unwind::drop_caught(dead);
                     return Poll::Ready(Ok(Err(CancelledError::new(None))));
                 }
                 s.body_waker = Some(cx.waker().clone());
             }
-            match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            match unwind::catch(|| fut.as_mut().poll(cx)) {
                 Ok(Poll::Pending) => Poll::Pending,
                 Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
                 Err(payload) => {
                     let dead = scope.take();
-                    let _ = catch_unwind(AssertUnwindSafe(move || drop(dead)));
+                    let _ = unwind::drop_caught(dead);
                     Poll::Ready(Err(payload))
                 }
             }
