@@ -14,6 +14,7 @@ use crate::error::PanicError;
 use crate::events;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::Mutex;
+use crate::task::raw::TaskReport;
 use crate::task::TaskRef;
 use crate::unwind::{catch, Payload};
 
@@ -87,6 +88,30 @@ impl fmt::Debug for ExceptionContext {
             .field("future", &self.future)
             .field("error", &self.error)
             .finish()
+    }
+}
+
+impl ExceptionContext {
+    /// asyncio's wording of what a task reports (task/raw.rs, `TaskReport`).
+    pub(crate) fn about_task(task: TaskRef, report: TaskReport) -> ExceptionContext {
+        let mut ctx = match report {
+            TaskReport::Unretrieved(p) => {
+                let mut ctx = ExceptionContext::new("Task exception was never retrieved");
+                ctx.exception = Some(p);
+                ctx
+            }
+            TaskReport::DestroyedPending => {
+                ExceptionContext::new("Task was destroyed but it is pending!")
+            }
+            TaskReport::AwaiterWaker(p) => {
+                ExceptionContext::panicked("Exception in the waker of a task's awaiter", p)
+            }
+            TaskReport::Hook(p) => {
+                ExceptionContext::panicked("Exception in a completion hook (a waiter's waker)", p)
+            }
+        };
+        ctx.task = Some(task);
+        ctx
     }
 }
 

@@ -35,6 +35,7 @@
 
 mod combinators;
 pub mod contextvars;
+mod create;
 mod error;
 mod event_loop;
 mod exception;

@@ -11,14 +11,17 @@
 use std::collections::VecDeque;
 use std::future::Future;
 
-use crate::event_loop::callback::Runnable;
+use crate::event_loop::callback::{Handle as CallbackHandle, Runnable};
+use crate::event_loop::context::{Loop, LoopRef};
 use crate::event_loop::core::LoopCore;
-use crate::runtime::queue::{self, Local};
+use crate::event_loop::queue::{self, Local};
+use crate::event_loop::timers::TimerAction;
+use crate::exception::{ExceptionContext, HandlerSlot};
 use crate::runtime::shared::Shared;
 use crate::runtime::{worker, Handle};
 use crate::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use crate::sync::{Arc, Mutex};
-use crate::task::raw::{Notified, RawTask, Schedule};
+use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::{current, registry, LoopId, Task, TaskRef};
 
 // ---- Model 1: a test scheduler over the real task core ------------------------------------
@@ -73,8 +76,15 @@ impl Schedule for TaskSched {
     fn loop_id(&self) -> LoopId {
         self.inner.loop_id
     }
-    fn owner(&self) -> Option<crate::runtime::context::Owner> {
-        None
+    fn call_soon(&self, f: Box<dyn FnOnce() + Send>) -> bool {
+        drop(f);
+        false
+    }
+    fn report(&self, task: TaskRef, report: TaskReport) {
+        drop(ExceptionContext::about_task(task, report));
+    }
+    fn debug(&self) -> bool {
+        false
     }
 }
 
@@ -338,14 +348,15 @@ pub fn current_task() -> Option<TaskRef> {
 /// and what they report to the exception handler, and runs the queued callbacks on demand.
 #[derive(Clone)]
 pub struct CallbackSink {
-    inner: Arc<SinkInner>,
+    inner: std::sync::Arc<SinkInner>,
 }
 
 struct SinkInner {
     id: LoopId,
-    queue: Mutex<VecDeque<Box<dyn FnOnce() + Send>>>,
+    queue: Mutex<VecDeque<CallbackHandle>>,
     queued: AtomicUsize,
-    reports: Mutex<Vec<String>>,
+    reports: std::sync::Arc<Mutex<Vec<String>>>,
+    exceptions: HandlerSlot,
 }
 
 impl Default for CallbackSink {
@@ -354,37 +365,53 @@ impl Default for CallbackSink {
     }
 }
 
+/// The sink is a loop like the others to what is bound to it: it records instead of runs.
+impl Loop for SinkInner {
+    fn id(&self) -> LoopId {
+        self.id
+    }
+
+    fn call_soon_handle(&self, h: CallbackHandle) -> bool {
+        self.queue.lock().push_back(h);
+        self.queued.fetch_add(1, SeqCst);
+        true
+    }
+
+    fn exceptions(&self) -> &HandlerSlot {
+        &self.exceptions
+    }
+
+    fn add_remote_timer(&self, _when: i64, action: TimerAction) -> Result<(), TimerAction> {
+        Err(action)
+    }
+
+    fn into_any(self: std::sync::Arc<Self>) -> std::sync::Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
 impl CallbackSink {
     pub fn new() -> CallbackSink {
+        let reports = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let exceptions = HandlerSlot::default();
+        let log = reports.clone();
+        exceptions.set(Some(std::sync::Arc::new(
+            move |ctx: &crate::ExceptionContext| log.lock().push(ctx.message.clone()),
+        )));
         CallbackSink {
-            inner: Arc::new(SinkInner {
+            inner: std::sync::Arc::new(SinkInner {
                 id: LoopId::new(),
                 queue: Mutex::new(VecDeque::new()),
                 queued: AtomicUsize::new(0),
-                reports: Mutex::new(Vec::new()),
+                reports,
+                exceptions,
             }),
         }
     }
 
     /// A real `aioloop::Future` bound to this sink instead of a loop.
     pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
-        crate::Future::new(crate::future::Bound::Sink(self.clone()))
-    }
-
-    pub(crate) fn id(&self) -> LoopId {
-        self.inner.id
-    }
-
-    /// `call_soon`: records `f`.
-    pub(crate) fn push(&self, f: Box<dyn FnOnce() + Send>) -> bool {
-        self.inner.queue.lock().push_back(f);
-        self.inner.queued.fetch_add(1, SeqCst);
-        true
-    }
-
-    /// `call_exception_handler`: records the message.
-    pub(crate) fn report(&self, ctx: crate::ExceptionContext) {
-        self.inner.reports.lock().push(ctx.message);
+        crate::Future::new(LoopRef::new(self.inner.clone()))
     }
 
     /// Callbacks queued so far (run or not).
@@ -398,8 +425,8 @@ impl CallbackSink {
         loop {
             let next = self.inner.queue.lock().pop_front();
             match next {
-                Some(f) => {
-                    f();
+                Some(h) => {
+                    h.cb.run();
                     n += 1;
                 }
                 None => return n,

@@ -40,7 +40,7 @@ impl<T: Send + 'static> Core<T> {
                     hook: Some(watch.hook(i, true)),
                     ..SpawnOpts::default()
                 };
-                match crate::task::spawn_current(f, opts) {
+                match crate::create::spawn_current(f, opts) {
                     Ok(t) => t,
                     Err(e) => panic!("{e}: aioloop::gather() must be called inside a runtime"),
                 }

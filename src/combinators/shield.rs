@@ -52,7 +52,7 @@ where
         hook: Some(watch.hook(0, false)),
         ..SpawnOpts::default()
     };
-    match crate::task::spawn_current(future, opts) {
+    match crate::create::spawn_current(future, opts) {
         Ok(task) => Shield { task, watch },
         Err(e) => panic!("{e}: aioloop::shield() must be called inside a runtime"),
     }

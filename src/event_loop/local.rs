@@ -36,13 +36,13 @@ use super::clock;
 use super::core::{self, Flavor, LoopCore};
 use super::timers::TimerAction;
 use crate::error::LoopError;
-use crate::exception::{ExceptionHandler, HandlerSlot};
-use crate::runtime::block_on::MainGuard;
-use crate::runtime::context::{self, LoopContext, Owner};
-use crate::runtime::park::{Park, Parker};
-use crate::runtime::queue::{self, Injector};
+use crate::event_loop::context::{self, Loop, LoopContext, LoopRef};
+use crate::event_loop::main_task::MainGuard;
+use crate::event_loop::park::{Park, Parker};
+use crate::event_loop::queue::{self, Injector};
+use crate::exception::{ExceptionContext, ExceptionHandler, HandlerSlot};
 use crate::sync::atomic::{fence, AtomicBool, Ordering};
-use crate::task::raw::{Notified, RawTask, Schedule};
+use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::spawn::SpawnOpts;
 use crate::task::TaskFactory;
 use crate::task::{self, LoopId, Task, TaskRef};
@@ -76,7 +76,7 @@ impl LocalShared {
     /// `call_soon_threadsafe`, from this thread or another — goes through the inbox, which
     /// the next iteration drains first: one FIFO order for all of it (rules S1, T2).
     fn schedule(&self, item: Runnable) {
-        if let Err(item) = context::try_push_local(self, item) {
+        if let Err(item) = context::try_push(self, item) {
             self.inbox.push(item);
             // Pairs with `close`: it sets `closed`, fences, drains the inbox. Either it sees
             // our item or we see `closed` and drain it ourselves.
@@ -137,18 +137,9 @@ impl LocalShared {
     /// `call_soon_threadsafe`, for `LoopHandle` and crate-internal callers (done callbacks,
     /// futures): `None` if the loop is closed and `f` was dropped.
     pub(crate) fn call_soon_send(&self, f: impl FnOnce() + Send + 'static) -> Option<Handle> {
-        if self.closed.load(Ordering::SeqCst) {
-            return None;
-        }
         // SAFETY: `f` is `Send`, so it may cross threads.
         let h = unsafe { Handle::new(f) };
-        self.schedule(Runnable::Callback(h.clone()));
-        Some(h)
-    }
-
-    /// The loop's exception-handler slot.
-    pub(crate) fn exceptions(&self) -> &HandlerSlot {
-        &self.exceptions
+        self.call_soon_handle(h.clone()).then_some(h)
     }
 
     fn stop(&self) {
@@ -185,6 +176,33 @@ impl LocalShared {
     }
 }
 
+impl Loop for LocalShared {
+    fn id(&self) -> LoopId {
+        self.id
+    }
+
+    fn call_soon_handle(&self, h: Handle) -> bool {
+        if self.closed.load(Ordering::SeqCst) {
+            return false;
+        }
+        self.schedule(Runnable::Callback(h));
+        true
+    }
+
+    fn exceptions(&self) -> &HandlerSlot {
+        &self.exceptions
+    }
+
+    fn add_remote_timer(&self, _when: i64, action: TimerAction) -> Result<(), TimerAction> {
+        // Only a `block_on` thread registers remote timers; a `LocalLoop` has none.
+        Err(action)
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
 /// A local task's scheduler: its loop.
 struct LocalScheduler(Arc<LocalShared>);
 
@@ -197,8 +215,19 @@ impl Schedule for LocalScheduler {
         self.0.id
     }
 
-    fn owner(&self) -> Option<Owner> {
-        Some(Owner::Local(self.0.clone()))
+    fn call_soon(&self, f: Box<dyn FnOnce() + Send>) -> bool {
+        // SAFETY: the closure is `Send`: it may cross threads.
+        self.0.call_soon_handle(unsafe { Handle::new(f) })
+    }
+
+    fn report(&self, task: TaskRef, report: TaskReport) {
+        self.0
+            .exceptions
+            .call(ExceptionContext::about_task(task, report));
+    }
+
+    fn debug(&self) -> bool {
+        self.0.exceptions.debug()
     }
 }
 
@@ -297,7 +326,7 @@ impl Wake for MainWaker {
         self.wake_by_ref()
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.woken.swap(true, Ordering::SeqCst) && !context::is_thread_of(&self.shared) {
+        if !self.woken.swap(true, Ordering::SeqCst) && !context::is_thread_of(&*self.shared) {
             self.shared.notify();
         }
     }
@@ -518,7 +547,7 @@ impl LocalLoop {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
-        crate::Future::bound_to(Owner::Local(self.shared.clone()))
+        crate::Future::bound_to(LoopRef::new(self.shared.clone()))
     }
 
     /// asyncio's `create_task`: a task of this loop; the future need not be `Send`.
@@ -855,7 +884,7 @@ impl LocalLoop {
             return Err(LoopError::AlreadyRunning);
         }
         let ctx = Box::new(LoopContext {
-            owner: Owner::Local(self.shared.clone()),
+            owner: LoopRef::new(self.shared.clone()),
             core: Some(&self.core),
         });
         let guard = context::enter(&ctx).map_err(|_| LoopError::AnotherLoopRunning)?;
@@ -967,7 +996,7 @@ impl LoopHandle {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
-        crate::Future::bound_to(Owner::Local(self.shared.clone()))
+        crate::Future::bound_to(LoopRef::new(self.shared.clone()))
     }
 
     /// Spawns a `Send` future as a task of the loop, from any thread.
@@ -1048,8 +1077,8 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    match context::current_owner() {
-        Some(Owner::Local(shared)) if context::is_thread_of(&shared) => {
+    match context::current_owner().and_then(|l| l.downcast::<LocalShared>()) {
+        Some(shared) if context::is_thread_of(&*shared) => {
             // SAFETY: this thread runs that loop right now (checked above), and a
             // `LocalLoop` runs its tasks only on its own thread and cancels them there.
             let raw = unsafe {

@@ -4,8 +4,12 @@
 
 pub(crate) mod callback;
 pub(crate) mod clock;
+pub(crate) mod context;
 pub(crate) mod core;
 pub(crate) mod local;
+pub(crate) mod main_task;
+pub(crate) mod park;
+pub(crate) mod queue;
 pub(crate) mod sleep;
 pub(crate) mod timers;
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::clock::{self, InvalidDelay};
 use super::timers::{SleepSlot, TimerAction};
-use crate::runtime::context;
+use crate::event_loop::context;
 use crate::sync::atomic::Ordering;
 
 /// Waits until `duration` has passed (asyncio's `await asyncio.sleep(seconds)`).

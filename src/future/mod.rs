@@ -37,45 +37,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{CancelledError, NoRunningLoop};
+use crate::event_loop::context::{self, LoopRef};
 use crate::exception::ExceptionContext;
-use crate::runtime::context::{self, Owner};
 use crate::sync::{Arc, Mutex};
 use crate::task::LoopId;
-
-/// The loop a future belongs to: where its callbacks are queued and its F6 report goes.
-#[derive(Clone)]
-pub(crate) enum Bound {
-    Loop(Owner),
-    /// A loom model's stand-in loop, which records what is queued on it.
-    #[cfg(loom)]
-    Sink(crate::loom_internals::CallbackSink),
-}
-
-impl Bound {
-    fn id(&self) -> LoopId {
-        match self {
-            Bound::Loop(o) => o.id(),
-            #[cfg(loom)]
-            Bound::Sink(s) => s.id(),
-        }
-    }
-
-    fn call_soon(&self, f: impl FnOnce() + Send + 'static) -> bool {
-        match self {
-            Bound::Loop(o) => o.call_soon(f),
-            #[cfg(loom)]
-            Bound::Sink(s) => s.push(Box::new(f)),
-        }
-    }
-
-    fn call_exception_handler(&self, ctx: ExceptionContext) {
-        match self {
-            Bound::Loop(o) => o.call_exception_handler(ctx),
-            #[cfg(loom)]
-            Bound::Sink(s) => s.report(ctx),
-        }
-    }
-}
 
 type Callback<T> = std::sync::Arc<dyn Fn(&Future<T>) + Send + Sync + 'static>;
 
@@ -132,7 +97,8 @@ impl<T> State<T> {
 }
 
 struct Inner<T> {
-    bound: Bound,
+    /// The loop it belongs to: where its callbacks are queued and its F6 report goes.
+    bound: LoopRef,
     state: Mutex<State<T>>,
 }
 
@@ -212,12 +178,12 @@ pub fn create_future<T: Send + 'static>() -> Future<T> {
 /// ```
 pub fn try_create_future<T: Send + 'static>() -> Result<Future<T>, NoRunningLoop> {
     context::current_owner()
-        .map(|o| Future::new(Bound::Loop(o)))
+        .map(Future::new)
         .ok_or(NoRunningLoop)
 }
 
 impl<T> Future<T> {
-    pub(crate) fn new(bound: Bound) -> Future<T> {
+    pub(crate) fn new(bound: LoopRef) -> Future<T> {
         Future {
             inner: Arc::new(Inner {
                 bound,
@@ -233,8 +199,8 @@ impl<T> Future<T> {
         }
     }
 
-    pub(crate) fn bound_to(owner: Owner) -> Future<T> {
-        Future::new(Bound::Loop(owner))
+    pub(crate) fn bound_to(owner: LoopRef) -> Future<T> {
+        Future::new(owner)
     }
 
     /// asyncio's `done()` (rule F1): finished or cancelled.

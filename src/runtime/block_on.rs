@@ -1,111 +1,17 @@
 //! `block_on`: run a future to completion on the calling thread, as asyncio's
-//! `run_until_complete` / `asyncio.run` run their main coroutine.
-//!
-//! asyncio wraps the main coroutine in a Task, so `current_task()` inside it is that task and
-//! `all_tasks()` lists it. aioloop does the same without spawning: the calling thread polls
-//! the future itself (so it need not be `Send` or `'static`), and a small [`MainTask`] takes
-//! part in the task protocol exactly as a third-party task type would — registered, entered
-//! and left around every poll, unregistered when done. It is the in-tree proof that the
-//! public protocol is enough. `LocalLoop::run_until_complete` uses the same [`MainGuard`].
+//! `run_until_complete` / `asyncio.run` run their main coroutine — as the loop's main task
+//! (event_loop/main_task.rs), while the workers run everything else.
 
 use std::future::Future;
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use super::context::{self, LoopContext, Owner};
 use super::Handle;
-use crate::task::{self, LoopId, TaskLike, TaskRef};
-
-/// The task that stands for a `block_on` future.
-struct MainTask {
-    id: u64,
-    loop_id: LoopId,
-    done: AtomicBool,
-}
-
-impl TaskLike for MainTask {
-    fn id(&self) -> u64 {
-        self.id
-    }
-    fn name(&self) -> String {
-        format!("Task-{}", self.id)
-    }
-    fn done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
-    }
-    fn loop_id(&self) -> LoopId {
-        self.loop_id
-    }
-}
-
-/// A registered main task for the duration of one `block_on` / `run_until_complete`: marks
-/// it done and unregisters it on drop (also on unwind).
-pub(crate) struct MainGuard {
-    main: Arc<MainTask>,
-    main_ref: TaskRef,
-}
-
-impl MainGuard {
-    /// Registers a main task of loop `loop_id`.
-    pub(crate) fn start(loop_id: LoopId) -> MainGuard {
-        let main = Arc::new(MainTask {
-            id: task::next_task_id(),
-            loop_id,
-            done: AtomicBool::new(false),
-        });
-        let main_ref = TaskRef::new(main.clone());
-        task::register_task(&main_ref);
-        MainGuard { main, main_ref }
-    }
-
-    /// One step of the main future, bracketed by enter/leave of the main task (rule L8).
-    pub(crate) fn step<F: Future>(
-        &self,
-        future: Pin<&mut F>,
-        cx: &mut Context<'_>,
-    ) -> Poll<F::Output> {
-        let displaced = match task::enter_task(&self.main_ref) {
-            Ok(()) => None,
-            // Protocol misuse by other code on this thread; step aside for it.
-            Err(_) => task::swap_current_task(Some(&self.main_ref)),
-        };
-        let _step = Step {
-            main_ref: &self.main_ref,
-            displaced,
-        };
-        future.poll(cx)
-    }
-}
-
-impl Drop for MainGuard {
-    fn drop(&mut self) {
-        self.main.done.store(true, Ordering::Release);
-        task::unregister_task(&self.main_ref);
-    }
-}
-
-/// Leaves the main task after a poll, also on unwind.
-struct Step<'a> {
-    main_ref: &'a TaskRef,
-    /// A task some other code left current on this thread, restored after the poll.
-    displaced: Option<TaskRef>,
-}
-
-impl Drop for Step<'_> {
-    fn drop(&mut self) {
-        // The poll may have swapped the slot (eager start does); whatever is current is
-        // replaced by what was there before the step.
-        if task::leave_task(self.main_ref).is_err() {
-            task::swap_current_task(None);
-        }
-        if let Some(t) = self.displaced.take() {
-            task::swap_current_task(Some(&t));
-        }
-    }
-}
+use crate::event_loop::context::{self, LoopContext};
+use crate::event_loop::main_task::MainGuard;
 
 /// Wakes the blocked thread. The flag makes `unpark` before `park` count, and filters the
 /// spurious returns `thread::park` is allowed.
@@ -127,7 +33,7 @@ impl Wake for ThreadWaker {
 
 pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
     let ctx = LoopContext {
-        owner: Owner::Runtime(handle.clone()),
+        owner: handle.loop_ref(),
         core: None,
     };
     let _guard = match context::enter(&ctx) {

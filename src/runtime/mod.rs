@@ -22,10 +22,7 @@
 //! ```
 
 pub(crate) mod block_on;
-pub(crate) mod context;
 mod idle;
-pub(crate) mod park;
-pub(crate) mod queue;
 pub(crate) mod shared;
 pub(crate) mod worker;
 
@@ -36,15 +33,16 @@ use std::io;
 use std::sync::Arc;
 
 use crate::error::{BuildError, NoRunningLoop};
-use crate::event_loop::callback::{Handle as CallbackHandle, Runnable, TimerHandle};
+use crate::event_loop::callback::{Handle as CallbackHandle, TimerHandle};
 use crate::event_loop::clock::{self, InvalidDelay};
+use crate::event_loop::context::{self, Loop, LoopRef};
 use crate::event_loop::core::LoopCore;
 use crate::event_loop::timers::TimerAction;
+use crate::exception::ExceptionContext;
 use crate::exception::ExceptionHandler;
-use crate::task::raw::{Notified, RawTask, Schedule};
+use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::spawn::SpawnOpts;
 use crate::task::{self, LoopId, Task, TaskRef};
-use context::Owner;
 use shared::Shared;
 
 /// A multi-threaded, work-stealing event loop: asyncio's loop, one per worker thread, with
@@ -404,8 +402,9 @@ impl Handle {
         Handle { shared }
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
+    /// This runtime as a loop of either kind.
+    pub(crate) fn loop_ref(&self) -> LoopRef {
+        LoopRef::new(self.shared.clone())
     }
 
     /// The handle of the runtime running on this thread.
@@ -431,7 +430,10 @@ impl Handle {
     /// assert!(aioloop::Handle::try_current().is_err());
     /// ```
     pub fn try_current() -> Result<Handle, NoRunningLoop> {
-        context::current_handle().ok_or(NoRunningLoop)
+        context::current_owner()
+            .and_then(|l| l.downcast::<Shared>())
+            .map(Handle::from_shared)
+            .ok_or(NoRunningLoop)
     }
 
     /// The runtime's loop id (what [`TaskRef::loop_id`] returns for its tasks).
@@ -490,11 +492,7 @@ impl Handle {
     pub fn call_soon<F: FnOnce() + Send + 'static>(&self, f: F) -> CallbackHandle {
         // SAFETY: `F: Send`, so the callback may run on any worker.
         let h = unsafe { CallbackHandle::new(f) };
-        if self.shared.is_shutdown() {
-            h.cb.discard();
-        } else {
-            self.shared.schedule_runnable(Runnable::Callback(h.clone()));
-        }
+        self.shared.call_soon_handle(h.clone());
         h
     }
 
@@ -570,7 +568,7 @@ impl Handle {
             return timer;
         }
         let action = TimerAction::Callback(handle);
-        if let Err(action) = context::add_timer_for(&self.shared, when, action) {
+        if let Err(action) = context::add_timer_for(&*self.shared, when, action) {
             self.shared.add_remote_timer(when, action);
         }
         timer
@@ -656,7 +654,7 @@ impl Handle {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
-        crate::Future::bound_to(context::Owner::Runtime(self.clone()))
+        crate::Future::bound_to(self.loop_ref())
     }
 
     pub(crate) fn spawn_with<F>(&self, future: F, opts: SpawnOpts) -> Task<F::Output>
@@ -696,8 +694,20 @@ impl Schedule for Handle {
         self.shared.id
     }
 
-    fn owner(&self) -> Option<Owner> {
-        Some(Owner::Runtime(self.clone()))
+    fn call_soon(&self, f: Box<dyn FnOnce() + Send>) -> bool {
+        // SAFETY: the closure is `Send`: it may run on any worker.
+        self.shared
+            .call_soon_handle(unsafe { CallbackHandle::new(f) })
+    }
+
+    fn report(&self, task: TaskRef, report: TaskReport) {
+        self.shared
+            .exceptions
+            .call(ExceptionContext::about_task(task, report));
+    }
+
+    fn debug(&self) -> bool {
+        self.shared.exceptions.debug()
     }
 }
 

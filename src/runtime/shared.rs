@@ -12,17 +12,18 @@
 //! pushed to the injector concurrently with (4) is drained by its pusher (see
 //! [`Shared::schedule_remote`]).
 
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use super::context;
 use super::idle::Idle;
-use super::park::{Park, Parker};
-use super::queue::{self, Injector, Local, Stealer};
-use crate::event_loop::callback::Runnable;
+use crate::event_loop::callback::{Handle as CallbackHandle, Runnable};
+use crate::event_loop::context::{self, Loop};
 use crate::event_loop::core;
+use crate::event_loop::park::{Park, Parker};
+use crate::event_loop::queue::{self, Injector, Local, Stealer};
 use crate::event_loop::timers::TimerAction;
 use crate::exception::HandlerSlot;
 use crate::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
@@ -102,7 +103,7 @@ impl Shared {
     /// Queues a task or a callback (see [`Shared::schedule`]).
     #[inline]
     pub(crate) fn schedule_runnable(&self, item: Runnable) {
-        match context::try_push_runtime(self, item) {
+        match context::try_push(self, item) {
             Ok(()) => self.notify_parked(),
             Err(item) => self.schedule_remote(item),
         }
@@ -227,5 +228,35 @@ impl Shared {
     pub(crate) fn drain_injector(&self) {
         core::drain(|| self.injector.steal(), &self.exceptions);
         drop(self.take_remote_timers());
+    }
+}
+
+impl Loop for Shared {
+    fn id(&self) -> LoopId {
+        self.id
+    }
+
+    fn call_soon_handle(&self, h: CallbackHandle) -> bool {
+        if self.is_shutdown() {
+            if let Err(ctx) = h.discard() {
+                self.exceptions.call(ctx);
+            }
+            return false;
+        }
+        self.schedule_runnable(Runnable::Callback(h));
+        true
+    }
+
+    fn exceptions(&self) -> &HandlerSlot {
+        &self.exceptions
+    }
+
+    fn add_remote_timer(&self, when: i64, action: TimerAction) -> Result<(), TimerAction> {
+        Shared::add_remote_timer(self, when, action);
+        Ok(())
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
     }
 }

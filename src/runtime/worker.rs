@@ -17,12 +17,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::context::{self, LoopContext, Owner};
-use super::queue::{self, Local};
 use super::shared::Shared;
-use super::Handle;
 use crate::event_loop::callback::Runnable;
+use crate::event_loop::context::{self, LoopContext, LoopRef};
 use crate::event_loop::core::{Flavor, LoopCore};
+use crate::event_loop::queue::{self, Local};
 use crate::sync::atomic::Ordering;
 
 struct WorkerFlavor<'a> {
@@ -41,7 +40,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Runnable>) -> 
     let core = LoopCore::new(local, shared.exceptions.clone());
     {
         let ctx = LoopContext {
-            owner: Owner::Runtime(Handle::from_shared(shared.clone())),
+            owner: LoopRef::new(shared.clone()),
             core: Some(&core),
         };
         let _guard = match context::enter(&ctx) {

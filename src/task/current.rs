@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 
 use super::raw::{Header, RawTask};
-use super::TaskRef;
+use super::{LoopId, TaskRef};
 use crate::error::{EnterError, LeaveError};
 
 enum Slot {
@@ -23,6 +23,23 @@ enum Slot {
 
 crate::sync::thread_local! {
     static CURRENT: Cell<Slot> = Cell::new(Slot::Empty);
+}
+
+crate::sync::thread_local! {
+    /// The loop running on this thread, set by the loop layer when it enters one
+    /// (event_loop/context.rs): the task layer answers "which loop is running here?"
+    /// (rules L6, L7) without naming any loop.
+    static RUNNING_LOOP: Cell<Option<LoopId>> = Cell::new(None);
+}
+
+/// Records the loop now running on this thread (`None`: none).
+pub(crate) fn set_running_loop(id: Option<LoopId>) {
+    RUNNING_LOOP.with(|l| l.set(id));
+}
+
+/// The loop running on this thread, if any.
+pub(crate) fn running_loop() -> Option<LoopId> {
+    RUNNING_LOOP.with(Cell::get)
 }
 
 impl Slot {

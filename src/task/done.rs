@@ -26,10 +26,10 @@
 
 use std::sync::Arc;
 
+use super::raw::{Schedule, TaskReport};
 use super::TaskRef;
 use crate::contextvars::Context;
 use crate::error::{CancelledError, PanicError, TaskError};
-use crate::runtime::context::Owner;
 
 /// How a task ended, as completion hooks see it (the output itself belongs to the handle).
 pub(crate) enum Outcome {
@@ -200,7 +200,7 @@ impl DoneList {
 /// callbacks queued on `owner` (F5). Returns `true` if a hook retrieved a panic.
 pub(crate) fn run(
     task: &TaskRef,
-    owner: Option<&Owner>,
+    sched: &dyn Schedule,
     outcome: Option<&Outcome>,
     callbacks: impl IntoIterator<Item = DoneCallback>,
 ) -> bool {
@@ -215,30 +215,20 @@ pub(crate) fn run(
                     Ok(r) => retrieved |= r,
                     // A hook wakes a waiter whose waker is not ours: report its panic
                     // (invariant 7) and go on with the other callbacks.
-                    Err(p) => {
-                        if let Some(owner) = owner {
-                            let mut ctx = crate::ExceptionContext::panicked(
-                                "Exception in a completion hook (a waiter's waker)",
-                                p,
-                            );
-                            ctx.task = Some(task.clone());
-                            owner.call_exception_handler(ctx);
-                        }
-                    }
+                    Err(p) => sched.report(task.clone(), TaskReport::Hook(p)),
                 }
             }
-            DoneCallback::User { f, ctx } => queue_user(task, owner, f, ctx),
+            DoneCallback::User { f, ctx } => queue_user(task, sched, f, ctx),
         }
     }
     retrieved
 }
 
 /// Queues one user callback on the task's loop; dropped if the loop is closed.
-pub(crate) fn queue_user(task: &TaskRef, owner: Option<&Owner>, f: UserFn, ctx: Context) {
-    let Some(owner) = owner else { return };
+pub(crate) fn queue_user(task: &TaskRef, sched: &dyn Schedule, f: UserFn, ctx: Context) {
     let task = task.clone();
-    owner.call_soon(move || {
+    sched.call_soon(Box::new(move || {
         let mut ctx = ctx;
         ctx.run(|| f(&task))
-    });
+    }));
 }

@@ -64,7 +64,6 @@ pub(crate) mod spawn;
 pub(crate) mod state;
 
 use std::fmt;
-use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,7 +73,6 @@ pub use factory::{eager_task_factory, TaskFactory};
 pub use join::Task;
 
 use crate::error::{EnterError, LeaveError, NoRunningLoop};
-use crate::runtime::{context, Handle};
 use raw::RawTask;
 
 /// Identifies one loop: a [`Runtime`](crate::Runtime) (all of its workers together) or a
@@ -559,7 +557,7 @@ pub fn swap_current_task(task: Option<&TaskRef>) -> Option<TaskRef> {
 /// assert_eq!(rt.block_on(async { aioloop::task::current_loop_id() }), Some(rt.handle().id()));
 /// ```
 pub fn current_loop_id() -> Option<LoopId> {
-    context::current_loop_id()
+    current::running_loop()
 }
 
 /// Rule L6: the task running on this thread, or `None` in a running loop outside any task.
@@ -588,7 +586,7 @@ pub fn current_task() -> Option<TaskRef> {
 /// assert!(aioloop::try_current_task().is_err());
 /// ```
 pub fn try_current_task() -> Result<Option<TaskRef>, NoRunningLoop> {
-    if context::current_loop_id().is_none() {
+    if current::running_loop().is_none() {
         return Err(NoRunningLoop);
     }
     Ok(current::get())
@@ -623,28 +621,12 @@ pub fn all_tasks() -> Vec<TaskRef> {
 /// assert!(aioloop::try_all_tasks().is_err());
 /// ```
 pub fn try_all_tasks() -> Result<Vec<TaskRef>, NoRunningLoop> {
-    let id = context::current_loop_id().ok_or(NoRunningLoop)?;
+    let id = current::running_loop().ok_or(NoRunningLoop)?;
     Ok(all_tasks_of(id))
 }
 
 pub(crate) fn all_tasks_of(id: LoopId) -> Vec<TaskRef> {
     registry::collect(|t| t.is_listed() && t.loop_id() == id)
-}
-
-/// Spawns `future` on the loop running on this thread with crate-internal options (a
-/// completion hook, task/done.rs): what `create_task` does, for task groups and `gather`.
-pub(crate) fn spawn_current<F>(
-    future: F,
-    opts: spawn::SpawnOpts,
-) -> Result<Task<F::Output>, NoRunningLoop>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    match context::current_owner().ok_or(NoRunningLoop)? {
-        context::Owner::Runtime(handle) => Ok(handle.spawn_with(future, opts)),
-        context::Owner::Local(local) => Ok(local.spawn_with(future, opts)),
-    }
 }
 
 /// Options for spawning one task: asyncio's `create_task(coro, name=...)`.
@@ -717,58 +699,8 @@ impl Builder {
         self.eager
     }
 
-    /// Spawns on the runtime running on this thread ([`create_task`](crate::create_task)).
-    ///
-    /// # Panics
-    /// Outside a runtime; see [`Builder::try_spawn`].
-    ///
-    /// ```
-    /// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
-    /// rt.block_on(async {
-    ///     let t = aioloop::task::Builder::new().name("child").spawn(async { 2 });
-    ///     assert_eq!(t.await.unwrap(), 2);
-    /// });
-    /// ```
-    pub fn spawn<F>(self, future: F) -> Task<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        match self.try_spawn(future) {
-            Ok(t) => t,
-            Err(e) => panic!("{e}: aioloop::create_task() must be called from inside a runtime (a task or block_on)"),
-        }
-    }
-
-    /// Spawns on the runtime running on this thread, or `Err(NoRunningLoop)`.
-    ///
-    /// ```
-    /// assert!(aioloop::task::Builder::new().try_spawn(async {}).is_err());
-    /// ```
-    pub fn try_spawn<F>(self, future: F) -> Result<Task<F::Output>, NoRunningLoop>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        spawn_current(future, self.opts())
-    }
-
-    /// Spawns on the runtime behind `handle`, from any thread.
-    ///
-    /// ```
-    /// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
-    /// let t = aioloop::task::Builder::new().spawn_on(rt.handle(), async { 3 });
-    /// assert_eq!(rt.block_on(t).unwrap(), 3);
-    /// ```
-    pub fn spawn_on<F>(self, handle: &Handle, future: F) -> Task<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        handle.spawn_with(future, self.opts())
-    }
-
-    fn opts(self) -> spawn::SpawnOpts {
+    /// The options as the loop takes them.
+    pub(crate) fn opts(self) -> spawn::SpawnOpts {
         spawn::SpawnOpts {
             name: self.name,
             eager: self.eager,

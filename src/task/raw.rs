@@ -31,20 +31,37 @@ use super::state::{State, TransitionToIdle, TransitionToNotified, TransitionToRu
 use super::LoopId;
 use crate::contextvars;
 use crate::error::{CancelledError, PanicError, TaskError};
-use crate::exception::ExceptionContext;
-use crate::runtime::context::Owner;
 use crate::sync::UnsafeCell;
 use crate::unwind;
 
-/// Where a woken task goes. Implemented by the runtime handle (and by test schedulers).
+/// What a task needs from the loop that runs it — the task layer's whole view of a loop
+/// (it names none: ARCHITECTURE.md, layers). Implemented by the runtime handle, a
+/// `LocalLoop`'s scheduler and loom's test scheduler.
 pub(crate) trait Schedule: Send + Sync + 'static {
     /// Queue a task to be polled. Called from any thread.
     fn schedule(&self, task: Notified);
     /// The loop (runtime) this scheduler belongs to, for `all_tasks` and `TaskRef::loop_id`.
     fn loop_id(&self) -> LoopId;
-    /// The loop as an `Owner`, where done callbacks are queued and reports go; `None` for
-    /// test schedulers.
-    fn owner(&self) -> Option<Owner>;
+    /// asyncio's `call_soon_threadsafe`, for done callbacks (F5): `false` if the loop is
+    /// closed, and then `f` is dropped unrun.
+    fn call_soon(&self, f: Box<dyn FnOnce() + Send>) -> bool;
+    /// Hands `report` about `task` to the loop's exception handler (rules S8, S9).
+    fn report(&self, task: super::TaskRef, report: TaskReport);
+    /// asyncio's `get_debug()`: whether debug-only reports (T11) are made.
+    fn debug(&self) -> bool;
+}
+
+/// What a task reports to its loop's exception handler; the loop words it
+/// (`ExceptionContext::about_task`).
+pub(crate) enum TaskReport {
+    /// Rule T8: a panic nobody retrieved.
+    Unretrieved(PanicError),
+    /// Rule T11 (debug mode): destroyed while pending.
+    DestroyedPending,
+    /// Invariant 7: the awaiter's waker panicked when the task completed.
+    AwaiterWaker(unwind::Payload),
+    /// Invariant 7: a completion hook (a waiter's waker) panicked.
+    Hook(unwind::Payload),
 }
 
 /// The part of every task that is the same whatever its future: read through a
@@ -80,8 +97,8 @@ pub(crate) struct Vtable {
     shutdown: unsafe fn(NonNull<Header>),
     /// The owning loop.
     loop_id: unsafe fn(NonNull<Header>) -> LoopId,
-    /// The owning loop, for callbacks and reports.
-    owner: unsafe fn(NonNull<Header>) -> Option<Owner>,
+    /// The task's scheduler, for callbacks and reports (valid while a reference is held).
+    scheduler: unsafe fn(NonNull<Header>) -> *const dyn Schedule,
 }
 
 enum Stage<F: Future> {
@@ -229,10 +246,11 @@ impl RawTask {
         unsafe { super::TaskRef::from_raw_builtin(self.ref_inc()) }
     }
 
-    /// The owning loop, where done callbacks are queued and reports go.
-    pub(crate) fn owner(self) -> Option<Owner> {
-        // SAFETY: live task (see `header`); the vtable matches the allocation.
-        unsafe { (self.header().vtable.owner)(self.ptr) }
+    /// The task's scheduler: where done callbacks are queued and reports go.
+    pub(crate) fn scheduler(&self) -> &dyn Schedule {
+        // SAFETY: live task (see `header`); the vtable matches the allocation, and the
+        // scheduler lives in the cell, which outlives the caller's reference.
+        unsafe { &*(self.header().vtable.scheduler)(self.ptr) }
     }
 
     /// Registers a done callback or hook (task/done.rs). Called before the task is first
@@ -255,9 +273,9 @@ impl RawTask {
         });
         if let Err(late) = late {
             let me = self.task_ref();
-            let owner = self.owner();
+            let sched = self.scheduler();
             let retrieved = match late {
-                Late::Queue(cb) => done::run(&me, owner.as_ref(), None, [cb]),
+                Late::Queue(cb) => done::run(&me, sched, None, [cb]),
                 Late::CallHook(hook, outcome) => {
                     // Complete: a panic was recorded before COMPLETE was published; else
                     // the state word tells a cancellation from a finish.
@@ -268,12 +286,7 @@ impl RawTask {
                             Outcome::Finished
                         }
                     });
-                    done::run(
-                        &me,
-                        owner.as_ref(),
-                        Some(&outcome),
-                        [DoneCallback::Hook(hook)],
-                    )
+                    done::run(&me, sched, Some(&outcome), [DoneCallback::Hook(hook)])
                 }
             };
             if retrieved {
@@ -391,7 +404,7 @@ where
         drop_join_handle: drop_join_handle::<F, S>,
         shutdown: shutdown::<F, S>,
         loop_id: loop_id::<F, S>,
-        owner: owner::<F, S>,
+        scheduler: scheduler::<F, S>,
     }
 }
 
@@ -656,8 +669,7 @@ unsafe fn complete<F: Future, S: Schedule>(
         retrieved = was_retrieved;
         if !callbacks.is_empty() {
             let me = RawTask { ptr }.task_ref(); // we hold the poller's reference
-            let owner = cell.scheduler.owner();
-            if done::run(&me, owner.as_ref(), Some(&outcome), callbacks) {
+            if done::run(&me, &cell.scheduler, Some(&outcome), callbacks) {
                 retrieved = true;
                 extra.with_done(|d| d.set_retrieved());
             }
@@ -686,11 +698,7 @@ unsafe fn complete<F: Future, S: Schedule>(
         if let Err(p) = woken {
             // The awaiter's waker is not ours (a foreign executor's, a combinator's):
             // its panic is reported and the completion goes on (invariant 7).
-            if let Some(owner) = cell.scheduler.owner() {
-                let ctx =
-                    ExceptionContext::panicked("Exception in the waker of a task's awaiter", p);
-                report(&owner, ptr, ctx);
-            }
+            report(cell, ptr, TaskReport::AwaiterWaker(p));
         }
         let prev = cell.header.state.unset_waker_after_complete();
         if !prev.is_join_interested() {
@@ -721,18 +729,13 @@ fn report_unretrieved<F: Future, S: Schedule>(
         let _ = unwind::drop_caught(stage);
         return;
     };
-    if let Some(owner) = cell.scheduler.owner() {
-        let mut ctx = ExceptionContext::new("Task exception was never retrieved");
-        ctx.exception = Some(p);
-        report(&owner, ptr, ctx);
-    }
+    report(cell, ptr, TaskReport::Unretrieved(p));
 }
 
-/// Sends `ctx`, about the task at `ptr`, to its loop's exception handler (T8, T11). The
-/// caller holds a reference to the task.
-fn report(owner: &Owner, ptr: NonNull<Header>, mut ctx: ExceptionContext) {
-    ctx.task = Some(RawTask { ptr }.task_ref());
-    owner.call_exception_handler(ctx);
+/// Sends `report` about the task at `ptr` to its loop's exception handler. The caller
+/// holds a reference to the task.
+fn report<F: Future, S: Schedule>(cell: &Cell<F, S>, ptr: NonNull<Header>, report: TaskReport) {
+    cell.scheduler.report(RawTask { ptr }.task_ref(), report);
 }
 
 /// Whether a task group (a hook) retrieved this task's panic.
@@ -845,9 +848,8 @@ unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     let cell = unsafe { cell::<F, S>(ptr) };
     if cell.header.state.transition_to_shutdown() {
         // Rule T11: reported (in debug mode, asyncio's "debug level") before the future goes.
-        if let Some(owner) = cell.scheduler.owner().filter(Owner::debug) {
-            let ctx = ExceptionContext::new("Task was destroyed but it is pending!");
-            report(&owner, ptr, ctx);
+        if cell.scheduler.debug() {
+            report(cell, ptr, TaskReport::DestroyedPending);
         }
         // SAFETY: we set RUNNING; we release no reference of our own.
         unsafe { cancel_and_complete(cell, 0, None) }
@@ -859,9 +861,10 @@ unsafe fn loop_id<F: Future, S: Schedule>(ptr: NonNull<Header>) -> LoopId {
     unsafe { cell::<F, S>(ptr) }.scheduler.loop_id()
 }
 
-unsafe fn owner<F: Future, S: Schedule>(ptr: NonNull<Header>) -> Option<Owner> {
+unsafe fn scheduler<F: Future, S: Schedule>(ptr: NonNull<Header>) -> *const dyn Schedule {
     // SAFETY: dispatched for this cell type; the scheduler is immutable.
-    unsafe { cell::<F, S>(ptr) }.scheduler.owner()
+    let s: &dyn Schedule = &unsafe { cell::<F, S>(ptr) }.scheduler;
+    s
 }
 
 // ---- Waker -------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ use std::task::{Poll, Waker};
 use rustc_hash::FxHashMap;
 
 use crate::error::PanicError;
-use crate::runtime::context::{self, Owner};
+use crate::event_loop::context::{self, LoopRef};
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::Mutex;
 use crate::task::done::{Hook, HookSink, Outcome};
@@ -141,7 +141,7 @@ struct State {
     parent: Option<TaskRef>,
     parent_cancel_requested: bool,
     /// The loop the group spawns on: the parent's, recorded at entry.
-    owner: Option<Owner>,
+    owner: Option<LoopRef>,
     /// Unfinished children, to cancel on abort.
     children: FxHashMap<u64, TaskRef>,
     failures: Vec<Failure>,
@@ -398,10 +398,7 @@ impl TaskGroup {
             eager: false,
             hook: Some(hook),
         };
-        let task = match &owner {
-            Owner::Runtime(h) => h.spawn_with(future, opts),
-            Owner::Local(l) => l.spawn_with(future, opts),
-        };
+        let task = crate::create::spawn_on_loop(&owner, future, opts);
         let child = task.task_ref();
         let cancel_now = {
             let mut s = self.shared.state.lock();

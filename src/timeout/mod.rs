@@ -59,8 +59,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::event_loop::clock::{self, NEVER};
+use crate::event_loop::context;
 use crate::event_loop::timers::{TimerAction, TimerTarget};
-use crate::runtime::context;
 use crate::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use crate::sync::Mutex;
 use crate::task::cancel::{catch_cancel, CatchCancel};

@@ -10,69 +10,76 @@
 //! Must not: hold anything that outlives the frame that set it. The pointer it stores is
 //! cleared by [`ContextGuard`] before that frame returns or unwinds.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::ptr;
 use std::sync::Arc;
 
-use super::shared::Shared;
-use super::Handle;
-use crate::event_loop::callback::Runnable;
-use crate::event_loop::core::LoopCore;
-use crate::event_loop::local::LocalShared;
-use crate::event_loop::timers::TimerAction;
-use crate::exception::ExceptionContext;
+use super::callback::{Handle, Runnable};
+use super::core::LoopCore;
+use super::timers::TimerAction;
+use crate::exception::{ExceptionContext, HandlerSlot};
 use crate::task::LoopId;
 
-/// Which loop a thread is running.
-#[derive(Clone)]
-pub(crate) enum Owner {
-    Runtime(Handle),
-    Local(Arc<LocalShared>),
+/// A loop of either kind (a runtime, a `LocalLoop`), as the loop layer and the features
+/// above it see it. The loops implement it; nothing below the runtime names a runtime.
+pub(crate) trait Loop: Send + Sync + 'static {
+    fn id(&self) -> LoopId;
+    /// asyncio's `call_soon_threadsafe` with a built callback: `false` if the loop is closed
+    /// or shut down (the callback is then dropped, not run).
+    fn call_soon_handle(&self, h: Handle) -> bool;
+    /// The loop's exception-handler slot (and debug flag).
+    fn exceptions(&self) -> &HandlerSlot;
+    /// A timer from a thread that runs none of this loop's iterations (a `block_on`
+    /// thread); the action comes back if the loop has no such threads.
+    fn add_remote_timer(&self, when: i64, action: TimerAction) -> Result<(), TimerAction>;
+    /// For [`LoopRef::downcast`].
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
-impl Owner {
+/// A counted reference to a loop: which loop a thread is running, where a `Future` or a
+/// task group hands its callbacks.
+#[derive(Clone)]
+pub(crate) struct LoopRef(Arc<dyn Loop>);
+
+impl LoopRef {
+    pub(crate) fn new(l: Arc<dyn Loop>) -> LoopRef {
+        LoopRef(l)
+    }
+
     pub(crate) fn id(&self) -> LoopId {
-        match self {
-            Owner::Runtime(h) => h.id(),
-            Owner::Local(l) => l.id,
-        }
+        self.0.id()
     }
 
     /// asyncio's `loop.call_soon_threadsafe(f)` on whichever loop this is: `f` runs in a
     /// later iteration of that loop. `false` if the loop is closed or shut down (then `f`
     /// is dropped, not run).
     pub(crate) fn call_soon(&self, f: impl FnOnce() + Send + 'static) -> bool {
-        match self {
-            Owner::Runtime(h) => {
-                let open = !h.shared().is_shutdown();
-                h.call_soon(f);
-                open
-            }
-            Owner::Local(l) => l.call_soon_send(f).is_some(),
-        }
-    }
-
-    /// asyncio's `loop.get_debug()`.
-    pub(crate) fn debug(&self) -> bool {
-        match self {
-            Owner::Runtime(h) => h.shared().exceptions.debug(),
-            Owner::Local(l) => l.exceptions().debug(),
-        }
+        // SAFETY: `f` is `Send`, so the callback may run on any thread of the loop.
+        self.0.call_soon_handle(unsafe { Handle::new(f) })
     }
 
     /// asyncio's `loop.call_exception_handler(ctx)` (rules S8, S9): never panics.
     pub(crate) fn call_exception_handler(&self, ctx: ExceptionContext) {
-        match self {
-            Owner::Runtime(h) => h.shared().exceptions.call(ctx),
-            Owner::Local(l) => l.exceptions().call(ctx),
-        }
+        self.0.exceptions().call(ctx)
+    }
+
+    /// Whether this is the loop `target`.
+    pub(crate) fn is<T: Loop>(&self, target: &T) -> bool {
+        ptr::addr_eq(Arc::as_ptr(&self.0), target as *const T)
+    }
+
+    /// The loop as its concrete kind, if it is a `T` (the one place that tells the kinds
+    /// apart: spawning, which is generic over the future).
+    pub(crate) fn downcast<T: Loop>(&self) -> Option<Arc<T>> {
+        self.0.clone().into_any().downcast::<T>().ok()
     }
 }
 
 /// What a thread running a loop knows about it. Lives on the stack of the frame that runs
 /// the loop.
 pub(crate) struct LoopContext<'a> {
-    pub(crate) owner: Owner,
+    pub(crate) owner: LoopRef,
     /// The loop's core when this thread runs its iterations; `None` on a `block_on` thread.
     pub(crate) core: Option<&'a LoopCore>,
 }
@@ -99,6 +106,7 @@ pub(crate) fn enter(ctx: &LoopContext<'_>) -> Result<ContextGuard, AlreadyRunnin
         // The lifetime is erased; the guard clears the pointer before `ctx` goes away
         // (the guard's lifetime is tied to the caller's frame, which also owns `ctx`).
         c.set((ctx as *const LoopContext<'_>).cast::<LoopContext<'static>>());
+        crate::task::current::set_running_loop(Some(ctx.owner.id()));
         Ok(ContextGuard {
             _not_send: std::marker::PhantomData,
         })
@@ -108,6 +116,7 @@ pub(crate) fn enter(ctx: &LoopContext<'_>) -> Result<ContextGuard, AlreadyRunnin
 impl Drop for ContextGuard {
     fn drop(&mut self) {
         CONTEXT.with(|c| c.set(ptr::null()));
+        crate::task::current::set_running_loop(None);
     }
 }
 
@@ -121,32 +130,22 @@ fn with<R>(f: impl FnOnce(Option<&LoopContext<'_>>) -> R) -> R {
 }
 
 pub(crate) fn current_loop_id() -> Option<LoopId> {
-    with(|c| c.map(|c| c.owner.id()))
+    crate::task::current::running_loop()
 }
 
-pub(crate) fn current_owner() -> Option<Owner> {
+pub(crate) fn current_owner() -> Option<LoopRef> {
     with(|c| c.map(|c| c.owner.clone()))
 }
 
-pub(crate) fn current_handle() -> Option<Handle> {
-    with(|c| match c {
-        Some(LoopContext {
-            owner: Owner::Runtime(h),
-            ..
-        }) => Some(h.clone()),
-        _ => None,
-    })
-}
-
 /// Pushes `item` onto this thread's ready queue if this thread runs an iteration of the
-/// runtime `shared`; otherwise gives it back.
+/// loop `target`; otherwise gives it back.
 #[inline]
-pub(crate) fn try_push_runtime(shared: &Shared, item: Runnable) -> Result<(), Runnable> {
+pub(crate) fn try_push<T: Loop>(target: &T, item: Runnable) -> Result<(), Runnable> {
     with(|c| match c {
         Some(LoopContext {
-            owner: Owner::Runtime(h),
+            owner,
             core: Some(core),
-        }) if ptr::eq(h.shared(), shared) => {
+        }) if owner.is(target) => {
             core.ready.push(item);
             Ok(())
         }
@@ -154,27 +153,9 @@ pub(crate) fn try_push_runtime(shared: &Shared, item: Runnable) -> Result<(), Ru
     })
 }
 
-/// Pushes `item` onto this thread's ready queue if this thread runs the `LocalLoop`
-/// `local`; otherwise gives it back.
-#[inline]
-pub(crate) fn try_push_local(local: &LocalShared, item: Runnable) -> Result<(), Runnable> {
-    with(|c| match c {
-        Some(LoopContext {
-            owner: Owner::Local(l),
-            core: Some(core),
-        }) if ptr::eq(&**l, local) => {
-            core.ready.push(item);
-            Ok(())
-        }
-        _ => Err(item),
-    })
-}
-
-/// `true` if this thread runs an iteration of the `LocalLoop` `local`.
-pub(crate) fn is_thread_of(local: &LocalShared) -> bool {
-    with(
-        |c| matches!(c, Some(LoopContext { owner: Owner::Local(l), core: Some(_) }) if ptr::eq(&**l, local)),
-    )
+/// `true` if this thread runs an iteration of the loop `target`.
+pub(crate) fn is_thread_of<T: Loop>(target: &T) -> bool {
+    with(|c| matches!(c, Some(LoopContext { owner, core: Some(_) }) if owner.is(target)))
 }
 
 /// A cheap lower bound of the clock on a thread that runs loop iterations: the reading its
@@ -184,7 +165,7 @@ pub(crate) fn timer_clock() -> Option<i64> {
 }
 
 /// Registers a timer with this thread's loop: in its own heap if this thread runs its
-/// iterations, else (a `block_on` thread) through the runtime's remote-timer inbox. Gives
+/// iterations, else (a `block_on` thread) through the loop's remote-timer inbox. Gives
 /// the action back when no loop runs here.
 pub(crate) fn add_timer(when: i64, action: TimerAction) -> Result<(), TimerAction> {
     with(|c| match c {
@@ -194,29 +175,23 @@ pub(crate) fn add_timer(when: i64, action: TimerAction) -> Result<(), TimerActio
             core.add_timer(when, action);
             Ok(())
         }
-        Some(LoopContext {
-            owner: Owner::Runtime(h),
-            core: None,
-        }) => {
-            h.shared().add_remote_timer(when, action);
-            Ok(())
-        }
-        _ => Err(action),
+        Some(LoopContext { owner, core: None }) => owner.0.add_remote_timer(when, action),
+        None => Err(action),
     })
 }
 
-/// [`add_timer`] restricted to a worker of `shared` (a runtime's `call_later`): gives the
-/// action back on any other thread, which then uses the runtime's remote-timer inbox.
-pub(crate) fn add_timer_for(
-    shared: &Shared,
+/// [`add_timer`] restricted to a thread running iterations of `target` (a runtime's
+/// `call_later`): gives the action back on any other thread.
+pub(crate) fn add_timer_for<T: Loop>(
+    target: &T,
     when: i64,
     action: TimerAction,
 ) -> Result<(), TimerAction> {
     with(|c| match c {
         Some(LoopContext {
-            owner: Owner::Runtime(h),
+            owner,
             core: Some(core),
-        }) if ptr::eq(h.shared(), shared) => {
+        }) if owner.is(target) => {
             core.add_timer(when, action);
             Ok(())
         }

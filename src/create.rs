@@ -1,0 +1,96 @@
+//! Creating a task on a loop, whichever kind it is: `create_task`, `task::Builder::spawn`,
+//! task groups, `gather` and `shield` all come here, and this is the one place that tells a
+//! runtime from a `LocalLoop` to do it (spawning is generic over the future, so it cannot
+//! go through the `Loop` trait object).
+//!
+//! Owns: nothing. May import: the task core, the loop core, the runtime (it is above them).
+
+use std::future::Future;
+
+use crate::error::NoRunningLoop;
+use crate::event_loop::context::{self, LoopRef};
+use crate::event_loop::local::LocalShared;
+use crate::runtime::shared::Shared;
+use crate::runtime::Handle;
+use crate::task::spawn::SpawnOpts;
+use crate::task::{Builder, Task};
+
+/// Spawns `future` on the loop running on this thread with crate-internal options (a
+/// completion hook, task/done.rs): what `create_task` does, for task groups and `gather`.
+pub(crate) fn spawn_current<F>(future: F, opts: SpawnOpts) -> Result<Task<F::Output>, NoRunningLoop>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let owner = context::current_owner().ok_or(NoRunningLoop)?;
+    Ok(spawn_on_loop(&owner, future, opts))
+}
+
+/// Spawns `future` on the loop `owner`, from any thread.
+pub(crate) fn spawn_on_loop<F>(owner: &LoopRef, future: F, opts: SpawnOpts) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if let Some(shared) = owner.downcast::<Shared>() {
+        return Handle::from_shared(shared).spawn_with(future, opts);
+    }
+    match owner.downcast::<LocalShared>() {
+        Some(local) => local.spawn_with(future, opts),
+        None => unreachable!("a loop is a runtime or a LocalLoop"),
+    }
+}
+
+/// Spawning with the options of a [`Builder`].
+impl Builder {
+    /// Spawns on the runtime running on this thread ([`create_task`](crate::create_task)).
+    ///
+    /// # Panics
+    /// Outside a runtime; see [`Builder::try_spawn`].
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// rt.block_on(async {
+    ///     let t = aioloop::task::Builder::new().name("child").spawn(async { 2 });
+    ///     assert_eq!(t.await.unwrap(), 2);
+    /// });
+    /// ```
+    pub fn spawn<F>(self, future: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self.try_spawn(future) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}: aioloop::create_task() must be called from inside a runtime (a task or block_on)"),
+        }
+    }
+
+    /// Spawns on the runtime running on this thread, or `Err(NoRunningLoop)`.
+    ///
+    /// ```
+    /// assert!(aioloop::task::Builder::new().try_spawn(async {}).is_err());
+    /// ```
+    pub fn try_spawn<F>(self, future: F) -> Result<Task<F::Output>, NoRunningLoop>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        spawn_current(future, self.opts())
+    }
+
+    /// Spawns on the runtime behind `handle`, from any thread.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    /// let t = aioloop::task::Builder::new().spawn_on(rt.handle(), async { 3 });
+    /// assert_eq!(rt.block_on(t).unwrap(), 3);
+    /// ```
+    pub fn spawn_on<F>(self, handle: &crate::Handle, future: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        handle.spawn_with(future, self.opts())
+    }
+}
