@@ -335,7 +335,7 @@ pub enum LoopError {
     /// `close()` on a running loop.
     CloseRunning,
     /// A NaN or `-inf` delay or time.
-    InvalidDelay(crate::InvalidDelay),
+    InvalidDelay(InvalidDelay),
 }
 
 impl fmt::Display for LoopError {
@@ -357,8 +357,92 @@ impl fmt::Display for LoopError {
 
 impl std::error::Error for LoopError {}
 
-impl From<crate::InvalidDelay> for LoopError {
-    fn from(d: crate::InvalidDelay) -> Self {
+impl From<InvalidDelay> for LoopError {
+    fn from(d: InvalidDelay) -> Self {
         LoopError::InvalidDelay(d)
     }
 }
+
+/// A delay or a time given in seconds that no timer can honour (rule X6): NaN, or minus
+/// infinity. asyncio fails these with a `ValueError`/`OverflowError` rather than hang or
+/// fire at a meaningless moment.
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let err = rt.block_on(async { aioloop::sleep_secs(f64::NAN) }).unwrap_err();
+/// assert_eq!(err.to_string(), "Invalid delay: NaN");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidDelay {
+    /// The value was NaN.
+    NaN,
+    /// The value was minus infinity.
+    NegativeInfinity,
+}
+
+impl fmt::Display for InvalidDelay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidDelay::NaN => f.write_str("Invalid delay: NaN"),
+            InvalidDelay::NegativeInfinity => f.write_str("Invalid delay: -inf"),
+        }
+    }
+}
+
+impl std::error::Error for InvalidDelay {}
+
+/// asyncio's `InvalidStateError`: the operation does not fit the future's state (rules F2,
+/// F3). [`message`](InvalidStateError::message) is asyncio's text: "invalid state" when
+/// setting a done future, "Result is not ready." / "Exception is not set." when reading a
+/// pending one.
+///
+/// ```
+/// let lp = aioloop::LocalLoop::new()?;
+/// let fut = lp.create_future::<u8>();
+/// fut.set_result(1).unwrap();
+/// let err = fut.set_result(2).unwrap_err();
+/// assert_eq!(err.message(), "invalid state");
+/// assert_eq!(err.to_string(), "InvalidStateError: invalid state");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidStateError {
+    msg: &'static str,
+}
+
+impl InvalidStateError {
+    pub(crate) const SET: InvalidStateError = InvalidStateError {
+        msg: "invalid state",
+    };
+    pub(crate) const RESULT: InvalidStateError = InvalidStateError {
+        msg: "Result is not ready.",
+    };
+    pub(crate) const EXCEPTION: InvalidStateError = InvalidStateError {
+        msg: "Exception is not set.",
+    };
+
+    pub(crate) const fn new(msg: &'static str) -> InvalidStateError {
+        InvalidStateError { msg }
+    }
+
+    /// asyncio's message, without the `InvalidStateError: ` prefix.
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let fut = lp.create_future::<u8>();
+    /// let Err(aioloop::FutureError::InvalidState(e)) = fut.result() else { unreachable!() };
+    /// assert_eq!(e.message(), "Result is not ready.");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn message(&self) -> &'static str {
+        self.msg
+    }
+}
+
+impl fmt::Display for InvalidStateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InvalidStateError: {}", self.msg)
+    }
+}
+
+impl std::error::Error for InvalidStateError {}

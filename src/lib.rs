@@ -38,7 +38,6 @@ pub mod contextvars;
 mod create;
 mod error;
 mod event_loop;
-mod exception;
 mod future;
 pub mod runtime;
 mod sync;
@@ -58,17 +57,15 @@ pub use combinators::{
     Gather, GatherAll, ReturnWhen, Shield,
 };
 pub use error::{
-    BuildError, CancelledError, EnterError, LeaveError, LoopError, NoRunningLoop, PanicError,
-    TaskError,
+    BuildError, CancelledError, EnterError, InvalidDelay, InvalidStateError, LeaveError, LoopError,
+    NoRunningLoop, PanicError, TaskError,
 };
+pub use event_loop::exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
 pub use event_loop::{
-    interval, sleep, sleep_secs, sleep_until, spawn_local, Interval, InvalidDelay, LocalLoop,
-    LoopHandle, Sleep,
+    interval, sleep, sleep_secs, sleep_until, spawn_local, Interval, LocalLoop, LoopHandle, Sleep,
 };
-pub use exception::{default_exception_handler, ExceptionContext, ExceptionHandler};
 pub use future::{
-    create_future, try_create_future, DifferentLoopError, Future, FutureError, InvalidStateError,
-    SharedError,
+    create_future, try_create_future, DifferentLoopError, Future, FutureError, SharedError,
 };
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};

@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::clock;
-use crate::exception::ExceptionContext;
+use crate::event_loop::exception::ExceptionContext;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::UnsafeCell;
 use crate::task::raw::Notified;

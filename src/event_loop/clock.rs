@@ -6,8 +6,9 @@
 //! (asyncio accepts `call_at` in the past and negative `call_later` delays, rule S2), and
 //! [`NEVER`] stands for an infinite delay.
 
-use std::fmt;
 use std::sync::OnceLock;
+
+use crate::error::InvalidDelay;
 use std::time::{Duration, Instant};
 
 /// A deadline that is never reached (an infinite delay).
@@ -78,34 +79,6 @@ pub(crate) fn until(deadline: i64) -> Option<Duration> {
     let left = deadline.saturating_sub(now());
     Some(Duration::from_nanos(left.max(0) as u64))
 }
-
-/// A delay or a time given in seconds that no timer can honour (rule X6): NaN, or minus
-/// infinity. asyncio fails these with a `ValueError`/`OverflowError` rather than hang or
-/// fire at a meaningless moment.
-///
-/// ```
-/// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
-/// let err = rt.block_on(async { aioloop::sleep_secs(f64::NAN) }).unwrap_err();
-/// assert_eq!(err.to_string(), "Invalid delay: NaN");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvalidDelay {
-    /// The value was NaN.
-    NaN,
-    /// The value was minus infinity.
-    NegativeInfinity,
-}
-
-impl fmt::Display for InvalidDelay {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            InvalidDelay::NaN => f.write_str("Invalid delay: NaN"),
-            InvalidDelay::NegativeInfinity => f.write_str("Invalid delay: -inf"),
-        }
-    }
-}
-
-impl std::error::Error for InvalidDelay {}
 
 /// Seconds (as asyncio takes them) to nanoseconds. `+inf` is [`NEVER`]; finite values
 /// saturate; NaN and `-inf` are errors.

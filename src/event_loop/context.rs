@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::callback::{Handle, Runnable};
 use super::core::LoopCore;
 use super::timers::TimerAction;
-use crate::exception::{ExceptionContext, HandlerSlot};
+use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::task::LoopId;
 
 /// A loop of either kind (a runtime, a `LocalLoop`), as the loop layer and the features

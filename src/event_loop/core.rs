@@ -31,8 +31,8 @@ use std::time::Duration;
 use super::callback::Runnable;
 use super::clock;
 use super::timers::{TimerAction, TimerQueue};
+use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::queue::{self, Local};
-use crate::exception::{ExceptionContext, HandlerSlot};
 use crate::sync::tuning::MAX_BATCH;
 use crate::unwind::catch;
 

@@ -37,10 +37,10 @@ use super::core::{self, Flavor, LoopCore};
 use super::timers::TimerAction;
 use crate::error::LoopError;
 use crate::event_loop::context::{self, Loop, LoopContext, LoopRef};
+use crate::event_loop::exception::{ExceptionContext, ExceptionHandler, HandlerSlot};
 use crate::event_loop::main_task::MainGuard;
 use crate::event_loop::park::{Park, Parker};
 use crate::event_loop::queue::{self, Injector};
-use crate::exception::{ExceptionContext, ExceptionHandler, HandlerSlot};
 use crate::sync::atomic::{fence, AtomicBool, Ordering};
 use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::spawn::SpawnOpts;
@@ -535,21 +535,6 @@ impl LocalLoop {
         Ok(TimerHandle { handle, when })
     }
 
-    /// asyncio's `loop.create_future()`: a [`Future`](crate::Future) bound to this loop
-    /// (its done callbacks run on this thread, in the loop's iterations).
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// let fut = lp.create_future::<&str>();
-    /// let setter = fut.clone();
-    /// lp.call_soon(move || setter.set_result("set").unwrap())?;
-    /// assert_eq!(lp.run_until_complete(fut)?.unwrap(), "set");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
-        crate::Future::bound_to(LoopRef::new(self.shared.clone()))
-    }
-
     /// asyncio's `create_task`: a task of this loop; the future need not be `Send`.
     ///
     /// # Errors
@@ -985,20 +970,6 @@ impl LoopHandle {
         self.shared.call_soon_send(f).ok_or(LoopError::Closed)
     }
 
-    /// asyncio's `loop.create_future()`, from any thread: a [`Future`](crate::Future)
-    /// bound to this loop (its done callbacks run on the loop's thread).
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// let h = lp.handle();
-    /// let fut = std::thread::spawn(move || h.create_future::<u8>()).join().unwrap();
-    /// assert_eq!(fut.loop_id(), lp.id());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
-        crate::Future::bound_to(LoopRef::new(self.shared.clone()))
-    }
-
     /// Spawns a `Send` future as a task of the loop, from any thread.
     ///
     /// # Errors
@@ -1090,5 +1061,19 @@ where
         _ => panic!(
             "no running event loop: aioloop::spawn_local() must be called inside a running LocalLoop"
         ),
+    }
+}
+
+impl LocalLoop {
+    /// This loop as a loop of either kind.
+    pub(crate) fn loop_ref(&self) -> LoopRef {
+        LoopRef::new(self.shared.clone())
+    }
+}
+
+impl LoopHandle {
+    /// The loop behind this handle, as a loop of either kind.
+    pub(crate) fn loop_ref(&self) -> LoopRef {
+        LoopRef::new(self.shared.clone())
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod callback;
 pub(crate) mod clock;
 pub(crate) mod context;
 pub(crate) mod core;
+pub(crate) mod exception;
 pub(crate) mod local;
 pub(crate) mod main_task;
 pub(crate) mod park;
@@ -14,6 +15,5 @@ pub(crate) mod sleep;
 pub(crate) mod timers;
 
 pub use callback::{Handle, TimerHandle};
-pub use clock::InvalidDelay;
 pub use local::{spawn_local, LocalLoop, LoopHandle};
 pub use sleep::{interval, sleep, sleep_secs, sleep_until, Interval, Sleep};

@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::clock::{self, InvalidDelay};
+use super::clock;
 use super::timers::{SleepSlot, TimerAction};
+use crate::error::InvalidDelay;
 use crate::event_loop::context;
 use crate::sync::atomic::Ordering;
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::callback::Handle;
-use crate::exception::ExceptionContext;
+use crate::event_loop::exception::ExceptionContext;
 use crate::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use crate::sync::Mutex;
 use crate::unwind::catch;

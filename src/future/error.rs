@@ -6,7 +6,7 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::CancelledError;
+use crate::error::{CancelledError, InvalidStateError};
 
 /// An error stored in a [`Future`](crate::Future) by
 /// [`set_exception`](crate::Future::set_exception): shared (not cloned) by every awaiter and
@@ -18,62 +18,6 @@ use crate::error::CancelledError;
 /// assert_eq!(e.to_string(), "boom");
 /// ```
 pub type SharedError = Arc<dyn Error + Send + Sync + 'static>;
-
-/// asyncio's `InvalidStateError`: the operation does not fit the future's state (rules F2,
-/// F3). [`message`](InvalidStateError::message) is asyncio's text: "invalid state" when
-/// setting a done future, "Result is not ready." / "Exception is not set." when reading a
-/// pending one.
-///
-/// ```
-/// let lp = aioloop::LocalLoop::new()?;
-/// let fut = lp.create_future::<u8>();
-/// fut.set_result(1).unwrap();
-/// let err = fut.set_result(2).unwrap_err();
-/// assert_eq!(err.message(), "invalid state");
-/// assert_eq!(err.to_string(), "InvalidStateError: invalid state");
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidStateError {
-    msg: &'static str,
-}
-
-impl InvalidStateError {
-    pub(crate) const SET: InvalidStateError = InvalidStateError {
-        msg: "invalid state",
-    };
-    pub(crate) const RESULT: InvalidStateError = InvalidStateError {
-        msg: "Result is not ready.",
-    };
-    pub(crate) const EXCEPTION: InvalidStateError = InvalidStateError {
-        msg: "Exception is not set.",
-    };
-
-    pub(crate) const fn new(msg: &'static str) -> InvalidStateError {
-        InvalidStateError { msg }
-    }
-
-    /// asyncio's message, without the `InvalidStateError: ` prefix.
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// let fut = lp.create_future::<u8>();
-    /// let Err(aioloop::FutureError::InvalidState(e)) = fut.result() else { unreachable!() };
-    /// assert_eq!(e.message(), "Result is not ready.");
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn message(&self) -> &'static str {
-        self.msg
-    }
-}
-
-impl fmt::Display for InvalidStateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "InvalidStateError: {}", self.msg)
-    }
-}
-
-impl Error for InvalidStateError {}
 
 /// Rule F7: a [`Future`](crate::Future) of one loop was awaited on another (asyncio's
 /// `RuntimeError: Task <..> got Future <..> attached to a different loop`).

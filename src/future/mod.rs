@@ -30,15 +30,17 @@
 
 mod error;
 
-pub use error::{DifferentLoopError, FutureError, InvalidStateError, SharedError};
+mod loop_api;
+
+pub use error::{DifferentLoopError, FutureError, SharedError};
 
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use crate::error::{CancelledError, NoRunningLoop};
+use crate::error::{CancelledError, InvalidStateError, NoRunningLoop};
 use crate::event_loop::context::{self, LoopRef};
-use crate::exception::ExceptionContext;
+use crate::event_loop::exception::ExceptionContext;
 use crate::sync::{Arc, Mutex};
 use crate::task::LoopId;
 

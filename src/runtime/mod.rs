@@ -32,14 +32,15 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
+use crate::error::InvalidDelay;
 use crate::error::{BuildError, NoRunningLoop};
 use crate::event_loop::callback::{Handle as CallbackHandle, TimerHandle};
-use crate::event_loop::clock::{self, InvalidDelay};
+use crate::event_loop::clock;
 use crate::event_loop::context::{self, Loop, LoopRef};
 use crate::event_loop::core::LoopCore;
+use crate::event_loop::exception::ExceptionContext;
+use crate::event_loop::exception::ExceptionHandler;
 use crate::event_loop::timers::TimerAction;
-use crate::exception::ExceptionContext;
-use crate::exception::ExceptionHandler;
 use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::spawn::SpawnOpts;
 use crate::task::{self, LoopId, Task, TaskRef};
@@ -640,21 +641,6 @@ impl Handle {
     /// ```
     pub fn get_debug(&self) -> bool {
         self.shared.exceptions.debug()
-    }
-
-    /// asyncio's `loop.create_future()`: a [`Future`](crate::Future) bound to this runtime
-    /// (its done callbacks run on the runtime's workers), from any thread.
-    ///
-    /// ```
-    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
-    /// let fut = rt.handle().create_future::<u8>();
-    /// let setter = fut.clone();
-    /// rt.spawn(async move { setter.set_result(9).unwrap() });
-    /// assert_eq!(rt.block_on(fut).unwrap(), 9);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn create_future<T: Send + 'static>(&self) -> crate::Future<T> {
-        crate::Future::bound_to(self.loop_ref())
     }
 
     pub(crate) fn spawn_with<F>(&self, future: F, opts: SpawnOpts) -> Task<F::Output>

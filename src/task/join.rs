@@ -8,8 +8,8 @@ use std::task::{Context, Poll};
 
 use super::raw::RawTask;
 use super::{LoopId, TaskRef};
+use crate::error::InvalidStateError;
 use crate::error::TaskError;
-use crate::InvalidStateError;
 use std::sync::Arc;
 
 /// A spawned task, and the way to get its result.
