@@ -27,7 +27,7 @@
 //! 6. **Awaiting a task** (rule T3): a `Task<T>` awaited by a task with an undelivered request
 //!    passes the request on to the awaited task, once per request.
 //!
-//! The state lives in a lazily allocated [`Cancel`] block hung off the task header, so a task
+//! The state lives in a lazily allocated [`Extra`] block hung off the task header, so a task
 //! that is never cancelled pays one pointer.
 
 use std::ptr;
@@ -39,13 +39,13 @@ use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use crate::sync::Mutex;
 
 /// The header's pointer to a task's cancellation state (null until first needed).
-pub(crate) struct CancelSlot {
-    ptr: AtomicPtr<Cancel>,
+pub(crate) struct ExtraSlot {
+    ptr: AtomicPtr<Extra>,
 }
 
 /// One task's extra block: its cancellation state, its done callbacks (task/done.rs) and
 /// its context (T12), allocated on first need.
-pub(crate) struct Cancel {
+pub(crate) struct Extra {
     inner: Mutex<Inner>,
     /// `Inner::requests`, readable without the lock: a task whose block exists only for a
     /// hook or a context (a task group's child) skips the lock at every poll while nobody
@@ -76,16 +76,16 @@ struct Inner {
     context: Option<Context>,
 }
 
-impl CancelSlot {
-    pub(crate) fn new() -> CancelSlot {
-        CancelSlot {
+impl ExtraSlot {
+    pub(crate) fn new() -> ExtraSlot {
+        ExtraSlot {
             ptr: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
     /// The state, if any request was ever made.
     #[inline]
-    pub(crate) fn get(&self) -> Option<&Cancel> {
+    pub(crate) fn get(&self) -> Option<&Extra> {
         // Acquire: pairs with the Release of the publishing CAS below, so the block's
         // initialisation is visible.
         let p = self.ptr.load(Ordering::Acquire);
@@ -94,11 +94,11 @@ impl CancelSlot {
         unsafe { p.as_ref() }
     }
 
-    pub(crate) fn get_or_init(&self) -> &Cancel {
+    pub(crate) fn get_or_init(&self) -> &Extra {
         if let Some(c) = self.get() {
             return c;
         }
-        let fresh = Box::into_raw(Box::new(Cancel {
+        let fresh = Box::into_raw(Box::new(Extra {
             inner: Mutex::new(Inner::default()),
             requests: AtomicU64::new(0),
             has_context: AtomicBool::new(false),
@@ -119,7 +119,7 @@ impl CancelSlot {
     }
 }
 
-impl Drop for CancelSlot {
+impl Drop for ExtraSlot {
     fn drop(&mut self) {
         // Exclusive access (`&mut self`), so a relaxed load suffices (`get_mut` is not in
         // loom's atomics).
@@ -145,7 +145,7 @@ impl AtStart {
     }
 }
 
-impl Cancel {
+impl Extra {
     /// `cancel(msg)`.
     ///
     /// `own_poll`: the request is made by the task itself, during its own poll (a timeout
@@ -232,7 +232,7 @@ impl Cancel {
     /// undelivered request, without counting it again: the next enclosing scope — or the
     /// task itself (rule 3) — receives it at the next poll, exactly as a `raise` inside an
     /// `except CancelledError:` block hands the error to the next handler up the stack.
-    /// `own_poll` as for [`Cancel::request`]: a re-raise inside the task's poll reaches the
+    /// `own_poll` as for [`Extra::request`]: a re-raise inside the task's poll reaches the
     /// enclosing scope in the same poll.
     pub(crate) fn rearm(&self, msg: Option<Arc<str>>, own_poll: bool) {
         let mut s = self.inner.lock();
@@ -348,7 +348,7 @@ impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
         }
         // Rule 2: the innermost pending scope takes an undelivered request.
         let taken = super::current::with_builtin(|raw| {
-            raw.and_then(|raw| raw.header().cancel.get().and_then(Cancel::take))
+            raw.and_then(|raw| raw.header().extra.get().and_then(Extra::take))
         });
         match taken {
             Some(msg) => {
@@ -360,7 +360,7 @@ impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
     }
 }
 
-/// Puts a caught cancellation back on the current built-in task (see [`Cancel::rearm`]) and
+/// Puts a caught cancellation back on the current built-in task (see [`Extra::rearm`]) and
 /// wakes it. The caller must then stay pending: the next poll hands the request to the
 /// enclosing scope. Returns `false` (and does nothing) outside a built-in task.
 pub(crate) fn reraise_current(msg: Option<Arc<str>>) -> bool {
@@ -452,7 +452,7 @@ impl crate::CancelledError {
 /// (a `Task<T>`, an `aioloop::Future`), once per request; `None` if there is none.
 pub(crate) fn request_to_propagate() -> Option<Option<Arc<str>>> {
     super::current::with_builtin(|raw| {
-        raw.and_then(|r| r.header().cancel.get().and_then(Cancel::to_propagate))
+        raw.and_then(|r| r.header().extra.get().and_then(Extra::to_propagate))
     })
 }
 
@@ -461,7 +461,7 @@ pub(crate) fn request_to_propagate() -> Option<Option<Arc<str>>> {
 pub(crate) fn propagate_to(awaited: super::raw::RawTask) {
     let msg = super::current::with_builtin(|raw| {
         raw.filter(|r| *r != awaited)
-            .and_then(|r| r.header().cancel.get().and_then(Cancel::to_propagate))
+            .and_then(|r| r.header().extra.get().and_then(Extra::to_propagate))
     });
     if let Some(msg) = msg {
         awaited.cancel(msg);

@@ -54,14 +54,17 @@
 //! ```
 
 pub(crate) mod cancel;
+mod core;
 pub(crate) mod current;
 pub(crate) mod done;
 mod factory;
+mod harness;
 mod join;
 pub(crate) mod raw;
 pub(crate) mod registry;
 pub(crate) mod spawn;
 pub(crate) mod state;
+mod waker;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

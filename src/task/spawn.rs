@@ -58,7 +58,7 @@ pub(crate) unsafe fn bind<T>(raw: RawTask, opts: SpawnOpts) -> (Task<T>, Notifie
     }
     // T12: the task runs in a copy of its creator's context (O(1); none if empty).
     if let Some(ctx) = contextvars::copy_for_task() {
-        raw.header().cancel.get_or_init().put_context(ctx);
+        raw.header().extra.get_or_init().put_context(ctx);
     }
     if let Some(hook) = opts.hook {
         raw.add_done(DoneCallback::Hook(hook));

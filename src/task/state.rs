@@ -19,23 +19,30 @@
 //! | 10 | `WATCHED` | done callbacks or hooks are registered (task/done.rs): the completing thread must fire them |
 //! | 11.. | refcount | one per `Notified`, `Waker`, `Task<T>`, `TaskRef` (the registry holds one) |
 //!
-//! **Who holds which reference.** A new task starts with three: the `Task<T>` handle, the
-//! `Notified` that is pushed on a run queue, and the registry's `TaskRef`. A thread that pops a
-//! `Notified` and wins [`State::transition_to_running`] keeps that reference for the poll ("the
-//! poller's reference"); when the poll ends it either re-submits it (woken meanwhile) or drops
-//! it. Wakers own one reference each. The registry's reference is dropped when the task
-//! completes, so the registry never keeps a finished task alive (rule L1). Whoever drops the
-//! last reference frees the allocation, whatever thread it is on.
+//! **The rules** (cited by number as "state.rs rule N" in the task core's `SAFETY` comments):
 //!
-//! **Who may touch what.**
-//! - The future: only the thread that set `RUNNING`.
-//! - The output: the completing thread writes it before setting `COMPLETE`. After that, if
-//!   `JOIN_INTEREST` was set at that moment, only the handle reads or drops it; otherwise the
-//!   completing thread drops it at once.
-//! - The join waker field: while `JOIN_WAKER` is clear, only the handle (and only while
-//!   `COMPLETE` is clear). While `JOIN_WAKER` is set, nobody writes it; the completing thread
-//!   may read it once `COMPLETE` is set. After completion the completing thread clears
-//!   `JOIN_WAKER`; if the handle is gone by then, it drops the waker, otherwise the handle does.
+//! 1. **References.** A new task starts with three: the `Task<T>` handle, the `Notified`
+//!    pushed on a run queue, and the registry's `TaskRef`. Wakers own one each. A live
+//!    reference keeps the allocation alive; whoever drops the last one frees it, on whatever
+//!    thread. The registry's reference is dropped when the task completes, so the registry
+//!    never keeps a finished task alive (rule L1).
+//! 2. **The future.** Only the thread that set `RUNNING` touches it. It is polled where it
+//!    lies and dropped where it lies (Pin's drop guarantee): never moved after its first
+//!    poll.
+//! 3. **The output.** The completing thread writes it, under `RUNNING`, before setting
+//!    `COMPLETE`. After that, if `JOIN_INTEREST` was set at that moment, only the handle
+//!    reads or drops it; otherwise the completing thread drops it at once.
+//! 4. **The join waker field.** While `JOIN_WAKER` is clear (and `COMPLETE` is clear), only
+//!    the handle writes it. While `JOIN_WAKER` is set, nobody writes it; once `COMPLETE` is
+//!    set the completing thread may read it. After completion the completing thread clears
+//!    `JOIN_WAKER`; if the handle is gone by then, it drops the waker, otherwise the handle
+//!    does.
+//! 5. **`NOTIFIED`.** While it is set and the task is neither running nor complete, exactly
+//!    one `Notified` reference exists. The thread that pops it and wins
+//!    [`State::transition_to_running`] keeps that reference for the poll ("the poller's
+//!    reference"); when the poll ends it either re-submits it (woken meanwhile) or drops it.
+//! 6. **Immutable after creation:** the vtable, the id and the scheduler, readable through
+//!    any reference.
 //!
 //! **Memory orderings.** Every transition is a compare-exchange or RMW with `AcqRel` (success)
 //! and `Acquire` (failure/loads): the `Release` half publishes what the transitioning thread
