@@ -4,7 +4,11 @@
 //! task that the task's own next poll delivers:
 //!
 //! 1. `cancel(msg)` records the request (`cancelling() += 1`, the message, "must cancel") and
-//!    wakes the task. It returns `false` only on a finished task.
+//!    wakes the task. It returns `false` only on a finished task. The wake is a
+//!    read-modify-write of the state word that always writes, so the next
+//!    `transition_to_running` synchronises with the request (a wake that found `NOTIFIED`
+//!    set and wrote nothing gave the poller no happens-before edge: loom's
+//!    `cancel_races_completion` found the lost request).
 //! 2. **Catch scopes.** [`catch_cancel(fut)`](crate::catch_cancel) polls `fut`; if `fut` is
 //!    pending and the current task has an undelivered request, the scope takes it, drops
 //!    `fut` (running its destructors — the awaited operation is cancelled), and returns

@@ -22,7 +22,9 @@
 //! `COMPLETE` (or the list already fired), the completing thread did not look, and the
 //! registrant handles the callback itself (queues it, or calls the hook with the stored
 //! outcome). So every callback runs exactly once, after the task is observably done, and a
-//! task nobody watches pays nothing at completion: no lock, no fence.
+//! task nobody watches pays nothing at completion: no lock, no fence. (loom:
+//! `loom-tests/tests/done.rs`; a first version with a `SeqCst` fence pair on two words lost
+//! a callback there.)
 
 use std::sync::Arc;
 

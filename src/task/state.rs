@@ -169,17 +169,29 @@ impl Snapshot {
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot")
-            .field("running", &self.is_running())
-            .field("complete", &self.is_complete())
-            .field("notified", &self.is_notified())
-            .field("join_interest", &self.is_join_interested())
-            .field("join_waker", &self.is_join_waker_set())
-            .field("cancelled", &self.is_cancelled())
-            .field("refs", &self.ref_count())
-            .finish()
+        // Every flag of the table at the top, by name, then the count.
+        let mut d = f.debug_struct("Snapshot");
+        for (bit, name) in FLAG_NAMES {
+            d.field(name, &(self.0 & bit != 0));
+        }
+        d.field("refs", &self.ref_count()).finish()
     }
 }
+
+/// The flags in the order of the table at the top of this file.
+const FLAG_NAMES: [(usize, &str); 11] = [
+    (RUNNING, "running"),
+    (COMPLETE, "complete"),
+    (NOTIFIED, "notified"),
+    (JOIN_INTEREST, "join_interest"),
+    (JOIN_WAKER, "join_waker"),
+    (CANCELLED, "cancelled"),
+    (UNLISTED, "unlisted"),
+    (NAMED, "named"),
+    (STARTED, "started"),
+    (OUT_CANCELLED, "out_cancelled"),
+    (WATCHED, "watched"),
+];
 
 impl State {
     /// A new task: scheduled once (`NOTIFIED`), with a live handle, and three references
@@ -438,8 +450,6 @@ impl State {
         }
     }
 
-    /// The task's name now lives in the side table. `Release` publishes the table entry
-    /// written before it.
     /// A done callback is being registered (task/done.rs), under the done list's lock.
     /// Returns the state before: if it was already `COMPLETE`, the completing thread did
     /// not see `WATCHED` and the registrant must run the callback itself. Both sides are
@@ -448,6 +458,8 @@ impl State {
         Snapshot(self.val.fetch_or(WATCHED, AcqRel))
     }
 
+    /// The task's name now lives in the side table. `Release` publishes the table entry
+    /// written before it.
     pub(crate) fn set_named(&self) {
         self.val.fetch_or(NAMED, AcqRel);
     }
