@@ -38,7 +38,8 @@ struct Cell<F> {
 // docs): a runtime requires `F: Send` at `call_soon`, and a `LocalLoop`'s callbacks never
 // leave its thread. Everything else is the atomic flag.
 unsafe impl<F> Send for Cell<F> {}
-// SAFETY: as above; shared access from other threads touches only `cancelled`.
+// SAFETY: `f` is touched only by the dequeuing loop thread (module docs), so shared access
+// from other threads reaches only `cancelled`, an atomic.
 unsafe impl<F> Sync for Cell<F> {}
 
 impl<F: FnOnce() + 'static> Callback for Cell<F> {

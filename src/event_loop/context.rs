@@ -88,8 +88,12 @@ crate::sync::thread_local! {
     static CONTEXT: Cell<*const LoopContext<'static>> = Cell::new(ptr::null());
 }
 
-/// Clears the thread's context on drop (also on unwind).
-pub(crate) struct ContextGuard {
+/// This thread's running loop for as long as the guard lives: it owns the context (boxed,
+/// so the address the thread-local holds stays put when the guard moves) and clears the
+/// thread-local on drop, also on unwind. The pointer therefore never outlives what it
+/// points to, and nothing borrowed by the context (`'a`) can end before the guard.
+pub(crate) struct ContextGuard<'a> {
+    ctx: Box<LoopContext<'a>>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -98,22 +102,24 @@ pub(crate) struct ContextGuard {
 pub(crate) struct AlreadyRunning;
 
 /// Installs `ctx` as this thread's running loop until the guard drops.
-pub(crate) fn enter(ctx: &LoopContext<'_>) -> Result<ContextGuard, AlreadyRunning> {
+pub(crate) fn enter(ctx: LoopContext<'_>) -> Result<ContextGuard<'_>, AlreadyRunning> {
     CONTEXT.with(|c| {
         if !c.get().is_null() {
             return Err(AlreadyRunning);
         }
-        // The lifetime is erased; the guard clears the pointer before `ctx` goes away
-        // (the guard's lifetime is tied to the caller's frame, which also owns `ctx`).
-        c.set((ctx as *const LoopContext<'_>).cast::<LoopContext<'static>>());
-        crate::task::current::set_running_loop(Some(ctx.owner.id()));
-        Ok(ContextGuard {
+        let guard = ContextGuard {
+            ctx: Box::new(ctx),
             _not_send: std::marker::PhantomData,
-        })
+        };
+        // The lifetime is erased here; the guard, which owns the context, clears the pointer
+        // before the context is dropped.
+        c.set((&*guard.ctx as *const LoopContext<'_>).cast::<LoopContext<'static>>());
+        crate::task::current::set_running_loop(Some(guard.ctx.owner.id()));
+        Ok(guard)
     })
 }
 
-impl Drop for ContextGuard {
+impl Drop for ContextGuard<'_> {
     fn drop(&mut self) {
         CONTEXT.with(|c| c.set(ptr::null()));
         crate::task::current::set_running_loop(None);
@@ -123,8 +129,8 @@ impl Drop for ContextGuard {
 fn with<R>(f: impl FnOnce(Option<&LoopContext<'_>>) -> R) -> R {
     CONTEXT.with(|c| {
         let p = c.get();
-        // SAFETY: a non-null pointer was set by `enter` from a context that outlives the
-        // guard, and the guard nulls it before the context is dropped.
+        // SAFETY: a non-null pointer was set by `enter` to the context its guard owns, and
+        // the guard nulls it before dropping that context.
         f(unsafe { p.as_ref() })
     })
 }

@@ -51,7 +51,7 @@ use crate::task::{self, LoopId, Task, TaskRef};
 pub(crate) struct LocalShared {
     pub(crate) id: LoopId,
     /// The thread that created the loop (and alone may run it: `LocalLoop` is `!Send`).
-    owner: crate::sync::thread::ThreadId,
+    thread: crate::sync::thread::ThreadId,
     inbox: Injector<Runnable>,
     parker: Parker,
     stopping: AtomicBool,
@@ -83,7 +83,7 @@ impl LocalShared {
             fence(Ordering::SeqCst);
             if self.closed.load(Ordering::SeqCst) {
                 core::drain(|| self.inbox.steal(), &self.exceptions);
-            } else if crate::sync::thread::current().id() != self.owner {
+            } else if crate::sync::thread::current().id() != self.thread {
                 // The loop's own thread is not parked in it, so only others need to wake it.
                 self.wake();
             }
@@ -108,7 +108,8 @@ impl LocalShared {
     pub(crate) unsafe fn bind<T>(&self, raw: RawTask, opts: SpawnOpts) -> Task<T> {
         let opts = self.apply_factory(opts);
         let eager = opts.eager;
-        // SAFETY: forwarded.
+        // SAFETY: `raw` is a fresh task whose output is `T`, none of its references used
+        // (this function's contract, which is `bind`'s).
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
         if self.closed.load(Ordering::SeqCst) {
             task::spawn::reject(notified, raw);
@@ -348,7 +349,7 @@ impl LocalLoop {
         Ok(LocalLoop {
             shared: Arc::new(LocalShared {
                 id: LoopId::new(),
-                owner: crate::sync::thread::current().id(),
+                thread: crate::sync::thread::current().id(),
                 inbox: Injector::new(),
                 parker: Parker::new()?,
                 stopping: AtomicBool::new(false),
@@ -868,25 +869,23 @@ impl LocalLoop {
         if self.is_running() {
             return Err(LoopError::AlreadyRunning);
         }
-        let ctx = Box::new(LoopContext {
-            owner: LoopRef::new(self.shared.clone()),
+        let ctx = LoopContext {
+            owner: self.loop_ref(),
             core: Some(&self.core),
-        });
-        let guard = context::enter(&ctx).map_err(|_| LoopError::AnotherLoopRunning)?;
+        };
+        let guard = context::enter(ctx).map_err(|_| LoopError::AnotherLoopRunning)?;
         self.shared.running.store(true, Ordering::SeqCst);
         Ok(EnteredLoop {
             guard: Some(guard),
-            _ctx: ctx,
             shared: &self.shared,
         })
     }
 }
 
-/// While a `LocalLoop` runs: its context is installed on this thread (the boxed context
-/// outlives the guard that points to it: the guard is dropped first, in `Drop`).
+/// While a `LocalLoop` runs: its context is installed on this thread. Leaving clears the
+/// context before announcing that the loop stopped running.
 struct EnteredLoop<'a> {
-    guard: Option<context::ContextGuard>,
-    _ctx: Box<LoopContext<'a>>,
+    guard: Option<context::ContextGuard<'a>>,
     shared: &'a LocalShared,
 }
 

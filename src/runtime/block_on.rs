@@ -36,7 +36,7 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
         owner: handle.loop_ref(),
         core: None,
     };
-    let _guard = match context::enter(&ctx) {
+    let _guard = match context::enter(ctx) {
         Ok(g) => g,
         Err(_) => panic!(
             "Cannot run the event loop while another loop is running \

@@ -43,7 +43,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Runnable>) -> 
             owner: LoopRef::new(shared.clone()),
             core: Some(&core),
         };
-        let _guard = match context::enter(&ctx) {
+        let _guard = match context::enter(ctx) {
             Ok(g) => g,
             Err(_) => unreachable!("a fresh worker thread runs no loop"),
         };

@@ -116,7 +116,8 @@ impl ExtraSlot {
             Err(existing) => {
                 // SAFETY: `fresh` was never shared: we still own it.
                 drop(unsafe { Box::from_raw(fresh) });
-                // SAFETY: as in `get`.
+                // SAFETY: a non-null pointer in the slot came from `Box::into_raw` and lives
+                // until the slot is dropped, which needs `&mut self`.
                 unsafe { &*existing }
             }
         }

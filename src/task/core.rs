@@ -115,7 +115,7 @@ impl<F: Future, S> Cell<F, S> {
             // SAFETY: rule 2: exclusive access; the stage holds a valid value, dropped
             // exactly once here and overwritten below without a second drop.
             let dropped = unwind::catch(|| unsafe { ptr::drop_in_place(p) });
-            // SAFETY: rule 2, as above. The old value is gone (even if its destructor
+            // SAFETY: state.rs rule 2: still exclusive. The old value is gone (even if its destructor
             // panicked, the drop glue ran the rest of it), so writing without dropping it is
             // what is wanted.
             unsafe { ptr::write(p, Stage::Consumed) };
@@ -129,7 +129,8 @@ impl<F: Future, S> Cell<F, S> {
     /// The caller set `RUNNING`, the future is gone, and `COMPLETE` is not published yet
     /// (state.rs rule 3: nobody else reads the stage until then).
     pub(super) unsafe fn store_output(&self, output: Result<F::Output, TaskError>) {
-        // SAFETY: rule 3, as stated; the stage is `Consumed`, so nothing is overwritten
+        // SAFETY: state.rs rule 3: RUNNING is ours and COMPLETE unpublished, so nobody else
+        // reads the stage; it is `Consumed`, so nothing is overwritten
         // that needed dropping in place.
         self.stage
             .with_mut(|p| unsafe { *p = Stage::Finished(output) });
@@ -159,7 +160,8 @@ impl<F: Future, S> Cell<F, S> {
     /// `JOIN_WAKER` is set (state.rs rule 4: nobody writes the field, shared reads are
     /// fine).
     pub(super) unsafe fn join_waker_will_wake(&self, waker: &Waker) -> bool {
-        // SAFETY: rule 4, as stated.
+        // SAFETY: state.rs rule 4: JOIN_WAKER is set (this function's contract), so nobody
+        // writes the field and shared reads are fine.
         self.join_waker
             .with(|w| unsafe { &*w }.as_ref().is_some_and(|w| w.will_wake(waker)))
     }
@@ -171,7 +173,8 @@ impl<F: Future, S> Cell<F, S> {
     /// rule 4: it may read the field).
     pub(super) unsafe fn wake_join_waker(&self) -> Result<(), unwind::Payload> {
         self.join_waker.with(|w| {
-            // SAFETY: rule 4, as stated: a shared read.
+            // SAFETY: state.rs rule 4: COMPLETE and JOIN_WAKER are set and we complete the
+            // task (this function's contract): nobody writes the field, we may read it.
             match unsafe { &*w } {
                 Some(w) => unwind::catch(|| w.wake_by_ref()),
                 None => Ok(()),
@@ -186,7 +189,8 @@ impl<F: Future, S> Cell<F, S> {
     /// `COMPLETE` are clear (or a transition just gave the field back to it), or the
     /// completing thread after clearing `JOIN_WAKER` once the handle is gone.
     pub(super) unsafe fn set_join_waker(&self, waker: Option<Waker>) {
-        // SAFETY: rule 4, as stated: exclusive access.
+        // SAFETY: state.rs rule 4: the caller owns the field (this function's contract), so
+        // nobody else reads or writes it now.
         self.join_waker.with_mut(|w| unsafe { *w = waker });
     }
 }

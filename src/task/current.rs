@@ -56,7 +56,8 @@ impl Slot {
         match self {
             Slot::Empty => None,
             Slot::Borrowed(p) => {
-                // SAFETY: as in `id`; the new `TaskRef` takes its own reference.
+                // SAFETY: a borrowed entry is in the slot only while its poller holds a reference
+                // (state.rs rule 1), so the task is live; the new `TaskRef` takes its own.
                 let raw = unsafe { RawTask::from_raw(*p) }.ref_inc();
                 // SAFETY: we just took the reference the `TaskRef` owns.
                 Some(unsafe { TaskRef::from_raw_builtin(raw) })

@@ -37,7 +37,8 @@ enum PollOutcome<T> {
 /// `ptr` is a live `Cell<F, S>` header (the vtable dispatched here), and the caller hands
 /// over the reference that NOTIFIED stood for (state.rs rule 5).
 pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
-    // SAFETY: as the contract says; the reference we own keeps the cell alive.
+    // SAFETY: `ptr` is a live `Cell<F, S>` header (the vtable dispatched here for this
+    // type), kept alive by the reference we were handed (state.rs rule 1).
     let cell = unsafe { Cell::<F, S>::from_header(ptr) };
     let first = match cell.header.state.transition_to_running() {
         TransitionToRunning::Success { first } => first,
@@ -113,13 +114,13 @@ unsafe fn poll_inner<F: Future, S: Schedule>(
                 .zip(cell.header.extra.get())
                 .and_then(|(a, c)| c.take_undelivered(a));
             match uncaught {
-                // SAFETY: rule 2, as above.
+                // SAFETY: state.rs rule 2: RUNNING is ours; the future is still in the stage.
                 Some(msg) => PollOutcome::Complete(cancelled(unsafe { cell.drop_future() }, msg)),
                 None => PollOutcome::Pending,
             }
         }
         Ok(Poll::Ready(output)) => {
-            // SAFETY: rule 2, as above.
+            // SAFETY: state.rs rule 2: RUNNING is ours; the future is still in the stage.
             let dropped = unsafe { cell.drop_future() };
             // Rule 5 of task/cancel.rs (T5): completing with requests outstanding ends the
             // task cancelled; the value is dropped.
@@ -139,7 +140,8 @@ unsafe fn poll_inner<F: Future, S: Schedule>(
             })
         }
         Err(payload) => {
-            // SAFETY: rule 2, as above: the (poisoned) future is ours to drop.
+            // SAFETY: state.rs rule 2: RUNNING is ours, and the (poisoned) future is still in
+            // the stage: ours to drop.
             let _ = unsafe { cell.drop_future() };
             PollOutcome::Complete(Err(TaskError::Panicked(PanicError::new(payload))))
         }
@@ -309,7 +311,8 @@ fn report<F: Future, S: Schedule>(cell: &Cell<F, S>, ptr: NonNull<Header>, repor
 /// # Safety
 /// `ptr` is a live task header and the caller holds a reference to it (state.rs rule 1).
 unsafe fn task_ref_of(ptr: NonNull<Header>) -> super::TaskRef {
-    // SAFETY: as the contract says.
+    // SAFETY: `ptr` is a live `Cell<F, S>` header (this function's contract: the vtable
+    // dispatched here for this type) and a reference keeps it alive (state.rs rule 1).
     unsafe { RawTask::from_raw(ptr) }.task_ref()
 }
 
@@ -327,7 +330,8 @@ fn panic_retrieved(header: &Header) -> bool {
 /// `ptr` is a live `Cell<F, S>` header and the caller transfers the reference NOTIFIED
 /// stands for (state.rs rule 5).
 pub(super) unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
-    // SAFETY: as the contract says.
+    // SAFETY: `ptr` is a live `Cell<F, S>` header (this function's contract: the vtable
+    // dispatched here for this type) and a reference keeps it alive (state.rs rule 1).
     let cell = unsafe { Cell::<F, S>::from_header(ptr) };
     // SAFETY: rule 5: the reference we were given stands for NOTIFIED.
     let notified = unsafe { Notified::from_raw(RawTask::from_raw(ptr)) };
@@ -340,7 +344,8 @@ pub(super) unsafe fn schedule<F: Future, S: Schedule>(ptr: NonNull<Header>) {
 /// `ptr` is a `Cell<F, S>` header whose reference count just reached zero (state.rs rule
 /// 1): this is the only access left.
 pub(super) unsafe fn dealloc<F: Future, S>(ptr: NonNull<Header>) {
-    // SAFETY: as the contract says; the pointer came from `Box::leak` in `RawTask::new`.
+    // SAFETY: the count reached zero (state.rs rule 1), so this is the only access, and the
+    // pointer came from `Box::leak` in `RawTask::new` for this `Cell<F, S>`.
     let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F, S>>().as_ptr()) };
     if cell.header.state.load().is_named() {
         registry::remove_name(cell.header.id);
@@ -361,7 +366,8 @@ pub(super) unsafe fn try_read_output<F: Future, S>(
     dst: *mut (),
     waker: &Waker,
 ) {
-    // SAFETY: as the contract says; the handle holds a reference.
+    // SAFETY: `ptr` is a live `Cell<F, S>` header, kept alive by the handle's reference
+    // (state.rs rule 1).
     let cell = unsafe { Cell::<F, S>::from_header(ptr) };
     if can_read_output(cell, waker) {
         // SAFETY: state.rs rule 3: COMPLETE with JOIN_INTEREST: the output is the handle's.
@@ -407,7 +413,8 @@ fn can_read_output<F: Future, S>(cell: &Cell<F, S>, waker: &Waker) -> bool {
 /// `ptr` is a live `Cell<F, S>` header and the caller is its join handle, giving up its
 /// reference here.
 pub(super) unsafe fn drop_join_handle<F: Future, S: Schedule>(ptr: NonNull<Header>) {
-    // SAFETY: as the contract says.
+    // SAFETY: `ptr` is a live `Cell<F, S>` header (this function's contract: the vtable
+    // dispatched here for this type) and a reference keeps it alive (state.rs rule 1).
     let cell = unsafe { Cell::<F, S>::from_header(ptr) };
     /// Releases the handle's reference even if dropping the output panics.
     struct Release(NonNull<Header>);
@@ -440,7 +447,8 @@ pub(super) unsafe fn drop_join_handle<F: Future, S: Schedule>(ptr: NonNull<Heade
 /// # Safety
 /// `ptr` is a live `Cell<F, S>` header and the caller holds a reference.
 pub(super) unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
-    // SAFETY: as the contract says.
+    // SAFETY: `ptr` is a live `Cell<F, S>` header (this function's contract: the vtable
+    // dispatched here for this type) and a reference keeps it alive (state.rs rule 1).
     let cell = unsafe { Cell::<F, S>::from_header(ptr) };
     if cell.header.state.transition_to_shutdown() {
         // Rule T11: reported (in debug mode, asyncio's "debug level") before the future goes.
@@ -458,7 +466,8 @@ pub(super) unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
 /// # Safety
 /// `ptr` is a live `Cell<F, S>` header and the caller holds a reference.
 pub(super) unsafe fn loop_id<F: Future, S: Schedule>(ptr: NonNull<Header>) -> LoopId {
-    // SAFETY: as the contract says; the scheduler is immutable (state.rs rule 6).
+    // SAFETY: `ptr` is a live `Cell<F, S>` header (a reference is held, state.rs rule 1);
+    // the scheduler is immutable (rule 6).
     unsafe { Cell::<F, S>::from_header(ptr) }
         .scheduler
         .loop_id()
@@ -471,7 +480,8 @@ pub(super) unsafe fn loop_id<F: Future, S: Schedule>(ptr: NonNull<Header>) -> Lo
 pub(super) unsafe fn scheduler<F: Future, S: Schedule>(
     ptr: NonNull<Header>,
 ) -> *const dyn Schedule {
-    // SAFETY: as the contract says; the scheduler is immutable (state.rs rule 6).
+    // SAFETY: `ptr` is a live `Cell<F, S>` header (a reference is held, state.rs rule 1);
+    // the scheduler is immutable (rule 6).
     let s: &dyn Schedule = &unsafe { Cell::<F, S>::from_header(ptr) }.scheduler;
     s
 }

@@ -199,7 +199,8 @@ enum Inner {
 // SAFETY: a built-in task may be referenced from any thread: its shared state is atomic and
 // the accessors a `TaskRef` offers only read it. Foreign tasks are `Send + Sync` by bound.
 unsafe impl Send for TaskRef {}
-// SAFETY: as above.
+// SAFETY: shared access to a built-in task goes through its atomic state word and
+// mutex-guarded extra block; foreign tasks are `Sync` by bound.
 unsafe impl Sync for TaskRef {}
 
 impl TaskRef {

@@ -161,14 +161,17 @@ impl RawTask {
     /// `dst` must point to a `Poll<Result<T, TaskError>>` where `T` is the task's output
     /// type, and the caller must be the task's join handle.
     pub(crate) unsafe fn try_read_output(self, dst: *mut (), waker: &Waker) {
-        // SAFETY: forwarded contract.
+        // SAFETY: the task is live (the handle's reference, state.rs rule 1), the vtable was
+        // built for its cell type, and `dst` and the caller are as `harness::try_read_output`
+        // requires (this function's contract).
         unsafe { (self.header().vtable.try_read_output)(self.ptr, dst, waker) }
     }
 
     /// # Safety
     /// The caller is the join handle, giving up its reference.
     pub(crate) unsafe fn drop_join_handle(self) {
-        // SAFETY: forwarded contract.
+        // SAFETY: the task is live (the handle's reference, state.rs rule 1), the vtable was
+        // built for its cell type, and the caller is the handle giving up that reference.
         unsafe { (self.header().vtable.drop_join_handle)(self.ptr) }
     }
 
