@@ -37,7 +37,7 @@ use super::core::{self, Flavor, LoopCore};
 use super::timers::TimerAction;
 use crate::error::LoopError;
 use crate::event_loop::context::{self, Loop, LoopContext, LoopRef};
-use crate::event_loop::exception::{ExceptionContext, ExceptionHandler, HandlerSlot};
+use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::main_task::MainGuard;
 use crate::event_loop::park::{Park, Parker};
 use crate::event_loop::queue::{self, Injector};
@@ -334,6 +334,8 @@ impl Wake for MainWaker {
 }
 
 impl LocalLoop {
+    super::loop_api::shared_loop_api!("let lp = aioloop::LocalLoop::new()?;");
+
     /// A new loop, not running, owned by this thread.
     ///
     /// # Errors
@@ -389,17 +391,6 @@ impl LocalLoop {
     /// ```
     pub fn id(&self) -> LoopId {
         self.shared.id
-    }
-
-    /// The loop clock in seconds (asyncio's `loop.time()`; shared by all loops).
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// assert!(lp.time() >= 0.0);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn time(&self) -> f64 {
-        clock::time()
     }
 
     /// Whether a `run_*` call is in progress.
@@ -759,40 +750,6 @@ impl LocalLoop {
         self.core.next_deadline().and_then(clock::until)
     }
 
-    /// The unfinished tasks of this loop (rule L7), including a running main task.
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// let t = lp.create_task(std::future::pending::<()>())?;
-    /// assert_eq!(lp.all_tasks(), vec![t.task_ref()]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn all_tasks(&self) -> Vec<TaskRef> {
-        task::all_tasks_of(self.shared.id)
-    }
-
-    /// asyncio's `set_exception_handler` (`None`: the default, which writes to stderr).
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// lp.set_exception_handler(Some(std::sync::Arc::new(|_ctx: &aioloop::ExceptionContext| {})));
-    /// assert!(lp.exception_handler().is_some());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
-        self.shared.exceptions.set(handler)
-    }
-
-    /// The custom exception handler, if one is set.
-    ///
-    /// ```
-    /// assert!(aioloop::LocalLoop::new()?.exception_handler().is_none());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn exception_handler(&self) -> Option<ExceptionHandler> {
-        self.shared.exceptions.get()
-    }
-
     /// asyncio's `loop.set_task_factory` (rule T10): every task created on this loop from
     /// now on goes through `factory`; `None` restores the default.
     ///
@@ -824,29 +781,6 @@ impl LocalLoop {
     /// ```
     pub fn get_task_factory(&self) -> Option<TaskFactory> {
         self.shared.task_factory.lock().clone()
-    }
-
-    /// asyncio's `loop.set_debug`: in debug mode, tasks destroyed while pending (closed
-    /// with the loop unfinished) are reported to the exception handler (rule T11).
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// lp.set_debug(true);
-    /// assert!(lp.get_debug());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_debug(&self, on: bool) {
-        self.shared.exceptions.set_debug(on)
-    }
-
-    /// asyncio's `loop.get_debug`.
-    ///
-    /// ```
-    /// assert!(!aioloop::LocalLoop::new()?.get_debug());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn get_debug(&self) -> bool {
-        self.shared.exceptions.debug()
     }
 
     /// The poller's file descriptor, for a host event loop to watch: it becomes readable

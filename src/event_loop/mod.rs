@@ -8,6 +8,7 @@ pub(crate) mod context;
 pub(crate) mod core;
 pub(crate) mod exception;
 pub(crate) mod local;
+pub(crate) mod loop_api;
 pub(crate) mod main_task;
 pub(crate) mod park;
 pub(crate) mod queue;

@@ -39,7 +39,6 @@ use crate::event_loop::clock;
 use crate::event_loop::context::{self, Loop, LoopRef};
 use crate::event_loop::core::LoopCore;
 use crate::event_loop::exception::ExceptionContext;
-use crate::event_loop::exception::ExceptionHandler;
 use crate::event_loop::timers::TimerAction;
 use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::spawn::SpawnOpts;
@@ -399,6 +398,10 @@ pub struct Handle {
 }
 
 impl Handle {
+    crate::event_loop::loop_api::shared_loop_api!(
+        "let rt = aioloop::Runtime::builder().workers(1).build()?;\nlet lp = rt.handle();"
+    );
+
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {
         Handle { shared }
     }
@@ -462,17 +465,6 @@ impl Handle {
         F::Output: Send + 'static,
     {
         self.spawn_with(future, SpawnOpts::default())
-    }
-
-    /// The unfinished, registered tasks of this runtime (rule L7).
-    ///
-    /// ```
-    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
-    /// assert!(rt.handle().all_tasks().is_empty());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn all_tasks(&self) -> Vec<TaskRef> {
-        task::all_tasks_of(self.shared.id)
     }
 
     /// asyncio's `loop.call_soon(f)`: runs `f` once, in FIFO order with the other ready
@@ -573,74 +565,6 @@ impl Handle {
             self.shared.add_remote_timer(when, action);
         }
         timer
-    }
-
-    /// The loop clock in seconds (asyncio's `loop.time()`): monotonic, shared by every loop
-    /// in the process.
-    ///
-    /// ```
-    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
-    /// let a = rt.handle().time();
-    /// assert!(rt.handle().time() >= a);
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn time(&self) -> f64 {
-        clock::time()
-    }
-
-    /// asyncio's `loop.set_exception_handler`: where panics in callbacks are reported
-    /// (`None` restores the default, which writes to stderr).
-    ///
-    /// ```
-    /// use std::sync::{Arc, mpsc};
-    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
-    /// let (tx, rx) = mpsc::channel();
-    /// let tx = std::sync::Mutex::new(tx);
-    /// rt.handle().set_exception_handler(Some(Arc::new(move |ctx: &aioloop::ExceptionContext| {
-    ///     tx.lock().unwrap().send(ctx.message.clone()).unwrap();
-    /// })));
-    /// rt.handle().call_soon(|| panic!("oops"));
-    /// assert!(rx.recv().unwrap().starts_with("Exception in callback"));
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_exception_handler(&self, handler: Option<ExceptionHandler>) {
-        self.shared.exceptions.set(handler)
-    }
-
-    /// The custom exception handler, if one is set.
-    ///
-    /// ```
-    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
-    /// assert!(rt.handle().exception_handler().is_none());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn exception_handler(&self) -> Option<ExceptionHandler> {
-        self.shared.exceptions.get()
-    }
-
-    /// asyncio's `loop.set_debug`: in debug mode, tasks destroyed while pending (the
-    /// runtime shut down with them unfinished) are reported to the exception handler
-    /// ("Task was destroyed but it is pending!", rule T11).
-    ///
-    /// ```
-    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
-    /// rt.handle().set_debug(true);
-    /// assert!(rt.handle().get_debug());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_debug(&self, on: bool) {
-        self.shared.exceptions.set_debug(on)
-    }
-
-    /// asyncio's `loop.get_debug`.
-    ///
-    /// ```
-    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
-    /// assert!(!rt.handle().get_debug());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn get_debug(&self) -> bool {
-        self.shared.exceptions.debug()
     }
 
     pub(crate) fn spawn_with<F>(&self, future: F, opts: SpawnOpts) -> Task<F::Output>
