@@ -280,7 +280,7 @@ impl TestRuntime {
     /// unfinished task, drain the injector and the local queues), as `Runtime::drop` does.
     pub fn finish(&self) {
         loop {
-            self.shared.cancel_all_tasks();
+            crate::task::spawn::cancel_all_of(self.shared.id);
             crate::sync::atomic::fence(SeqCst);
             self.shared.drain_injector();
             let locals = self.locals.lock();

@@ -195,6 +195,30 @@ pub(crate) fn discard(item: Runnable, exceptions: &HandlerSlot) {
     }
 }
 
+/// The end of a loop, the same for both kinds, on the thread that closes it: cancel every
+/// unfinished task of `loop_id` (their futures are dropped here, rule T11's "destroyed"),
+/// then release everything still queued — remote work (`drain_remote`) and each core's
+/// ready queue and timers. Repeated until nothing is queued: a destructor may spawn or wake.
+/// The caller has set its closed flag and fenced (`queue::hand_off`'s other side).
+pub(crate) fn shut_down(
+    loop_id: crate::task::LoopId,
+    cores: &[&LoopCore],
+    drain_remote: impl Fn(),
+    remote_is_empty: impl Fn() -> bool,
+) {
+    loop {
+        crate::task::spawn::cancel_all_of(loop_id);
+        crate::sync::atomic::fence(crate::sync::atomic::Ordering::SeqCst);
+        drain_remote();
+        for core in cores {
+            core.clear();
+        }
+        if remote_is_empty() && cores.iter().all(|c| c.ready.is_empty()) {
+            return;
+        }
+    }
+}
+
 /// Drains a steal source, discarding everything.
 pub(crate) fn drain(mut next: impl FnMut() -> queue::Steal<Runnable>, exceptions: &HandlerSlot) {
     while let Some(item) = queue::retry(&mut next) {

@@ -77,16 +77,18 @@ impl LocalShared {
     /// the next iteration drains first: one FIFO order for all of it (rules S1, T2).
     fn schedule(&self, item: Runnable) {
         if let Err(item) = context::try_push(self, item) {
-            self.inbox.push(item);
-            // Pairs with `close`: it sets `closed`, fences, drains the inbox. Either it sees
-            // our item or we see `closed` and drain it ourselves.
-            fence(Ordering::SeqCst);
-            if self.closed.load(Ordering::SeqCst) {
-                core::drain(|| self.inbox.steal(), &self.exceptions);
-            } else if crate::sync::thread::current().id() != self.thread {
-                // The loop's own thread is not parked in it, so only others need to wake it.
-                self.wake();
-            }
+            // With `close` (sets `closed`, fences, drains the inbox) and `LocalFlavor::park`.
+            queue::hand_off(
+                || self.inbox.push(item),
+                &self.closed,
+                || core::drain(|| self.inbox.steal(), &self.exceptions),
+                || {
+                    // The loop's own thread is not parked in it: only others wake it.
+                    if crate::sync::thread::current().id() != self.thread {
+                        self.wake();
+                    }
+                },
+            );
         }
     }
 
@@ -721,14 +723,12 @@ impl LocalLoop {
         }
         self.shared.closed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        loop {
-            task::spawn::cancel_all_of(self.shared.id);
-            core::drain(|| self.shared.inbox.steal(), &self.shared.exceptions);
-            self.core.clear();
-            if self.shared.inbox.is_empty() && self.core.ready.is_empty() {
-                break;
-            }
-        }
+        core::shut_down(
+            self.shared.id,
+            &[&self.core],
+            || core::drain(|| self.shared.inbox.steal(), &self.shared.exceptions),
+            || self.shared.inbox.is_empty(),
+        );
         Ok(())
     }
 

@@ -184,3 +184,29 @@ mod mock {
         }
     }
 }
+
+/// The one way work is handed to a loop from a thread that may race the loop's closing
+/// (a `schedule` from another thread, a remote timer, a post to a `LocalLoop`'s inbox).
+///
+/// `publish` makes the work visible (pushes it, sets a flag); then a `SeqCst` fence; then
+/// `closed` is read. The closing side does the mirror image — sets `closed`, fences, drains
+/// — so by Dekker's argument one of the two sees the other: either the closer drains our
+/// work, or we see `closed` and `reclaim` it ourselves, so no reference is stranded in a
+/// queue nobody reads. If the loop is open, `wake` it; the fence also pairs with a parking
+/// consumer's announce-then-recheck (runtime/idle.rs rule 2, `LocalShared::wake`), so the
+/// wake is not lost either.
+pub(crate) fn hand_off(
+    publish: impl FnOnce(),
+    closed: &crate::sync::atomic::AtomicBool,
+    reclaim: impl FnOnce(),
+    wake: impl FnOnce(),
+) {
+    use crate::sync::atomic::{fence, Ordering};
+    publish();
+    fence(Ordering::SeqCst);
+    if closed.load(Ordering::SeqCst) {
+        reclaim();
+    } else {
+        wake();
+    }
+}

@@ -336,17 +336,13 @@ impl Drop for Runtime {
         // Steps 3 and 4 of the shutdown order (shared.rs). Releasing a queued reference can
         // run a destructor that spawns or wakes: repeat until our queues stay empty. (A
         // worker that was not joined, see above, releases its own queue when it exits.)
-        loop {
-            shared.cancel_all_tasks();
-            crate::sync::atomic::fence(crate::sync::atomic::Ordering::SeqCst);
-            shared.drain_injector();
-            for core in &cores {
-                core.clear();
-            }
-            if shared.injector.is_empty() && cores.iter().all(|c| c.ready.is_empty()) {
-                break;
-            }
-        }
+        let cores: Vec<&LoopCore> = cores.iter().collect();
+        crate::event_loop::core::shut_down(
+            shared.id,
+            &cores,
+            || shared.drain_injector(),
+            || shared.injector.is_empty(),
+        );
         #[cfg(not(loom))]
         crate::task::registry::shrink();
     }

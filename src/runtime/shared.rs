@@ -111,18 +111,13 @@ impl Shared {
 
     /// Pushes to the injector and wakes a worker if none is searching.
     pub(crate) fn schedule_remote(&self, item: Runnable) {
-        self.injector.push(item);
-        // Pairs with the fence in `Runtime::drop` (shutdown flag, then drain) and with the
-        // parking re-check (idle.rs, rule 2): after this fence, either they see our push or
-        // we see their state.
-        fence(Ordering::SeqCst);
-        if self.is_shutdown() {
-            // The runtime is draining, possibly already past the injector: drain it
-            // ourselves so our reference is not stranded.
-            self.drain_injector();
-            return;
-        }
-        self.notify_parked_after_fence();
+        // With `Runtime::drop` (shutdown flag, then drain) and the parking re-check.
+        queue::hand_off(
+            || self.injector.push(item),
+            &self.shutdown,
+            || self.drain_injector(),
+            || self.notify_parked_after_fence(),
+        );
     }
 
     /// Wakes one parked worker if work is waiting and nobody is searching (idle.rs, rule 1).
@@ -157,16 +152,15 @@ impl Shared {
 
     /// A timer from a thread that runs none of our iterations (see `context::add_timer`).
     pub(crate) fn add_remote_timer(&self, when: i64, action: TimerAction) {
-        self.remote_timers.lock().push((when, action));
-        self.has_remote_timers.store(true, Ordering::SeqCst);
-        // Same Dekker pairing as `schedule_remote`: a worker about to park either sees the
-        // flag or is woken here.
-        fence(Ordering::SeqCst);
-        if self.is_shutdown() {
-            self.take_remote_timers();
-            return;
-        }
-        self.notify_parked_after_fence();
+        queue::hand_off(
+            || {
+                self.remote_timers.lock().push((when, action));
+                self.has_remote_timers.store(true, Ordering::SeqCst);
+            },
+            &self.shutdown,
+            || drop(self.take_remote_timers()),
+            || self.notify_parked_after_fence(),
+        );
     }
 
     /// Takes the remote timers (a worker adopting them into its heap; or shutdown).
@@ -217,11 +211,6 @@ impl Shared {
         for p in self.parkers.iter() {
             p.unpark();
         }
-    }
-
-    /// Cancels every unfinished task of this runtime, on this thread.
-    pub(crate) fn cancel_all_tasks(&self) {
-        crate::task::spawn::cancel_all_of(self.id);
     }
 
     /// Releases everything in the injector and the remote-timer inbox, on this thread.

@@ -158,11 +158,17 @@ impl Extra {
     /// this very poll, as asyncio raises at once. A request from anywhere else waits for
     /// the next poll (see `poll_gen`).
     pub(crate) fn request(&self, msg: Option<Arc<str>>, own_poll: bool) {
+        self.arm(msg, own_poll, 1);
+    }
+
+    /// A new undelivered request (one more generation), counted `counted` times in
+    /// `cancelling()`: once for a `cancel()`, not at all for a re-raise.
+    fn arm(&self, msg: Option<Arc<str>>, own_poll: bool, counted: u32) {
         let mut s = self.inner.lock();
         s.requests += 1;
         // Release, under the lock: `at_start` reading a non-zero count takes the lock.
         self.requests.store(s.requests, Ordering::Release);
-        s.cancelling = s.cancelling.saturating_add(1);
+        s.cancelling = s.cancelling.saturating_add(counted);
         s.must_cancel = true;
         s.msg = msg;
         if own_poll {
@@ -240,14 +246,7 @@ impl Extra {
     /// `own_poll` as for [`Extra::request`]: a re-raise inside the task's poll reaches the
     /// enclosing scope in the same poll.
     pub(crate) fn rearm(&self, msg: Option<Arc<str>>, own_poll: bool) {
-        let mut s = self.inner.lock();
-        s.requests += 1;
-        self.requests.store(s.requests, Ordering::Release);
-        s.must_cancel = true;
-        s.msg = msg;
-        if own_poll {
-            s.poll_gen = s.requests;
-        }
+        self.arm(msg, own_poll, 0);
     }
 
     /// `uncancel()` (rule T7): one fewer request; at zero an undelivered one is withdrawn.
