@@ -31,208 +31,28 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use super::callback::{Handle, Runnable, TimerHandle};
-use super::clock;
-use super::core::{self, Flavor, LoopCore};
-use super::timers::TimerAction;
 use crate::error::LoopError;
-use crate::event_loop::context::{self, Loop, LoopContext, LoopRef};
-use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
+use crate::event_loop::callback::{Handle, Runnable, TimerHandle};
+use crate::event_loop::clock;
+use crate::event_loop::context::{self, LoopContext, LoopRef};
+use crate::event_loop::core::{self, LoopCore};
+use crate::event_loop::exception::HandlerSlot;
 use crate::event_loop::main_task::MainGuard;
-use crate::event_loop::park::{Park, Parker};
+use crate::event_loop::park::Parker;
 use crate::event_loop::queue::{self, Injector};
+use crate::event_loop::timers::TimerAction;
 use crate::sync::atomic::{fence, AtomicBool, Ordering};
-use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
+use crate::task::raw::RawTask;
 use crate::task::spawn::SpawnOpts;
 use crate::task::TaskFactory;
-use crate::task::{self, LoopId, Task, TaskRef};
+use crate::task::{self, LoopId, Task};
 
-/// The part of a `LocalLoop` other threads may touch.
-pub(crate) struct LocalShared {
-    pub(crate) id: LoopId,
-    /// The thread that created the loop (and alone may run it: `LocalLoop` is `!Send`).
-    thread: crate::sync::thread::ThreadId,
-    inbox: Injector<Runnable>,
-    parker: Parker,
-    stopping: AtomicBool,
-    /// The loop thread is in (or about to enter) `Parker::park`.
-    sleeping: AtomicBool,
-    /// A notify may have left a token in the poller (see `LocalShared::notify`).
-    notified: AtomicBool,
-    closed: AtomicBool,
-    running: AtomicBool,
-    exceptions: Arc<HandlerSlot>,
-    /// The loop's task factory (T10); read at each task creation.
-    task_factory: crate::sync::Mutex<Option<TaskFactory>>,
-    /// `task_factory` is `Some` (a lock-free check on the spawn path).
-    has_task_factory: AtomicBool,
-}
+mod handle;
+mod shared;
 
-impl LocalShared {
-    /// Queues `item` on this loop: straight onto the ready queue on the loop's own thread
-    /// while it runs, else into the inbox, waking the loop.
-    ///
-    /// While the loop is not running, everything — `call_soon`, `create_task`,
-    /// `call_soon_threadsafe`, from this thread or another — goes through the inbox, which
-    /// the next iteration drains first: one FIFO order for all of it (rules S1, T2).
-    fn schedule(&self, item: Runnable) {
-        if let Err(item) = context::try_push(self, item) {
-            // With `close` (sets `closed`, fences, drains the inbox) and `LocalFlavor::park`.
-            queue::hand_off(
-                || self.inbox.push(item),
-                &self.closed,
-                || core::drain(|| self.inbox.steal(), &self.exceptions),
-                || {
-                    // The loop's own thread is not parked in it: only others wake it.
-                    if crate::sync::thread::current().id() != self.thread {
-                        self.wake();
-                    }
-                },
-            );
-        }
-    }
-
-    /// Spawns a `Send` future as a task of this loop (from any thread: `LoopHandle::spawn`,
-    /// or `create_task` inside the running loop).
-    pub(crate) fn spawn_with<F>(self: &Arc<Self>, future: F, opts: SpawnOpts) -> Task<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let raw = RawTask::new(future, LocalScheduler(self.clone()), task::next_task_id());
-        // SAFETY: a fresh task whose output is `F::Output`.
-        unsafe { self.bind(raw, opts) }
-    }
-
-    /// # Safety
-    /// As `task::spawn::bind`; and a task whose future is not `Send` is bound only on the
-    /// loop's own thread.
-    pub(crate) unsafe fn bind<T>(&self, raw: RawTask, opts: SpawnOpts) -> Task<T> {
-        let opts = self.apply_factory(opts);
-        let eager = opts.eager;
-        // SAFETY: `raw` is a fresh task whose output is `T`, none of its references used
-        // (this function's contract, which is `bind`'s).
-        let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
-        if self.closed.load(Ordering::SeqCst) {
-            task::spawn::reject(notified, raw);
-        } else if eager && context::is_thread_of(self) {
-            // T9: only while this loop runs on this thread; elsewhere it is queued.
-            task::spawn::run_eagerly(notified);
-        } else {
-            // FIFO with `call_soon` (rule T2), whether or not the loop is running now.
-            self.schedule(Runnable::Task(notified));
-        }
-        join
-    }
-
-    fn apply_factory(&self, opts: SpawnOpts) -> SpawnOpts {
-        // The common case, no factory, skips the lock.
-        if !self.has_task_factory.load(Ordering::Acquire) {
-            return opts;
-        }
-        let factory = self.task_factory.lock().clone();
-        match factory {
-            Some(f) => f.apply(opts),
-            None => opts,
-        }
-    }
-
-    /// `call_soon_threadsafe`, for `LoopHandle` and crate-internal callers (done callbacks,
-    /// futures): `None` if the loop is closed and `f` was dropped.
-    pub(crate) fn call_soon_send(&self, f: impl FnOnce() + Send + 'static) -> Option<Handle> {
-        // SAFETY: `f` is `Send`, so it may cross threads.
-        let h = unsafe { Handle::new(f) };
-        self.call_soon_handle(h.clone()).then_some(h)
-    }
-
-    fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.wake();
-    }
-
-    /// Wakes the loop unless it is iterating right now. The caller has made its work
-    /// visible (inbox push, `stopping`) before. Two Dekker pairs, each a `SeqCst` fence on
-    /// both sides: with `LocalFlavor::park` (it announces `sleeping`, then re-checks), and
-    /// with the end of a run (`EnteredLoop::drop` clears `running`, then re-checks and
-    /// notifies itself, so that a host watching the fd learns of work that arrived during
-    /// the run). When the loop is not running at all, the notify is what makes its fd
-    /// readable for the host. Skipping it while the loop is busy iterating saves an eventfd
-    /// write here and five system calls in the loop's next `Poller::wait`.
-    fn wake(&self) {
-        fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::SeqCst) || !self.running.load(Ordering::SeqCst) {
-            self.notify();
-        }
-    }
-
-    /// Wakes the loop's poller (its fd becomes readable), recording that a token may be
-    /// pending so that the next iteration consumes it: otherwise the fd would stay readable
-    /// after the work is done and a host watching it would spin.
-    fn notify(&self) {
-        self.notified.store(true, Ordering::SeqCst);
-        self.parker.unpark();
-    }
-
-    /// Work from another thread, or a stop, is waiting.
-    fn has_remote_work(&self) -> bool {
-        !self.inbox.is_empty() || self.stopping.load(Ordering::SeqCst)
-    }
-}
-
-impl Loop for LocalShared {
-    fn id(&self) -> LoopId {
-        self.id
-    }
-
-    fn call_soon_handle(&self, h: Handle) -> bool {
-        if self.closed.load(Ordering::SeqCst) {
-            return false;
-        }
-        self.schedule(Runnable::Callback(h));
-        true
-    }
-
-    fn exceptions(&self) -> &HandlerSlot {
-        &self.exceptions
-    }
-
-    fn add_remote_timer(&self, _when: i64, action: TimerAction) -> Result<(), TimerAction> {
-        // Only a `block_on` thread registers remote timers; a `LocalLoop` has none.
-        Err(action)
-    }
-
-    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
-        self
-    }
-}
-
-/// A local task's scheduler: its loop.
-struct LocalScheduler(Arc<LocalShared>);
-
-impl Schedule for LocalScheduler {
-    fn schedule(&self, task: Notified) {
-        self.0.schedule(Runnable::Task(task))
-    }
-
-    fn loop_id(&self) -> LoopId {
-        self.0.id
-    }
-
-    fn call_soon(&self, f: Box<dyn FnOnce() + Send>) -> bool {
-        // SAFETY: the closure is `Send`: it may cross threads.
-        self.0.call_soon_handle(unsafe { Handle::new(f) })
-    }
-
-    fn report(&self, task: TaskRef, report: TaskReport) {
-        self.0
-            .exceptions
-            .call(ExceptionContext::about_task(task, report));
-    }
-
-    fn debug(&self) -> bool {
-        self.0.exceptions.debug()
-    }
-}
+pub use handle::{spawn_local, LoopHandle};
+pub(crate) use shared::LocalShared;
+use shared::{LocalFlavor, LocalScheduler};
 
 /// A single-threaded event loop that runs on a thread you own, for embedding.
 ///
@@ -263,58 +83,6 @@ pub struct LocalLoop {
     shared: Arc<LocalShared>,
     core: LoopCore,
     _not_send: PhantomData<*const ()>,
-}
-
-/// A `Send + Clone` handle to a [`LocalLoop`], for other threads: `call_soon_threadsafe`,
-/// `spawn` (of `Send` futures), `stop`.
-///
-/// ```
-/// let lp = aioloop::LocalLoop::new()?;
-/// let h = lp.handle();
-/// let t = std::thread::spawn(move || h.call_soon_threadsafe(|| println!("hi")));
-/// t.join().unwrap()?;
-/// lp.run_once(Some(std::time::Duration::from_secs(1)))?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Clone)]
-pub struct LoopHandle {
-    shared: Arc<LocalShared>,
-}
-
-struct LocalFlavor<'a> {
-    shared: &'a LocalShared,
-}
-
-impl Flavor for LocalFlavor<'_> {
-    fn pull_remote(&mut self, core: &LoopCore) {
-        if self.shared.notified.swap(false, Ordering::SeqCst) {
-            // Consume the token first (a zero-timeout wait), then drain: a post that lands
-            // after the drain re-arms the fd (or is seen by the end-of-run re-check).
-            self.shared.parker.park(Some(Duration::ZERO));
-        }
-        while let Some(item) = queue::retry(|| self.shared.inbox.steal()) {
-            core.ready.push(item);
-        }
-    }
-
-    fn find_work(&mut self, _core: &LoopCore) -> bool {
-        false
-    }
-
-    fn park(&mut self, _core: &LoopCore, timeout: Option<Duration>) {
-        let shared = self.shared;
-        shared.sleeping.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        // asyncio: a stopping loop finishes its iteration without waiting. The re-check
-        // after announcing `sleeping` pairs with `LocalShared::wake`.
-        if !shared.has_remote_work() {
-            // The wait consumes any token; one that arrives after this store sets the flag
-            // again and is consumed by the next iteration.
-            shared.notified.store(false, Ordering::SeqCst);
-            shared.parker.park(timeout);
-        }
-        shared.sleeping.store(false, Ordering::SeqCst);
-    }
 }
 
 /// Wakes a `run_until_complete` main future: sets a flag the loop checks between
@@ -868,144 +636,8 @@ impl fmt::Debug for LocalLoop {
     }
 }
 
-impl LoopHandle {
-    /// The loop's id.
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// assert_eq!(lp.handle().id(), lp.id());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn id(&self) -> LoopId {
-        self.shared.id
-    }
-
-    /// asyncio's `call_soon_threadsafe(f)`: queues `f` from any thread and wakes the loop
-    /// (its poller's fd becomes readable).
-    ///
-    /// # Errors
-    /// [`LoopError::Closed`] on a closed loop.
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// let (tx, rx) = std::sync::mpsc::channel();
-    /// let h = lp.handle();
-    /// std::thread::spawn(move || h.call_soon_threadsafe(move || tx.send(3).unwrap()).unwrap());
-    /// while rx.try_recv().is_err() {
-    ///     lp.run_once(Some(std::time::Duration::from_millis(10)))?;
-    /// }
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn call_soon_threadsafe<F: FnOnce() + Send + 'static>(
-        &self,
-        f: F,
-    ) -> Result<Handle, LoopError> {
-        self.shared.call_soon_send(f).ok_or(LoopError::Closed)
-    }
-
-    /// Spawns a `Send` future as a task of the loop, from any thread.
-    ///
-    /// # Errors
-    /// [`LoopError::Closed`] on a closed loop.
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// let h = lp.handle();
-    /// let t = std::thread::spawn(move || h.spawn(async { 4 })).join().unwrap()?;
-    /// assert_eq!(lp.run_until_complete(t)?.unwrap(), 4);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn spawn<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        if self.shared.closed.load(Ordering::SeqCst) {
-            return Err(LoopError::Closed);
-        }
-        Ok(self.shared.spawn_with(future, SpawnOpts::default()))
-    }
-
-    /// asyncio's `stop()`, from any thread.
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// let h = lp.handle();
-    /// std::thread::spawn(move || h.stop());
-    /// lp.run_forever()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn stop(&self) {
-        self.shared.stop()
-    }
-
-    /// Whether the loop was closed.
-    ///
-    /// ```
-    /// let lp = aioloop::LocalLoop::new()?;
-    /// let h = lp.handle();
-    /// drop(lp);
-    /// assert!(h.is_closed());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::SeqCst)
-    }
-}
-
-impl fmt::Debug for LoopHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoopHandle")
-            .field("id", &self.shared.id)
-            .finish()
-    }
-}
-
-/// Spawns a future that need not be `Send` on the [`LocalLoop`] running on this thread.
-///
-/// # Panics
-/// If no `LocalLoop` is running on this thread (a runtime's workers cannot run `!Send`
-/// tasks: use [`create_task`](crate::create_task) there).
-///
-/// ```
-/// let lp = aioloop::LocalLoop::new()?;
-/// let v = lp.run_until_complete(async {
-///     let rc = std::rc::Rc::new(1);
-///     aioloop::spawn_local(async move { *rc + 1 }).await.unwrap()
-/// })?;
-/// assert_eq!(v, 2);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn spawn_local<F>(future: F) -> Task<F::Output>
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    match context::current_owner().and_then(|l| l.downcast::<LocalShared>()) {
-        Some(shared) if context::is_thread_of(&*shared) => {
-            // SAFETY: this thread runs that loop right now (checked above), and a
-            // `LocalLoop` runs its tasks only on its own thread and cancels them there.
-            let raw = unsafe {
-                RawTask::new_local(future, LocalScheduler(shared.clone()), task::next_task_id())
-            };
-            // SAFETY: a fresh task whose output is `F::Output`.
-            unsafe { shared.bind(raw, SpawnOpts::default()) }
-        }
-        _ => panic!(
-            "no running event loop: aioloop::spawn_local() must be called inside a running LocalLoop"
-        ),
-    }
-}
-
 impl LocalLoop {
     /// This loop as a loop of either kind.
-    pub(crate) fn loop_ref(&self) -> LoopRef {
-        LoopRef::new(self.shared.clone())
-    }
-}
-
-impl LoopHandle {
-    /// The loop behind this handle, as a loop of either kind.
     pub(crate) fn loop_ref(&self) -> LoopRef {
         LoopRef::new(self.shared.clone())
     }
