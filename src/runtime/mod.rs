@@ -55,6 +55,13 @@ use shared::Shared;
 /// runtime**; awaiting its `Task` then yields `TaskError::Cancelled`), every worker thread
 /// is joined, and every task allocation is freed once its last handle is gone.
 ///
+/// Dropped on one of its own workers (moved into one of its tasks or callbacks), the runtime
+/// shuts down *detached* rather than deadlock joining the thread it runs on: the drop
+/// cancels every other unfinished task (dropping their futures on that worker), joins the
+/// other workers and returns. A task that dropped it keeps its value if it completes in the
+/// same poll, else it ends cancelled. That worker thread leaves its loop after its current
+/// step, releases its queue and exits on its own.
+///
 /// ```
 /// let rt = aioloop::Runtime::new()?; // one worker per core
 /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
