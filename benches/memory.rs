@@ -25,7 +25,6 @@
 //!
 //! Run with `CARGO_TARGET_DIR=... cargo bench --bench memory`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,58 +34,27 @@ const N: usize = 100_000;
 /// Worker threads of both runtimes.
 const WORKERS: usize = 2;
 
-/// Counts live heap bytes (requested sizes, not the allocator's rounding).
-struct Counting;
+#[path = "../tests/common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{Counting, Tally};
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 static PEAK: AtomicIsize = AtomicIsize::new(0);
 
-fn add(delta: isize) {
-    let now = LIVE.fetch_add(delta, Ordering::Relaxed) + delta;
-    if delta > 0 {
-        PEAK.fetch_max(now, Ordering::Relaxed);
-    }
-}
+/// Live heap bytes, process-wide, and their peak.
+struct Live;
 
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees are ours; the bookkeeping around it never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract (non-zero size).
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            add(layout.size() as isize);
+impl Tally for Live {
+    fn add(delta: isize) {
+        let now = LIVE.fetch_add(delta, Ordering::Relaxed) + delta;
+        if delta > 0 {
+            PEAK.fetch_max(now, Ordering::Relaxed);
         }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            add(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was returned by this allocator, i.e. by `System`, with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        add(-(layout.size() as isize));
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from `System` with `layout`; the caller upholds the rest.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            add(new_size as isize - layout.size() as isize);
-        }
-        p
     }
 }
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: Counting<Live> = Counting::new();
 
 fn live() -> isize {
     LIVE.load(Ordering::SeqCst)

@@ -64,6 +64,14 @@ use shared::{LocalFlavor, LocalScheduler};
 /// [`run_once`](LocalLoop::run_once) when it does or when
 /// [`next_timeout`](LocalLoop::next_timeout) has passed.
 ///
+/// It needs no stack size setting, unlike a runtime's worker threads
+/// ([`thread_stack_size`]): its tasks are polled on the thread that runs it, so how deep
+/// futures may nest is bounded by that thread's stack — usually 8 MiB for `main` on Linux,
+/// 2 MiB for a thread from `std::thread::spawn` unless its `Builder::stack_size` says
+/// otherwise. The per-level costs listed at [`thread_stack_size`] apply here too.
+///
+/// [`thread_stack_size`]: crate::Builder::thread_stack_size
+///
 /// ```
 /// use std::rc::Rc;
 /// use std::cell::Cell;
