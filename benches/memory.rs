@@ -23,7 +23,7 @@
 //! that does not shrink). aioloop is measured a second time at the end, with the registry
 //! already grown, which separates its share from the task allocation itself.
 //!
-//! Run with `CARGO_TARGET_DIR=... cargo bench --bench memory`.
+//! Run with `cargo bench -p aioloop-benches --bench memory`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
