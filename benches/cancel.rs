@@ -8,7 +8,7 @@
 //! (a parked task can only be cancelled once), so the figure is spawn + park + cancel +
 //! await; `spawn_many_local` in `benches/runtime.rs` shows the spawn part alone.
 //!
-//! Run with `cargo bench --bench cancel`, then `python3 benches/report.py`.
+//! Run with `cargo bench -p aioloop-benches --bench cancel`, then `python3 benches/report.py`.
 
 use std::future::pending;
 use std::time::Duration;

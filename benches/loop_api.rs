@@ -16,7 +16,7 @@
 //! The loops and runtimes are built once per group, before any timing. The workloads are
 //! written from the description; no code is taken from tokio.
 //!
-//! Run with `CARGO_TARGET_DIR=... cargo bench --bench loop_api`, then
+//! Run with `cargo bench -p aioloop-benches --bench loop_api`, then
 //! `python3 benches/report.py`.
 
 use std::sync::mpsc;

@@ -83,8 +83,8 @@ def main(argv):
         return 0 if len(argv) == 2 else 2
     crit = criterion_dir(argv[1] if len(argv) == 2 else None)
     if not os.path.isdir(crit):
-        print(f"no criterion results in {crit!r}; run `cargo bench --bench runtime` first",
-              file=sys.stderr)
+        print(f"no criterion results in {crit!r}; run "
+              "`cargo bench -p aioloop-benches --bench runtime` first", file=sys.stderr)
         return 1
 
     found = sorted(
@@ -143,7 +143,7 @@ def lateness_table(crit):
               f"| {fmt_us(r['p99_ns'])} | {fmt_us(r['max_ns'])} | {fmt_us(r['min_ns'])} "
               f"| {100 * r['within_2ms'] / r['n']:.1f}% |")
     print()
-    print(f"Actual minus requested sleep, from `{path}` (`cargo bench --bench "
+    print(f"Actual minus requested sleep, from `{path}` (`cargo bench -p aioloop-benches --bench "
           "timer_lateness`): one task sleeping on an otherwise idle runtime; a negative "
           "min would be an early wake-up.")
 

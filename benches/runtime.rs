@@ -12,7 +12,7 @@
 //! `std::sync::mpsc` channel received on the bench thread, or the runtime's own
 //! `block_on`).
 //!
-//! Run with `CARGO_TARGET_DIR=... cargo bench --bench runtime`, then
+//! Run with `cargo bench -p aioloop-benches --bench runtime`, then
 //! `python3 benches/report.py`.
 
 use std::sync::{mpsc, Arc};

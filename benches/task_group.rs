@@ -7,7 +7,8 @@
 //! The bench thread waits with the runtime's own `block_on` on that task. Both runtimes have
 //! two workers and are built once, before any timing.
 //!
-//! Run with `cargo bench --bench task_group -- --warm-up-time 1 --measurement-time 3`.
+//! Run with
+//! `cargo bench -p aioloop-benches --bench task_group -- --warm-up-time 1 --measurement-time 3`.
 
 use std::time::Duration;
 

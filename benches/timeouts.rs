@@ -12,7 +12,7 @@
 //! differently. Tasks are spawned from inside a task (each runtime's local queue); the last
 //! one ticks a [`Countdown`]. `benches/report.py` pairs the functions into the ratio.
 //!
-//! Run with `cargo bench --bench timeouts`, then `python3 benches/report.py`.
+//! Run with `cargo bench -p aioloop-benches --bench timeouts`, then `python3 benches/report.py`.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -151,9 +151,8 @@ fn task_semantics(rt: &Runtime) {
                 Ok(()) => unreachable!("never completes"),
                 Err(cancelled) => {
                     let flushed = aioloop::create_task(async { 3 }).await.unwrap_or(0);
-                    println!(
-                        "  'flusher' caught {cancelled}, flushed {flushed} buffers, re-raises"
-                    );
+                    println!("  catch_cancel: 'flusher' caught {cancelled},");
+                    println!("    awaited a clean-up task (flushed {flushed} buffers), re-raises");
                     cancelled.reraise().await;
                 }
             }
@@ -161,7 +160,7 @@ fn task_semantics(rt: &Runtime) {
         let _ = started.await;
         worker.cancel(Some("shutting down"));
         let ended = worker.await;
-        println!("  'flusher' ended: {}", ended.unwrap_err());
+        println!("  re-raise: so 'flusher' ended {}", ended.unwrap_err());
 
         // One suppressed with uncancel(): the task finishes normally.
         let (started_tx, started) = oneshot::channel::<()>();
@@ -175,7 +174,10 @@ fn task_semantics(rt: &Runtime) {
         });
         let _ = started.await;
         stubborn.cancel(None);
-        println!("  a task that uncancel()s: {:?}", stubborn.await);
+        println!(
+            "  uncancel: a task that catches it and calls uncancel() goes on: {:?}",
+            stubborn.await
+        );
 
         // A task group: the first failing child cancels its siblings; failures come back
         // together.
@@ -315,6 +317,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "== aioloop tour: a runtime with {} workers",
         rt.num_workers()
     );
+    println!("   (each worker thread runs its own event loop; an idle one steals tasks)");
 
     let (finished_by, total) = rt.block_on(async {
         // (2) + (3): a task on a worker spawns the jobs into that worker's run queue.
@@ -380,10 +383,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .filter(|t| t.name().starts_with("job-"))
             .count();
         println!(
-            "  ... {} more; {jobs} held jobs + {} other (the block_on main task)",
+            "  ... {} more: {jobs} held jobs + {} main task",
             listing.len().saturating_sub(ROWS),
             listing.len() - jobs
         );
+        println!("  (the main task, Task-1, is the future given to block_on, seen as a task)");
         println!(
             "  a finished job is not listed: {one_quick} listed={}",
             listing.contains(&one_quick)
@@ -398,7 +402,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("-- current_task()");
         println!("  inside a task:  {}", inspector.await.expect("inspector"));
         let main = aioloop::current_task().expect("block_on has a main task");
-        println!("  in block_on:    {main} on thread {}", thread_name());
+        println!(
+            "  in block_on:    {main} on thread {} (the main task)",
+            thread_name()
+        );
 
         // (6) Release the held jobs and await them all.
         let n = releases.len();
@@ -429,6 +436,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {thread:<18} {n:>5}");
     }
     println!("-- rt.worker_stats()");
+    println!("  polled: task polls the worker ran; stolen: tasks it took from the other's");
+    println!("  queue; parked: times it went to sleep in its poller");
     println!(
         "  {:>6}  {:>8}  {:>8}  {:>8}",
         "worker", "polled", "stolen", "parked"
@@ -443,6 +452,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     task_semantics(&rt);
     drop(rt);
     local_loop()?;
-    println!("== done in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+    println!();
+    println!("A guide to LocalLoop, TaskGroup and timeouts: cargo doc --no-deps --open.");
+    println!(
+        "== done in {:.1} ms; the code behind each section is examples/tour.rs",
+        start.elapsed().as_secs_f64() * 1e3
+    );
     Ok(())
 }

@@ -11,10 +11,10 @@
 //! | `_leave_task(loop, t)` | [`leave_task`] | just after that step |
 //! | `_swap_current_task(loop, t)` | [`swap_current_task`] | eager start |
 //!
-//! A task is seen through a [`TaskRef`]: either a built-in [`Task`](crate::Task) or a
+//! A task is seen through a [`TaskRef`]: either a built-in [`Task`] or a
 //! third-party type implementing [`TaskLike`]. Built-in tasks go through the same registry
 //! and the same current-task slot around every poll, so the two are indistinguishable in
-//! [`all_tasks`](crate::all_tasks) and [`current_task`](crate::current_task).
+//! [`all_tasks`] and [`current_task`].
 //!
 //! ```
 //! use aioloop::task::{self, LoopId, TaskLike, TaskRef};
