@@ -79,6 +79,12 @@ fn listing() {
         clone.push(t.elapsed());
         drop(copy);
     }
+    if std::env::var_os("REGISTRY_BENCH_VERBOSE").is_some() {
+        eprintln!(
+            "all_tasks() times (ms): {:?}",
+            list.iter().map(|d| ms(*d)).collect::<Vec<_>>()
+        );
+    }
     let best_list = *list.iter().min().expect("reps");
     let (list, clone) = (median(&mut list), median(&mut clone));
     println!(
@@ -110,11 +116,12 @@ fn spin(d: Duration) {
     }
 }
 
-/// One run of (b) under `load`: the time from the first spawn to the last completion, and
-/// how many listings ran meanwhile.
-fn spawn_run(rt: &aioloop::Runtime, load: Load) -> (Duration, usize) {
+/// One run of (b) under `load`: the time from the first spawn to the last completion, how
+/// many listings ran meanwhile, and how long they took together.
+fn spawn_run(rt: &aioloop::Runtime, load: Load) -> (Duration, usize, Duration) {
     let stop = Arc::new(AtomicBool::new(false));
     let listings = Arc::new(AtomicUsize::new(0));
+    let listing_ns = Arc::new(AtomicUsize::new(0));
     let listers: Vec<_> = match load {
         Load::Alone => vec![],
         Load::OneEveryMs => vec![(Some(true), rt.handle().clone())],
@@ -123,12 +130,16 @@ fn spawn_run(rt: &aioloop::Runtime, load: Load) -> (Duration, usize) {
     }
     .into_iter()
     .map(|(paced, h)| {
-        let (stop, listings) = (stop.clone(), listings.clone());
+        let (stop, listings, listing_ns) = (stop.clone(), listings.clone(), listing_ns.clone());
         thread::spawn(move || {
             let mut next = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 match paced {
-                    Some(_) => drop(h.all_tasks()),
+                    Some(_) => {
+                        let t = Instant::now();
+                        drop(h.all_tasks());
+                        listing_ns.fetch_add(t.elapsed().as_nanos() as usize, Ordering::Relaxed);
+                    }
                     None => spin(Duration::from_micros(100)),
                 }
                 listings.fetch_add(1, Ordering::Relaxed);
@@ -151,6 +162,7 @@ fn spawn_run(rt: &aioloop::Runtime, load: Load) -> (Duration, usize) {
 
     let (count, rx) = Countdown::new(N);
     let before = listings.load(Ordering::Relaxed);
+    let ns_before = listing_ns.load(Ordering::Relaxed);
     let t = Instant::now();
     drop(rt.spawn(async move {
         for _ in 0..N {
@@ -161,12 +173,13 @@ fn spawn_run(rt: &aioloop::Runtime, load: Load) -> (Duration, usize) {
     rx.recv().expect("countdown reached zero");
     let took = t.elapsed();
     let listed = listings.load(Ordering::Relaxed) - before;
+    let listing = listing_ns.load(Ordering::Relaxed) - ns_before;
 
     stop.store(true, Ordering::Relaxed);
     for l in listers {
         l.join().expect("lister");
     }
-    (took, listed)
+    (took, listed, Duration::from_nanos(listing as u64))
 }
 
 /// (b): spawns alone, beside one paced lister, beside two back-to-back listers.
@@ -181,32 +194,47 @@ fn spawning() {
     ];
     let mut times: [Vec<Duration>; 4] = Default::default();
     let mut listed = [0usize; 4];
+    let mut listing = [Duration::ZERO; 4];
     for _ in 0..ROUNDS {
         for (i, &load) in loads.iter().enumerate() {
-            let (took, n) = spawn_run(&rt, load);
+            let (took, n, d) = spawn_run(&rt, load);
             times[i].push(took);
             listed[i] += n;
+            listing[i] += d;
         }
     }
     let [alone, one, two, spinners] = times.map(|mut v| median(&mut v));
     println!("{N} spawns+completions, median of {ROUNDS}:");
     println!("  alone:                    {:8.2} ms", ms(alone));
-    for (name, d, n) in [
-        ("one lister every 1 ms", one, listed[1]),
-        ("two listers back to back", two, listed[2]),
-        ("control: two CPU burners", spinners, 0),
+    for (i, name, d) in [
+        (1, "one lister every 1 ms", one),
+        (2, "two listers back to back", two),
+        (3, "control: two CPU burners", spinners),
     ] {
-        println!(
-            "  {name:<25}{:8.2} ms  ratio {:5.2}  ({:.0} listings/run)",
+        print!(
+            "  {name:<25}{:8.2} ms  ratio {:5.2}",
             ms(d),
             d.as_secs_f64() / alone.as_secs_f64(),
-            n as f64 / ROUNDS as f64
         );
+        if !listing[i].is_zero() {
+            print!(
+                "  ({:.0} listings/run, {:.1} us each)",
+                listed[i] as f64 / ROUNDS as f64,
+                listing[i].as_secs_f64() * 1e6 / listed[i] as f64
+            );
+        }
+        println!();
     }
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a name filter is ignored: the file is one workload.
-    listing();
-    spawning();
+    // `cargo bench` passes `--bench`; a filter `listing` or `spawning` runs only that part.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |part: &str| filter.as_deref().is_none_or(|f| part.contains(f));
+    if run("listing") {
+        listing();
+    }
+    if run("spawning") {
+        spawning();
+    }
 }
