@@ -310,18 +310,24 @@ mod imp {
             let id = t.id();
             let hash = self.hash(id);
             let (mut table, layout) = self.write(hash);
-            if table.find(hash, |e| e.0 == id).is_some() {
-                drop(table);
-                drop(t); // a rejected duplicate, dropped after the lock is released
-                return false;
-            }
-            // Rule 2: hashbrown relocates on this insert only if no growth is left; a
-            // third-party id may be one a running snapshot already listed.
+            // Rule 2: the lookup below grows or rehashes the table only if no growth is
+            // left; a third-party id may be one a running snapshot already listed.
             if table.len() == table.capacity() || !t.is_builtin() {
                 layout.fetch_add(1, Relaxed);
             }
-            table.insert(hash, (id, SharedValue::new(t)), |e| self.hash(e.0));
-            true
+            match table.find_or_find_insert_slot(hash, |e| e.0 == id, |e| self.hash(e.0)) {
+                Ok(_) => {
+                    drop(table);
+                    drop(t); // a rejected duplicate, dropped after the lock is released
+                    false
+                }
+                Err(slot) => {
+                    // SAFETY: `slot` was just returned by `find_or_find_insert_slot` on this
+                    // table, and the write guard has kept the table unchanged since.
+                    unsafe { table.insert_in_slot(hash, slot, (id, SharedValue::new(t))) };
+                    true
+                }
+            }
         }
         pub(super) fn remove(&self, id: u64) -> Option<TaskRef> {
             let hash = self.hash(id);
