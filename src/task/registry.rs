@@ -151,12 +151,11 @@ fn collect_shard<V: ShardView>(
 }
 
 /// Clones the entries at positions `range` that `keep` accepts into `out`, in three passes
-/// per group of 64 positions. A snapshot's cost is one cache miss per task (its header),
-/// and the tasks of a shard are scattered: so first a load from every header with nothing
-/// depending on it (the CPU keeps many such misses in flight), then every `keep` (an
-/// indirect call each, which would limit the overlap), then every clone (an atomic
-/// increment each, which on x86 waits for all earlier loads, so interleaved with them it
-/// would serialise the misses).
+/// per group of 64 positions. A snapshot's cost is the cache misses on the tasks' headers,
+/// which are scattered in memory: so first a prefetch of every header (the CPU keeps many
+/// in flight), then every `keep` (an indirect call each, on lines now arriving), then every
+/// clone (an atomic increment each, which on x86 waits for all earlier loads, so
+/// interleaved with them it would serialise the misses).
 fn copy_out(
     view: &impl ShardView,
     range: std::ops::Range<usize>,
@@ -168,7 +167,7 @@ fn copy_out(
         let end = range.end.min(start + 64);
         for p in start..end {
             if let Some(raw) = view.entry(p).and_then(TaskRef::raw) {
-                std::hint::black_box(raw.header().state.load());
+                prefetch(std::ptr::from_ref(raw.header()).cast());
             }
         }
         let mut kept = 0u64;
@@ -185,6 +184,25 @@ fn copy_out(
         start = end;
     }
 }
+
+/// Starts loading the two cache lines at `p` (a task's header and what follows it: the
+/// state `keep` reads and the scheduler `loop_id` reads) without waiting for them.
+#[cfg(all(target_arch = "x86_64", not(loom)))]
+#[allow(unused_unsafe)] // `_mm_prefetch` is a safe function since Rust 1.87, unsafe before
+fn prefetch(p: *const u8) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    // SAFETY: a prefetch is a hint that never faults and never changes memory, whatever the
+    // address (the second line may lie past the task's allocation); SSE, which it needs, is
+    // part of x86_64.
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64).cast());
+    }
+}
+
+/// Elsewhere (and under loom, whose cells must not be read behind its back): nothing.
+#[cfg(not(all(target_arch = "x86_64", not(loom))))]
+fn prefetch(_: *const u8) {}
 
 #[cfg(not(loom))]
 mod imp {
