@@ -38,15 +38,17 @@
 //!    from this shard and starts the shard again. After [`REGISTRY_MAX_RESTARTS`] restarts
 //!    it takes the shard in one hold: the only unbounded hold, reached only if writers
 //!    relocated or re-registered in this shard that many times during one walk.
-//! 5. **What a snapshot lists.** A walk that completes a shard without a restart saw one
-//!    generation, so by rule 1 every entry present throughout sat at one position and was
-//!    visited exactly once: it is listed once. Two visited positions never hold the same id
-//!    (an id changes position only by relocation or by removal and re-insertion, both of
-//!    which bump the generation, rule 2), so nothing is listed twice. Entries inserted or
-//!    removed during the walk may or may not be listed.
-//! 6. **Writers.** `insert`, `remove` and `contains` lock one shard for one hashbrown
-//!    operation, as dashmap's own methods do; with rule 3 a writer that finds the shard
-//!    read-locked waits for at most one slice — if the walk lets it in (rule 7).
+//! 5. **What a snapshot lists.** What it keeps of a shard comes from the shard's last pass,
+//!    which saw one generation from its first hold to its last (or was one hold). By rule 1
+//!    every entry present throughout sat at one position during that pass and was visited
+//!    exactly once: it is listed once. Two visited positions never hold the same id (an id
+//!    changes position only by relocation or by removal and re-insertion, both of which
+//!    bump the generation, rule 2), so nothing is listed twice. Every position is read
+//!    under the lock, so an entry removed before the snapshot started is never listed.
+//!    Entries inserted or removed during the walk may or may not be listed.
+//! 6. **Writers.** `insert` and `remove` write-lock one shard for one hashbrown operation,
+//!    as dashmap's own methods do; with rule 3 a writer that finds the shard read-locked
+//!    waits for at most one slice — if the walk lets it in (rule 7).
 //! 7. **Writers first.** dashmap's lock lets readers in while a writer waits, and a waiting
 //!    writer yields its CPU and then sleeps: back-to-back slices (or two walks) would keep
 //!    it out indefinitely. So a writer that does not get the write lock at once announces
@@ -125,7 +127,8 @@ fn collect_shard<V: ShardView>(
         };
         let (mut pos, mut layout) = (0usize, None);
         loop {
-            // Room for a whole slice, so that pushes under the lock never reallocate.
+            // Room for a whole slice, so that pushes under the lock do not reallocate (but
+            // for rule 4's one-hold pass over a shard larger than this).
             out.reserve(slice.min(1 << 16));
             let view = read();
             match layout {
