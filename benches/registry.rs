@@ -11,7 +11,7 @@
 //! (b) **Spawning under listing.** One task spawns 100,000 tasks that each tick a countdown
 //!     (the `spawn_many_local` shape, ten times larger: every spawn registers, every
 //!     completion unregisters); the bench thread waits for zero. Three loads, interleaved
-//!     round by round so that drift hits them alike, medians over `ROUNDS`:
+//!     round by round so that drift hits them alike, medians over `ROUNDS` rounds:
 //!       - *alone*: nothing else runs (the baseline);
 //!       - *one lister*: a thread calls `all_tasks()` and sleeps 1 ms, over and over (a
 //!         monitor polling every millisecond; the mean listing time is printed, since a
@@ -37,8 +37,16 @@ use common::{aioloop_runtime, Countdown};
 const N: usize = 100_000;
 /// Timed `all_tasks()` calls in (a).
 const LIST_REPS: usize = 30;
-/// Rounds of (b) (each runs the three loads once).
-const ROUNDS: usize = 5;
+/// Rounds of (b) (each runs every load once), unless `REGISTRY_BENCH_ROUNDS` says otherwise:
+/// on a shared machine, more rounds steady the medians.
+const ROUNDS: usize = 11;
+
+fn rounds() -> usize {
+    std::env::var("REGISTRY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS)
+}
 
 fn median(v: &mut [Duration]) -> Duration {
     v.sort_unstable();
@@ -193,7 +201,8 @@ fn spawning() {
     let mut times: [Vec<Duration>; 4] = Default::default();
     let mut listed = [0usize; 4];
     let mut listing = [Duration::ZERO; 4];
-    for _ in 0..ROUNDS {
+    let rounds = rounds();
+    for _ in 0..rounds {
         for (i, &load) in loads.iter().enumerate() {
             let (took, n, d) = spawn_run(&rt, load);
             times[i].push(took);
@@ -202,7 +211,7 @@ fn spawning() {
         }
     }
     let [alone, one, two, spinners] = times.map(|mut v| median(&mut v));
-    println!("{N} spawns+completions, median of {ROUNDS}:");
+    println!("{N} spawns+completions, median of {rounds}:");
     println!("  alone:                    {:8.2} ms", ms(alone));
     for (i, name, d) in [
         (1, "one lister, 1 ms apart", one),
@@ -217,7 +226,7 @@ fn spawning() {
         if !listing[i].is_zero() {
             print!(
                 "  ({:.0} listings/run, {:.1} us each)",
-                listed[i] as f64 / ROUNDS as f64,
+                listed[i] as f64 / rounds as f64,
                 listing[i].as_secs_f64() * 1e6 / listed[i] as f64
             );
         }
