@@ -144,8 +144,8 @@ pub(crate) mod tuning {
 
     /// Table positions a registry snapshot visits per shard read-lock hold
     /// (`task::registry`, rule 3): the longest a listing makes a spawn or a completion
-    /// wait (a few microseconds: up to 448 entries at hashbrown's 7/8 load, about 200 at
-    /// its usual fill; 128 and 1024 measured worse in `benches/registry.rs`). One under
+    /// wait (at most 448 entries at hashbrown's 7/8 load, about 200 at its usual fill:
+    /// microseconds; 128 and 1024 measured worse in `benches/registry.rs`). One under
     /// loom, so that models interleave writers between any two positions.
     #[cfg(not(loom))]
     pub(crate) const REGISTRY_SLICE: usize = 512;
