@@ -95,6 +95,15 @@ mod imp {
         pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
             self.0.lock().unwrap_or_else(|e| e.into_inner())
         }
+
+        /// The lock if it is free now (poisoning ignored, as in `lock`).
+        pub(crate) fn try_lock(&self) -> Option<loom::sync::MutexGuard<'_, T>> {
+            match self.0.try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
     }
 
     impl<T: Default> Default for Mutex<T> {
@@ -132,4 +141,28 @@ pub(crate) mod tuning {
     pub(crate) const MAX_BATCH: usize = 256;
     #[cfg(loom)]
     pub(crate) const MAX_BATCH: usize = 2;
+
+    /// Table positions a registry snapshot visits per shard read-lock hold
+    /// (`task::registry`, rule 3): the longest a listing makes a spawn or a completion
+    /// wait (at most 448 entries at hashbrown's 7/8 load, about 200 at its usual fill:
+    /// microseconds; 128 and 1024 measured worse in `benches/registry.rs`). One under
+    /// loom, so that models interleave writers between any two positions.
+    #[cfg(not(loom))]
+    pub(crate) const REGISTRY_SLICE: usize = 512;
+    #[cfg(loom)]
+    pub(crate) const REGISTRY_SLICE: usize = 1;
+
+    /// Times a registry snapshot yields to a shard's waiting writers before a slice
+    /// (`task::registry`, rule 7).
+    #[cfg(not(loom))]
+    pub(crate) const REGISTRY_STEP_ASIDE: usize = 64;
+    #[cfg(loom)]
+    pub(crate) const REGISTRY_STEP_ASIDE: usize = 1;
+
+    /// Restarts of one shard's walk, after its layout changed, before a snapshot takes the
+    /// shard in one hold (`task::registry`, rule 4).
+    #[cfg(not(loom))]
+    pub(crate) const REGISTRY_MAX_RESTARTS: usize = 4;
+    #[cfg(loom)]
+    pub(crate) const REGISTRY_MAX_RESTARTS: usize = 1;
 }

@@ -1,10 +1,15 @@
-//! Model 3 (issue 2, item 7): registry inserts and removes racing an `all_tasks` snapshot
-//! (`task/registry.rs`; under loom the map is two mutex-guarded shards, so a snapshot walks
-//! shard 0 then shard 1 while inserts and removes land between the two).
+//! Model 3 (issue 2, item 7; issue 8, item 3): registry inserts and removes racing an
+//! `all_tasks` snapshot (`task/registry.rs`). Under loom the map is two mutex-guarded
+//! shards of two positions each that grow by relocating every entry, and a snapshot walks
+//! them one position per lock hold (`REGISTRY_SLICE` = 1), restarting a shard at most once
+//! before taking it in one hold (`REGISTRY_MAX_RESTARTS` = 1): inserts, removals and
+//! relocations land between any two positions of the walk, and the restart and the one-hold
+//! fallback are both reached.
 //!
-//! The snapshot's contract (rule L7, `registry::collect`): a task present for the whole call
-//! is always listed; no task is listed twice; tasks added or removed meanwhile may or may
-//! not be.
+//! The snapshot's contract (rule L7, `registry::collect`, the registry's rule 5): a task
+//! present for the whole call is always listed; no task is listed twice; a task removed
+//! before the call started is not listed; tasks added or removed meanwhile may or may not
+//! be.
 
 mod common;
 
@@ -13,6 +18,8 @@ use std::sync::Arc as StdArc;
 use aioloop::loom_internals::{all_tasks_of, registry_contains, registry_snapshot, TestScheduler};
 use aioloop::task::{register_task, unregister_task, LoopId, TaskLike, TaskRef};
 use common::{Gate, Probe};
+use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use loom::sync::Arc;
 use loom::thread;
 
 /// A third-party task (the public `TaskLike` trait), with an id the model chooses so that
@@ -39,6 +46,10 @@ impl TaskLike for Foreign {
 
 fn foreign(id: u64, loop_id: LoopId) -> TaskRef {
     TaskRef::new(StdArc::new(Foreign { id, loop_id }))
+}
+
+fn ids(snapshot: &[TaskRef]) -> Vec<u64> {
+    snapshot.iter().map(TaskRef::id).collect()
 }
 
 fn assert_no_duplicates(snapshot: &[TaskRef]) {
@@ -154,5 +165,144 @@ fn completion_and_spawn_race_snapshot() {
         drop((long_lived, spawned));
         assert!(registry_snapshot().is_empty());
         assert_eq!(sched.alive(), 0);
+    });
+}
+
+/// 3(c) A walk across a relocation (issue 8, item 3; the registry's rules 1, 2, 4): shard 0
+/// starts full, built-in task 12 at position 0 and 16 at position 1. Another thread spawns
+/// task 20 there, which grows the table and moves 12 to position 2 and 16 to position 0
+/// (rule 2's growth bump: built-in inserts bump nothing else). Meanwhile a snapshot walks
+/// the shards one position per hold. Without the restart it could list 12 twice (before
+/// and after the move) and miss 16 (moved behind the walk); with it, both are listed
+/// exactly once.
+#[test]
+fn walk_across_growth() {
+    loom::model(|| {
+        let sched = TestScheduler::new();
+        let probes = [Probe::new(), Probe::new(), Probe::new()];
+        let first = sched.spawn(12, Gate::new(&probes[0], 0));
+        let second = sched.spawn(16, Gate::new(&probes[1], 0));
+
+        let spawner = {
+            let (sched, probe) = (sched.clone(), probes[2].clone());
+            thread::spawn(move || sched.spawn(20, Gate::new(&probe, 0)))
+        };
+
+        let snapshot = all_tasks_of(sched.loop_id());
+        assert_no_duplicates(&snapshot);
+        for id in [12, 16] {
+            assert!(
+                ids(&snapshot).contains(&id),
+                "task {id}, present throughout, not listed: {:?}",
+                ids(&snapshot)
+            );
+        }
+        assert!(ids(&snapshot).iter().all(|id| matches!(id, 12 | 16 | 20)));
+        drop(snapshot);
+
+        let third = spawner.join().unwrap();
+        for p in &probes {
+            p.open();
+        }
+        while sched.run_one() {}
+        drop((first, second, third));
+        assert!(registry_snapshot().is_empty());
+        assert_eq!(sched.alive(), 0);
+    });
+}
+
+/// 3(d) A re-registered third-party task that comes back at another position (rules 2, 4,
+/// 5): shard 1 (four positions) holds task 17 at position 0 and task 13 at position 2. One
+/// thread unregisters 13 and registers it again; another registers task 21, whose home is
+/// 13's position, so if 21 gets there first 13 comes back at position 3, ahead of a walk
+/// that already listed it at 2. Both inserts bump the generation (third-party ids), so a
+/// walk may restart twice in this shard and then take it in one hold (rule 4). Task 17 is
+/// listed once and 13 at most once.
+#[test]
+fn walk_across_reinsert() {
+    loom::model(|| {
+        let lp = LoopId::new();
+        let (stays, moves, lands) = (foreign(17, lp), foreign(13, lp), foreign(21, lp));
+        for t in [&stays, &moves] {
+            register_task(t);
+        }
+
+        let mover = {
+            let moves = moves.clone();
+            thread::spawn(move || {
+                unregister_task(&moves);
+                register_task(&moves);
+            })
+        };
+        let lander = {
+            let lands = lands.clone();
+            thread::spawn(move || register_task(&lands))
+        };
+
+        let snapshot = all_tasks_of(lp);
+        assert_no_duplicates(&snapshot);
+        assert!(
+            snapshot.contains(&stays),
+            "task 17, present throughout, not listed: {:?}",
+            ids(&snapshot)
+        );
+        assert!(ids(&snapshot).iter().all(|id| matches!(id, 13 | 17 | 21)));
+
+        mover.join().unwrap();
+        lander.join().unwrap();
+        let mut after = ids(&all_tasks_of(lp));
+        after.sort_unstable();
+        assert_eq!(after, [13, 17, 21]);
+        for t in [&stays, &moves, &lands] {
+            unregister_task(t);
+        }
+        assert!(registry_snapshot().is_empty());
+    });
+}
+
+/// 3(e) The other direction of the contract, with the table growing under the walk: a task
+/// whose removal happened before the snapshot started is not listed (the walk never copies
+/// an entry from a stale position), and one registered throughout still is.
+#[test]
+fn removed_before_snapshot_not_listed() {
+    loom::model(|| {
+        let lp = LoopId::new();
+        let (a, gone) = (foreign(10, lp), foreign(12, lp)); // shard 0, full
+        let grows = foreign(14, lp);
+        for t in [&a, &gone] {
+            register_task(t);
+        }
+        let removed = Arc::new(AtomicBool::new(false));
+
+        let remover = {
+            let (gone, removed) = (gone.clone(), removed.clone());
+            thread::spawn(move || {
+                unregister_task(&gone);
+                removed.store(true, SeqCst);
+            })
+        };
+        let grower = {
+            let grows = grows.clone();
+            thread::spawn(move || register_task(&grows))
+        };
+
+        let removed_before = removed.load(SeqCst);
+        let snapshot = all_tasks_of(lp);
+        assert_no_duplicates(&snapshot);
+        assert!(snapshot.contains(&a), "{:?}", ids(&snapshot));
+        if removed_before {
+            assert!(
+                !snapshot.contains(&gone),
+                "a task removed before the snapshot was listed: {:?}",
+                ids(&snapshot)
+            );
+        }
+
+        remover.join().unwrap();
+        grower.join().unwrap();
+        for t in [&a, &grows] {
+            unregister_task(t);
+        }
+        assert!(registry_snapshot().is_empty());
     });
 }
