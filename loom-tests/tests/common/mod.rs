@@ -8,6 +8,7 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use aioloop::loom_internals::TestRuntime;
 use aioloop::{Task, TaskError};
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::sync::{Arc, Mutex};
@@ -206,4 +207,50 @@ unsafe fn cw_wake_by_ref(p: *const ()) {
 unsafe fn cw_drop(p: *const ()) {
     // SAFETY: as in `cw_clone`; dropping the waker releases its Arc.
     drop(unsafe { Arc::from_raw(p as *const WakeCounter) });
+}
+
+// ---- a runtime whose workers run on loom threads ---------------------------------------------
+
+/// Starts workers `0..n` of `rt`, each running the real worker loop on its own loom thread.
+pub fn start_workers(rt: &Arc<TestRuntime>, n: usize) -> Vec<loom::thread::JoinHandle<()>> {
+    (0..n)
+        .map(|i| {
+            let rt = rt.clone();
+            loom::thread::spawn(move || rt.run_worker(i))
+        })
+        .collect()
+}
+
+/// Waits for the workers to leave their loops (after something set the shutdown flag), then
+/// runs the rest of the runtime's shutdown order (cancel, drain) and checks that nothing was
+/// left queued.
+pub fn join_and_finish(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
+    for w in workers {
+        w.join().unwrap();
+    }
+    rt.finish();
+    assert!(!rt.has_work(), "work left queued after shutdown");
+}
+
+/// The whole shutdown order from the model's thread: flag and unpark, join, cancel, drain.
+pub fn shut_down(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
+    rt.begin_shutdown();
+    join_and_finish(rt, workers);
+}
+
+/// Counts its drops: moved into a callback or a future, it tells whether that closure or
+/// future was released exactly once (run and dropped, or discarded).
+pub struct DropCount(pub Arc<AtomicUsize>);
+
+impl DropCount {
+    pub fn new() -> (DropCount, Arc<AtomicUsize>) {
+        let n = Arc::new(AtomicUsize::new(0));
+        (DropCount(n.clone()), n)
+    }
+}
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
 }
