@@ -23,7 +23,7 @@ mod common;
 
 use aioloop::loom_internals::TestRuntime;
 use aioloop::Handle;
-use common::{join_and_finish, shut_down, start_workers};
+use common::{join_and_finish, model_spawning, start_workers};
 use loom::sync::{Arc, Condvar, Mutex};
 
 /// 2(a) One worker: a task pushed from outside (`Shared::schedule_remote`: injector push,
@@ -33,14 +33,15 @@ use loom::sync::{Arc, Condvar, Mutex};
 /// join handle (awaited with loom's `block_on`) is woken.
 #[test]
 fn remote_push_races_worker_parking() {
-    loom::model(|| {
+    model_spawning(|| {
         let rt = Arc::new(TestRuntime::new(1));
         let workers = start_workers(&rt, 1);
 
         let task = rt.handle().spawn(async { 7u32 });
         assert_eq!(loom::future::block_on(task).unwrap(), 7);
 
-        shut_down(&rt, workers);
+        rt.begin_shutdown();
+        join_and_finish(&rt, workers);
     });
 }
 

@@ -61,6 +61,18 @@ impl Probe {
     }
 }
 
+/// From another thread: opens `probe`'s gate and wakes the future through the waker it
+/// left, if it has polled yet (if not, its first poll finds the gate open).
+pub fn spawn_opener(probe: &Arc<Probe>) -> loom::thread::JoinHandle<()> {
+    let probe = probe.clone();
+    loom::thread::spawn(move || {
+        probe.open();
+        if let Some(w) = probe.take_waker() {
+            w.wake();
+        }
+    })
+}
+
 /// A task's output: counts its drop, so that a double drop or a leak of the output shows.
 pub struct Output {
     probe: Arc<Probe>,
@@ -157,6 +169,25 @@ pub fn poll_join<T>(task: &mut Task<T>, waker: &Waker) -> Poll<Result<T, TaskErr
     Pin::new(task).poll(&mut Context::from_waker(waker))
 }
 
+/// For a task whose gate never opened and which must have ended cancelled (`pending`
+/// describes the bug if it is still pending): its handle reads `Cancelled`; once the handle
+/// and the waker its future may have left are dropped, the future was dropped exactly once
+/// and no output was made.
+pub fn assert_cancelled_and_released(mut task: Task<Output>, probe: &Probe, pending: &str) {
+    let (_, w) = counting_waker();
+    match poll_join(&mut task, &w) {
+        Poll::Ready(Err(TaskError::Cancelled(_))) => {}
+        Poll::Ready(Ok(_)) => panic!("the gate never opened"),
+        Poll::Ready(Err(e)) => panic!("unexpected {e}"),
+        Poll::Pending => panic!("{pending}"),
+    }
+    drop(task);
+    // A poll that found the gate closed left a waker (a task reference) with the probe.
+    drop(probe.take_waker());
+    assert_eq!(probe.futures_dropped(), 1);
+    assert_eq!(probe.outputs_dropped(), 0);
+}
+
 // ---- a counting waker tracked by loom ------------------------------------------------------
 
 /// Counts wake-ups. Every waker clone holds a `loom::sync::Arc` to it, so a clone that is
@@ -222,20 +253,41 @@ pub fn start_workers(rt: &Arc<TestRuntime>, n: usize) -> Vec<loom::thread::JoinH
 }
 
 /// Waits for the workers to leave their loops (after something set the shutdown flag), then
-/// runs the rest of the runtime's shutdown order (cancel, drain) and checks that nothing was
-/// left queued.
-pub fn join_and_finish(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
+/// runs the rest of the runtime's shutdown order (cancel, drain).
+pub fn join_and_drain(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
     for w in workers {
         w.join().unwrap();
     }
     rt.finish();
+}
+
+/// [`join_and_drain`], then checks that nothing was left queued (for models whose every
+/// other thread is done by then).
+pub fn join_and_finish(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
+    join_and_drain(rt, workers);
     assert!(!rt.has_work(), "work left queued after shutdown");
 }
 
 /// The whole shutdown order from the model's thread: flag and unpark, join, cancel, drain.
 pub fn shut_down(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
     rt.begin_shutdown();
-    join_and_finish(rt, workers);
+    join_and_drain(rt, workers);
+}
+
+/// `loom::model` for models that spawn through a runtime `Handle`, whose task ids come from
+/// the process-wide counter: the registry shard of a task is its id's parity, so every
+/// execution must see the same parities or loom's replay diverges ("Is the model fully
+/// deterministic?"). Each execution starts at an even id, and models of this kind run one
+/// at a time (the counter is shared with the other tests of the binary).
+pub fn model_spawning(f: impl Fn() + Sync + Send + 'static) {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    loom::model(move || {
+        if aioloop::task::next_task_id().is_multiple_of(2) {
+            aioloop::task::next_task_id();
+        }
+        f()
+    });
 }
 
 /// Counts its drops: moved into a callback or a future, it tells whether that closure or
