@@ -8,7 +8,7 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use aioloop::loom_internals::TestRuntime;
+use aioloop::loom_internals::{TestRuntime, TestScheduler};
 use aioloop::{Task, TaskError};
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::sync::{Arc, Mutex};
@@ -71,6 +71,16 @@ pub fn spawn_opener(probe: &Arc<Probe>) -> loom::thread::JoinHandle<()> {
             w.wake();
         }
     })
+}
+
+/// Spawns a [`Gate`] (closed) as task `id` on `sched` and polls it once: the task is idle
+/// and pending, and its waker is with the returned probe.
+pub fn spawn_pending(sched: &TestScheduler, id: u64, value: u32) -> (Arc<Probe>, Task<Output>) {
+    let probe = Probe::new();
+    let join = sched.spawn(id, Gate::new(&probe, value));
+    assert!(sched.run_one(), "the new task was not queued");
+    assert_eq!(probe.polls(), 1);
+    (probe, join)
 }
 
 /// A task's output: counts its drop, so that a double drop or a leak of the output shows.
