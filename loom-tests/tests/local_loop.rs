@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use aioloop::LocalLoop;
-use common::{spawn_opener, DropCount, Gate, Probe};
+use common::{model_spawning, spawn_opener, DropCount, Gate, Probe};
 use loom::thread;
 
 /// `call_soon_threadsafe` from another thread racing the loop going to sleep in
@@ -82,7 +82,8 @@ fn stop_from_another_thread() {
 #[test]
 #[ignore = "finds a lost wake-up of run_until_complete's main future (see the doc comment)"]
 fn main_future_woken_from_another_thread() {
-    loom::model(|| {
+    // The main task is registered under an id from the process-wide counter.
+    model_spawning(|| {
         let lp = LocalLoop::new().unwrap();
         let probe = Probe::new();
         let opener = spawn_opener(&probe);

@@ -284,8 +284,8 @@ pub fn shut_down(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
     join_and_drain(rt, workers);
 }
 
-/// `loom::model` for models that spawn through a runtime `Handle`, whose task ids come from
-/// the process-wide counter: the registry shard of a task is its id's parity, so every
+/// `loom::model` for models that spawn through a runtime `Handle` (or register a loop's main
+/// task), whose task ids come from the process-wide counter: the registry shard of a task is its id's parity, so every
 /// execution must see the same parities or loom's replay diverges ("Is the model fully
 /// deterministic?"). Each execution starts at an even id, and models of this kind run one
 /// at a time (the counter is shared with the other tests of the binary).
