@@ -9,9 +9,11 @@ mod common;
 
 use std::task::Poll;
 
-use aioloop::loom_internals::TestScheduler;
+use aioloop::loom_internals::{shutdown_task, TestScheduler};
 use aioloop::{catch_cancel, TaskError};
-use common::{counting_waker, poll_join, Gate, Probe};
+use common::{
+    assert_cancelled_and_released, counting_waker, poll_join, spawn_pending, Gate, Probe,
+};
 use loom::thread;
 
 /// `cancel()` racing the task's completion (the gate opened from a third thread). The
@@ -96,6 +98,40 @@ fn cancel_races_catch_scope_delivery() {
         drop(done);
         drop(probe.take_waker());
         assert_eq!(probe.futures_dropped(), 1);
+        assert_eq!(sched.alive(), 0, "task allocation not freed");
+    });
+}
+
+/// `cancel()` (a request plus a wake) racing runtime shutdown of the same task
+/// (`RawTask::shutdown`: `CANCELLED`, the future dropped by whoever owns it) while the
+/// polling thread runs whatever is queued. However they interleave, the task ends
+/// cancelled, its future is dropped exactly once (by the shutdown thread, or by the poller:
+/// delivering the cancel, or finding `CANCELLED` when its poll starts or ends), a `Notified`
+/// the cancel queued after completion only releases its reference, and the allocation is
+/// freed.
+#[test]
+fn cancel_races_shutdown() {
+    loom::model(|| {
+        let sched = TestScheduler::new();
+        let (probe, join) = spawn_pending(&sched, 1, 5); // never opened
+        let canceller = {
+            let task = join.task_ref();
+            thread::spawn(move || task.cancel(Some("stop")))
+        };
+        let shutter = {
+            let task = join.task_ref();
+            thread::spawn(move || shutdown_task(&task))
+        };
+        // Runs the cancel's `Notified` if it is queued by now (poll 2, delivering the cancel,
+        // or a run that finds the task already shut down), racing both threads.
+        sched.run_one();
+        canceller.join().unwrap();
+        shutter.join().unwrap();
+        while sched.run_one() {}
+
+        assert!(probe.polls() <= 2);
+        assert_cancelled_and_released(join, &probe, "cancelled and shut down, still pending");
+        assert_eq!(sched.queued(), 0);
         assert_eq!(sched.alive(), 0, "task allocation not freed");
     });
 }

@@ -7,8 +7,8 @@
 
 mod common;
 
-use aioloop::loom_internals::{add_done_hook, TestScheduler};
-use common::{Gate, Probe};
+use aioloop::loom_internals::{add_done_hook, shutdown_task, TestScheduler};
+use common::{spawn_pending, Gate, Probe};
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
@@ -67,5 +67,40 @@ fn two_registrations_race_completion() {
         assert_eq!(runs.load(SeqCst), 2);
         drop(join);
         assert_eq!(sched.alive(), 0);
+    });
+}
+
+/// A hook registered from one thread while runtime shutdown cancels the idle task on
+/// another (`RawTask::shutdown` drops the future there and completes the task cancelled,
+/// firing what is registered): the hook runs exactly once, after the task is done, on
+/// whichever side sees the other.
+#[test]
+fn done_hook_races_shutdown() {
+    loom::model(|| {
+        let sched = TestScheduler::new();
+        let (probe, join) = spawn_pending(&sched, 1, 3); // never opened
+        let runs = Arc::new(AtomicUsize::new(0));
+        let registrar = {
+            let (task, runs) = (join.task_ref(), runs.clone());
+            thread::spawn(move || {
+                add_done_hook(&task, move |done| {
+                    runs.fetch_add(if done { 1 } else { 100 }, SeqCst);
+                });
+            })
+        };
+        let task = join.task_ref();
+        shutdown_task(&task);
+        registrar.join().unwrap();
+        assert_eq!(
+            runs.load(SeqCst),
+            1,
+            "the hook must run exactly once, when done"
+        );
+        assert!(task.cancelled());
+        drop(task);
+        drop(probe.take_waker());
+        drop(join);
+        assert_eq!(probe.futures_dropped(), 1);
+        assert_eq!(sched.alive(), 0, "task allocation not freed");
     });
 }

@@ -18,8 +18,9 @@ mod common;
 use std::task::Poll;
 
 use aioloop::loom_internals::{shutdown_task, TestScheduler};
-use aioloop::TaskError;
-use common::{counting_waker, poll_join, Gate, Probe, YieldOnce};
+use common::{
+    assert_cancelled_and_released, counting_waker, poll_join, spawn_opener, Gate, Probe, YieldOnce,
+};
 use loom::thread;
 
 /// 1(a) A wake from another thread (through a cloned `Waker`, by value or by reference)
@@ -144,15 +145,7 @@ fn remote_wake_races_poll() {
         let probe = Probe::new();
         let mut join = sched.spawn(1, Gate::new(&probe, 3));
 
-        let opener = {
-            let probe = probe.clone();
-            thread::spawn(move || {
-                probe.open();
-                if let Some(w) = probe.take_waker() {
-                    w.wake();
-                }
-            })
-        };
+        let opener = spawn_opener(&probe);
         let spurious = {
             let probe = probe.clone();
             thread::spawn(move || {
@@ -193,7 +186,7 @@ fn shutdown_races_poll_and_wake() {
     loom::model(|| {
         let sched = TestScheduler::new();
         let probe = Probe::new();
-        let mut join = sched.spawn(1, Gate::new(&probe, 5));
+        let join = sched.spawn(1, Gate::new(&probe, 5));
         assert!(sched.run_one()); // poll 1: pending
         let waker = probe.take_waker().expect("poll 1 stored its waker");
         waker.wake_by_ref(); // queued again
@@ -209,18 +202,7 @@ fn shutdown_races_poll_and_wake() {
         waking.join().unwrap();
         while sched.run_one() {}
 
-        let (_, w) = counting_waker();
-        match poll_join(&mut join, &w) {
-            Poll::Ready(Err(TaskError::Cancelled(_))) => {}
-            Poll::Ready(Ok(_)) => panic!("the gate never opened"),
-            Poll::Ready(Err(e)) => panic!("unexpected {e}"),
-            Poll::Pending => panic!("shut-down task not complete"),
-        }
-        drop(join);
-        // A poll that found the gate closed left a waker (a reference) with the probe.
-        drop(probe.take_waker());
-        assert_eq!(probe.futures_dropped(), 1);
-        assert_eq!(probe.outputs_dropped(), 0);
+        assert_cancelled_and_released(join, &probe, "shut-down task not complete");
         assert!(probe.polls() <= 2);
         assert_eq!(sched.alive(), 0, "task allocation not freed");
     });

@@ -8,6 +8,7 @@ use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use aioloop::loom_internals::{TestRuntime, TestScheduler};
 use aioloop::{Task, TaskError};
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::sync::{Arc, Mutex};
@@ -58,6 +59,28 @@ impl Probe {
         assert_eq!(self.futures_dropped(), 1, "future dropped != once");
         assert_eq!(self.outputs_dropped(), 1, "output dropped != once");
     }
+}
+
+/// From another thread: opens `probe`'s gate and wakes the future through the waker it
+/// left, if it has polled yet (if not, its first poll finds the gate open).
+pub fn spawn_opener(probe: &Arc<Probe>) -> loom::thread::JoinHandle<()> {
+    let probe = probe.clone();
+    loom::thread::spawn(move || {
+        probe.open();
+        if let Some(w) = probe.take_waker() {
+            w.wake();
+        }
+    })
+}
+
+/// Spawns a [`Gate`] (closed) as task `id` on `sched` and polls it once: the task is idle
+/// and pending, and its waker is with the returned probe.
+pub fn spawn_pending(sched: &TestScheduler, id: u64, value: u32) -> (Arc<Probe>, Task<Output>) {
+    let probe = Probe::new();
+    let join = sched.spawn(id, Gate::new(&probe, value));
+    assert!(sched.run_one(), "the new task was not queued");
+    assert_eq!(probe.polls(), 1);
+    (probe, join)
 }
 
 /// A task's output: counts its drop, so that a double drop or a leak of the output shows.
@@ -156,6 +179,25 @@ pub fn poll_join<T>(task: &mut Task<T>, waker: &Waker) -> Poll<Result<T, TaskErr
     Pin::new(task).poll(&mut Context::from_waker(waker))
 }
 
+/// For a task whose gate never opened and which must have ended cancelled (`pending`
+/// describes the bug if it is still pending): its handle reads `Cancelled`; once the handle
+/// and the waker its future may have left are dropped, the future was dropped exactly once
+/// and no output was made.
+pub fn assert_cancelled_and_released(mut task: Task<Output>, probe: &Probe, pending: &str) {
+    let (_, w) = counting_waker();
+    match poll_join(&mut task, &w) {
+        Poll::Ready(Err(TaskError::Cancelled(_))) => {}
+        Poll::Ready(Ok(_)) => panic!("the gate never opened"),
+        Poll::Ready(Err(e)) => panic!("unexpected {e}"),
+        Poll::Pending => panic!("{pending}"),
+    }
+    drop(task);
+    // A poll that found the gate closed left a waker (a task reference) with the probe.
+    drop(probe.take_waker());
+    assert_eq!(probe.futures_dropped(), 1);
+    assert_eq!(probe.outputs_dropped(), 0);
+}
+
 // ---- a counting waker tracked by loom ------------------------------------------------------
 
 /// Counts wake-ups. Every waker clone holds a `loom::sync::Arc` to it, so a clone that is
@@ -206,4 +248,71 @@ unsafe fn cw_wake_by_ref(p: *const ()) {
 unsafe fn cw_drop(p: *const ()) {
     // SAFETY: as in `cw_clone`; dropping the waker releases its Arc.
     drop(unsafe { Arc::from_raw(p as *const WakeCounter) });
+}
+
+// ---- a runtime whose workers run on loom threads ---------------------------------------------
+
+/// Starts workers `0..n` of `rt`, each running the real worker loop on its own loom thread.
+pub fn start_workers(rt: &Arc<TestRuntime>, n: usize) -> Vec<loom::thread::JoinHandle<()>> {
+    (0..n)
+        .map(|i| {
+            let rt = rt.clone();
+            loom::thread::spawn(move || rt.run_worker(i))
+        })
+        .collect()
+}
+
+/// Waits for the workers to leave their loops (after something set the shutdown flag), then
+/// runs the rest of the runtime's shutdown order (cancel, drain).
+pub fn join_and_drain(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
+    for w in workers {
+        w.join().unwrap();
+    }
+    rt.finish();
+}
+
+/// [`join_and_drain`], then checks that nothing was left queued (for models whose every
+/// other thread is done by then).
+pub fn join_and_finish(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
+    join_and_drain(rt, workers);
+    assert!(!rt.has_work(), "work left queued after shutdown");
+}
+
+/// The whole shutdown order from the model's thread: flag and unpark, join, cancel, drain.
+pub fn shut_down(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
+    rt.begin_shutdown();
+    join_and_drain(rt, workers);
+}
+
+/// `loom::model` for models that spawn through a runtime `Handle` (or register a loop's main
+/// task), whose task ids come from the process-wide counter: the registry shard of a task is its id's parity, so every
+/// execution must see the same parities or loom's replay diverges ("Is the model fully
+/// deterministic?"). Each execution starts at an even id, and models of this kind run one
+/// at a time (the counter is shared with the other tests of the binary).
+pub fn model_spawning(f: impl Fn() + Sync + Send + 'static) {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    loom::model(move || {
+        if aioloop::task::next_task_id().is_multiple_of(2) {
+            aioloop::task::next_task_id();
+        }
+        f()
+    });
+}
+
+/// Counts its drops: moved into a callback or a future, it tells whether that closure or
+/// future was released exactly once (run and dropped, or discarded).
+pub struct DropCount(pub Arc<AtomicUsize>);
+
+impl DropCount {
+    pub fn new() -> (DropCount, Arc<AtomicUsize>) {
+        let n = Arc::new(AtomicUsize::new(0));
+        (DropCount(n.clone()), n)
+    }
+}
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
 }
