@@ -63,24 +63,17 @@ fn stop_from_another_thread() {
 /// step (`LocalFlavor::park` with no timeout unless the flag is set). The loop must step the
 /// future again, so `run_until_complete` returns its value: a lost wake-up is a deadlock.
 ///
-/// **Ignored: it finds a bug** (issue 8, item 5; `src/` is not this change's to fix): a
-/// lost wake-up of the main future. `run_until_complete` reads `woken` to choose its wait
-/// (`max_wait`); a wake from another thread that lands after that read sets `woken` and
-/// notifies the poller, but the same iteration's `LocalFlavor::pull_remote` then consumes
-/// the poller's token (`notified` swapped, zero-timeout park), and `LocalFlavor::park`'s
-/// re-check (`has_remote_work`: inbox, `stopping`) does not look at `woken`, so the loop
-/// sleeps with no timeout while its main future has a wake-up pending — until some other
-/// work or timer arrives, forever here. The failing interleaving (`LOOM_MAX_PREEMPTIONS=3`,
-/// found in under a second): the first step leaves the waker with the gate and returns
-/// `Pending`; the loop reads `woken == false` (`max_wait = None`); the opener opens the gate
-/// and wakes (`woken = true`, `notified = true`, unpark); the loop's `pull_remote` consumes
-/// the token; `park` re-checks the inbox, finds it empty and parks: loom reports a deadlock.
-/// Checked fix (not applied): a `LocalShared` flag set by `MainWaker::wake_by_ref` before
-/// its notify, cleared by `run_until_complete` before it swaps `woken`, and looked at by
-/// `has_remote_work`; with it this model passes at `LOOM_MAX_PREEMPTIONS=4`, and the other
-/// `LocalLoop` models still pass at 3.
+/// This model found a bug, now fixed (issue 8, item 5): `run_until_complete` read `woken`
+/// to choose its wait; a wake from another thread landing after that read set `woken` and
+/// notified the poller, but the same iteration's `LocalFlavor::pull_remote` consumed the
+/// token and `LocalFlavor::park`'s re-check did not look at `woken`, so the loop slept with
+/// no timeout while its main future had a wake-up pending. The failing interleaving
+/// (`LOOM_MAX_PREEMPTIONS=3`): the first step leaves the waker with the gate and returns
+/// `Pending`; the loop reads `woken == false`; the opener opens the gate and wakes; the
+/// loop's `pull_remote` consumes the token; `park` re-checks, finds the inbox empty and
+/// parks: a deadlock. The fix: the park's re-check counts the main future's wake flag as
+/// work (event_loop/local/shared.rs).
 #[test]
-#[ignore = "finds a lost wake-up of run_until_complete's main future (see the doc comment)"]
 fn main_future_woken_from_another_thread() {
     // The main task is registered under an id from the process-wide counter.
     model_spawning(|| {

@@ -127,26 +127,19 @@ fn local_push_wakes_idle_peer() {
 /// only if the two run at the same time on the two workers: the woken worker, having found
 /// the first, must wake the other for the second.
 ///
-/// **Ignored: it finds a bug** (issue 8, item 5; `src/` is not this change's to fix). A
-/// worker that takes itself off the parked list on its parking re-check
-/// (`Shared::park_worker`: `has_work_for_parker` is true and `Idle::unpark_worker_by_id`
-/// succeeds) comes back counted as *not* searching. If it was the last searcher when the
-/// work was pushed, the pushers saw a searcher and woke nobody (rule 1); it then takes one
-/// item as a non-searcher, so `stop_searching` hands nothing on, and the rest waits in the
-/// injector while the other worker stays parked — until the busy worker comes back to it
-/// (never, here; in a runtime: a burst runs on one worker while the others sleep, for as long
-/// as its first item runs). The failing interleaving (`LOOM_MAX_PREEMPTIONS=2`): worker 0
-/// searches, finds nothing, parks; worker 1 starts searching, finds nothing, enters
-/// `transition_worker_to_parked`; the model pushes both callbacks and, seeing worker 1
-/// counted as searching, wakes nobody; worker 1 finishes parking (no searcher left), its
-/// re-check sees the injector non-empty, it unparks itself unsearching, steals one callback
-/// and runs it; the other stays queued and worker 0 parked: loom reports a deadlock.
-/// Checked fix (not applied): when the re-check finds work and the worker removes itself
-/// from the parked list, count it as searching again (add one to the search count with the
-/// unpark, return `true` from `park_worker`); with that, this model and the rest of this
-/// file pass at `LOOM_MAX_PREEMPTIONS=3`.
+/// This model found a bug, now fixed (issue 8, item 5): a worker that took itself off the
+/// parked list on its parking re-check (`Shared::park_worker`: `has_work_for_parker` true,
+/// `Idle::unpark_worker_by_id` succeeding) came back counted as *not* searching. If it was
+/// the last searcher when the work was pushed, the pushers saw a searcher and woke nobody
+/// (rule 1); it then took one item as a non-searcher, so `stop_searching` handed nothing on,
+/// and the rest waited in the injector while the other worker stayed parked. The failing
+/// interleaving (`LOOM_MAX_PREEMPTIONS=2`): worker 0 searches, finds nothing, parks; worker
+/// 1 starts searching, finds nothing, enters `transition_worker_to_parked`; the model pushes
+/// both callbacks and, seeing worker 1 counted as searching, wakes nobody; worker 1 finishes
+/// parking, its re-check sees the injector non-empty, it unparks itself unsearching, steals
+/// one callback and runs it; the other stays queued and worker 0 parked: a deadlock. The
+/// fix: the re-check's self-unpark counts the worker as searching (runtime/idle.rs).
 #[test]
-#[ignore = "finds a lost peer wake-up in Shared::park_worker's self-unpark (see the doc comment)"]
 fn last_searcher_wakes_a_peer() {
     loom::model(|| {
         let rt = Arc::new(TestRuntime::new(2));

@@ -116,14 +116,22 @@ impl Idle {
         sleepers.push(index);
     }
 
-    /// The worker found work on its re-check (or was woken by a timer or shutdown) and takes
-    /// itself off the parked list. `false` if a notifier already did (the worker is then
-    /// counted as searching).
-    pub(crate) fn unpark_worker_by_id(&self, index: usize) -> bool {
+    /// The worker found work on its re-check (or was woken by a timer) and takes itself off
+    /// the parked list, counted as searching if `as_searching`. `false` if a notifier
+    /// already did (the worker is then counted as searching anyway).
+    ///
+    /// Why a re-check that finds work comes back *searching* (rule 1's other side): pushes
+    /// that landed while this worker was still counted as a searcher woke nobody, trusting
+    /// it. If it took one item and came back as a plain runner, nobody would be responsible
+    /// for the rest — a peer could stay parked beside queued work for as long as that item
+    /// runs (found by loom, `park::last_searcher_wakes_a_peer`). Counted as searching, it
+    /// hands the search on when it finds work (`transition_worker_from_searching`).
+    pub(crate) fn unpark_worker_by_id(&self, index: usize, as_searching: bool) -> bool {
         let mut sleepers = self.sleepers.lock();
         if let Some(pos) = sleepers.iter().position(|&i| i == index) {
             sleepers.swap_remove(pos);
-            self.state.fetch_add(UNPARK_ONE, SeqCst);
+            self.state
+                .fetch_add(UNPARK_ONE | usize::from(as_searching), SeqCst);
             true
         } else {
             false
@@ -188,8 +196,8 @@ mod tests {
     fn self_unpark_races_with_notifier() {
         let idle = Idle::new(2);
         idle.transition_worker_to_parked(0, false);
-        assert!(idle.unpark_worker_by_id(0));
-        assert!(!idle.unpark_worker_by_id(0));
+        assert!(idle.unpark_worker_by_id(0, false));
+        assert!(!idle.unpark_worker_by_id(0, false));
         assert_eq!(idle.counts(), (2, 0));
     }
 }

@@ -190,9 +190,10 @@ impl Shared {
                 return false;
             }
             if self.has_work_for_parker() {
-                // Found work on the re-check. If a notifier took us off the list first, it
-                // counted us as searching.
-                return !self.idle.unpark_worker_by_id(index);
+                // Found work on the re-check: leave counted as searching either way (we took
+                // ourselves off the list as a searcher, or a notifier did; idle.rs).
+                self.idle.unpark_worker_by_id(index, true);
+                return true;
             }
             self.parkers[index].park(timeout);
             if !self.idle.is_parked(index) {
@@ -200,7 +201,7 @@ impl Shared {
             }
             if timeout.is_some() {
                 // Our timer may be due: leave (unless a notifier claimed us meanwhile).
-                return !self.idle.unpark_worker_by_id(index);
+                return !self.idle.unpark_worker_by_id(index, false);
             }
             // Spurious (or a stale sticky token): re-check and sleep again.
         }

@@ -394,6 +394,7 @@ impl LocalLoop {
         let mut future = pin!(future);
         let mut flavor = LocalFlavor {
             shared: &self.shared,
+            main_woken: Some(&waker_state.woken),
         };
         // The main future is a task scheduled after everything already queued (asyncio wraps
         // it in a Task whose first step is `call_soon`ed): each turn runs one iteration of
@@ -434,6 +435,7 @@ impl LocalLoop {
         let _running = self.enter()?;
         let mut flavor = LocalFlavor {
             shared: &self.shared,
+            main_woken: None,
         };
         loop {
             self.core.run_once(&mut flavor, None);
@@ -459,6 +461,7 @@ impl LocalLoop {
         let _running = self.enter()?;
         let mut flavor = LocalFlavor {
             shared: &self.shared,
+            main_woken: None,
         };
         self.core.run_once(&mut flavor, timeout);
         // A stop requested during a lone iteration ends nothing; do not let it leak into

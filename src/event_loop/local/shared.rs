@@ -218,6 +218,9 @@ impl Schedule for LocalScheduler {
 
 pub(super) struct LocalFlavor<'a> {
     pub(super) shared: &'a LocalShared,
+    /// `run_until_complete`'s main-future wake flag: work like the inbox's, which the
+    /// sleeping re-check must see too.
+    pub(super) main_woken: Option<&'a AtomicBool>,
 }
 
 impl Flavor for LocalFlavor<'_> {
@@ -242,7 +245,12 @@ impl Flavor for LocalFlavor<'_> {
         fence(Ordering::SeqCst);
         // asyncio: a stopping loop finishes its iteration without waiting. The re-check
         // after announcing `sleeping` pairs with `LocalShared::wake`.
-        if !shared.has_remote_work() {
+        // The main future's wake counts as work: its waker sets the flag, then notifies the
+        // poller — a token this iteration's `pull_remote` may already have consumed, so
+        // only this re-check stands between that wake and a sleep with no timeout (found by
+        // loom, `local_loop::main_future_woken_from_another_thread`).
+        let main_woken = self.main_woken.is_some_and(|w| w.load(Ordering::SeqCst));
+        if !shared.has_remote_work() && !main_woken {
             // The wait consumes any token; one that arrives after this store sets the flag
             // again and is consumed by the next iteration.
             shared.notified.store(false, Ordering::SeqCst);
