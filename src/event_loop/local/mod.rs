@@ -136,6 +136,7 @@ impl LocalLoop {
                 sleeping: AtomicBool::new(false),
                 notified: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                drained: AtomicBool::new(false),
                 running: AtomicBool::new(false),
                 task_factory: crate::sync::Mutex::new(None),
                 has_task_factory: AtomicBool::new(false),
@@ -502,12 +503,16 @@ impl LocalLoop {
         }
         self.shared.closed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        core::shut_down(
-            self.shared.id,
-            &[&self.core],
-            || core::drain(|| self.shared.inbox.steal(), &self.shared.exceptions),
-            || self.shared.inbox.is_empty(),
-        );
+        let drain_inbox = || core::drain(|| self.shared.inbox.steal(), &self.shared.exceptions);
+        core::shut_down(self.shared.id, &[&self.core], drain_inbox, || {
+            self.shared.inbox.is_empty()
+        });
+        // Everything this thread queued is gone. Posts from other threads that raced the
+        // drain above either land before this fence (drained here) or see `drained` and
+        // drop their own work (`LocalShared::schedule`).
+        self.shared.drained.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        drain_inbox();
         Ok(())
     }
 

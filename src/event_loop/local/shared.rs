@@ -42,6 +42,10 @@ pub(crate) struct LocalShared {
     /// A notify may have left a token in the poller (see `LocalShared::notify`).
     pub(super) notified: AtomicBool,
     pub(super) closed: AtomicBool,
+    /// `close()` has drained everything the loop's own thread ever queued: from now on the
+    /// inbox holds only `Send` work posted by other threads, which they may drop
+    /// themselves (see `schedule`).
+    pub(super) drained: AtomicBool,
     pub(super) running: AtomicBool,
     pub(super) exceptions: Arc<HandlerSlot>,
     /// The loop's task factory (T10); read at each task creation.
@@ -59,11 +63,19 @@ impl LocalShared {
     /// the next iteration drains first: one FIFO order for all of it (rules S1, T2).
     pub(super) fn schedule(&self, item: Runnable) {
         if let Err(item) = context::try_push(self, item) {
-            // With `close` (sets `closed`, fences, drains the inbox) and `LocalFlavor::park`.
+            // With `close` (sets `closed`, fences, drains; then sets `drained`, fences and
+            // drains once more) and with `LocalFlavor::park`. A post that finds the loop
+            // closed reclaims the inbox only once `drained` is set: before that the inbox
+            // may still hold the loop's own `!Send` closures, which must be dropped on its
+            // thread, and `close` is still to drain it — including our item.
             queue::hand_off(
                 || self.inbox.push(item),
                 &self.closed,
-                || core::drain(|| self.inbox.steal(), &self.exceptions),
+                || {
+                    if self.drained.load(Ordering::SeqCst) {
+                        core::drain(|| self.inbox.steal(), &self.exceptions);
+                    }
+                },
                 || {
                     // The loop's own thread is not parked in it: only others wake it.
                     if crate::sync::thread::current().id() != self.thread {
