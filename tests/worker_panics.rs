@@ -345,3 +345,70 @@ fn dropped_callback_destructor_panic_runtime_shutdown() {
             .any(|m| m.contains("Exception dropping callback")));
     });
 }
+
+/// A panic payload whose own destructor panics: dropping it is code the loop does not own
+/// either (invariant 7, found by review). From a callback and from a detached task's
+/// unretrieved panic (T8), on a `LocalLoop`: the loop neither unwinds nor leaks the task.
+#[test]
+fn panic_payload_with_a_panicking_drop_is_contained() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("a waker that panics (a payload's drop)");
+        }
+    }
+    let lp = LocalLoop::new().unwrap();
+    let reports = Reports::on_loop(&lp);
+    lp.call_soon(|| std::panic::panic_any(Bomb)).unwrap();
+    let t = lp.create_task(async { std::panic::panic_any(Bomb) }).unwrap();
+    let task = t.task_ref();
+    drop(t);
+    lp.run_until_complete(aioloop::yield_now()).unwrap();
+    assert!(task.done());
+    assert!(lp.all_tasks().is_empty(), "the task left the registry");
+    let all = reports.all();
+    assert!(all.iter().any(|m| m.starts_with("Exception in callback")), "{all:?}");
+    assert!(all.iter().any(|m| m.starts_with("Task exception was never retrieved")));
+    lp.run_until_complete(aioloop::yield_now()).unwrap(); // still usable
+}
+
+/// A done callback whose closure panics when dropped, dropped unrun because `close()`
+/// cancels its task (invariant 7, found by review): reported, and `close` completes.
+#[test]
+fn done_callback_dropped_unrun_at_close_is_contained() {
+    let lp = LocalLoop::new().unwrap();
+    let reports = Reports::on_loop(&lp);
+    let t = lp.create_task(pending::<()>()).unwrap();
+    let guard = PanicOnDrop;
+    t.add_done_callback(Arc::new(move |_: &aioloop::TaskRef| {
+        let _keep = &guard;
+    }));
+    let others = lp.create_task(pending::<()>()).unwrap();
+    lp.run_once(common::NO_WAIT).unwrap();
+    lp.close().unwrap();
+    assert!(t.done() && others.done(), "close cancelled both tasks");
+    assert!(reports
+        .all()
+        .iter()
+        .any(|m| m.contains("Exception dropping callback")));
+}
+
+/// A timeout's deadline wakes the task through its waker: a foreign one that panics is
+/// reported and the loop goes on (invariant 7; the `TimerAction::Target` path).
+#[test]
+fn timeout_waker_panic_is_reported() {
+    let lp = LocalLoop::new().unwrap();
+    let reports = Reports::on_loop(&lp);
+    let _t = lp
+        .create_task_named(
+            "timed",
+            UnderForeignWaker(Box::pin(aioloop::timeout(
+                Duration::from_millis(2),
+                pending::<()>(),
+            ))),
+        )
+        .unwrap();
+    lp.run_until_complete(aioloop::sleep(Duration::from_millis(20)))
+        .unwrap();
+    reports.wait_for("timeout's deadline");
+}

@@ -100,7 +100,8 @@ impl Handle {
         }
     }
 
-    /// Drops the closure without running it, on the loop thread; a panic in its destructor
+    /// Drops the closure without running it, on the calling thread (the loop's, or — for a
+    /// `Send` callback posted to a closed loop — the poster's); a panic in its destructor
     /// becomes a report for the loop's handler (invariant 7).
     pub(crate) fn discard(&self) -> Result<(), ExceptionContext> {
         crate::unwind::catch(|| self.cb.discard()).map_err(|p| {

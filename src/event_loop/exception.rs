@@ -8,6 +8,7 @@
 //! take the loop down: the default handler reports both panics.
 
 use std::fmt;
+use std::io::Write;
 use std::sync::Arc;
 
 use crate::error::PanicError;
@@ -140,7 +141,9 @@ pub fn default_exception_handler(ctx: &ExceptionContext) {
     if let Some(e) = &ctx.error {
         line.push_str(&format!("\n{e}"));
     }
-    eprintln!("aioloop: {line}");
+    // Not `eprintln!`, which panics when stderr is gone (a daemon whose reader died): a
+    // report that cannot be written is lost, not a reason to unwind a loop thread.
+    let _ = writeln!(std::io::stderr(), "aioloop: {line}");
 }
 
 /// One loop's handler slot, and its debug flag (asyncio's `loop.set_debug`).
@@ -177,18 +180,29 @@ impl HandlerSlot {
     }
 
     /// asyncio's `call_exception_handler`: never panics.
+    ///
+    /// Everything that runs code the loop does not own happens inside `catch`: the handler,
+    /// the default handler (user `Display` and `TaskLike::name` impls), and the drop of the
+    /// context, whose panic payload may itself panic when dropped (invariant 7).
     pub(crate) fn call(&self, ctx: ExceptionContext) {
         let handler = self.get();
-        let Some(handler) = handler else {
-            default_exception_handler(&ctx);
-            return;
-        };
-        if let Err(p) = catch(|| handler(&ctx)) {
-            // Rule S8: the handler itself failed; report both with the default handler.
-            let mut both = ExceptionContext::new("Unhandled error in exception handler");
-            both.exception = Some(PanicError::new(p));
-            default_exception_handler(&both);
-            default_exception_handler(&ctx);
+        let failed = catch(move || {
+            let Some(handler) = handler else {
+                default_exception_handler(&ctx);
+                return;
+            };
+            if let Err(p) = catch(|| handler(&ctx)) {
+                // Rule S8: the handler itself failed; report both with the default one.
+                let mut both = ExceptionContext::new("Unhandled error in exception handler");
+                both.exception = Some(PanicError::new(p));
+                default_exception_handler(&both);
+                default_exception_handler(&ctx);
+            }
+        });
+        // A panic out of the above (the default handler's formatting, a payload's drop) is
+        // dropped here in turn, caught: its own payload may be just as hostile.
+        if let Err(p) = failed {
+            let _ = crate::unwind::drop_caught(p);
         }
     }
 }

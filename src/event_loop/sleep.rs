@@ -190,6 +190,11 @@ impl Drop for Sleep {
     fn drop(&mut self) {
         if let State::Registered(slot) = &self.state {
             slot.cancelled.store(true, Ordering::Release);
+            // The waker goes with the sleep, here (in the dropping task's own context, where
+            // a panic of its destructor is the task's): the dead entry the heap keeps until
+            // it surfaces must hold no code of the user's (invariant 7).
+            let waker = slot.waker.lock().take();
+            drop(waker);
         }
     }
 }

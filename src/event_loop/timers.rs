@@ -87,6 +87,14 @@ pub(crate) enum TimerAction {
 }
 
 impl TimerAction {
+    /// Drops an entry that will never fire (a closed loop's), catching what its
+    /// destructor runs of the user's: a callback's closure (invariant 7).
+    pub(crate) fn discard(self) -> Result<(), ExceptionContext> {
+        discard_ref(&self)?;
+        crate::unwind::drop_caught(self)
+            .map_err(|p| ExceptionContext::panicked("Exception dropping a timer", p))
+    }
+
     fn is_cancelled(&self) -> bool {
         match self {
             TimerAction::Callback(h) => h.cancelled(),

@@ -158,9 +158,18 @@ impl Shared {
                 self.has_remote_timers.store(true, Ordering::SeqCst);
             },
             &self.shutdown,
-            || drop(self.take_remote_timers()),
+            || self.discard_remote_timers(),
             || self.notify_parked_after_fence(),
         );
+    }
+
+    /// Drops the remote timers unfired (shutdown), reporting destructors' panics.
+    fn discard_remote_timers(&self) {
+        for (_, action) in self.take_remote_timers() {
+            if let Err(ctx) = action.discard() {
+                self.exceptions.call(ctx);
+            }
+        }
     }
 
     /// Takes the remote timers (a worker adopting them into its heap; or shutdown).
@@ -217,7 +226,7 @@ impl Shared {
     /// Releases everything in the injector and the remote-timer inbox, on this thread.
     pub(crate) fn drain_injector(&self) {
         core::drain(|| self.injector.steal(), &self.exceptions);
-        drop(self.take_remote_timers());
+        self.discard_remote_timers();
     }
 }
 

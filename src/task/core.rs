@@ -182,15 +182,18 @@ impl<F: Future, S> Cell<F, S> {
         })
     }
 
-    /// Replaces the join waker.
+    /// Replaces the join waker, handing back the old one for the caller to drop (a waker's
+    /// drop is code the loop does not own).
     ///
     /// # Safety
     /// The caller owns the field by state.rs rule 4: the handle while `JOIN_WAKER` and
     /// `COMPLETE` are clear (or a transition just gave the field back to it), or the
     /// completing thread after clearing `JOIN_WAKER` once the handle is gone.
-    pub(super) unsafe fn set_join_waker(&self, waker: Option<Waker>) {
+    #[must_use]
+    pub(super) unsafe fn set_join_waker(&self, waker: Option<Waker>) -> Option<Waker> {
         // SAFETY: state.rs rule 4: the caller owns the field (this function's contract), so
         // nobody else reads or writes it now.
-        self.join_waker.with_mut(|w| unsafe { *w = waker });
+        self.join_waker
+            .with_mut(|w| unsafe { std::mem::replace(&mut *w, waker) })
     }
 }

@@ -3,6 +3,11 @@
 //! generic over the future and the scheduler, and each acts only through the accessors of
 //! core.rs and the transitions of state.rs, whose numbered rules the `SAFETY` comments cite.
 //! The cancellation rules they apply (T3–T5) are numbered in task/cancel.rs.
+//!
+//! A function that may free the allocation (release the last reference) takes the header
+//! pointer, not a `&Cell`: a reference argument is live for the whole call, and memory must
+//! not be freed under a live reference. Such functions borrow the cell in an inner scope
+//! that ends before the release (`release`).
 
 use std::future::Future;
 use std::mem;
@@ -44,7 +49,7 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
         TransitionToRunning::Success { first } => first,
         TransitionToRunning::Cancelled => {
             // SAFETY: state.rs rule 2: we set RUNNING; we hold the poller's reference.
-            unsafe { cancel_and_complete(cell, 1, None) };
+            unsafe { cancel_and_complete::<F, S>(ptr, 1, None) };
             return;
         }
         TransitionToRunning::Failed => return,
@@ -64,7 +69,7 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
                 // Rule T4: cancelled before its first step: the body never runs.
                 let msg = c.take_undelivered(a).unwrap_or_else(|| c.message());
                 // SAFETY: state.rs rule 2: RUNNING is ours; we hold the poller's reference.
-                unsafe { cancel_and_complete(cell, 1, msg) };
+                unsafe { cancel_and_complete::<F, S>(ptr, 1, msg) };
                 return;
             }
         }
@@ -86,9 +91,9 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     }
     match outcome {
         // SAFETY: RUNNING is ours, and we hold the poller's reference.
-        PollOutcome::Pending => unsafe { after_pending(cell, ptr) },
+        PollOutcome::Pending => unsafe { after_pending::<F, S>(ptr) },
         // SAFETY: RUNNING is ours, the future is gone; we hold the poller's reference.
-        PollOutcome::Complete(out) => unsafe { complete(cell, out, 1) },
+        PollOutcome::Complete(out) => unsafe { complete::<F, S>(ptr, out, 1) },
     }
 }
 
@@ -160,8 +165,12 @@ fn cancelled<T>(dropped: std::thread::Result<()>, msg: Option<Arc<str>>) -> Resu
 /// The poll returned `Pending` and the task goes on: give the future back.
 ///
 /// # Safety
-/// The caller set RUNNING and holds the poller's reference.
-unsafe fn after_pending<F: Future, S: Schedule>(cell: &Cell<F, S>, ptr: NonNull<Header>) {
+/// `ptr` is a live `Cell<F, S>` header; the caller set RUNNING and holds the poller's
+/// reference, which this call consumes.
+unsafe fn after_pending<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+    // SAFETY: live by the poller's reference (state.rs rule 1); this borrow is not used once
+    // that reference is released below.
+    let cell = unsafe { Cell::<F, S>::from_header(ptr) };
     match cell.header.state.transition_to_idle() {
         TransitionToIdle::Ok => {}
         TransitionToIdle::OkNotified => {
@@ -176,7 +185,7 @@ unsafe fn after_pending<F: Future, S: Schedule>(cell: &Cell<F, S>, ptr: NonNull<
         TransitionToIdle::Cancelled => {
             // SAFETY: state.rs rule 2: still RUNNING, so the future is ours; we hold the
             // poller's reference.
-            unsafe { cancel_and_complete(cell, 1, None) }
+            unsafe { cancel_and_complete::<F, S>(ptr, 1, None) }
         }
     }
 }
@@ -184,30 +193,50 @@ unsafe fn after_pending<F: Future, S: Schedule>(cell: &Cell<F, S>, ptr: NonNull<
 /// Drops the future and completes the task as cancelled.
 ///
 /// # Safety
-/// The caller has set RUNNING (owns the future) and holds `refs` references to release.
+/// `ptr` is a live `Cell<F, S>` header; the caller has set RUNNING (owns the future) and
+/// holds `refs` references to release.
 unsafe fn cancel_and_complete<F: Future, S: Schedule>(
-    cell: &Cell<F, S>,
+    ptr: NonNull<Header>,
     refs: usize,
     msg: Option<Arc<str>>,
 ) {
-    // SAFETY: state.rs rule 2: RUNNING is the caller's, so the future is ours.
-    let out = cancelled(unsafe { cell.drop_future() }, msg);
+    // SAFETY: live (the caller's references, state.rs rule 1); RUNNING is the caller's, so
+    // the future is ours (rule 2).
+    let out = cancelled(unsafe { Cell::<F, S>::from_header(ptr).drop_future() }, msg);
     // SAFETY: RUNNING, the future is gone, and the caller's `refs` references are ours to
     // release (the contract of this function is `complete`'s).
-    unsafe { complete(cell, out, refs) }
+    unsafe { complete::<F, S>(ptr, out, refs) }
 }
 
 /// Stores the output, publishes COMPLETE, runs the done callbacks, hands the output to the
 /// handle (or drops it), unregisters the task, and releases `refs` references.
 ///
 /// # Safety
-/// The caller has set RUNNING, the future is gone (stage `Consumed`), and the caller holds
-/// `refs` references that it gives up here.
+/// `ptr` is a live `Cell<F, S>` header; the caller has set RUNNING, the future is gone
+/// (stage `Consumed`), and the caller holds `refs` references that it gives up here.
 unsafe fn complete<F: Future, S: Schedule>(
-    cell: &Cell<F, S>,
+    ptr: NonNull<Header>,
     output: Result<F::Output, TaskError>,
     refs: usize,
 ) {
+    // SAFETY: live by the caller's references (state.rs rule 1); the borrow ends with
+    // `finish`, before they are released.
+    let cell = unsafe { Cell::<F, S>::from_header(ptr) };
+    // SAFETY: this function's contract is `finish`'s.
+    let release = unsafe { finish(cell, output) } + refs;
+    // SAFETY: the caller's `refs` and the registry entry's reference are ours to release.
+    unsafe { release_refs::<F, S>(ptr, release) }
+}
+
+/// `complete` up to the release: returns how many extra references to release with the
+/// caller's (the registry entry's, if it was still registered).
+///
+/// # Safety
+/// As `complete`'s.
+unsafe fn finish<F: Future, S: Schedule>(
+    cell: &Cell<F, S>,
+    output: Result<F::Output, TaskError>,
+) -> usize {
     let cancelled = matches!(output, Err(TaskError::Cancelled(_)));
     // Hooks see an owned summary: once COMPLETE is published the output is the handle's.
     let outcome = Outcome::of(&output); // no allocation unless it is a panic
@@ -238,8 +267,16 @@ unsafe fn complete<F: Future, S: Schedule>(
     } else if prev.is_join_waker_set() {
         wake_join_handle(cell, ptr);
     }
-    // SAFETY: the caller's `refs` references are ours to release.
-    unsafe { unregister_and_release(cell, refs) }
+    let _ = unwind::drop_caught(outcome);
+    // Rule L1: a finished task is not kept alive by the registry; the entry's reference is
+    // released with the caller's, in one decrement.
+    match registry::remove_builtin(cell.header.id) {
+        Some(entry) => {
+            mem::forget(entry);
+            1
+        }
+        None => 0,
+    }
 }
 
 /// Done callbacks (task/done.rs): WATCHED in the state before COMPLETE was published means
@@ -277,25 +314,25 @@ fn wake_join_handle<F: Future, S: Schedule>(cell: &Cell<F, S>, ptr: NonNull<Head
     let prev = cell.header.state.unset_waker_after_complete();
     if !prev.is_join_interested() {
         // SAFETY: rule 4: the handle left while we held JOIN_WAKER: the field is ours.
-        unsafe { cell.set_join_waker(None) };
+        let old = unsafe { cell.set_join_waker(None) };
+        if let Err(p) = unwind::drop_caught(old) {
+            report(cell, ptr, TaskReport::AwaiterWaker(p));
+        }
     }
 }
 
-/// Removes the registry's entry (rule L1: a finished task is not kept alive by it) and
-/// releases its reference together with the caller's `refs`.
+/// Releases `n` references, freeing the task if they were the last.
 ///
 /// # Safety
-/// The caller holds `refs` references that it gives up here.
-unsafe fn unregister_and_release<F: Future, S: Schedule>(cell: &Cell<F, S>, refs: usize) {
-    let mut release = refs;
-    if let Some(entry) = registry::remove_builtin(cell.header.id) {
-        // The entry's reference is released with the caller's, in one decrement.
-        mem::forget(entry);
-        release += 1;
-    }
-    if cell.header.state.ref_dec_by(release) {
+/// `ptr` is a live `Cell<F, S>` header and the caller holds `n` references that it gives up
+/// here; no reference to the cell is alive across this call (see the module docs).
+unsafe fn release_refs<F: Future, S: Schedule>(ptr: NonNull<Header>, n: usize) {
+    // SAFETY: live by the references being released (state.rs rule 1); the `&Header` is a
+    // temporary that ends with the decrement.
+    let last = unsafe { ptr.as_ref() }.state.ref_dec_by(n);
+    if last {
         // SAFETY: state.rs rule 1: those were the last references.
-        unsafe { dealloc::<F, S>(NonNull::from(&cell.header)) }
+        unsafe { dealloc::<F, S>(ptr) }
     }
 }
 
@@ -395,12 +432,14 @@ fn can_read_output<F: Future, S>(cell: &Cell<F, S>, waker: &Waker) -> bool {
             return true; // completed meanwhile
         }
     }
-    // SAFETY: rule 4: JOIN_WAKER and COMPLETE are clear: only the handle touches the field.
-    unsafe { cell.set_join_waker(Some(waker.clone())) };
+    // SAFETY: state.rs rule 4: JOIN_WAKER and COMPLETE are clear, so only the handle touches
+    // the field. (The old waker, if any, is dropped on the handle's own thread.)
+    drop(unsafe { cell.set_join_waker(Some(waker.clone())) });
     if cell.header.state.set_join_waker().is_err() {
-        // Completed before we published it: the field is still ours (rule 4); clear it.
-        // SAFETY: rule 4, as just said.
-        unsafe { cell.set_join_waker(None) };
+        // Completed before we published it.
+        // SAFETY: state.rs rule 4: COMPLETE was set while JOIN_WAKER was still clear, so the
+        // completing thread did not look at the field: it is still the handle's.
+        drop(unsafe { cell.set_join_waker(None) });
         return true;
     }
     false
@@ -428,7 +467,7 @@ pub(super) unsafe fn drop_join_handle<F: Future, S: Schedule>(ptr: NonNull<Heade
     let d = cell.header.state.transition_to_join_handle_dropped();
     if d.drop_waker {
         // SAFETY: state.rs rule 4: the transition gave the field back to the handle.
-        unsafe { cell.set_join_waker(None) };
+        drop(unsafe { cell.set_join_waker(None) });
     }
     if d.drop_output {
         // SAFETY: state.rs rule 3: COMPLETE was set while we had JOIN_INTEREST.
@@ -456,8 +495,8 @@ pub(super) unsafe fn shutdown<F: Future, S: Schedule>(ptr: NonNull<Header>) {
             report(cell, ptr, TaskReport::DestroyedPending);
         }
         // SAFETY: state.rs rule 2: the transition set RUNNING for us; we release no
-        // reference of our own.
-        unsafe { cancel_and_complete(cell, 0, None) }
+        // reference of our own (the caller keeps its reference, so this frees nothing).
+        unsafe { cancel_and_complete::<F, S>(ptr, 0, None) }
     }
 }
 

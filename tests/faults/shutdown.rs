@@ -274,10 +274,13 @@ fn runtime_dropped_inside_its_own_callback() {
 fn close_racing_a_foreign_post_drops_local_closures_on_the_loop_thread() {
     static FOREIGN: AtomicUsize = AtomicUsize::new(0);
     /// Counts a drop on any thread but the one it was made on.
-    struct HomeOnly(std::thread::ThreadId, std::rc::Rc<()>);
+    struct HomeOnly {
+        home: std::thread::ThreadId,
+        _rc: std::rc::Rc<()>,
+    }
     impl Drop for HomeOnly {
         fn drop(&mut self) {
-            if std::thread::current().id() != self.0 {
+            if std::thread::current().id() != self.home {
                 FOREIGN.fetch_add(1, SeqCst);
             }
         }
@@ -287,7 +290,10 @@ fn close_racing_a_foreign_post_drops_local_closures_on_the_loop_thread() {
         let home = std::thread::current().id();
         let rc = std::rc::Rc::new(());
         for _ in 0..2000 {
-            let d = HomeOnly(home, rc.clone());
+            let d = HomeOnly {
+                home,
+                _rc: rc.clone(),
+            };
             lp.call_soon(move || drop(d)).unwrap();
         }
         let h = lp.handle();

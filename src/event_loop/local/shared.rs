@@ -180,6 +180,11 @@ impl Loop for LocalShared {
 
     fn call_soon_handle(&self, h: Handle) -> bool {
         if self.closed.load(Ordering::SeqCst) {
+            // Dropped here, unrun (a done callback of a task cancelled by `close`); its
+            // destructor's panic is reported, not unwound into `close` (invariant 7).
+            if let Err(ctx) = h.discard() {
+                self.exceptions.call(ctx);
+            }
             return false;
         }
         self.schedule(Runnable::Callback(h));
