@@ -639,7 +639,7 @@ impl Handle {
             Some(factory) => factory.apply(opts),
             None => opts,
         };
-        let eager = opts.eager;
+        let eager = opts.starts_eagerly();
         let raw = RawTask::new(future, self.clone(), task::next_task_id());
         // SAFETY: a fresh task whose output is `F::Output`.
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
