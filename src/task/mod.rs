@@ -407,6 +407,29 @@ impl TaskRef {
         }
     }
 
+    /// Runs `f` in this task's context (T12): how the loop calls a custom exception handler
+    /// about the task, so that it reads the task's context variables (asyncio 3.12+,
+    /// gh-96704). Being polled on this thread, the task's context is already the current
+    /// one; otherwise `f` runs in a copy of the context the task's last poll left (its
+    /// values at its end, for a finished task), or in an empty one if it has none — as for a
+    /// task being polled on another thread, whose context is out of reach. A third-party
+    /// task has no context of ours: `f` runs in the current one.
+    pub(crate) fn run_in_context<R>(&self, f: impl FnOnce() -> R) -> R {
+        let Some(raw) = self.raw() else {
+            return f();
+        };
+        if current::with_builtin(|cur| cur == Some(raw)) {
+            return f();
+        }
+        let mut ctx = raw
+            .header()
+            .extra
+            .get()
+            .and_then(|c| c.context_snapshot())
+            .unwrap_or_default();
+        ctx.run(f)
+    }
+
     /// Whether `all_tasks()` should list it: not done and not hidden by `unregister_task`.
     fn is_listed(&self) -> bool {
         match &self.0 {
