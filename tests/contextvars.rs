@@ -224,3 +224,81 @@ fn reset_drops_the_replaced_value_outside_the_borrow() {
     V.reset(token).unwrap();
     assert!(V.get().is_none());
 }
+
+static NAME: ContextVar<&'static str> = ContextVar::with_default("name", "foo");
+
+/// A handler that records what `NAME` reads while it runs, per report message.
+fn name_recording_handler() -> (Arc<Mutex<Vec<String>>>, aioloop::ExceptionHandler) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let handler: aioloop::ExceptionHandler = Arc::new(move |ctx: &aioloop::ExceptionContext| {
+        let name = NAME.get().unwrap_or("unset");
+        s.lock().unwrap().push(format!("{}|{name}", ctx.message));
+    });
+    (seen, handler)
+}
+
+// T12 + T8 (port of test_tasks.test_task_exc_handler_correct_context, CPython 3.12+,
+// gh-96704): the exception handler hearing that a task's panic was never retrieved runs in
+// that task's context, and sees the value the task set — on a LocalLoop (the report at
+// completion of a detached task) and on a runtime (the report when the unread handle is
+// dropped on the block_on thread, whose own value differs).
+#[test]
+fn exception_handler_runs_in_the_tasks_context() {
+    let lp = new_loop();
+    let (seen, handler) = name_recording_handler();
+    lp.set_exception_handler(Some(handler));
+    let t = lp
+        .create_task(async {
+            NAME.set("bar");
+            panic!("1/0");
+        })
+        .unwrap();
+    t.detach();
+    lp.run_once(NO_WAIT).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["Task exception was never retrieved|bar"]
+    );
+    assert_eq!(
+        NAME.get(),
+        Some("foo"),
+        "the loop thread's context is untouched"
+    );
+
+    let rt = runtime(1);
+    let (seen, handler) = name_recording_handler();
+    rt.handle().set_exception_handler(Some(handler));
+    // Created from a thread with an empty context: the handler sees the default, not the
+    // value current where the report is made.
+    let empty = rt.spawn(async { panic!("no context") });
+    rt.block_on(async {
+        NAME.set("main");
+        let r = empty.task_ref();
+        while !r.done() {
+            yield_now().await;
+        }
+        drop(empty);
+        let t = aioloop::create_task(async {
+            NAME.set("bar");
+            panic!("1/0");
+        });
+        let r = t.task_ref();
+        while !r.done() {
+            yield_now().await;
+        }
+        drop(t);
+        assert_eq!(
+            NAME.get(),
+            Some("main"),
+            "the dropping task's context is back"
+        );
+    });
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "Task exception was never retrieved|foo",
+            "Task exception was never retrieved|bar"
+        ]
+    );
+}

@@ -151,6 +151,49 @@ fn eager_per_call() {
     });
 }
 
+// T9 (explicit choice over the factory): `Builder::eager(false)` wins over an eager task
+// factory, as asyncio 3.14's `create_task(..., eager_start=False)` does; a builder that
+// leaves the choice unset lets the factory decide. After CPython 3.14's
+// test_eager_task_factory case for `eager_start=False` (the task is not done and its body
+// has not run when `create_task` returns).
+#[test]
+fn explicit_lazy_overrides_eager_factory() {
+    let lp = eager_loop();
+    lp.run_until_complete(async {
+        let ran = Arc::new(Mutex::new(None));
+        let r = ran.clone();
+        let t = Builder::new()
+            .name("example")
+            .eager(false)
+            .spawn(async move {
+                *r.lock().unwrap() = Some(aioloop::current_task().unwrap().name());
+            });
+        assert!(!t.done(), "queued, not run inside create_task");
+        assert_eq!(*ran.lock().unwrap(), None);
+        t.await.unwrap();
+        assert_eq!(ran.lock().unwrap().as_deref(), Some("example"));
+        let unset = Builder::new().name("unset").spawn(async {});
+        assert!(
+            unset.done(),
+            "no explicit choice: the factory made it eager"
+        );
+    })
+    .unwrap();
+
+    // On a runtime a queued task may finish on a worker before `done()` is asked, so the
+    // tell is where the first step ran: an eager one runs on the spawning thread.
+    let rt = Runtime::builder().workers(1).eager_tasks().build().unwrap();
+    rt.block_on(async {
+        let here = std::thread::current().id();
+        let step = || async { std::thread::current().id() };
+        let lazy = Builder::new().eager(false).spawn(step());
+        let eager = Builder::new().spawn(step());
+        assert!(eager.done());
+        assert_eq!(eager.await.unwrap(), here);
+        assert_ne!(lazy.await.unwrap(), here, "queued: run by the worker");
+    });
+}
+
 // T9: eager start only applies inside the task's own loop; from another thread the task
 // is queued as usual.
 #[test]

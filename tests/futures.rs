@@ -401,6 +401,26 @@ fn unretrieved_exception_reported_on_local_loop() {
     assert_eq!(got[0].2.as_deref(), Some("nobody looked"));
 }
 
+// rule F6 (test_futures.test_tb_logger_not_called_after_cancel): `cancel()` on a future that
+// failed returns false but counts as retrieving the error, so dropping it reports nothing;
+// a control future without the cancel is reported.
+#[test]
+fn cancel_after_exception_retrieves_it() {
+    let lp = new_loop();
+    let (reports, handler) = recording_handler();
+    lp.set_exception_handler(Some(handler));
+    let fut = lp.create_future::<i32>();
+    fut.set_exception("boom").unwrap();
+    assert!(!fut.cancel(None), "a done future refuses cancel()");
+    drop(fut);
+    assert!(reports.lock().unwrap().is_empty(), "cancel() retrieved it");
+
+    let control = lp.create_future::<i32>();
+    control.set_exception("boom").unwrap();
+    drop(control);
+    assert_eq!(reports.lock().unwrap().len(), 1);
+}
+
 // rule F7: awaiting a future of one loop from a task of another is an error naming both;
 // the future is left as it was.
 #[test]

@@ -288,7 +288,7 @@ fn time_and_call_at() {
             l2.stop();
         })
         .unwrap();
-    assert!((th.when() - when).abs() < 1e-6, "when() is the time given");
+    assert_eq!(th.when(), when, "when() is the time given");
     let t0 = lp.time();
     lp.run_forever().unwrap();
     let dt = lp.time() - t0;
@@ -323,13 +323,43 @@ fn call_later_is_call_at_time_plus_delay() {
     let before = lp.time();
     let t = lp.call_later(2.5, || {}).unwrap();
     let after = lp.time();
+    // Exact bounds: `when()` is the float sum `time() + delay`, and float addition is
+    // monotonic.
     assert!(
-        before + 2.5 - 1e-6 <= t.when() && t.when() <= after + 2.5 + 1e-6,
+        before + 2.5 <= t.when() && t.when() <= after + 2.5,
         "{before} + 2.5 <= {} <= {after} + 2.5",
         t.when()
     );
     let neg = lp.call_later(-2.0, || {}).unwrap();
-    assert!(neg.when() <= lp.time() - 2.0 + 1e-6);
+    assert!(neg.when() <= lp.time() - 2.0);
+}
+
+/// Loop times that are not a whole number of nanoseconds, so a round trip through the
+/// integer deadline would change them.
+const UNROUNDED: [f64; 4] = [0.1 + 0.2, 123.456_789_012_345_6, -7.000_000_000_1, 1e-10];
+
+// rule S2 (port of test_events TimerTests.test_when, and of test_base_events
+// test_time_and_call_at's `when`): `TimerHandle::when()` is exactly the float given to
+// `call_at`, on a LocalLoop and on a runtime; scheduling rounds only its own copy.
+#[test]
+fn timer_when_is_the_callers_float() {
+    let lp = new_loop();
+    let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    for when in UNROUNDED {
+        let local = lp.call_at(when, || {}).unwrap();
+        assert_eq!(local.when(), when);
+        local.cancel();
+        let remote = rt.handle().call_at(when, || {}).unwrap();
+        assert_eq!(remote.when(), when);
+        remote.cancel();
+    }
+    let late = lp.time() + 1e6 + 1e-10;
+    assert_eq!(lp.call_at(late, || {}).unwrap().when(), late);
+    assert_eq!(rt.handle().call_at(late, || {}).unwrap().when(), late);
+    assert_eq!(
+        lp.call_at(f64::INFINITY, || {}).unwrap().when(),
+        f64::INFINITY
+    );
 }
 
 // rule S2

@@ -272,6 +272,38 @@ fn panic_reported_only_if_never_retrieved() {
     assert!(got[0].ends_with("|unseen"));
 }
 
+// T8/F6 (test_tasks.test_tb_logger_not_called_after_cancel): `cancel()` on a task that
+// already panicked returns false but counts as retrieving the panic: dropping the handle
+// (or the `TaskRef`'s call, on the runtime) reports nothing. A control task is reported.
+#[test]
+fn cancel_after_panic_retrieves_it() {
+    let lp = new_loop();
+    let reports = log();
+    lp.set_exception_handler(Some(recording_handler(&reports)));
+    let t = lp.create_task(async { panic!("TypeError") }).unwrap();
+    let control = lp.create_task(async { panic!("control") }).unwrap();
+    lp.run_once(NO_WAIT).unwrap();
+    assert!(t.done() && control.done());
+    assert!(!t.cancel(None), "a done task refuses cancel()");
+    drop(t);
+    assert!(entries(&reports).is_empty(), "cancel() retrieved it");
+    drop(control);
+    assert_eq!(entries(&reports).len(), 1);
+
+    let rt = runtime(1);
+    let reports = log();
+    rt.handle()
+        .set_exception_handler(Some(recording_handler(&reports)));
+    let t = rt.spawn(async { panic!("TypeError") });
+    let r = t.task_ref();
+    wait_until("the panic", || r.done());
+    assert!(!r.cancel(None));
+    drop(t);
+    drop(r);
+    drop(rt);
+    assert!(entries(&reports).is_empty(), "TaskRef::cancel retrieved it");
+}
+
 // T11: in debug mode, a task destroyed while pending (the loop closed with it unfinished)
 // is reported; without debug mode it is not.
 #[test]

@@ -360,15 +360,22 @@ fn panic_payload_with_a_panicking_drop_is_contained() {
     let lp = LocalLoop::new().unwrap();
     let reports = Reports::on_loop(&lp);
     lp.call_soon(|| std::panic::panic_any(Bomb)).unwrap();
-    let t = lp.create_task(async { std::panic::panic_any(Bomb) }).unwrap();
+    let t = lp
+        .create_task(async { std::panic::panic_any(Bomb) })
+        .unwrap();
     let task = t.task_ref();
     drop(t);
     lp.run_until_complete(aioloop::yield_now()).unwrap();
     assert!(task.done());
     assert!(lp.all_tasks().is_empty(), "the task left the registry");
     let all = reports.all();
-    assert!(all.iter().any(|m| m.starts_with("Exception in callback")), "{all:?}");
-    assert!(all.iter().any(|m| m.starts_with("Task exception was never retrieved")));
+    assert!(
+        all.iter().any(|m| m.starts_with("Exception in callback")),
+        "{all:?}"
+    );
+    assert!(all
+        .iter()
+        .any(|m| m.starts_with("Task exception was never retrieved")));
     lp.run_until_complete(aioloop::yield_now()).unwrap(); // still usable
 }
 

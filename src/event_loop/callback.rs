@@ -11,7 +11,6 @@ use std::any::type_name;
 use std::fmt;
 use std::sync::Arc;
 
-use super::clock;
 use crate::event_loop::exception::ExceptionContext;
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::UnsafeCell;
@@ -155,7 +154,10 @@ impl fmt::Debug for Handle {
 #[derive(Clone)]
 pub struct TimerHandle {
     pub(crate) handle: Handle,
-    pub(crate) when: i64,
+    /// The caller's `when`, as given to `call_at` (or `time() + delay` for `call_later`):
+    /// the loop schedules by integer nanoseconds, but `when()` must give back the float
+    /// unrounded, as asyncio's does.
+    pub(crate) when: f64,
 }
 
 impl TimerHandle {
@@ -181,15 +183,17 @@ impl TimerHandle {
         self.handle.cancelled()
     }
 
-    /// The scheduled time, on the loop clock ([`LocalLoop::time`](crate::LocalLoop::time)).
+    /// The scheduled time, on the loop clock ([`LocalLoop::time`](crate::LocalLoop::time)):
+    /// exactly the float given to `call_at` (`call_later(d)` gives `time() + d`).
     ///
     /// ```
     /// let lp = aioloop::LocalLoop::new().unwrap();
-    /// let t = lp.call_at(123.5, || {}).unwrap();
-    /// assert_eq!(t.when(), 123.5);
+    /// let when = lp.time() + 0.1; // not a whole number of nanoseconds
+    /// let t = lp.call_at(when, || {}).unwrap();
+    /// assert_eq!(t.when(), when);
     /// ```
     pub fn when(&self) -> f64 {
-        clock::nanos_to_secs(self.when)
+        self.when
     }
 
     /// The plain [`Handle`] of the callback.

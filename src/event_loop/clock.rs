@@ -102,16 +102,6 @@ pub(crate) fn secs_to_nanos(secs: f64) -> Result<i64, InvalidDelay> {
     })
 }
 
-/// `loop.call_later(delay)`'s deadline: `time() + delay` (rule S2).
-pub(crate) fn deadline_after_secs(delay: f64) -> Result<i64, InvalidDelay> {
-    let d = secs_to_nanos(delay)?;
-    Ok(if d == NEVER {
-        NEVER
-    } else {
-        now().saturating_add(d).min(NEVER - 1)
-    })
-}
-
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

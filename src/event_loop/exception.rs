@@ -117,6 +117,32 @@ impl ExceptionContext {
 }
 
 /// A custom exception handler (asyncio's `loop.set_exception_handler(fn)`).
+///
+/// A report about a task (its `task` field is set) is handled in that task's context
+/// (rule T12, as asyncio does since 3.12): the handler reads the context variables the
+/// task had set.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use aioloop::contextvars::ContextVar;
+///
+/// static REQUEST: ContextVar<u32> = ContextVar::new("request");
+/// let seen = Arc::new(Mutex::new(None));
+/// let s = seen.clone();
+/// let lp = aioloop::LocalLoop::new()?;
+/// lp.set_exception_handler(Some(Arc::new(move |ctx: &aioloop::ExceptionContext| {
+///     *s.lock().unwrap() = Some((ctx.message.clone(), REQUEST.get()));
+/// })));
+/// let t = lp.create_task(async {
+///     REQUEST.set(7);
+///     panic!("failed while serving request 7");
+/// })?;
+/// t.detach(); // nobody will read the panic: it is reported when the task ends
+/// lp.run_once(Some(std::time::Duration::ZERO))?;
+/// let seen = seen.lock().unwrap().clone();
+/// assert_eq!(seen, Some(("Task exception was never retrieved".to_owned(), Some(7))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub type ExceptionHandler = Arc<dyn Fn(&ExceptionContext) + Send + Sync + 'static>;
 
 /// The default handler: writes the report to stderr (asyncio logs it at error level).
@@ -191,7 +217,13 @@ impl HandlerSlot {
                 default_exception_handler(&ctx);
                 return;
             };
-            if let Err(p) = catch(|| handler(&ctx)) {
+            // Rule T12 (asyncio 3.12+, gh-96704): a custom handler hearing about a task runs
+            // in that task's context; the default handler, like asyncio's, in the current one.
+            let called = match &ctx.task {
+                Some(task) => task.run_in_context(|| catch(|| handler(&ctx))),
+                None => catch(|| handler(&ctx)),
+            };
+            if let Err(p) = called {
                 // Rule S8: the handler itself failed; report both with the default one.
                 let mut both = ExceptionContext::new("Unhandled error in exception handler");
                 both.exception = Some(PanicError::new(p));

@@ -271,13 +271,19 @@ impl<T> Future<T> {
     }
 
     /// A cancellation request, with its message already shared (the T3 path passes the
-    /// task's).
+    /// task's). On a done future it counts as retrieving a stored error (F6: asyncio's
+    /// `cancel()` clears `__log_traceback` before it checks the state).
     fn cancel_with(&self, msg: Option<std::sync::Arc<str>>) -> bool
     where
         T: Send + 'static,
     {
-        self.complete(Outcome::Cancelled(CancelledError::new(msg)))
-            .is_ok()
+        let done = self
+            .complete(Outcome::Cancelled(CancelledError::new(msg)))
+            .is_err();
+        if done {
+            self.inner.state.lock().unretrieved = false;
+        }
+        !done
     }
 
     /// Moves a pending future to `outcome`, then queues its callbacks and wakes its
@@ -377,7 +383,8 @@ impl<T: Send + 'static> Future<T> {
 
     /// asyncio's `cancel(msg)` (rule F4): `false` if the future is done; otherwise it
     /// becomes cancelled with `msg`, its callbacks are queued, its awaiters woken, and it
-    /// returns `true`.
+    /// returns `true`. On a future that failed, the `false` call counts as retrieving the
+    /// error: no "Future exception was never retrieved" report follows (F6).
     ///
     /// ```
     /// let lp = aioloop::LocalLoop::new()?;

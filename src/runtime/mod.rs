@@ -568,8 +568,9 @@ impl Handle {
         self.call_soon(f)
     }
 
-    /// asyncio's `loop.call_later(delay, f)`: `call_at(time() + delay)` (rule S2). The delay
-    /// is in seconds and may be negative (due at once, ordered before later ones).
+    /// asyncio's `loop.call_later(delay, f)`: `call_at(time() + delay)` (rule S2), so the
+    /// timer's `when()` is that sum. The delay is in seconds and may be negative (due at
+    /// once, ordered before later ones).
     ///
     /// # Errors
     /// [`InvalidDelay`] for NaN or minus infinity (`+inf` never fires).
@@ -586,8 +587,7 @@ impl Handle {
         delay: f64,
         f: F,
     ) -> Result<TimerHandle, InvalidDelay> {
-        let when = clock::deadline_after_secs(delay)?;
-        Ok(self.call_at_nanos(when, f))
+        self.call_at(clock::time() + delay, f)
     }
 
     /// asyncio's `loop.call_at(when, f)`, `when` on the loop clock ([`Handle::time`]).
@@ -608,11 +608,7 @@ impl Handle {
         when: f64,
         f: F,
     ) -> Result<TimerHandle, InvalidDelay> {
-        let when = clock::secs_to_nanos(when)?;
-        Ok(self.call_at_nanos(when, f))
-    }
-
-    fn call_at_nanos<F: FnOnce() + Send + 'static>(&self, when: i64, f: F) -> TimerHandle {
+        let nanos = clock::secs_to_nanos(when)?;
         // SAFETY: `F: Send`, so the callback may run on any worker.
         let handle = unsafe { CallbackHandle::new(f) };
         let timer = TimerHandle {
@@ -621,13 +617,13 @@ impl Handle {
         };
         if self.shared.is_shutdown() {
             handle.cb.discard();
-            return timer;
+            return Ok(timer);
         }
         let action = TimerAction::Callback(handle);
-        if let Err(action) = context::add_timer_for(&*self.shared, when, action) {
-            self.shared.add_remote_timer(when, action);
+        if let Err(action) = context::add_timer_for(&*self.shared, nanos, action) {
+            self.shared.add_remote_timer(nanos, action);
         }
-        timer
+        Ok(timer)
     }
 
     pub(crate) fn spawn_with<F>(&self, future: F, opts: SpawnOpts) -> Task<F::Output>
@@ -639,7 +635,7 @@ impl Handle {
             Some(factory) => factory.apply(opts),
             None => opts,
         };
-        let eager = opts.eager;
+        let eager = opts.starts_eagerly();
         let raw = RawTask::new(future, self.clone(), task::next_task_id());
         // SAFETY: a fresh task whose output is `F::Output`.
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };

@@ -278,6 +278,17 @@ impl Extra {
         self.inner.lock().context.take()
     }
 
+    /// A copy of the task's context between polls, for running code "in the task's
+    /// context" without taking it from a poller that may want it next (`None`: the task has
+    /// none, or it is out being polled).
+    pub(crate) fn context_snapshot(&self) -> Option<Context> {
+        // Acquire: as in `take_context`.
+        if !self.has_context.load(Ordering::Acquire) {
+            return None;
+        }
+        self.inner.lock().context.as_ref().map(Context::snapshot)
+    }
+
     /// The poller (or `create_task`) stores the task's context.
     pub(crate) fn put_context(&self, ctx: Context) {
         let mut s = self.inner.lock();

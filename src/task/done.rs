@@ -101,7 +101,7 @@ pub(crate) struct DoneList {
     list: Vec<DoneCallback>,
     /// The outcome, kept after firing for hooks registered later.
     outcome: Option<Outcome>,
-    /// A hook retrieved the task's panic.
+    /// A hook retrieved the task's panic, or `cancel()` was called on the finished task.
     retrieved: bool,
 }
 

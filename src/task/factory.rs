@@ -61,7 +61,9 @@ impl fmt::Debug for TaskFactory {
     }
 }
 
-/// asyncio's `eager_task_factory`: every task created on the loop starts eagerly (T9).
+/// asyncio's `eager_task_factory`: every task created on the loop starts eagerly (T9),
+/// unless its spawner chose otherwise with [`Builder::eager`]`(false)` (asyncio 3.14:
+/// `create_task(..., eager_start=False)` overrides the factory).
 ///
 /// ```
 /// let rt = aioloop::Runtime::builder()
@@ -71,9 +73,14 @@ impl fmt::Debug for TaskFactory {
 /// rt.block_on(async {
 ///     let t = aioloop::create_task(async { 1 });
 ///     assert!(t.done()); // ran to completion inside create_task
+///     let lazy = aioloop::task::Builder::new().eager(false).spawn(async { 2 });
+///     assert!(!lazy.done()); // the explicit choice wins: queued
 /// });
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn eager_task_factory() -> TaskFactory {
-    TaskFactory::new(|b| b.eager(true))
+    TaskFactory::new(|b| match b.get_eager() {
+        Some(_) => b,
+        None => b.eager(true),
+    })
 }

@@ -353,7 +353,8 @@ unsafe fn task_ref_of(ptr: NonNull<Header>) -> super::TaskRef {
     unsafe { RawTask::from_raw(ptr) }.task_ref()
 }
 
-/// Whether a task group (a hook) retrieved this task's panic.
+/// Whether a task group (a hook) or a `cancel()` after completion retrieved this task's
+/// panic.
 fn panic_retrieved(header: &Header) -> bool {
     header
         .extra

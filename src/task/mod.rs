@@ -407,6 +407,29 @@ impl TaskRef {
         }
     }
 
+    /// Runs `f` in this task's context (T12): how the loop calls a custom exception handler
+    /// about the task, so that it reads the task's context variables (asyncio 3.12+,
+    /// gh-96704). Being polled on this thread, the task's context is already the current
+    /// one; otherwise `f` runs in a copy of the context the task's last poll left (its
+    /// values at its end, for a finished task), or in an empty one if it has none — as for a
+    /// task being polled on another thread, whose context is out of reach. A third-party
+    /// task has no context of ours: `f` runs in the current one.
+    pub(crate) fn run_in_context<R>(&self, f: impl FnOnce() -> R) -> R {
+        let Some(raw) = self.raw() else {
+            return f();
+        };
+        if current::with_builtin(|cur| cur == Some(raw)) {
+            return f();
+        }
+        let mut ctx = raw
+            .header()
+            .extra
+            .get()
+            .and_then(|c| c.context_snapshot())
+            .unwrap_or_default();
+        ctx.run(f)
+    }
+
     /// Whether `all_tasks()` should list it: not done and not hidden by `unregister_task`.
     fn is_listed(&self) -> bool {
         match &self.0 {
@@ -644,7 +667,8 @@ pub(crate) fn all_tasks_of(id: LoopId) -> Vec<TaskRef> {
 #[derive(Debug, Default, Clone)]
 pub struct Builder {
     name: Option<Arc<str>>,
-    eager: bool,
+    /// `None` until [`Builder::eager`] is called: the loop's task factory decides (T9).
+    eager: Option<bool>,
 }
 
 impl Builder {
@@ -672,6 +696,10 @@ impl Builder {
     /// current-task slot. A task that finishes there is never queued. Only applies when
     /// spawning from inside the task's own loop; elsewhere the task is queued as usual.
     ///
+    /// Either value is explicit and wins over [`eager_task_factory`] (asyncio 3.14's
+    /// `eager_start=False` overrides an eager factory); without a call, the factory
+    /// decides, and with no factory the task is queued.
+    ///
     /// ```
     /// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
     /// rt.block_on(async {
@@ -681,7 +709,7 @@ impl Builder {
     /// });
     /// ```
     pub fn eager(mut self, eager: bool) -> Builder {
-        self.eager = eager;
+        self.eager = Some(eager);
         self
     }
 
@@ -694,12 +722,26 @@ impl Builder {
         self.name.as_deref()
     }
 
-    /// Whether eager start is requested (for a task factory).
+    /// Whether eager start is requested (for a task factory); an unset choice reads `false`.
     ///
     /// ```
     /// assert!(aioloop::task::Builder::new().eager(true).is_eager());
+    /// assert!(!aioloop::task::Builder::new().is_eager());
     /// ```
     pub fn is_eager(&self) -> bool {
+        self.eager == Some(true)
+    }
+
+    /// The eager-start choice as the spawner made it: `None` if [`Builder::eager`] was
+    /// never called. A task factory that turns eager start on should do so only for
+    /// `None`, as [`eager_task_factory`] does, so that an explicit `eager(false)` wins.
+    ///
+    /// ```
+    /// use aioloop::task::Builder;
+    /// assert_eq!(Builder::new().get_eager(), None);
+    /// assert_eq!(Builder::new().eager(false).get_eager(), Some(false));
+    /// ```
+    pub fn get_eager(&self) -> Option<bool> {
         self.eager
     }
 

@@ -176,10 +176,13 @@ impl RawTask {
     }
 
     /// asyncio's `cancel(msg)` (task/cancel.rs, rule 1): records a request and wakes the
-    /// task so that its next poll delivers it. `false` if the task is already done.
+    /// task so that its next poll delivers it. `false` if the task is already done; that
+    /// call still counts as retrieving its panic (F6: asyncio clears its log flag in
+    /// `cancel()`), so dropping the handle unread reports nothing.
     pub(crate) fn cancel(self, msg: Option<Arc<str>>) -> bool {
         let h = self.header();
         if h.state.load().is_complete() {
+            h.extra.get_or_init().with_done(|d| d.set_retrieved());
             return false;
         }
         h.extra.get_or_init().request(msg, self.is_polling_here());

@@ -13,13 +13,19 @@ use crate::contextvars;
 #[derive(Default)]
 pub(crate) struct SpawnOpts {
     pub(crate) name: Option<Arc<str>>,
-    /// Run the first step inside `create_task` (T9).
-    pub(crate) eager: bool,
+    /// Run the first step inside `create_task` (T9); `None`: not chosen, which the task
+    /// factory may decide, and which means queued if it does not.
+    pub(crate) eager: Option<bool>,
     /// A completion hook (task/done.rs), installed before the first step.
     pub(crate) hook: Option<Hook>,
 }
 
 impl SpawnOpts {
+    /// Whether the first step runs inside `create_task` (when on the task's own loop).
+    pub(crate) fn starts_eagerly(&self) -> bool {
+        self.eager == Some(true)
+    }
+
     pub(crate) fn named(name: Option<Arc<str>>) -> SpawnOpts {
         SpawnOpts {
             name,

@@ -395,7 +395,7 @@ impl TaskGroup {
         let hook = Hook::new(shared, 0);
         let opts = SpawnOpts {
             name,
-            eager: false,
+            eager: None,
             hook: Some(hook),
         };
         let task = crate::create::spawn_on_loop(&owner, future, opts);

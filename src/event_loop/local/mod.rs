@@ -248,8 +248,8 @@ impl LocalLoop {
         self.handle().call_soon_threadsafe(f)
     }
 
-    /// asyncio's `call_later(delay, f)` = `call_at(time() + delay, f)` (rule S2). `delay` is
-    /// in seconds and may be negative.
+    /// asyncio's `call_later(delay, f)` = `call_at(time() + delay, f)` (rule S2), so the
+    /// timer's `when()` is that sum. `delay` is in seconds and may be negative.
     ///
     /// # Errors
     /// [`LoopError::Closed`]; [`LoopError::InvalidDelay`] for NaN or `-inf`.
@@ -269,8 +269,7 @@ impl LocalLoop {
         delay: f64,
         f: F,
     ) -> Result<TimerHandle, LoopError> {
-        let when = clock::deadline_after_secs(delay)?;
-        self.call_at_nanos(when, f)
+        self.call_at(clock::time() + delay, f)
     }
 
     /// asyncio's `call_at(when, f)`, `when` on the loop clock ([`LocalLoop::time`]).
@@ -289,20 +288,12 @@ impl LocalLoop {
         when: f64,
         f: F,
     ) -> Result<TimerHandle, LoopError> {
-        let when = clock::secs_to_nanos(when)?;
-        self.call_at_nanos(when, f)
-    }
-
-    fn call_at_nanos<F: FnOnce() + 'static>(
-        &self,
-        when: i64,
-        f: F,
-    ) -> Result<TimerHandle, LoopError> {
+        let nanos = clock::secs_to_nanos(when)?;
         self.check_open()?;
         // SAFETY: the callback goes into this thread's timer heap, fired only here.
         let handle = unsafe { Handle::new(f) };
         self.core
-            .add_timer(when, TimerAction::Callback(handle.clone()));
+            .add_timer(nanos, TimerAction::Callback(handle.clone()));
         Ok(TimerHandle { handle, when })
     }
 

@@ -103,7 +103,7 @@ impl LocalShared {
     /// loop's own thread.
     pub(crate) unsafe fn bind<T>(&self, raw: RawTask, opts: SpawnOpts) -> Task<T> {
         let opts = self.apply_factory(opts);
-        let eager = opts.eager;
+        let eager = opts.starts_eagerly();
         // SAFETY: `raw` is a fresh task whose output is `T`, none of its references used
         // (this function's contract, which is `bind`'s).
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
