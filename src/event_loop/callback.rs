@@ -33,12 +33,15 @@ struct Cell<F> {
     f: UnsafeCell<Option<F>>,
 }
 
-// SAFETY: `f` is only accessed by the loop thread that dequeues the callback (see the module
-// docs): a runtime requires `F: Send` at `call_soon`, and a `LocalLoop`'s callbacks never
-// leave its thread. Everything else is the atomic flag.
+// SAFETY: `f` is only accessed by one thread at a time that is allowed to: the loop thread
+// that dequeues the callback, or — for a callback posted to a closed loop — the poster
+// (`Handle::discard`). A runtime requires `F: Send` at `call_soon`, and a `LocalLoop`'s own
+// callbacks are dequeued only on its thread (invariant 8: another thread reclaims a closed
+// loop's inbox only after `close()` drained the loop's own). Everything else is the atomic
+// flag.
 unsafe impl<F> Send for Cell<F> {}
-// SAFETY: `f` is touched only by the dequeuing loop thread (module docs), so shared access
-// from other threads reaches only `cancelled`, an atomic.
+// SAFETY: `f` is touched only by the one thread that took the callback (see `Send` above),
+// so shared access from other threads reaches only `cancelled`, an atomic.
 unsafe impl<F> Sync for Cell<F> {}
 
 impl<F: FnOnce() + 'static> Callback for Cell<F> {

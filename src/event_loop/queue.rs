@@ -192,7 +192,9 @@ mod mock {
 /// `closed` is read. The closing side does the mirror image — sets `closed`, fences, drains
 /// — so by Dekker's argument one of the two sees the other: either the closer drains our
 /// work, or we see `closed` and `reclaim` it ourselves, so no reference is stranded in a
-/// queue nobody reads. If the loop is open, `wake` it; the fence also pairs with a parking
+/// queue nobody reads. What a poster may take back is the caller's to decide: a
+/// `LocalLoop`'s inbox may hold the loop's own `!Send` work until `close()` is done with it
+/// (`LocalShared::schedule`). If the loop is open, `wake` it; the fence also pairs with a parking
 /// consumer's announce-then-recheck (runtime/idle.rs rule 2, `LocalShared::wake`), so the
 /// wake is not lost either.
 pub(crate) fn hand_off(

@@ -223,8 +223,10 @@ impl LocalLoop {
     /// ```
     pub fn call_soon<F: FnOnce() + 'static>(&self, f: F) -> Result<Handle, LoopError> {
         self.check_open()?;
-        // SAFETY: the callback goes onto this loop's ready queue or inbox, which only this
-        // loop dequeues, on this thread (`LocalLoop` is `!Send`).
+        // SAFETY: the callback goes onto this loop's ready queue or inbox (the loop is open:
+        // checked above, on its own thread, which alone closes it: `LocalLoop` is `!Send`).
+        // Both are dequeued on this thread; another thread drains the inbox only after
+        // `close()` has drained this loop's own work (invariant 8).
         let h = unsafe { Handle::new(f) };
         self.shared.schedule(Runnable::Callback(h.clone()));
         Ok(h)
