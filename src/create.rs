@@ -22,8 +22,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let owner = context::current_owner().ok_or(NoRunningLoop)?;
-    Ok(spawn_on_loop(&owner, future, opts))
+    context::with_current_owner(|owner| {
+        let owner = owner.ok_or(NoRunningLoop)?;
+        Ok(spawn_on_loop(owner, future, opts))
+    })
 }
 
 /// Spawns `future` on the loop `owner`, from any thread.

@@ -34,6 +34,8 @@ struct Seen {
     moved: AtomicUsize,
     /// Tracked futures polled at least once.
     polled: AtomicUsize,
+    /// Tracked futures dropped without ever being polled.
+    unpolled_drops: AtomicUsize,
 }
 
 impl Seen {
@@ -109,7 +111,9 @@ impl<F: Future> Future for Tracked<F> {
 impl<F> Drop for Tracked<F> {
     fn drop(&mut self) {
         if self.addr == 0 {
-            return; // never polled, never pinned: moving it was allowed
+            // Never polled, never pinned: moving it was allowed.
+            self.seen.unpolled_drops.fetch_add(1, Ordering::SeqCst);
+            return;
         }
         if self.addr != self as *const Self as usize {
             self.seen.moved.fetch_add(1, Ordering::SeqCst);
@@ -174,6 +178,11 @@ fn cancelled_before_first_step_is_never_polled() {
     }));
     assert!(matches!(out, Ok(Err(TaskError::Cancelled(_)))));
     seen.assert_all_in_place(0);
+    assert_eq!(
+        seen.unpolled_drops.load(Ordering::SeqCst),
+        1,
+        "dropped, not leaked"
+    );
 }
 
 /// Runtime shutdown (`drop(Runtime)`) cancels every task: 100 suspended futures.

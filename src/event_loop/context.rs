@@ -33,6 +33,8 @@ pub(crate) trait Loop: Send + Sync + 'static {
     /// A timer from a thread that runs none of this loop's iterations (a `block_on`
     /// thread); the action comes back if the loop has no such threads.
     fn add_remote_timer(&self, when: i64, action: TimerAction) -> Result<(), TimerAction>;
+    /// For [`LoopRef::downcast`]: the kind check, without touching the count.
+    fn as_any(&self) -> &dyn Any;
     /// For [`LoopRef::downcast`].
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
@@ -72,6 +74,10 @@ impl LoopRef {
     /// The loop as its concrete kind, if it is a `T` (the one place that tells the kinds
     /// apart: spawning, which is generic over the future).
     pub(crate) fn downcast<T: Loop>(&self) -> Option<Arc<T>> {
+        // Check the kind first: a failed downcast then costs no reference-count traffic.
+        if !self.0.as_any().is::<T>() {
+            return None;
+        }
         self.0.clone().into_any().downcast::<T>().ok()
     }
 }
@@ -141,6 +147,11 @@ pub(crate) fn current_loop_id() -> Option<LoopId> {
 
 pub(crate) fn current_owner() -> Option<LoopRef> {
     with(|c| c.map(|c| c.owner.clone()))
+}
+
+/// Runs `f` with the loop running on this thread, borrowed (no reference-count traffic).
+pub(crate) fn with_current_owner<R>(f: impl FnOnce(Option<&LoopRef>) -> R) -> R {
+    with(|c| f(c.map(|c| &c.owner)))
 }
 
 /// Pushes `item` onto this thread's ready queue if this thread runs an iteration of the

@@ -207,9 +207,14 @@ impl RawTask {
     }
 
     /// The task's scheduler: where done callbacks are queued and reports go.
-    pub(crate) fn scheduler(&self) -> &dyn Schedule {
-        // SAFETY: live task (see `header`); the vtable matches the allocation, and the
-        // scheduler lives in the cell, which outlives the caller's reference.
+    ///
+    /// # Safety
+    /// The caller holds a counted reference to the task for as long as it uses the result
+    /// (a `RawTask` is `Copy` and counts nothing: the borrow alone does not keep the
+    /// allocation alive, state.rs rule 1).
+    pub(crate) unsafe fn scheduler<'a>(self) -> &'a dyn Schedule {
+        // SAFETY: live while the caller's reference is (this function's contract); the
+        // vtable matches the allocation; the scheduler is immutable (state.rs rule 6).
         unsafe { &*(self.header().vtable.scheduler)(self.ptr) }
     }
 
@@ -233,7 +238,9 @@ impl RawTask {
         });
         if let Err(late) = late {
             let me = self.task_ref();
-            let sched = self.scheduler();
+            // SAFETY: `me` holds a counted reference until the end of this block, past the
+            // last use of `sched`.
+            let sched = unsafe { self.scheduler() };
             let retrieved = match late {
                 Late::Queue(cb) => done::run(&me, sched, None, [cb]),
                 Late::CallHook(hook, outcome) => {
