@@ -40,7 +40,7 @@ impl LoopHandle {
 }
 
 impl Handle {
-    /// asyncio's `loop.create_future()`: a [`Future`](crate::Future) bound to this runtime
+    /// asyncio's `loop.create_future()`: a [`Future`] bound to this runtime
     /// (its done callbacks run on the runtime's workers), from any thread.
     ///
     /// ```

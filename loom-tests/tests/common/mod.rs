@@ -285,17 +285,18 @@ pub fn shut_down(rt: &TestRuntime, workers: Vec<loom::thread::JoinHandle<()>>) {
 }
 
 /// `loom::model` for models that spawn through a runtime `Handle` (or register a loop's main
-/// task), whose task ids come from the process-wide counter: the registry shard of a task is its id's parity, so every
-/// execution must see the same parities or loom's replay diverges ("Is the model fully
-/// deterministic?"). Each execution starts at an even id, and models of this kind run one
-/// at a time (the counter is shared with the other tests of the binary).
+/// task), whose task ids come from the process-wide counter. The registry's loom double
+/// places a task by its id — shard `id % 2`, home position `id / 2` modulo the shard's size
+/// — so every execution must see the same ids modulo the largest size a model reaches, or
+/// loom's replay diverges ("Is the model fully deterministic?"). Each execution starts at
+/// an id that is a multiple of 64 (far above the few positions a model's shards grow to),
+/// and models of this kind run one at a time (the counter is shared with the other tests of
+/// the binary).
 pub fn model_spawning(f: impl Fn() + Sync + Send + 'static) {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     loom::model(move || {
-        if aioloop::task::next_task_id().is_multiple_of(2) {
-            aioloop::task::next_task_id();
-        }
+        while aioloop::task::next_task_id() % 64 != 63 {}
         f()
     });
 }

@@ -13,7 +13,7 @@ use crate::task::raw::RawTask;
 use crate::task::spawn::SpawnOpts;
 use crate::task::{self, LoopId, Task};
 
-/// A `Send + Clone` handle to a [`LocalLoop`], for other threads: `call_soon_threadsafe`,
+/// A `Send + Clone` handle to a [`LocalLoop`](crate::LocalLoop), for other threads: `call_soon_threadsafe`,
 /// `spawn` (of `Send` futures), `stop`.
 ///
 /// ```
@@ -122,7 +122,7 @@ impl fmt::Debug for LoopHandle {
     }
 }
 
-/// Spawns a future that need not be `Send` on the [`LocalLoop`] running on this thread.
+/// Spawns a future that need not be `Send` on the [`LocalLoop`](crate::LocalLoop) running on this thread.
 ///
 /// # Panics
 /// If no `LocalLoop` is running on this thread (a runtime's workers cannot run `!Send`

@@ -160,7 +160,7 @@ impl LocalLoop {
         }
     }
 
-    /// This loop's id (what its tasks' [`TaskRef::loop_id`] return).
+    /// This loop's id (what its tasks' [`TaskRef::loop_id`](crate::TaskRef::loop_id) return).
     ///
     /// ```
     /// let lp = aioloop::LocalLoop::new()?;
