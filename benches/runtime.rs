@@ -12,6 +12,12 @@
 //! `std::sync::mpsc` channel received on the bench thread, or the runtime's own
 //! `block_on`).
 //!
+//! `spawn_many_local`, `ping_pong` and `chained_spawn` come in two shapes: the work is
+//! started from inside a task (the group's plain name), and from inside `block_on`'s own
+//! future while the `block_on` thread then waits on a std channel (`<name>_block_on`: how tokio's own
+//! `rt_multi_threaded` benchmarks are written, and what a `main` that spawns does). The
+//! second sends every spawn through the runtime's remote path.
+//!
 //! Run with `cargo bench -p aioloop-benches --bench runtime`, then
 //! `python3 benches/report.py`.
 
@@ -271,6 +277,96 @@ fn chained_spawn(c: &mut Criterion) {
     g.finish();
 }
 
+// ---------------------------------------------------------------------------------------
+// The same workloads started from `block_on`'s future (see the module docs). The block_on
+// thread spawns, then blocks on the std channel inside its future, as tokio's benchmarks do.
+// ---------------------------------------------------------------------------------------
+
+/// Runs `start` inside `$rt.block_on` and waits there for `rx`.
+macro_rules! from_block_on {
+    ($rt:expr, $rx:expr, $start:block) => {
+        $rt.block_on(async move {
+            $start
+            $rx.recv().expect("the work finished");
+        })
+    };
+}
+
+fn spawn_many_local_block_on(c: &mut Criterion) {
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
+    let mut g = c.benchmark_group("spawn_many_local_block_on");
+    g.bench_function("aioloop", |b| {
+        b.iter(|| {
+            let (count, rx) = Countdown::new(NUM_SPAWN);
+            from_block_on!(aio, rx, {
+                for _ in 0..NUM_SPAWN {
+                    let count = count.clone();
+                    drop(aioloop::create_task(async move { count.tick() }));
+                }
+            })
+        })
+    });
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let (count, rx) = Countdown::new(NUM_SPAWN);
+            from_block_on!(tok, rx, {
+                for _ in 0..NUM_SPAWN {
+                    let count = count.clone();
+                    drop(tokio::spawn(async move { count.tick() }));
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+fn ping_pong_block_on(c: &mut Criterion) {
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
+    let mut g = c.benchmark_group("ping_pong_block_on");
+    g.bench_function("aioloop", |b| {
+        b.iter(|| {
+            let (count, rx) = Countdown::new(NUM_PAIRS);
+            from_block_on!(aio, rx, {
+                for _ in 0..NUM_PAIRS {
+                    ping_pong_pair!(aioloop::create_task, count.clone());
+                }
+            })
+        })
+    });
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let (count, rx) = Countdown::new(NUM_PAIRS);
+            from_block_on!(tok, rx, {
+                for _ in 0..NUM_PAIRS {
+                    ping_pong_pair!(tokio::spawn, count.clone());
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+fn chained_spawn_block_on(c: &mut Criterion) {
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
+    let mut g = c.benchmark_group("chained_spawn_block_on");
+    g.bench_function("aioloop", |b| {
+        b.iter(|| {
+            let (done, rx) = mpsc::sync_channel(1);
+            from_block_on!(aio, rx, { chain_aioloop(CHAIN_LEN, done) })
+        })
+    });
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            let (done, rx) = mpsc::sync_channel(1);
+            from_block_on!(tok, rx, { chain_tokio(CHAIN_LEN, done) })
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     // The machine is small and shared: modest sample counts, and the comparison that matters
     // is the ratio between the two functions of a group measured back to back.
@@ -280,6 +376,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = spawn_many_local, spawn_many_remote, yield_many, ping_pong, chained_spawn
+    targets = spawn_many_local, spawn_many_remote, yield_many, ping_pong, chained_spawn,
+        spawn_many_local_block_on, ping_pong_block_on, chained_spawn_block_on
 }
 criterion_main!(benches);
