@@ -13,7 +13,7 @@ import sys
 
 LAYERS = [
     # (layer, modules, may its modules import each other?)
-    ("base", ["sync", "unwind", "error", "contextvars"], False),
+    ("base", ["shim", "unwind", "error", "contextvars"], False),
     ("task core", ["task"], False),
     ("loop core", ["event_loop"], False),
     ("runtime", ["runtime"], False),

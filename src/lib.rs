@@ -183,7 +183,7 @@ mod error;
 mod event_loop;
 mod future;
 pub mod runtime;
-mod sync;
+mod shim;
 pub mod task;
 mod task_group;
 mod timeout;

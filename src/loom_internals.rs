@@ -19,8 +19,8 @@ use crate::event_loop::queue::{self, Local};
 use crate::event_loop::timers::TimerAction;
 use crate::runtime::shared::Shared;
 use crate::runtime::{worker, Handle};
-use crate::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use crate::sync::{Arc, Mutex};
+use crate::shim::atomic::{AtomicUsize, Ordering::SeqCst};
+use crate::shim::{Arc, Mutex};
 use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::{current, registry, LoopId, Task, TaskRef};
 
@@ -281,7 +281,7 @@ impl TestRuntime {
     pub fn finish(&self) {
         loop {
             crate::task::spawn::cancel_all_of(self.shared.id);
-            crate::sync::atomic::fence(SeqCst);
+            crate::shim::atomic::fence(SeqCst);
             self.shared.drain_injector();
             let locals = self.locals.lock();
             let mut empty = true;
@@ -313,7 +313,7 @@ impl TestRuntime {
 
     /// Tasks still queued anywhere (injector or local queues).
     pub fn has_work(&self) -> bool {
-        crate::sync::atomic::fence(SeqCst);
+        crate::shim::atomic::fence(SeqCst);
         self.shared.has_work()
     }
 }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::sync::Mutex;
+use crate::shim::Mutex;
 use crate::task::done::{DoneCallback, Hook, HookSink, Outcome};
 use crate::Task;
 use crate::TaskRef;

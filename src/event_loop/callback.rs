@@ -12,8 +12,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::event_loop::exception::ExceptionContext;
-use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::UnsafeCell;
+use crate::shim::atomic::{AtomicBool, Ordering};
+use crate::shim::UnsafeCell;
 use crate::task::raw::Notified;
 
 /// The type-erased side of a callback.

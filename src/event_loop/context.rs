@@ -90,7 +90,7 @@ pub(crate) struct LoopContext<'a> {
     pub(crate) core: Option<&'a LoopCore>,
 }
 
-crate::sync::thread_local! {
+crate::shim::thread_local! {
     static CONTEXT: Cell<*const LoopContext<'static>> = Cell::new(ptr::null());
 }
 

@@ -33,7 +33,7 @@ use super::clock;
 use super::timers::{TimerAction, TimerQueue};
 use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::queue::{self, Local};
-use crate::sync::tuning::MAX_BATCH;
+use crate::shim::tuning::MAX_BATCH;
 use crate::unwind::catch;
 
 /// The parts of an iteration that differ between a runtime worker and a `LocalLoop`.
@@ -208,7 +208,7 @@ pub(crate) fn shut_down(
 ) {
     loop {
         crate::task::spawn::cancel_all_of(loop_id);
-        crate::sync::atomic::fence(crate::sync::atomic::Ordering::SeqCst);
+        crate::shim::atomic::fence(crate::shim::atomic::Ordering::SeqCst);
         drain_remote();
         for core in cores {
             core.clear();

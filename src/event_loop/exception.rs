@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use crate::error::PanicError;
 use crate::events;
-use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::Mutex;
+use crate::shim::atomic::{AtomicBool, Ordering};
+use crate::shim::Mutex;
 use crate::task::raw::TaskReport;
 use crate::task::TaskRef;
 use crate::unwind::{catch, Payload};

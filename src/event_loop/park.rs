@@ -26,7 +26,7 @@ pub(crate) struct Parker {
     poller: polling::Poller,
     /// Only the owning worker locks this (uncontended); it is behind a lock so that `park`
     /// can take `&self` like `unpark`.
-    events: crate::sync::Mutex<polling::Events>,
+    events: crate::shim::Mutex<polling::Events>,
 }
 
 #[cfg(not(loom))]
@@ -34,7 +34,7 @@ impl Parker {
     pub(crate) fn new() -> io::Result<Parker> {
         Ok(Parker {
             poller: polling::Poller::new()?,
-            events: crate::sync::Mutex::new(polling::Events::new()),
+            events: crate::shim::Mutex::new(polling::Events::new()),
         })
     }
 }

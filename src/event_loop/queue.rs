@@ -46,8 +46,8 @@ mod mock {
     //! - `Injector`: pushes advance `tail`, steals advance `head`, both `SeqCst` RMWs;
     //!   `is_empty` loads both `SeqCst`.
 
-    use crate::sync::atomic::{fence, AtomicUsize, Ordering};
-    use crate::sync::{Arc, Mutex};
+    use crate::shim::atomic::{fence, AtomicUsize, Ordering};
+    use crate::shim::{Arc, Mutex};
     use std::collections::VecDeque;
 
     pub(crate) enum Steal<T> {
@@ -199,11 +199,11 @@ mod mock {
 /// wake is not lost either.
 pub(crate) fn hand_off(
     publish: impl FnOnce(),
-    closed: &crate::sync::atomic::AtomicBool,
+    closed: &crate::shim::atomic::AtomicBool,
     reclaim: impl FnOnce(),
     wake: impl FnOnce(),
 ) {
-    use crate::sync::atomic::{fence, Ordering};
+    use crate::shim::atomic::{fence, Ordering};
     publish();
     fence(Ordering::SeqCst);
     if closed.load(Ordering::SeqCst) {

@@ -21,7 +21,7 @@ use super::clock;
 use super::timers::{SleepSlot, TimerAction};
 use crate::error::InvalidDelay;
 use crate::event_loop::context;
-use crate::sync::atomic::Ordering;
+use crate::shim::atomic::Ordering;
 
 /// Waits until `duration` has passed (asyncio's `await asyncio.sleep(seconds)`).
 /// `Duration::ZERO` yields exactly once, like `asyncio.sleep(0)` (rule X6).

@@ -23,8 +23,8 @@ use std::task::Waker;
 
 use super::callback::Handle;
 use crate::event_loop::exception::ExceptionContext;
-use crate::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use crate::sync::Mutex;
+use crate::shim::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use crate::shim::Mutex;
 use crate::unwind::catch;
 
 /// The shared state of one `Sleep`: the timer sets `fired` and wakes; the future reads it.

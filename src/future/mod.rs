@@ -41,7 +41,7 @@ use std::task::{Context, Poll, Waker};
 use crate::error::{CancelledError, InvalidStateError, NoRunningLoop};
 use crate::event_loop::context::{self, LoopRef};
 use crate::event_loop::exception::ExceptionContext;
-use crate::sync::{Arc, Mutex};
+use crate::shim::{Arc, Mutex};
 use crate::task::LoopId;
 
 type Callback<T> = std::sync::Arc<dyn Fn(&Future<T>) + Send + Sync + 'static>;

@@ -33,8 +33,8 @@
 //! Memory orderings: the counters are only ever read and written with `SeqCst` so that they
 //! take part in the fences' total order; the parked list is guarded by its mutex.
 
-use crate::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use crate::sync::Mutex;
+use crate::shim::atomic::{AtomicUsize, Ordering::SeqCst};
+use crate::shim::Mutex;
 
 const SEARCH_MASK: usize = (1 << 16) - 1;
 const UNPARK_SHIFT: usize = 16;

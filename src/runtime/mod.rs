@@ -26,7 +26,7 @@ mod idle;
 pub(crate) mod shared;
 pub(crate) mod worker;
 
-use crate::sync::thread::JoinHandle;
+use crate::shim::thread::JoinHandle;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -245,7 +245,7 @@ impl Builder {
         };
         for (index, local) in locals.into_iter().enumerate() {
             let shared = shared.clone();
-            let spawned = crate::sync::thread::Builder::new()
+            let spawned = crate::shim::thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
                 .stack_size(self.thread_stack_size)
                 .spawn(move || worker::run(shared, index, local));
@@ -366,7 +366,7 @@ impl Runtime {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn worker_stats(&self) -> Vec<WorkerStats> {
-        use crate::sync::atomic::Ordering::Relaxed;
+        use crate::shim::atomic::Ordering::Relaxed;
         self.handle
             .shared
             .counters
@@ -386,7 +386,7 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
         shared.begin_shutdown();
-        let me = crate::sync::thread::current().id();
+        let me = crate::shim::thread::current().id();
         let mut cores = Vec::with_capacity(self.threads.len());
         for t in self.threads.drain(..) {
             if t.thread().id() == me {

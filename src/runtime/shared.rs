@@ -26,8 +26,8 @@ use crate::event_loop::exception::HandlerSlot;
 use crate::event_loop::park::{Park, Parker};
 use crate::event_loop::queue::{self, Injector, Local, Stealer};
 use crate::event_loop::timers::TimerAction;
-use crate::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use crate::sync::Mutex;
+use crate::shim::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use crate::shim::Mutex;
 use crate::task::raw::Notified;
 use crate::task::LoopId;
 

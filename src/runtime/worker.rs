@@ -22,7 +22,7 @@ use crate::event_loop::callback::Runnable;
 use crate::event_loop::context::{self, LoopContext, LoopRef};
 use crate::event_loop::core::{Flavor, LoopCore};
 use crate::event_loop::queue::{self, Local};
-use crate::sync::atomic::Ordering;
+use crate::shim::atomic::Ordering;
 
 struct WorkerFlavor<'a> {
     shared: &'a Shared,

@@ -39,8 +39,8 @@ use std::sync::Arc;
 
 use super::done::DoneList;
 use crate::contextvars::Context;
-use crate::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use crate::sync::Mutex;
+use crate::shim::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use crate::shim::Mutex;
 
 /// The header's pointer to a task's cancellation state (null until first needed).
 pub(crate) struct ExtraSlot {

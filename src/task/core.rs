@@ -28,7 +28,7 @@ use super::cancel::ExtraSlot;
 use super::raw::Vtable;
 use super::state::State;
 use crate::error::TaskError;
-use crate::sync::UnsafeCell;
+use crate::shim::UnsafeCell;
 use crate::unwind;
 
 /// The part of every task that is the same whatever its future: read through a

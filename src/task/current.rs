@@ -21,11 +21,11 @@ enum Slot {
     Owned(TaskRef),
 }
 
-crate::sync::thread_local! {
+crate::shim::thread_local! {
     static CURRENT: Cell<Slot> = Cell::new(Slot::Empty);
 }
 
-crate::sync::thread_local! {
+crate::shim::thread_local! {
     /// The loop running on this thread, set by the loop layer when it enters one
     /// (event_loop/context.rs): the task layer answers "which loop is running here?"
     /// (rules L6, L7) without naming any loop.

@@ -60,16 +60,16 @@
 //! Must not: call into a task's vtable while holding a shard lock with anything but read-only
 //! accessors (`done`, `loop_id`), since dropping a task can re-enter the registry.
 //!
-//! [`REGISTRY_SLICE`]: crate::sync::tuning::REGISTRY_SLICE
-//! [`REGISTRY_MAX_RESTARTS`]: crate::sync::tuning::REGISTRY_MAX_RESTARTS
-//! [`REGISTRY_STEP_ASIDE`]: crate::sync::tuning::REGISTRY_STEP_ASIDE
+//! [`REGISTRY_SLICE`]: crate::shim::tuning::REGISTRY_SLICE
+//! [`REGISTRY_MAX_RESTARTS`]: crate::shim::tuning::REGISTRY_MAX_RESTARTS
+//! [`REGISTRY_STEP_ASIDE`]: crate::shim::tuning::REGISTRY_STEP_ASIDE
 
 use std::sync::Arc;
 
 use super::TaskRef;
-use crate::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use crate::sync::thread;
-use crate::sync::tuning::{REGISTRY_MAX_RESTARTS, REGISTRY_SLICE, REGISTRY_STEP_ASIDE};
+use crate::shim::atomic::{AtomicUsize, Ordering::Relaxed};
+use crate::shim::thread;
+use crate::shim::tuning::{REGISTRY_MAX_RESTARTS, REGISTRY_SLICE, REGISTRY_STEP_ASIDE};
 
 /// One shard as a snapshot sees it while holding the shard's read lock.
 trait ShardView {
@@ -100,7 +100,7 @@ fn lock_announced<G>(
 /// Rule 7: before a slice, a snapshot lets the shard's announced writers go first, for at
 /// most [`REGISTRY_STEP_ASIDE`] rounds.
 ///
-/// [`REGISTRY_STEP_ASIDE`]: crate::sync::tuning::REGISTRY_STEP_ASIDE
+/// [`REGISTRY_STEP_ASIDE`]: crate::shim::tuning::REGISTRY_STEP_ASIDE
 fn step_aside(waiting: &AtomicUsize) {
     for _ in 0..REGISTRY_STEP_ASIDE {
         if waiting.load(Relaxed) == 0 {
@@ -210,7 +210,7 @@ fn prefetch(_: *const u8) {}
 #[cfg(not(loom))]
 mod imp {
     use super::{ShardView, TaskRef};
-    use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+    use crate::shim::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
     use dashmap::{DashMap, RwLock, RwLockReadGuard, RwLockWriteGuard, SharedValue};
     use hashbrown::raw::RawTable;
     use std::hash::{BuildHasherDefault, Hasher};
@@ -401,8 +401,8 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     use super::{ShardView, TaskRef};
-    use crate::sync::atomic::AtomicUsize;
-    use crate::sync::Mutex;
+    use crate::shim::atomic::AtomicUsize;
+    use crate::shim::Mutex;
     use std::collections::BTreeMap;
     use std::sync::Arc;
 

@@ -51,7 +51,7 @@
 //! reference, so nothing can be freed under it); decrements are `AcqRel` so that the thread
 //! that frees sees every other holder's last writes.
 
-use crate::sync::atomic::{AtomicUsize, Ordering::*};
+use crate::shim::atomic::{AtomicUsize, Ordering::*};
 
 const RUNNING: usize = 1 << 0;
 const COMPLETE: usize = 1 << 1;

@@ -56,8 +56,8 @@ use rustc_hash::FxHashMap;
 
 use crate::error::PanicError;
 use crate::event_loop::context::{self, LoopRef};
-use crate::sync::atomic::{AtomicUsize, Ordering};
-use crate::sync::Mutex;
+use crate::shim::atomic::{AtomicUsize, Ordering};
+use crate::shim::Mutex;
 use crate::task::done::{Hook, HookSink, Outcome};
 use crate::task::spawn::SpawnOpts;
 use crate::unwind;

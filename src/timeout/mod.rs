@@ -61,8 +61,8 @@ use std::time::{Duration, Instant};
 use crate::event_loop::clock::{self, NEVER};
 use crate::event_loop::context;
 use crate::event_loop::timers::{TimerAction, TimerTarget};
-use crate::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use crate::sync::Mutex;
+use crate::shim::atomic::{AtomicU64, AtomicU8, Ordering};
+use crate::shim::Mutex;
 use crate::task::cancel::{catch_cancel, CatchCancel};
 use crate::task::current;
 

@@ -8,7 +8,7 @@ use super::shared::{LocalScheduler, LocalShared};
 use crate::error::LoopError;
 use crate::event_loop::callback::Handle;
 use crate::event_loop::context::{self, LoopRef};
-use crate::sync::atomic::Ordering;
+use crate::shim::atomic::Ordering;
 use crate::task::raw::RawTask;
 use crate::task::spawn::SpawnOpts;
 use crate::task::{self, LoopId, Task};

@@ -41,7 +41,7 @@ use crate::event_loop::main_task::MainGuard;
 use crate::event_loop::park::Parker;
 use crate::event_loop::queue::{self, Injector};
 use crate::event_loop::timers::TimerAction;
-use crate::sync::atomic::{fence, AtomicBool, Ordering};
+use crate::shim::atomic::{fence, AtomicBool, Ordering};
 use crate::task::raw::RawTask;
 use crate::task::spawn::SpawnOpts;
 use crate::task::TaskFactory;
@@ -129,7 +129,7 @@ impl LocalLoop {
         Ok(LocalLoop {
             shared: Arc::new(LocalShared {
                 id: LoopId::new(),
-                thread: crate::sync::thread::current().id(),
+                thread: crate::shim::thread::current().id(),
                 inbox: Injector::new(),
                 parker: Parker::new()?,
                 stopping: AtomicBool::new(false),
@@ -138,7 +138,7 @@ impl LocalLoop {
                 closed: AtomicBool::new(false),
                 drained: AtomicBool::new(false),
                 running: AtomicBool::new(false),
-                task_factory: crate::sync::Mutex::new(None),
+                task_factory: crate::shim::Mutex::new(None),
                 has_task_factory: AtomicBool::new(false),
                 exceptions: exceptions.clone(),
             }),

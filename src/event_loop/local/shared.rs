@@ -23,7 +23,7 @@ use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::park::{Park, Parker};
 use crate::event_loop::queue::{self, Injector};
 use crate::event_loop::timers::TimerAction;
-use crate::sync::atomic::{fence, AtomicBool, Ordering};
+use crate::shim::atomic::{fence, AtomicBool, Ordering};
 use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::spawn::SpawnOpts;
 use crate::task::TaskFactory;
@@ -33,7 +33,7 @@ use crate::task::{self, LoopId, Task, TaskRef};
 pub(crate) struct LocalShared {
     pub(crate) id: LoopId,
     /// The thread that created the loop (and alone may run it: `LocalLoop` is `!Send`).
-    pub(super) thread: crate::sync::thread::ThreadId,
+    pub(super) thread: crate::shim::thread::ThreadId,
     pub(super) inbox: Injector<Runnable>,
     pub(super) parker: Parker,
     pub(super) stopping: AtomicBool,
@@ -49,7 +49,7 @@ pub(crate) struct LocalShared {
     pub(super) running: AtomicBool,
     pub(super) exceptions: Arc<HandlerSlot>,
     /// The loop's task factory (T10); read at each task creation.
-    pub(super) task_factory: crate::sync::Mutex<Option<TaskFactory>>,
+    pub(super) task_factory: crate::shim::Mutex<Option<TaskFactory>>,
     /// `task_factory` is `Some` (a lock-free check on the spawn path).
     pub(super) has_task_factory: AtomicBool,
 }
@@ -78,7 +78,7 @@ impl LocalShared {
                 },
                 || {
                     // The loop's own thread is not parked in it: only others wake it.
-                    if crate::sync::thread::current().id() != self.thread {
+                    if crate::shim::thread::current().id() != self.thread {
                         self.wake();
                     }
                 },
