@@ -182,6 +182,7 @@ mod create;
 mod error;
 mod event_loop;
 mod future;
+pub mod queue;
 pub mod runtime;
 mod shim;
 pub mod task;
