@@ -184,6 +184,7 @@ mod event_loop;
 mod future;
 pub mod runtime;
 mod shim;
+pub mod sync;
 pub mod task;
 mod task_group;
 mod timeout;
