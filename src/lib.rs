@@ -185,6 +185,7 @@ mod future;
 pub mod queue;
 pub mod runtime;
 mod shim;
+pub mod sync;
 pub mod task;
 mod task_group;
 mod timeout;

@@ -16,6 +16,7 @@
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use std::sync::Arc;
+    pub(crate) use std::sync::MutexGuard;
     pub(crate) use std::thread;
 
     pub(crate) mod atomic {
@@ -75,6 +76,7 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::sync::Arc;
+    pub(crate) use loom::sync::MutexGuard;
     pub(crate) use loom::thread;
 
     pub(crate) mod atomic {
