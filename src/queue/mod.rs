@@ -34,25 +34,51 @@
 
 mod error;
 mod order;
+mod waiting;
 
 pub use error::{
     GetNowaitError, PutNowaitError, QueueEmpty, QueueFull, QueueShutDown, TaskDoneError,
 };
 pub use order::{Fifo, Lifo, Order, Priority};
+pub use waiting::{Get, Join, Put};
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::task::Waker;
 
 use crate::shim::Mutex;
+use crate::sync::waiters::{self, WaitList};
 use order::sealed::Store;
 
 /// A FIFO queue: asyncio's `asyncio.Queue`. `Queue::new(0)` is unbounded.
 ///
 /// ```
-/// let q = aioloop::queue::Queue::new(2);
-/// q.put_nowait(1).unwrap();
-/// q.put_nowait(2).unwrap();
-/// assert_eq!(q.get_nowait(), Ok(1));
+/// use std::sync::Arc;
+/// use aioloop::queue::Queue;
+///
+/// let rt = aioloop::Runtime::builder().workers(2).build()?;
+/// let total = rt.block_on(async {
+///     let q = Arc::new(Queue::new(4));
+///     let consumer = aioloop::create_task({
+///         let q = q.clone();
+///         async move {
+///             let mut sum = 0;
+///             while let Ok(n) = q.get().await {
+///                 sum += n;
+///                 q.task_done().unwrap();
+///             }
+///             sum // get() failed: the queue was shut down and is empty
+///         }
+///     });
+///     for n in 1..=10 {
+///         q.put(n).await.unwrap(); // waits while 4 items are queued
+///     }
+///     q.join().await; // every item was taken and marked done
+///     q.shutdown(false);
+///     consumer.await.unwrap()
+/// });
+/// assert_eq!(total, 55);
+/// # Ok::<(), std::io::Error>(())
 /// ```
 pub type Queue<T> = GenericQueue<T, Fifo>;
 
@@ -105,12 +131,25 @@ struct State<T, S> {
     /// Items put and not yet marked done with `task_done` (asyncio's `_unfinished_tasks`).
     unfinished: usize,
     shutdown: bool,
+    /// Tasks waiting in `get` for an item, in `put` for a free slot, in `join` for the
+    /// unfinished count to reach zero (`waiting.rs`).
+    getters: WaitList,
+    putters: WaitList,
+    joiners: WaitList,
     _items: PhantomData<fn() -> T>,
 }
 
 impl<T, S: Store<T>> State<T, S> {
     fn full(&self, maxsize: usize) -> bool {
         maxsize > 0 && self.store.len() >= maxsize
+    }
+
+    /// asyncio's `_put` plus its bookkeeping: the unfinished count goes up and the first
+    /// waiting getter is notified (returned, to be woken once the lock is released).
+    pub(super) fn store_item(&mut self, item: T) -> Option<Waker> {
+        self.store.push(item);
+        self.unfinished += 1;
+        self.getters.notify_one()
     }
 }
 
@@ -132,6 +171,9 @@ impl<T, O: Order<T>> GenericQueue<T, O> {
                 store: O::Store::with_maxsize(maxsize),
                 unfinished: 0,
                 shutdown: false,
+                getters: WaitList::new(),
+                putters: WaitList::new(),
+                joiners: WaitList::new(),
                 _items: PhantomData,
             }),
         }
@@ -201,8 +243,9 @@ impl<T, O: Order<T>> GenericQueue<T, O> {
         if st.full(self.maxsize) {
             return Err(PutNowaitError::Full(QueueFull(item)));
         }
-        st.store.push(item);
-        st.unfinished += 1;
+        let getter = st.store_item(item);
+        drop(st);
+        waiters::wake(getter);
         Ok(())
     }
 
@@ -222,10 +265,91 @@ impl<T, O: Order<T>> GenericQueue<T, O> {
     pub fn get_nowait(&self) -> Result<T, GetNowaitError> {
         let mut st = self.state.lock();
         match st.store.pop() {
-            Some(item) => Ok(item),
+            Some(item) => {
+                let putter = st.putters.notify_one();
+                drop(st);
+                waiters::wake(putter);
+                Ok(item)
+            }
             None if st.shutdown => Err(GetNowaitError::ShutDown(QueueShutDown(()))),
             None => Err(GetNowaitError::Empty(QueueEmpty)),
         }
+    }
+
+    /// Takes the next item, waiting while the queue is empty (rules Q4, Q5): asyncio's
+    /// `await q.get()`. Waiting getters are woken in the order they started waiting, one per
+    /// item put. Fails with [`QueueShutDown`] once the queue is shut down and empty (or shut
+    /// down immediately). Cancelling it (dropping the future) never loses an item: an item
+    /// leaves the queue only in the `get` that returns it, and a getter that had been woken
+    /// for an item passes its wake-up on.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let rt = aioloop::Runtime::builder().workers(2).build()?;
+    /// rt.block_on(async {
+    ///     let q = Arc::new(aioloop::queue::Queue::new(0));
+    ///     let getter = aioloop::create_task({
+    ///         let q = q.clone();
+    ///         async move { q.get().await }
+    ///     });
+    ///     q.put_nowait("item").unwrap(); // wakes the getter, on its own loop
+    ///     assert_eq!(getter.await.unwrap(), Ok("item"));
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn get(&self) -> Get<'_, T, O> {
+        Get::new(self)
+    }
+
+    /// Puts `item`, waiting while the queue is full (rules Q4, Q5): asyncio's
+    /// `await q.put(item)`. Fails with [`QueueShutDown`] (holding the item) if the queue is
+    /// or gets shut down before there is room. A cancelled put puts nothing, and a putter
+    /// woken for a free slot that is then cancelled passes its wake-up on.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let rt = aioloop::Runtime::builder().workers(2).build()?;
+    /// rt.block_on(async {
+    ///     let q = Arc::new(aioloop::queue::Queue::new(1));
+    ///     q.put(1).await.unwrap();
+    ///     let putter = aioloop::create_task({
+    ///         let q = q.clone();
+    ///         async move { q.put(2).await.is_ok() } // waits: the queue is full
+    ///     });
+    ///     assert_eq!(q.get().await, Ok(1));        // frees the slot, wakes the putter
+    ///     assert!(putter.await.unwrap());
+    ///     assert_eq!(q.get_nowait(), Ok(2));
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn put(&self, item: T) -> Put<'_, T, O> {
+        Put::new(self, item)
+    }
+
+    /// Waits until every item ever put has been marked done with
+    /// [`task_done`](Self::task_done) (rule Q6): asyncio's `await q.join()`. Ready at once
+    /// when the unfinished count is zero.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let rt = aioloop::Runtime::builder().workers(2).build()?;
+    /// rt.block_on(async {
+    ///     let q = Arc::new(aioloop::queue::Queue::new(0));
+    ///     q.put_nowait("job").unwrap();
+    ///     let worker = aioloop::create_task({
+    ///         let q = q.clone();
+    ///         async move {
+    ///             let _job = q.get().await.unwrap();
+    ///             q.task_done().unwrap();
+    ///         }
+    ///     });
+    ///     q.join().await; // returns after the worker's task_done
+    ///     worker.await.unwrap();
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn join(&self) -> Join<'_, T, O> {
+        Join::new(self)
     }
 
     /// Marks one item taken from the queue as processed (rule Q6). When every item ever put
@@ -245,6 +369,9 @@ impl<T, O: Order<T>> GenericQueue<T, O> {
             return Err(TaskDoneError);
         }
         st.unfinished -= 1;
+        if st.unfinished == 0 {
+            waiters::notify_many(st, || self.state.lock(), |st| &mut st.joiners, usize::MAX);
+        }
         Ok(())
     }
 
@@ -265,15 +392,23 @@ impl<T, O: Order<T>> GenericQueue<T, O> {
     /// ```
     pub fn shutdown(&self, immediate: bool) {
         let mut dropped = Vec::new();
-        {
-            let mut st = self.state.lock();
-            st.shutdown = true;
-            if immediate {
-                while let Some(item) = st.store.pop() {
-                    dropped.push(item);
-                    st.unfinished = st.unfinished.saturating_sub(1);
-                }
+        let mut st = self.state.lock();
+        st.shutdown = true;
+        let mut joiners_done = false;
+        if immediate {
+            while let Some(item) = st.store.pop() {
+                dropped.push(item);
+                st.unfinished = st.unfinished.saturating_sub(1);
             }
+            joiners_done = st.unfinished == 0;
+        }
+        // Getters re-check (and fail once the queue is empty), putters fail (Q7, Q8). A wait
+        // that starts after the flag was set sees it, so later lock holds miss no one.
+        let relock = || self.state.lock();
+        waiters::notify_many(st, relock, |st| &mut st.getters, usize::MAX);
+        waiters::notify_many(relock(), relock, |st| &mut st.putters, usize::MAX);
+        if joiners_done {
+            waiters::notify_many(relock(), relock, |st| &mut st.joiners, usize::MAX);
         }
         // User destructors run outside the lock (module docs).
         drop(dropped);
@@ -296,6 +431,12 @@ impl<T: fmt::Debug, O: Order<T>> fmt::Debug for GenericQueue<T, O> {
         let items = st.store.items();
         if !items.is_empty() {
             write!(f, " _queue={items:?}")?;
+        }
+        if !st.getters.is_empty() {
+            write!(f, " _getters[{}]", st.getters.len())?;
+        }
+        if !st.putters.is_empty() {
+            write!(f, " _putters[{}]", st.putters.len())?;
         }
         if st.unfinished > 0 {
             write!(f, " tasks={}", st.unfinished)?;

@@ -223,6 +223,15 @@ impl Extra {
         }
     }
 
+    /// What [`Extra::take`] would take now, without taking it.
+    pub(crate) fn deliverable(&self) -> bool {
+        if self.requests.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let s = self.inner.lock();
+        s.must_cancel && s.requests <= s.poll_gen
+    }
+
     /// Rule 6: the request to pass on to an awaited task, once per request.
     pub(crate) fn to_propagate(&self) -> Option<Option<Arc<str>>> {
         let mut s = self.inner.lock();
@@ -461,6 +470,18 @@ impl crate::CancelledError {
     pub fn reraise(self) -> Reraise {
         Reraise::new(self)
     }
+}
+
+/// Whether the current built-in task has a cancellation request that its next `Pending`
+/// delivers: the innermost catch scope takes it (rule 2) or, with none, the task ends
+/// cancelled (rule 3). asyncio would raise `CancelledError` at the await being polled rather
+/// than resume it, so a waiter that was woken to take something (a queue item, a free slot)
+/// checks this first and stays pending instead of taking it (`queue`, rule Q5).
+pub(crate) fn cancel_pending_now() -> bool {
+    super::current::with_builtin(|raw| {
+        raw.and_then(|r| r.header().extra.get().map(Extra::deliverable))
+            .unwrap_or(false)
+    })
 }
 
 /// Rule 6 (T3): the request the current built-in task should pass on to what it awaits
