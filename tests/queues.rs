@@ -23,7 +23,30 @@ use aioloop::queue::{
 use aioloop::{catch_cancel, create_task, current_task, yield_now, Task};
 
 mod common;
-use common::{guarded, new_loop, runtime, Counted};
+use common::{guarded, new_loop, runtime, Counted, NoopWake};
+
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{Counting, Tally};
+
+thread_local! {
+    // `const` and `Cell`: the allocator may touch it at any time without allocating.
+    static ALLOCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts the allocations (not frees) made by the current thread.
+struct AllocsPerThread;
+
+impl Tally for AllocsPerThread {
+    fn add(delta: isize) {
+        if delta > 0 {
+            let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting<AllocsPerThread> = Counting::new();
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -1050,4 +1073,37 @@ fn dropping_the_queue_drops_its_items() {
     }
     drop(q);
     assert_eq!(drops.load(Ordering::SeqCst), 3);
+}
+
+/// Issue 12 item 3 ("no allocation per uncontended operation", measured): once a bounded
+/// queue exists, `put_nowait`/`get_nowait`, an uncontended `put().await`/`get().await`, and
+/// even a `get` that parks and is woken by a `put_nowait` allocate nothing — the waiter node
+/// lives in the future, the storage was reserved by `new`.
+#[test]
+fn queue_operations_do_not_allocate() {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    let q = Queue::new(16);
+    let waker = Waker::from(Arc::new(NoopWake));
+    let mut cx = Context::from_waker(&waker);
+    let before = ALLOCS.with(|n| n.get());
+    for i in 0..1000u64 {
+        q.put_nowait(i).unwrap();
+        assert_eq!(q.get_nowait(), Ok(i));
+        assert!(pin!(q.put(i)).poll(&mut cx).is_ready());
+        assert_eq!(pin!(q.get()).poll(&mut cx), Poll::Ready(Ok(i)));
+        let mut waiting = pin!(q.get());
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        q.put_nowait(i).unwrap();
+        assert_eq!(waiting.poll(&mut cx), Poll::Ready(Ok(i)));
+        q.task_done().unwrap();
+        q.task_done().unwrap();
+        q.task_done().unwrap();
+    }
+    assert_eq!(
+        ALLOCS.with(|n| n.get()) - before,
+        0,
+        "allocations in queue operations"
+    );
 }

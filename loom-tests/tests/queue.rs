@@ -76,7 +76,11 @@ fn cancelled_getter_passes_item_on() {
         drop(g1);
         putter.join().unwrap();
 
-        assert_eq!(wakes2.wakes(), 1, "the second getter must be woken exactly once");
+        assert_eq!(
+            wakes2.wakes(),
+            1,
+            "the second getter must be woken exactly once"
+        );
         assert!(matches!(poll(g2.as_mut(), &w2), Poll::Ready(Ok(1))));
     });
 }
@@ -103,9 +107,51 @@ fn cancelled_putter_passes_slot_on() {
         drop(p1);
         assert_eq!(getter.join().unwrap(), 0);
 
-        assert_eq!(wakes2.wakes(), 1, "the second putter must be woken exactly once");
+        assert_eq!(
+            wakes2.wakes(),
+            1,
+            "the second putter must be woken exactly once"
+        );
         assert!(matches!(poll(p2.as_mut(), &w2), Poll::Ready(Ok(()))));
         assert_eq!(q.get_nowait(), Ok(2));
         assert!(q.empty());
     });
+}
+
+/// A task-like getter on its own thread (`block_on(q.get())`: it may register while the others
+/// run), a `put_nowait` on another and `shutdown(immediate)` on the main thread. The getter
+/// always finishes (a lost wake-up is a loom deadlock). Not immediate: it gets the item iff
+/// the put was accepted (Q7). Immediate: the item may also be drained, and the unfinished
+/// count says which happened: `task_done` succeeds iff the getter got the item (Q8).
+fn get_put_shutdown(immediate: bool) {
+    loom::model(move || {
+        let q = Arc::new(Queue::<u32>::new(1));
+        let getter = {
+            let q = q.clone();
+            thread::spawn(move || loom::future::block_on(q.get()))
+        };
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || q.put_nowait(7).is_ok())
+        };
+        q.shutdown(immediate);
+        let put = putter.join().unwrap();
+        let got = getter.join().unwrap();
+        match got {
+            Ok(v) => assert!(put && v == 7),
+            Err(_) => assert!(immediate || !put, "an item that was put got lost"),
+        }
+        assert_eq!(q.task_done().is_ok(), got.is_ok());
+        assert!(q.empty());
+    });
+}
+
+#[test]
+fn waiting_get_races_put_and_shutdown() {
+    get_put_shutdown(false);
+}
+
+#[test]
+fn waiting_get_races_put_and_immediate_shutdown() {
+    get_put_shutdown(true);
 }
