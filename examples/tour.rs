@@ -28,6 +28,9 @@
 //!    comes back as one error; [`aioloop::timeout`] turning its own cancellation into a
 //!    `TimeoutError`; [`aioloop::gather`] with `return_exceptions`; a context
 //!    variable that follows each request's tasks; done callbacks.
+//! 10. asyncio's queues ([`aioloop::queue`]): a blocking thread that runs no loop feeds
+//!     worker tasks through `put_nowait`; `join` waits for every `task_done`; a getter
+//!     cancelled just after it was woken leaves its item for the next; `shutdown`.
 //!
 //! It exits by itself in well under a second.
 
@@ -310,6 +313,66 @@ fn local_loop() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// (10) Queues: a plain thread feeding tasks, `join`/`task_done`, a cancelled getter that
+/// loses nothing, `shutdown`.
+fn queues(rt: &Runtime) {
+    use aioloop::queue::{PriorityQueue, PutNowaitError, Queue};
+    println!();
+    println!("-- queues (asyncio.Queue, thread-safe)");
+    let q = Arc::new(Queue::new(8));
+    let workers: Vec<_> = (0..3)
+        .map(|w| {
+            let q = q.clone();
+            rt.spawn(async move {
+                let mut handled = 0;
+                while let Ok(job) = q.get().await {
+                    work(job);
+                    handled += 1;
+                    q.task_done().expect("one task_done per get");
+                }
+                (w, handled) // get() failed: the queue was shut down and is empty
+            })
+        })
+        .collect();
+    let feeder = {
+        let q = q.clone();
+        std::thread::spawn(move || {
+            for job in 0..200u64 {
+                let mut job = job;
+                while let Err(PutNowaitError::Full(full)) = q.put_nowait(job) {
+                    job = full.into_inner(); // 8 queued: let the workers catch up
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    feeder.join().expect("feeder");
+    rt.block_on(q.join()); // every job taken and marked done
+    println!("  a thread with no loop put 200 jobs with put_nowait; join() returned");
+    q.shutdown(false);
+    for w in workers {
+        let (w, n) = rt.block_on(w).expect("worker");
+        println!("  worker {w} handled {n:>3} jobs, then get() said QueueShutDown");
+    }
+
+    let (first, kept) = rt
+        .block_on(rt.spawn(async {
+            let q = Arc::new(PriorityQueue::new(0));
+            let getter = aioloop::create_task({
+                let q = q.clone();
+                async move { q.get().await }
+            });
+            aioloop::yield_now().await; // the getter waits
+            q.put_nowait((2, "low")).unwrap(); // wakes the getter ...
+            q.put_nowait((1, "urgent")).unwrap();
+            getter.cancel(None); // ... which is cancelled before it runs
+            let cancelled = getter.await.unwrap_err().is_cancelled();
+            (cancelled, [q.get().await.unwrap(), q.get().await.unwrap()])
+        }))
+        .expect("priority demo");
+    println!("  a getter woken then cancelled (cancelled={first}) took nothing: {kept:?}");
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let rt = Runtime::builder().workers(2).build()?;
@@ -450,6 +513,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     timers(&rt);
     task_semantics(&rt);
+    queues(&rt);
     drop(rt);
     local_loop()?;
     println!();
