@@ -113,6 +113,7 @@ fn drain<T, O: Order<T>>(q: &GenericQueue<T, O>) -> Vec<T> {
 // ---------------------------------------------------------------------------------------------
 
 /// CPython `QueueBasicTests.test_repr` / `test_str`: the getters, putters and items show.
+/// (`test_generic_alias` has no counterpart: `Queue<T>` is generic by construction.)
 async fn repr_body() {
     let q: Shared<i32, Fifo> = shared(0);
     assert!(repr(&q).starts_with("<Queue"));
@@ -936,6 +937,28 @@ fn blocking_thread_feeds_tasks_with_put_nowait() {
         feeder.join().unwrap();
         check(got);
     });
+}
+
+/// On a `LocalLoop` a queue may hold `!Send` items and be shared with `Rc`: the waits are
+/// plain futures, nothing requires `Send` unless the queue crosses threads.
+#[test]
+fn local_loop_queue_of_non_send_items() {
+    use std::rc::Rc;
+    let lp = new_loop();
+    let q: Rc<Queue<Rc<i32>>> = Rc::new(Queue::new(1));
+    let sum = lp
+        .run_until_complete(async move {
+            let consumer = aioloop::spawn_local({
+                let q = q.clone();
+                async move { *q.get().await.unwrap() + *q.get().await.unwrap() }
+            });
+            q.put(Rc::new(1)).await.unwrap();
+            q.put(Rc::new(2)).await.unwrap(); // waits for the consumer: maxsize 1
+            consumer.await.unwrap()
+        })
+        .unwrap();
+    assert_eq!(sum, 3);
+    lp.close().unwrap();
 }
 
 /// A getter waiting on a `LocalLoop` is woken by a put on a runtime worker and runs on the
