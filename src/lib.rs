@@ -199,6 +199,7 @@ pub use combinators::{
     as_completed, gather, gather2, gather3, gather4, shield, wait, AsCompleted, EmptyWaitError,
     Gather, GatherAll, ReturnWhen, Shield,
 };
+pub use error::TaskResultError;
 pub use error::{
     BuildError, CancelledError, EnterError, InvalidDelay, InvalidStateError, LeaveError, LoopError,
     NoRunningLoop, PanicError, TaskError,

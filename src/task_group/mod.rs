@@ -395,8 +395,8 @@ impl TaskGroup {
         let hook = Hook::new(shared, 0);
         let opts = SpawnOpts {
             name,
-            eager: None,
             hook: Some(hook),
+            ..SpawnOpts::default()
         };
         let task = crate::create::spawn_on_loop(&owner, future, opts);
         let child = task.task_ref();
