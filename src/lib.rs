@@ -199,6 +199,9 @@ pub use combinators::{
     as_completed, gather, gather2, gather3, gather4, shield, wait, AsCompleted, EmptyWaitError,
     Gather, GatherAll, ReturnWhen, Shield,
 };
+pub use combinators::{
+    as_completed_with_timeout, shield_task, AsCompletedTimeout, SharedTask, ShieldTask, TaskHandle,
+};
 pub use error::TaskResultError;
 pub use error::{
     BuildError, CancelledError, EnterError, InvalidDelay, InvalidStateError, LeaveError, LoopError,
