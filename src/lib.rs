@@ -214,6 +214,7 @@ pub use event_loop::{
 pub use future::{
     create_future, try_create_future, DifferentLoopError, Future, FutureError, SharedError,
 };
+pub use future::{run_coroutine_threadsafe, ConcurrentError, ConcurrentFuture, SubmitTarget};
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};

@@ -31,8 +31,10 @@
 mod error;
 
 mod loop_api;
+mod threadsafe;
 
 pub use error::{DifferentLoopError, FutureError, SharedError};
+pub use threadsafe::{run_coroutine_threadsafe, ConcurrentError, ConcurrentFuture, SubmitTarget};
 
 use std::fmt;
 use std::pin::Pin;
