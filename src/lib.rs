@@ -217,6 +217,7 @@ pub use future::{
 pub use future::{run_coroutine_threadsafe, ConcurrentError, ConcurrentFuture, SubmitTarget};
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
+pub use task::Raise;
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
 pub use task_group::{BoxError, ExceptionGroup, Failure, TaskGroup, TaskGroupError};
 pub use timeout::{

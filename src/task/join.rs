@@ -26,6 +26,21 @@ use std::sync::Arc;
 /// println!("spawned {}", task.name()); // Task-<id>
 /// assert_eq!(rt.block_on(task).unwrap(), 42);
 /// ```
+///
+/// `&mut Task<T>` is a future too, with the same output: awaiting it (or passing it to
+/// `LocalLoop::run_until_complete` / `Runtime::block_on`) leaves the handle with you, for
+/// [`cancelled`](Task::cancelled), [`get_context`](Task::get_context) and the like
+/// afterwards. Once its outcome was taken, it may not be awaited again (use
+/// [`try_result`](Task::try_result), which says so with an error).
+///
+/// ```
+/// let lp = aioloop::LocalLoop::new()?;
+/// let mut task = lp.create_task(async { 5 })?;
+/// assert_eq!(lp.run_until_complete(&mut task)?.unwrap(), 5); // asyncio's run_until_complete(task)
+/// assert!(task.done() && !task.cancelled());
+/// assert!(task.try_result().is_err()); // already retrieved
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Task<T> {
     raw: RawTask,
     /// The output was moved out by `result()` (or a completed poll).

@@ -60,6 +60,7 @@ pub(crate) mod done;
 mod factory;
 mod harness;
 mod join;
+mod raise;
 pub(crate) mod raw;
 pub(crate) mod registry;
 pub(crate) mod spawn;
@@ -74,6 +75,7 @@ use std::sync::Arc;
 
 pub use factory::{eager_task_factory, TaskFactory};
 pub use join::Task;
+pub use raise::Raise;
 
 use crate::error::{EnterError, LeaveError, NoRunningLoop};
 use raw::RawTask;

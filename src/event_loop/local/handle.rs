@@ -159,6 +159,51 @@ where
 }
 
 impl LoopHandle {
+    /// The handle of the [`LocalLoop`](crate::LocalLoop) running on this thread: asyncio's
+    /// `get_running_loop()` from inside one of its tasks or callbacks, without capturing
+    /// the loop by hand.
+    ///
+    /// # Panics
+    /// If no `LocalLoop` runs on this thread ("no running event loop"); see
+    /// [`LoopHandle::try_current`]. (On a runtime, use [`Handle::current`](crate::Handle::current).)
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let id = lp.id();
+    /// lp.run_until_complete(async move {
+    ///     let running = aioloop::LoopHandle::current();
+    ///     assert_eq!(running.id(), id);
+    ///     let t = running.spawn(async { 1 }).unwrap();
+    ///     assert_eq!(t.await.unwrap(), 1);
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn current() -> LoopHandle {
+        match LoopHandle::try_current() {
+            Ok(h) => h,
+            Err(e) => panic!(
+                "{e}: aioloop::LoopHandle::current() must be called inside a running LocalLoop"
+            ),
+        }
+    }
+
+    /// [`LoopHandle::current`], or `Err(NoRunningLoop)` when no `LocalLoop` runs on this
+    /// thread (none at all, or a runtime's).
+    ///
+    /// ```
+    /// assert!(aioloop::LoopHandle::try_current().is_err());
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// assert!(lp.run_until_complete(async { aioloop::LoopHandle::try_current().is_ok() })?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_current() -> Result<LoopHandle, crate::error::NoRunningLoop> {
+        context::current_owner()
+            .and_then(|l| l.downcast::<LocalShared>())
+            .filter(|shared| context::is_thread_of(&**shared))
+            .map(|shared| LoopHandle { shared })
+            .ok_or(crate::error::NoRunningLoop)
+    }
+
     /// The loop behind this handle, as a loop of either kind.
     pub(crate) fn loop_ref(&self) -> LoopRef {
         LoopRef::new(self.shared.clone())
