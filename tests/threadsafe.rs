@@ -10,13 +10,20 @@ use std::time::Duration;
 
 use aioloop::{run_coroutine_threadsafe, ConcurrentError, LoopHandle};
 
+const ADD_DELAY: Duration = Duration::from_millis(5);
+
 mod common;
 use common::{guarded, new_loop, runtime, TIMEOUT};
 
-/// asyncio's `add(a, b, fail, cancel)`: waits a little, then fails, cancels itself, or
-/// returns the sum.
+/// asyncio's `add(a, b, fail, cancel)`: waits a little (`ADD_DELAY`, or much longer when
+/// a test wants it still running), then fails, cancels itself, or returns the sum.
 async fn add(a: i32, b: i32, fail: bool, cancel: bool) -> i32 {
-    aioloop::sleep(Duration::from_millis(5)).await;
+    let delay = if a < 0 {
+        Duration::from_secs(3600)
+    } else {
+        ADD_DELAY
+    };
+    aioloop::sleep(delay).await;
     if fail {
         panic!("Fail!");
     }
@@ -164,4 +171,29 @@ fn closed_loop_refuses() {
     lp.close().unwrap();
     let err = run_coroutine_threadsafe(async {}, &h).unwrap_err();
     assert_eq!(err, aioloop::LoopError::Closed);
+}
+
+/// Waiting synchronously on the thread of the `LocalLoop` that runs the task would hang
+/// (asyncio hangs); it is refused instead, and the handle stays usable.
+#[test]
+fn result_on_the_loops_own_thread_is_refused() {
+    let lp = new_loop();
+    let h = lp.handle();
+    let mut fut = run_coroutine_threadsafe(
+        async {
+            aioloop::sleep(Duration::from_millis(1)).await;
+            5
+        },
+        &h,
+    )
+    .unwrap();
+    let refused = lp
+        .run_until_complete(async {
+            let r = fut.result(None);
+            (matches!(r, Err(ConcurrentError::WouldBlockLoop)), fut)
+        })
+        .unwrap();
+    assert!(refused.0);
+    let fut = refused.1;
+    assert_eq!(lp.run_until_complete(fut).unwrap().unwrap(), 5);
 }

@@ -135,6 +135,9 @@ pub enum ConcurrentError {
     Timeout(TimeoutError),
     /// The result was already taken (by an earlier `result` or an await).
     InvalidState(InvalidStateError),
+    /// `result` was called on the thread of the `LocalLoop` that runs the task, which
+    /// cannot run it while blocked (asyncio would hang there).
+    WouldBlockLoop,
 }
 
 impl fmt::Display for ConcurrentError {
@@ -144,6 +147,9 @@ impl fmt::Display for ConcurrentError {
             ConcurrentError::Panicked(e) => e.fmt(f),
             ConcurrentError::Timeout(e) => e.fmt(f),
             ConcurrentError::InvalidState(e) => e.fmt(f),
+            ConcurrentError::WouldBlockLoop => f.write_str(
+                "result() was called on the thread of the event loop that runs the task",
+            ),
         }
     }
 }
@@ -198,14 +204,16 @@ impl<T> ConcurrentFuture<T> {
     /// Blocks this thread until the task is done, for at most `timeout` (`None`: no
     /// limit), and takes its value: `concurrent.futures.Future.result(timeout)`.
     ///
-    /// Do not call it on the thread that runs the task's loop (a `LocalLoop`'s own
-    /// thread, or a runtime with one worker from that worker): the loop cannot run the
-    /// task while its thread is blocked here.
+    /// Do not call it on a thread that runs the task's loop: on a `LocalLoop`'s own thread
+    /// it returns [`ConcurrentError::WouldBlockLoop`] at once (the loop could not run the
+    /// task while blocked here); on a runtime's worker it blocks that worker, and with one
+    /// worker it could only time out.
     ///
     /// # Errors
     /// [`ConcurrentError::Timeout`] if `timeout` passed first (the task goes on; call
     /// again to keep waiting); [`ConcurrentError::Cancelled`] / [`ConcurrentError::Panicked`]
-    /// as the task ended; [`ConcurrentError::InvalidState`] if the value was taken already.
+    /// as the task ended; [`ConcurrentError::InvalidState`] if the value was taken already;
+    /// [`ConcurrentError::WouldBlockLoop`] (see above).
     ///
     /// ```
     /// use std::time::Duration;
@@ -222,6 +230,11 @@ impl<T> ConcurrentFuture<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn result(&mut self, timeout: Option<Duration>) -> Result<T, ConcurrentError> {
+        if !self.task.done()
+            && LoopHandle::try_current().is_ok_and(|h| h.id() == self.task.loop_id())
+        {
+            return Err(ConcurrentError::WouldBlockLoop);
+        }
         let deadline = timeout.map(|d| Instant::now() + d);
         let unpark = Arc::new(Unpark {
             thread: thread::current(),
