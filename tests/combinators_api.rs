@@ -256,3 +256,21 @@ fn shared_task_errors_reach_every_awaiter() {
         other => panic!("expected a cancellation, got {other:?}"),
     }
 }
+
+/// Rule X5: `wait` and `as_completed` over `SharedTask`s, which stay awaitable afterwards.
+#[test]
+fn x5_wait_on_shared_tasks() {
+    let rt = runtime(2);
+    let v = rt.block_on(async {
+        let a = SharedTask::new(aioloop::create_task(async { 1 }));
+        let b = SharedTask::new(aioloop::create_task(async { 2 }));
+        let (done, pending) = wait(vec![a.clone(), b.clone()], None, ReturnWhen::AllCompleted)
+            .await
+            .unwrap();
+        assert_eq!((done.len(), pending.len()), (2, 0));
+        let mut it = as_completed(vec![a.clone()]);
+        let first = it.next().await.unwrap().await.unwrap();
+        first + a.await.unwrap() + b.await.unwrap()
+    });
+    assert_eq!(v, 4);
+}

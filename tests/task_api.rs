@@ -191,3 +191,30 @@ fn try_result_is_one_call() {
     let err = read(&mut p).unwrap_err();
     assert_eq!(err.to_string(), "InvalidStateError: Result is not ready.");
 }
+
+/// Rule T12; CPython test_context_6 (`loop.create_task(coro, context=ctx)`) on a
+/// `LocalLoop`, with a `!Send` future: `Builder::spawn_local` takes the context.
+#[test]
+fn t12_local_create_task_with_context() {
+    let lp = new_loop();
+    let ret = lp
+        .run_until_complete(async {
+            let mut ret = Vec::new();
+            let mut ctx = copy_context();
+            ret.push(ctx.run(|| CVAR.get()));
+            let mut ctx_out = ctx;
+            for val in [1, 2] {
+                let local = std::rc::Rc::new(val); // !Send
+                let mut t = Builder::new().context(ctx_out).spawn_local(async move {
+                    aioloop::yield_now().await;
+                    CVAR.set(*local);
+                });
+                (&mut t).await.unwrap();
+                ctx_out = t.get_context();
+                ret.push(ctx_out.clone().run(|| CVAR.get()));
+            }
+            ret
+        })
+        .unwrap();
+    assert_eq!(ret, [None, Some(1), Some(2)]);
+}

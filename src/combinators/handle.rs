@@ -2,14 +2,14 @@
 //! let them watch a task without giving it up (CPython's test_shielded_timeout: after
 //! `wait_for(shield(task), d)` times out, `await task` still works).
 
-use crate::{Task, TaskRef};
+use crate::{SharedTask, Task, TaskRef};
 
 mod sealed {
     pub trait Sealed {}
 }
 
-/// A handle to a built-in task that the combinators can watch: an owned [`Task<T>`], or a
-/// borrowed `&mut Task<T>` / `&Task<T>`, which leaves the task with the caller whatever
+/// A handle to a built-in task that the combinators can watch: an owned [`Task<T>`], a
+/// [`SharedTask<T>`], or a borrowed `&mut Task<T>` / `&Task<T>`, which leaves the task with the caller whatever
 /// happens to the combinator (a timeout, a cancellation of the waiter). Watching goes
 /// through a completion hook, never by awaiting the task, so it does not pass the
 /// waiter's cancellation on to it (rule T3).
@@ -56,36 +56,26 @@ pub trait TaskHandle: sealed::Sealed {
     fn done(&self) -> bool;
 }
 
-impl<T> sealed::Sealed for Task<T> {}
-impl<T> sealed::Sealed for &Task<T> {}
-impl<T> sealed::Sealed for &mut Task<T> {}
+/// Stamps the trait on each handle type, reading through the type's own methods.
+macro_rules! task_handle {
+    ($($ty:ty => $via:ident),* $(,)?) => {$(
+        impl<T> sealed::Sealed for $ty {}
 
-impl<T> TaskHandle for Task<T> {
-    type Output = T;
-    fn task_ref(&self) -> TaskRef {
-        Task::task_ref(self)
-    }
-    fn done(&self) -> bool {
-        Task::done(self)
-    }
+        impl<T> TaskHandle for $ty {
+            type Output = T;
+            fn task_ref(&self) -> TaskRef {
+                $via::task_ref(self)
+            }
+            fn done(&self) -> bool {
+                $via::done(self)
+            }
+        }
+    )*};
 }
 
-impl<T> TaskHandle for &Task<T> {
-    type Output = T;
-    fn task_ref(&self) -> TaskRef {
-        Task::task_ref(self)
-    }
-    fn done(&self) -> bool {
-        Task::done(self)
-    }
-}
-
-impl<T> TaskHandle for &mut Task<T> {
-    type Output = T;
-    fn task_ref(&self) -> TaskRef {
-        Task::task_ref(self)
-    }
-    fn done(&self) -> bool {
-        Task::done(self)
-    }
-}
+task_handle!(
+    Task<T> => Task,
+    &Task<T> => Task,
+    &mut Task<T> => Task,
+    SharedTask<T> => SharedTask,
+);

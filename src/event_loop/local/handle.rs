@@ -142,6 +142,47 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    spawn_local_with(future, SpawnOpts::default())
+}
+
+impl task::Builder {
+    /// [`spawn_local`] with these options (name, eager start, context): asyncio's
+    /// `loop.create_task(coro, name=..., context=...)` for a future that need not be `Send`.
+    ///
+    /// # Panics
+    /// As [`spawn_local`]: if no `LocalLoop` is running on this thread.
+    ///
+    /// ```
+    /// use aioloop::contextvars::{Context, ContextVar};
+    /// static V: ContextVar<u8> = ContextVar::new("v");
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let (name, v) = lp.run_until_complete(async {
+    ///     let mut ctx = Context::new();
+    ///     ctx.run(|| V.set(1));
+    ///     let rc = std::rc::Rc::new(()); // !Send is fine
+    ///     let t = aioloop::task::Builder::new()
+    ///         .name("ui")
+    ///         .context(ctx)
+    ///         .spawn_local(async move { let _rc = rc; V.get() });
+    ///     (t.name(), t.await.unwrap())
+    /// })?;
+    /// assert_eq!((name.as_str(), v), ("ui", Some(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_local<F>(self, future: F) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        spawn_local_with(future, self.opts())
+    }
+}
+
+fn spawn_local_with<F>(future: F, opts: SpawnOpts) -> Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     match context::current_owner().and_then(|l| l.downcast::<LocalShared>()) {
         Some(shared) if context::is_thread_of(&*shared) => {
             // SAFETY: this thread runs that loop right now (checked above), and a
@@ -149,8 +190,9 @@ where
             let raw = unsafe {
                 RawTask::new_local(future, LocalScheduler(shared.clone()), task::next_task_id())
             };
-            // SAFETY: a fresh task whose output is `F::Output`.
-            unsafe { shared.bind(raw, SpawnOpts::default()) }
+            // SAFETY: a fresh task whose output is `F::Output`, bound on the loop's own
+            // thread (checked above).
+            unsafe { shared.bind(raw, opts) }
         }
         _ => panic!(
             "no running event loop: aioloop::spawn_local() must be called inside a running LocalLoop"
