@@ -274,3 +274,35 @@ fn x5_wait_on_shared_tasks() {
     });
     assert_eq!(v, 4);
 }
+
+/// Rule T3 (divergence, ARCHITECTURE.md): a cancelled awaiter of a `SharedTask` ends its
+/// own await only; the task goes on and the other awaiters get its value.
+#[test]
+fn t3_cancelled_awaiter_leaves_the_shared_task() {
+    let v = guarded("shared task cancel", || {
+        let rt = runtime(2);
+        rt.block_on(rt.spawn(async {
+            let gate = aioloop::create_future::<()>();
+            let g = gate.clone();
+            let shared = SharedTask::new(aioloop::create_task(async move {
+                g.await.unwrap();
+                7
+            }));
+            let s = shared.clone();
+            let (tx, rx) = futures_channel::oneshot::channel();
+            let awaiter = aioloop::create_task(async move {
+                tx.send(()).unwrap();
+                s.await
+            });
+            rx.await.unwrap();
+            awaiter.cancel(None);
+            let awaiter_result = awaiter.await;
+            assert!(awaiter_result.unwrap_err().is_cancelled());
+            assert!(!shared.done());
+            gate.set_result(()).unwrap();
+            shared.await.unwrap()
+        }))
+        .unwrap()
+    });
+    assert_eq!(v, 7);
+}

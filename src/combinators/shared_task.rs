@@ -15,9 +15,12 @@ use crate::{Task, TaskError, TaskRef};
 /// with its message (the panic's payload itself goes to no one: [`PanicError::message`]
 /// is what each copy keeps). asyncio's `await task` from several coroutines.
 ///
-/// Awaiting passes the awaiter's cancellation on to the task, as awaiting a [`Task`] does
-/// (rule T3). A panic nobody awaited is reported as never retrieved when the last clone
-/// is dropped (rule T8).
+/// Awaiting does **not** pass an awaiter's cancellation on to the task (unlike awaiting
+/// a [`Task`], rule T3): the task is shared, and one awaiter being cancelled must not
+/// take the result away from the others; the cancelled awaiter's await ends, the task
+/// goes on. Cancel the task itself through [`task_ref`](SharedTask::task_ref). A panic
+/// nobody awaited is reported as never retrieved when the last clone is dropped (rule
+/// T8).
 ///
 /// [`PanicError::message`]: crate::PanicError::message
 ///
@@ -144,12 +147,6 @@ impl<T: Clone> Future for SharedTask<T> {
             } else {
                 if !s.wakers.iter().any(|w| w.will_wake(cx.waker())) {
                     s.wakers.push(cx.waker().clone());
-                }
-                let raw = self.inner.task_ref.raw();
-                drop(s);
-                // Rule T3: a cancelled awaiter cancels what it awaits.
-                if let Some(raw) = raw {
-                    crate::task::cancel::propagate_to(raw);
                 }
                 return Poll::Pending;
             }

@@ -52,7 +52,8 @@ where
     }
 }
 
-/// [`wait_for`] for a task, with asyncio's semantics: if `delay` passes (or is zero and the
+/// [`wait_for`] for a task, with asyncio's semantics (`delay` may be `None`, asyncio's
+/// `timeout=None`: the task is simply awaited): if `delay` passes (or is zero and the
 /// task is not done), the task is cancelled ([`Task::cancel`]) and **awaited until it has
 /// finished**; then the result is `Err(TimeoutError)` if it ended cancelled, or what it
 /// ended with otherwise (a task that suppresses the cancellation and returns a value gives
@@ -61,7 +62,6 @@ where
 /// Inside a task the cancellation reaches the awaited task as asyncio's does: the timeout
 /// cancels the waiting task, which passes the request on to the task it awaits (rule T3);
 /// outside one (directly in `block_on`) it is cancelled explicitly at the deadline.
-/// `delay` may be `None` (asyncio's `timeout=None`): the task is simply awaited.
 ///
 /// ```
 /// use std::time::Duration;
