@@ -145,6 +145,24 @@ impl Context {
     }
 }
 
+/// asyncio's `ctx.copy()`: the same values, a separate context (O(1)). A [`Token`] made in
+/// one is not valid in the other.
+///
+/// ```
+/// use aioloop::contextvars::{Context, ContextVar};
+/// static V: ContextVar<u8> = ContextVar::new("v");
+/// let mut a = Context::new();
+/// a.run(|| V.set(1));
+/// let mut b = a.clone();
+/// b.run(|| V.set(2));
+/// assert_eq!(a.run(|| V.get()), Some(1));
+/// ```
+impl Clone for Context {
+    fn clone(&self) -> Context {
+        self.snapshot()
+    }
+}
+
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")

@@ -446,3 +446,68 @@ impl fmt::Display for InvalidStateError {
 }
 
 impl std::error::Error for InvalidStateError {}
+
+/// What reading a done task's outcome in one call can give instead of its value:
+/// everything asyncio's `task.result()` / `task.exception()` can raise — its
+/// `CancelledError`, the exception (a panic here, rule T8), or `InvalidStateError`.
+/// Returned by [`Task::try_result`](crate::Task::try_result) and
+/// [`Task::exception`](crate::Task::exception).
+///
+/// ```
+/// use aioloop::{InvalidStateError, TaskResultError};
+/// let rt = aioloop::Runtime::builder().workers(1).build()?;
+/// let mut t = rt.spawn(std::future::pending::<()>());
+/// let err = t.try_result().unwrap_err();
+/// assert!(matches!(err, TaskResultError::InvalidState(_)));
+/// assert_eq!(err.to_string(), "InvalidStateError: Result is not ready.");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TaskResultError {
+    /// The task ended cancelled.
+    Cancelled(CancelledError),
+    /// The task panicked.
+    Panicked(PanicError),
+    /// The task is not done, or its outcome was already taken.
+    InvalidState(InvalidStateError),
+}
+
+impl TaskResultError {
+    /// `true` for [`TaskResultError::Cancelled`].
+    ///
+    /// ```
+    /// let e = aioloop::TaskResultError::Cancelled(aioloop::CancelledError::new(None));
+    /// assert!(e.is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, TaskResultError::Cancelled(_))
+    }
+}
+
+impl From<TaskError> for TaskResultError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::Cancelled(c) => TaskResultError::Cancelled(c),
+            TaskError::Panicked(p) => TaskResultError::Panicked(p),
+        }
+    }
+}
+
+impl From<InvalidStateError> for TaskResultError {
+    fn from(e: InvalidStateError) -> Self {
+        TaskResultError::InvalidState(e)
+    }
+}
+
+impl fmt::Display for TaskResultError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskResultError::Cancelled(c) => c.fmt(f),
+            TaskResultError::Panicked(p) => p.fmt(f),
+            TaskResultError::InvalidState(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for TaskResultError {}

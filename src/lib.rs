@@ -201,6 +201,10 @@ pub use combinators::{
     as_completed, gather, gather2, gather3, gather4, shield, wait, AsCompleted, EmptyWaitError,
     Gather, GatherAll, ReturnWhen, Shield,
 };
+pub use combinators::{
+    as_completed_with_timeout, shield_task, AsCompletedTimeout, SharedTask, ShieldTask, TaskHandle,
+};
+pub use error::TaskResultError;
 pub use error::{
     BuildError, CancelledError, EnterError, InvalidDelay, InvalidStateError, LeaveError, LoopError,
     NoRunningLoop, PanicError, TaskError,
@@ -212,8 +216,10 @@ pub use event_loop::{
 pub use future::{
     create_future, try_create_future, DifferentLoopError, Future, FutureError, SharedError,
 };
+pub use future::{run_coroutine_threadsafe, ConcurrentError, ConcurrentFuture, SubmitTarget};
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
+pub use task::Raise;
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
 pub use task_group::{BoxError, ExceptionGroup, Failure, TaskGroup, TaskGroupError};
 pub use timeout::{

@@ -8,10 +8,17 @@
 //! so collecting n results costs O(n), not O(n²).
 
 mod gather;
+mod handle;
+mod shared_task;
 mod shield;
 mod wait;
 mod watch;
 
 pub use gather::{gather, gather2, gather3, gather4, Gather, GatherAll};
-pub use shield::{shield, Shield};
-pub use wait::{as_completed, wait, AsCompleted, EmptyWaitError, ReturnWhen};
+pub use handle::TaskHandle;
+pub use shared_task::SharedTask;
+pub use shield::{shield, shield_task, Shield, ShieldTask};
+pub use wait::{
+    as_completed, as_completed_with_timeout, wait, AsCompleted, AsCompletedTimeout, EmptyWaitError,
+    ReturnWhen,
+};

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use super::watch::Watch;
 use crate::task::spawn::SpawnOpts;
-use crate::{Task, TaskError, TaskRef};
+use crate::{Task, TaskError, TaskRef, TaskResultError};
 
 /// asyncio's `shield(aw)` (rule X3): runs `future` as a task of its own and waits for it,
 /// but cancelling the waiter does not cancel it.
@@ -110,5 +110,70 @@ impl<T> Future for Shield<T> {
 impl<T> std::fmt::Debug for Shield<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("Shield").field(&self.task).finish()
+    }
+}
+
+/// asyncio's `shield(task)` for a task the caller keeps: waits for `task` without passing
+/// the waiter's cancellation on to it (rule X3), and **borrows** it, so that when the wait
+/// is abandoned — a timeout around it, the waiter cancelled — the task is still the
+/// caller's, to await later (CPython's test_shielded_timeout). Resolves to the task's
+/// outcome once it is done, taking it out of the task as [`Task::try_result`] does.
+///
+/// ```
+/// use aioloop::{shield_task, wait_for, Runtime};
+/// use std::time::Duration;
+///
+/// let rt = Runtime::builder().workers(2).build()?;
+/// let v = rt.block_on(rt.spawn(async {
+///     let mut task = aioloop::create_task(async {
+///         aioloop::sleep(Duration::from_millis(30)).await;
+///         "done"
+///     });
+///     // The wait times out; the task is not cancelled, and is still ours.
+///     assert!(wait_for(shield_task(&mut task), Duration::from_millis(1)).await.is_err());
+///     task.await.unwrap()
+/// }))
+/// .unwrap();
+/// assert_eq!(v, "done");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn shield_task<T>(task: &mut Task<T>) -> ShieldTask<'_, T> {
+    let watch = Watch::new();
+    watch.watch(&task.task_ref(), 0);
+    ShieldTask { task, watch }
+}
+
+/// The future [`shield_task`] returns.
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build()?;
+/// let r = rt.block_on(async {
+///     let mut t = aioloop::create_task(async { 3 });
+///     let s: aioloop::ShieldTask<'_, i32> = aioloop::shield_task(&mut t);
+///     s.await
+/// });
+/// assert_eq!(r.unwrap(), 3);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[must_use = "futures do nothing unless awaited (the task runs anyway)"]
+pub struct ShieldTask<'a, T> {
+    task: &'a mut Task<T>,
+    watch: Arc<Watch>,
+}
+
+impl<T> Future for ShieldTask<'_, T> {
+    type Output = Result<T, TaskResultError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.watch.poll_ended(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Poll::Ready(self.task.try_result())
+    }
+}
+
+impl<T> std::fmt::Debug for ShieldTask<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ShieldTask").field(&self.task).finish()
     }
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::handle::TaskHandle;
 use super::watch::{Ended, Watch};
-use crate::Task;
+use crate::{Sleep, TimeoutError};
 
 /// When [`wait`] returns: asyncio's `FIRST_COMPLETED`, `FIRST_EXCEPTION`, `ALL_COMPLETED`.
 ///
@@ -51,8 +52,10 @@ impl std::error::Error for EmptyWaitError {}
 /// order given. Never a timeout error: on timeout the unfinished tasks are simply in
 /// `pending`.
 ///
-/// It takes the [`Task`]s themselves (not futures) so that nothing is spawned behind the
-/// caller's back, and gives every one of them back. `done` holds every task done at the
+/// It takes the [`Task`](crate::Task)s themselves (not futures) so that nothing is spawned
+/// behind the caller's back, and gives every one of them back — or borrows them
+/// (`&mut Task<T>`, `&Task<T>`, see [`TaskHandle`]), so that they stay the caller's even if
+/// the `wait` is dropped (a timeout around it, a cancellation). `done` holds every task done at the
 /// moment `wait` returns, not only those whose end woke it. `wait` does not cancel
 /// anything: if the waiting task is cancelled, the tasks are detached and keep running.
 ///
@@ -77,17 +80,17 @@ impl std::error::Error for EmptyWaitError {}
 /// assert_eq!(pending.len(), 1);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub async fn wait<T>(
-    tasks: Vec<Task<T>>,
+pub async fn wait<H: TaskHandle>(
+    tasks: Vec<H>,
     timeout: Option<Duration>,
     return_when: ReturnWhen,
-) -> Result<(Vec<Task<T>>, Vec<Task<T>>), EmptyWaitError> {
+) -> Result<(Vec<H>, Vec<H>), EmptyWaitError> {
     if tasks.is_empty() {
         return Err(EmptyWaitError);
     }
     let watch = Watch::new();
     for (i, t) in tasks.iter().enumerate() {
-        watch.watch(t, i);
+        watch.watch(&t.task_ref(), i);
     }
     let mut left = tasks.len();
     let mut sleep = pin!(timeout.map(crate::sleep));
@@ -113,11 +116,13 @@ pub async fn wait<T>(
 }
 
 /// asyncio's `as_completed(aws)` (rule X5): yields the tasks in the order they finish,
-/// each already done (awaiting it, or [`Task::result`], gives its outcome at once).
+/// each already done (awaiting it, or [`Task::result`](crate::Task::result), gives its
+/// outcome at once).
 ///
 /// It is a [`futures_core::Stream`], and has an inherent [`next`](AsCompleted::next) so
 /// that no stream extension trait is needed. Like [`wait`], it takes the tasks themselves
-/// and cancels nothing; for a deadline, use [`wait`] with a timeout.
+/// (or borrows them: `&mut Task<T>`, see [`TaskHandle`]) and cancels nothing; for a
+/// deadline, [`as_completed_with_timeout`].
 ///
 /// ```
 /// use aioloop::{as_completed, Runtime};
@@ -140,20 +145,22 @@ pub async fn wait<T>(
 /// assert_eq!(order, ["fast", "slow"]);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn as_completed<T>(tasks: Vec<Task<T>>) -> AsCompleted<T> {
+pub fn as_completed<H: TaskHandle>(tasks: Vec<H>) -> AsCompleted<H::Output, H> {
     let watch = Watch::new();
     for (i, t) in tasks.iter().enumerate() {
-        watch.watch(t, i);
+        watch.watch(&t.task_ref(), i);
     }
     AsCompleted {
         left: tasks.len(),
         tasks: tasks.into_iter().map(Some).collect(),
         ready: VecDeque::new(),
         watch,
+        _output: std::marker::PhantomData,
     }
 }
 
-/// The stream [`as_completed`] returns.
+/// The stream [`as_completed`] returns: tasks of output `T`, held as `H` (an owned
+/// [`Task<T>`](crate::Task) unless borrowed ones were given).
 ///
 /// ```
 /// let rt = aioloop::Runtime::builder().workers(1).build()?;
@@ -167,14 +174,15 @@ pub fn as_completed<T>(tasks: Vec<Task<T>>) -> AsCompleted<T> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[must_use = "streams do nothing unless polled"]
-pub struct AsCompleted<T> {
-    tasks: Vec<Option<Task<T>>>,
+pub struct AsCompleted<T, H = crate::Task<T>> {
+    tasks: Vec<Option<H>>,
     ready: VecDeque<usize>,
     left: usize,
     watch: Arc<Watch>,
+    _output: std::marker::PhantomData<fn() -> T>,
 }
 
-impl<T> AsCompleted<T> {
+impl<T, H> AsCompleted<T, H> {
     /// The next task to finish, or `None` once every task was yielded.
     ///
     /// ```
@@ -188,7 +196,7 @@ impl<T> AsCompleted<T> {
     /// assert_eq!(n, 4);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub async fn next(&mut self) -> Option<Task<T>> {
+    pub async fn next(&mut self) -> Option<H> {
         poll_fn(|cx| self.poll_next_task(cx)).await
     }
 
@@ -202,7 +210,26 @@ impl<T> AsCompleted<T> {
         self.left
     }
 
-    fn poll_next_task(&mut self, cx: &mut Context<'_>) -> Poll<Option<Task<T>>> {
+    /// The tasks not yielded yet, taken out of the stream (which then yields nothing), in
+    /// the order given: e.g. the unfinished ones after a deadline passed.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// rt.block_on(async {
+    ///     let mut it = aioloop::as_completed(vec![aioloop::create_task(std::future::pending::<()>())]);
+    ///     let left = it.take_remaining();
+    ///     assert_eq!(left.len(), 1);
+    ///     assert!(it.next().await.is_none());
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn take_remaining(&mut self) -> Vec<H> {
+        self.left = 0;
+        self.ready.clear();
+        self.tasks.iter_mut().filter_map(Option::take).collect()
+    }
+
+    fn poll_next_task(&mut self, cx: &mut Context<'_>) -> Poll<Option<H>> {
         if self.left == 0 {
             return Poll::Ready(None);
         }
@@ -218,10 +245,12 @@ impl<T> AsCompleted<T> {
     }
 }
 
-impl<T> futures_core::Stream for AsCompleted<T> {
-    type Item = Task<T>;
+impl<T, H> Unpin for AsCompleted<T, H> {}
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Task<T>>> {
+impl<T, H> futures_core::Stream for AsCompleted<T, H> {
+    type Item = H;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<H>> {
         self.poll_next_task(cx)
     }
 
@@ -230,10 +259,156 @@ impl<T> futures_core::Stream for AsCompleted<T> {
     }
 }
 
-impl<T> fmt::Debug for AsCompleted<T> {
+impl<T, H> fmt::Debug for AsCompleted<T, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsCompleted")
             .field("remaining", &self.left)
+            .finish()
+    }
+}
+
+/// asyncio's `as_completed(aws, timeout=d)` (rule X5): [`as_completed`] with a deadline
+/// `timeout` from now. Each item is `Ok(task)` for a task that finished in time, in the
+/// order they finish; once the deadline has passed, each task still unfinished yields
+/// `Err(TimeoutError)` (asyncio: every remaining `await` raises `TimeoutError`), and the
+/// unfinished tasks themselves stay in the stream, for
+/// [`take_remaining`](AsCompletedTimeout::take_remaining). Nothing is cancelled.
+///
+/// ```
+/// use aioloop::{as_completed_with_timeout, Runtime, TimeoutError};
+/// use std::time::Duration;
+///
+/// let rt = Runtime::builder().workers(2).build()?;
+/// let (got, left) = rt.block_on(async {
+///     let fast = aioloop::create_task(async { "fast" });
+///     let slow = aioloop::create_task(aioloop::sleep(Duration::from_secs(60)));
+///     let mut it = as_completed_with_timeout(vec![fast], Duration::from_millis(20));
+///     let first = it.next().await.unwrap().unwrap().await.unwrap();
+///     let mut it = as_completed_with_timeout(vec![slow], Duration::from_millis(20));
+///     assert_eq!(it.next().await.unwrap().unwrap_err(), TimeoutError);
+///     assert!(it.next().await.is_none());
+///     (first, it.take_remaining())
+/// });
+/// assert_eq!(got, "fast");
+/// assert_eq!(left.len(), 1); // the slow task, still ours
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn as_completed_with_timeout<H: TaskHandle>(
+    tasks: Vec<H>,
+    timeout: Duration,
+) -> AsCompletedTimeout<H::Output, H> {
+    AsCompletedTimeout {
+        inner: as_completed(tasks),
+        deadline: crate::sleep(timeout),
+        timed_out: 0,
+        expired: false,
+    }
+}
+
+/// The stream [`as_completed_with_timeout`] returns.
+///
+/// ```
+/// let rt = aioloop::Runtime::builder().workers(1).build()?;
+/// let n = rt.block_on(async {
+///     let t = aioloop::create_task(async { 1 });
+///     let mut it: aioloop::AsCompletedTimeout<i32> =
+///         aioloop::as_completed_with_timeout(vec![t], std::time::Duration::from_secs(5));
+///     it.next().await.unwrap().unwrap().await.unwrap()
+/// });
+/// assert_eq!(n, 1);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct AsCompletedTimeout<T, H = crate::Task<T>> {
+    inner: AsCompleted<T, H>,
+    deadline: Sleep,
+    /// How many `Err(TimeoutError)` were yielded since the deadline passed.
+    timed_out: usize,
+    expired: bool,
+}
+
+impl<T, H> AsCompletedTimeout<T, H> {
+    /// The next task to finish, `Err(TimeoutError)` once per unfinished task after the
+    /// deadline, then `None`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// rt.block_on(async {
+    ///     let t = aioloop::create_task(std::future::pending::<()>());
+    ///     let mut it = aioloop::as_completed_with_timeout(vec![t], Duration::from_millis(1));
+    ///     assert!(it.next().await.unwrap().is_err());
+    ///     assert!(it.next().await.is_none());
+    /// });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn next(&mut self) -> Option<Result<H, TimeoutError>> {
+        poll_fn(|cx| self.poll_next_item(cx)).await
+    }
+
+    /// The tasks not yielded as finished (after the deadline: the unfinished ones), taken
+    /// out of the stream, in the order given. See [`AsCompleted::take_remaining`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// let mut it = aioloop::as_completed_with_timeout(vec![t], Duration::from_secs(1));
+    /// assert_eq!(it.take_remaining().len(), 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn take_remaining(&mut self) -> Vec<H> {
+        self.timed_out = 0;
+        self.inner.take_remaining()
+    }
+
+    /// How many items are still to be yielded (tasks, or their `TimeoutError`s).
+    ///
+    /// ```
+    /// let it = aioloop::as_completed_with_timeout(Vec::<aioloop::Task<()>>::new(), std::time::Duration::ZERO);
+    /// assert_eq!(it.remaining(), 0);
+    /// ```
+    pub fn remaining(&self) -> usize {
+        self.inner.left.saturating_sub(self.timed_out)
+    }
+
+    fn poll_next_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<H, TimeoutError>>> {
+        if !self.expired {
+            // Tasks that finished in time come first, even if the deadline passed too.
+            if let Poll::Ready(t) = self.inner.poll_next_task(cx) {
+                return Poll::Ready(t.map(Ok));
+            }
+            if Pin::new(&mut self.deadline).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.expired = true;
+        }
+        if self.timed_out < self.inner.left {
+            self.timed_out += 1;
+            Poll::Ready(Some(Err(TimeoutError)))
+        } else {
+            Poll::Ready(None)
+        }
+    }
+}
+
+impl<T, H> futures_core::Stream for AsCompletedTimeout<T, H> {
+    type Item = Result<H, TimeoutError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_next_item(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining(), Some(self.remaining()))
+    }
+}
+
+impl<T, H> fmt::Debug for AsCompletedTimeout<T, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompletedTimeout")
+            .field("remaining", &self.remaining())
+            .field("expired", &self.expired)
             .finish()
     }
 }

@@ -13,7 +13,6 @@ use std::task::{Context, Poll, Waker};
 
 use crate::shim::Mutex;
 use crate::task::done::{DoneCallback, Hook, HookSink, Outcome};
-use crate::Task;
 use crate::TaskRef;
 
 /// How a watched task ended.
@@ -68,8 +67,8 @@ impl Watch {
     }
 
     /// Watches an existing task (a late hook: runs now if the task is done).
-    pub(crate) fn watch<T>(self: &Arc<Self>, task: &Task<T>, index: usize) {
-        if let Some(raw) = task.task_ref().raw() {
+    pub(crate) fn watch(self: &Arc<Self>, task: &TaskRef, index: usize) {
+        if let Some(raw) = task.raw() {
             raw.add_done(DoneCallback::Hook(self.hook(index, false)));
         }
     }

@@ -31,8 +31,10 @@
 mod error;
 
 mod loop_api;
+mod threadsafe;
 
 pub use error::{DifferentLoopError, FutureError, SharedError};
+pub use threadsafe::{run_coroutine_threadsafe, ConcurrentError, ConcurrentFuture, SubmitTarget};
 
 use std::fmt;
 use std::pin::Pin;
@@ -475,6 +477,38 @@ impl<T: Clone> Future<T> {
     /// ```
     pub fn result(&self) -> Result<T, FutureError> {
         self.inner.state.lock().result()
+    }
+}
+
+impl<T: Clone + Send + 'static> Future<T> {
+    /// Awaits the future the way asyncio's `await fut` does inside a task: a cancelled
+    /// future raises its `CancelledError` *into the task* (re-raised with
+    /// [`CancelledError::raise`], so the next enclosing
+    /// [`catch_cancel`](crate::catch_cancel) scope gets it, or the task ends cancelled)
+    /// instead of coming back as `Err(FutureError::Cancelled)`. Anything else — the value,
+    /// a stored error — is returned, ready for `?`. Awaits a clone: the handle is kept.
+    ///
+    /// # Panics
+    /// If the future was cancelled and this is awaited outside a built-in task (see
+    /// [`CancelledError::raise`]).
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let t = rt.spawn(async {
+    ///     let fut = aioloop::create_future::<u8>();
+    ///     fut.cancel(Some("gone"));
+    ///     let v = fut.raising().await?; // the task ends cancelled here
+    ///     Ok::<u8, aioloop::FutureError>(v)
+    /// });
+    /// let err = rt.block_on(t).unwrap_err();
+    /// assert!(err.is_cancelled());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn raising(&self) -> Result<T, FutureError> {
+        match self.clone().await {
+            Err(FutureError::Cancelled(c)) => c.raise().await,
+            other => other,
+        }
     }
 }
 

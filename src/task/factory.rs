@@ -46,11 +46,13 @@ impl TaskFactory {
         let b = (self.0)(Builder {
             name: opts.name,
             eager: opts.eager,
+            context: opts.context,
         });
         SpawnOpts {
             name: b.name,
             eager: b.eager,
             hook: opts.hook,
+            context: b.context,
         }
     }
 }

@@ -8,8 +8,7 @@ use std::task::{Context, Poll};
 
 use super::raw::RawTask;
 use super::{LoopId, TaskRef};
-use crate::error::InvalidStateError;
-use crate::error::TaskError;
+use crate::error::{InvalidStateError, PanicError, TaskError, TaskResultError};
 use std::sync::Arc;
 
 /// A spawned task, and the way to get its result.
@@ -27,10 +26,28 @@ use std::sync::Arc;
 /// println!("spawned {}", task.name()); // Task-<id>
 /// assert_eq!(rt.block_on(task).unwrap(), 42);
 /// ```
+///
+/// `&mut Task<T>` is a future too, with the same output: awaiting it (or passing it to
+/// `LocalLoop::run_until_complete` / `Runtime::block_on`) leaves the handle with you, for
+/// [`cancelled`](Task::cancelled), [`get_context`](Task::get_context) and the like
+/// afterwards. Once its outcome was taken, it may not be awaited again (use
+/// [`try_result`](Task::try_result), which says so with an error).
+///
+/// ```
+/// let lp = aioloop::LocalLoop::new()?;
+/// let mut task = lp.create_task(async { 5 })?;
+/// assert_eq!(lp.run_until_complete(&mut task)?.unwrap(), 5); // asyncio's run_until_complete(task)
+/// assert!(task.done() && !task.cancelled());
+/// assert!(task.try_result().is_err()); // already retrieved
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Task<T> {
     raw: RawTask,
     /// The output was moved out by `result()` (or a completed poll).
     taken: bool,
+    /// The output read out of the cell by [`Task::exception`], which only looks at it:
+    /// the next `result()`/`.await` takes it from here.
+    kept: Option<Box<Result<T, TaskError>>>,
     _output: PhantomData<T>,
 }
 
@@ -50,6 +67,7 @@ impl<T> Task<T> {
         Task {
             raw,
             taken: false,
+            kept: None,
             _output: PhantomData,
         }
     }
@@ -256,6 +274,10 @@ impl<T> Task<T> {
     /// The output if the task is complete (then marked taken), else `Pending` with `waker`
     /// stored to be woken on completion.
     fn read_output(&mut self, waker: &std::task::Waker) -> Poll<Result<T, TaskError>> {
+        if let Some(kept) = self.kept.take() {
+            self.taken = true;
+            return Poll::Ready(*kept);
+        }
         let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
         // SAFETY: `out` has the task's output type, and we are its join handle.
         unsafe {
@@ -264,6 +286,98 @@ impl<T> Task<T> {
         };
         self.taken = out.is_ready();
         out
+    }
+
+    /// asyncio's `exception()`: the panic a done task ended with (`Ok(Some(..))`), or
+    /// `Ok(None)` if it finished with a value. Only looks: the outcome stays in the handle
+    /// for a later [`result`](Task::result), [`try_result`](Task::try_result) or `.await`.
+    /// Reading it counts as retrieving the panic (no "never retrieved" report, rule T8).
+    ///
+    /// # Errors
+    /// As asyncio raises them: [`TaskResultError::Cancelled`] for a cancelled task,
+    /// [`TaskResultError::InvalidState`] "Exception is not set." while it runs, and "Result
+    /// has already been retrieved." once the outcome was taken.
+    ///
+    /// ```
+    /// use aioloop::TaskResultError;
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let mut ok = rt.spawn(async { 1 });
+    /// let mut bad = rt.spawn(async { panic!("boom") });
+    /// let mut gone = rt.spawn(std::future::pending::<()>());
+    /// assert!(matches!(gone.exception(), Err(TaskResultError::InvalidState(_)))); // running
+    /// gone.cancel(Some("bye"));
+    /// while !(ok.done() && bad.done() && gone.done()) { std::thread::yield_now(); }
+    /// assert!(ok.exception().unwrap().is_none());
+    /// assert_eq!(bad.exception().unwrap().unwrap().message(), Some("boom"));
+    /// assert!(matches!(gone.exception(), Err(TaskResultError::Cancelled(_))));
+    /// assert_eq!(ok.try_result().unwrap(), 1); // the value is still there
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn exception(&mut self) -> Result<Option<&PanicError>, TaskResultError> {
+        if self.kept.is_none() {
+            if self.taken {
+                return Err(InvalidStateError::new("Result has already been retrieved.").into());
+            }
+            if !self.done() {
+                return Err(InvalidStateError::EXCEPTION.into());
+            }
+            match self.read_output(std::task::Waker::noop()) {
+                Poll::Ready(r) => {
+                    self.kept = Some(Box::new(r));
+                    self.taken = false;
+                }
+                Poll::Pending => return Err(InvalidStateError::EXCEPTION.into()),
+            }
+        }
+        match self.kept.as_deref() {
+            Some(Ok(_)) => Ok(None),
+            Some(Err(TaskError::Panicked(p))) => Ok(Some(p)),
+            Some(Err(TaskError::Cancelled(c))) => Err(TaskResultError::Cancelled(c.clone())),
+            None => unreachable!("kept was filled above"),
+        }
+    }
+
+    /// The value of a done task in one call: asyncio's `task.result()`, with the three
+    /// ways it can raise folded into one error (`?` works in a function returning
+    /// `Result<_, TaskResultError>` or a boxed error).
+    ///
+    /// # Errors
+    /// [`TaskResultError::Cancelled`], [`TaskResultError::Panicked`], or
+    /// [`TaskResultError::InvalidState`] while the task runs ("Result is not ready.") or once
+    /// its outcome was taken ("Result has already been retrieved.").
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let mut t = rt.spawn(async { 2 });
+    /// while !t.done() { std::thread::yield_now(); }
+    /// assert_eq!(t.try_result()?, 2);
+    /// assert!(t.try_result().is_err()); // already retrieved
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_result(&mut self) -> Result<T, TaskResultError> {
+        Ok(self.result()??)
+    }
+
+    /// The context the task runs in (asyncio's `task.get_context()`, rule T12): a copy of
+    /// it, as the task left it at its last suspension (or end). See
+    /// [`TaskRef::get_context`].
+    ///
+    /// ```
+    /// use aioloop::contextvars::{copy_context, ContextVar};
+    /// static USER: ContextVar<&str> = ContextVar::new("user");
+    ///
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let mut ctx = copy_context();
+    /// ctx.run(|| USER.set("alice"));
+    /// let t = aioloop::task::Builder::new().context(ctx).spawn_on(rt.handle(), async {
+    ///     USER.set("bob");
+    /// });
+    /// while !t.done() { std::thread::yield_now(); }
+    /// assert_eq!(t.get_context().run(|| USER.get()), Some("bob"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn get_context(&self) -> crate::contextvars::Context {
+        self.task_ref().get_context()
     }
 
     /// Drops the handle, leaving the task running (same as `drop(task)`, named for clarity).

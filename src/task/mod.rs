@@ -60,6 +60,7 @@ pub(crate) mod done;
 mod factory;
 mod harness;
 mod join;
+mod raise;
 pub(crate) mod raw;
 pub(crate) mod registry;
 pub(crate) mod spawn;
@@ -74,6 +75,7 @@ use std::sync::Arc;
 
 pub use factory::{eager_task_factory, TaskFactory};
 pub use join::Task;
+pub use raise::Raise;
 
 use crate::error::{EnterError, LeaveError, NoRunningLoop};
 use raw::RawTask;
@@ -430,6 +432,37 @@ impl TaskRef {
         ctx.run(f)
     }
 
+    /// asyncio's `task.get_context()` (rule T12): a copy of the context the task runs in.
+    /// Called from the task itself, that is the current context; otherwise it is the
+    /// context as the task's last step left it (its values at its end, for a finished
+    /// task). A task being polled on another thread at this moment has its context in use
+    /// there: the copy is then empty. A third-party task has no context of ours: empty.
+    ///
+    /// ```
+    /// use aioloop::contextvars::ContextVar;
+    /// static REQ: ContextVar<u32> = ContextVar::new("req");
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let seen = rt.block_on(rt.spawn(async {
+    ///     REQ.set(7);
+    ///     aioloop::current_task().unwrap().get_context().run(|| REQ.get())
+    /// }));
+    /// assert_eq!(seen.unwrap(), Some(7));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn get_context(&self) -> crate::contextvars::Context {
+        let Some(raw) = self.raw() else {
+            return crate::contextvars::Context::new();
+        };
+        if current::with_builtin(|cur| cur == Some(raw)) {
+            return crate::contextvars::copy_context();
+        }
+        raw.header()
+            .extra
+            .get()
+            .and_then(|c| c.context_snapshot())
+            .unwrap_or_default()
+    }
+
     /// Whether `all_tasks()` should list it: not done and not hidden by `unregister_task`.
     fn is_listed(&self) -> bool {
         match &self.0 {
@@ -669,6 +702,9 @@ pub struct Builder {
     name: Option<Arc<str>>,
     /// `None` until [`Builder::eager`] is called: the loop's task factory decides (T9).
     eager: Option<bool>,
+    /// The context to run in (asyncio's `create_task(..., context=ctx)`); `None`: a copy
+    /// of the creator's (T12).
+    context: Option<crate::contextvars::Context>,
 }
 
 impl Builder {
@@ -713,6 +749,28 @@ impl Builder {
         self
     }
 
+    /// Runs the task in `ctx` (asyncio's `create_task(coro, context=ctx)`, rule T12)
+    /// instead of a copy of the spawner's current context. The task's own `set`s go to its
+    /// context, which [`Task::get_context`] reads back.
+    ///
+    /// ```
+    /// use aioloop::contextvars::{Context, ContextVar};
+    /// static V: ContextVar<&str> = ContextVar::new("v");
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let mut ctx = Context::new();
+    /// ctx.run(|| V.set("given"));
+    /// let seen = rt.block_on(async {
+    ///     V.set("creator's");
+    ///     aioloop::task::Builder::new().context(ctx).spawn(async { V.get() }).await
+    /// });
+    /// assert_eq!(seen.unwrap(), Some("given"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn context(mut self, ctx: crate::contextvars::Context) -> Builder {
+        self.context = Some(ctx);
+        self
+    }
+
     /// The name set so far, if any (for a task factory).
     ///
     /// ```
@@ -751,6 +809,7 @@ impl Builder {
             name: self.name,
             eager: self.eager,
             hook: None,
+            context: self.context,
         }
     }
 }

@@ -18,6 +18,8 @@ pub(crate) struct SpawnOpts {
     pub(crate) eager: Option<bool>,
     /// A completion hook (task/done.rs), installed before the first step.
     pub(crate) hook: Option<Hook>,
+    /// The context the task runs in; `None`: a copy of the creator's (T12).
+    pub(crate) context: Option<contextvars::Context>,
 }
 
 impl SpawnOpts {
@@ -62,8 +64,14 @@ pub(crate) unsafe fn bind<T>(raw: RawTask, opts: SpawnOpts) -> (Task<T>, Notifie
         registry::set_name(raw.id(), name);
         raw.header().state.set_named();
     }
-    // T12: the task runs in a copy of its creator's context (O(1); none if empty).
-    if let Some(ctx) = contextvars::copy_for_task() {
+    // T12: the task runs in the context it was given, else in a copy of its creator's
+    // (O(1); none if empty).
+    let ctx = match opts.context {
+        Some(given) if given.is_empty() => None,
+        Some(given) => Some(given),
+        None => contextvars::copy_for_task(),
+    };
+    if let Some(ctx) = ctx {
         raw.header().extra.get_or_init().put_context(ctx);
     }
     if let Some(hook) = opts.hook {

@@ -65,6 +65,44 @@ impl TaskGroupError {
     }
 }
 
+impl TaskGroupError {
+    /// The body's own error, if the group failed with one of type `E` (the body's `Err`,
+    /// kept boxed in [`Failure::Body`]): how a body that returns its own error type gets it
+    /// back typed.
+    ///
+    /// ```
+    /// use aioloop::{BoxError, Runtime, TaskGroup};
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// struct Quota(u32);
+    /// impl std::fmt::Display for Quota {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "quota {}", self.0) }
+    /// }
+    /// impl std::error::Error for Quota {}
+    ///
+    /// let rt = Runtime::builder().workers(1).build()?;
+    /// let err = rt.block_on(rt.spawn(async {
+    ///     TaskGroup::new()
+    ///         .run(|tg| async move {
+    ///             tg.create_task(async {})?;       // `?` on TaskGroupError ...
+    ///             Err(Quota(3))?;                   // ... and on the body's own error
+    ///             Ok::<_, BoxError>(())
+    ///         })
+    ///         .await
+    ///         .unwrap_err()
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(err.body_error::<Quota>(), Some(&Quota(3)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn body_error<E: Error + 'static>(&self) -> Option<&E> {
+        self.failures()?.iter().find_map(|f| match f {
+            Failure::Body(e) => e.downcast_ref::<E>(),
+            _ => None,
+        })
+    }
+}
+
 impl fmt::Display for TaskGroupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -207,6 +245,17 @@ pub enum Failure {
     },
     /// The body returned `Err`.
     Body(BoxError),
+    /// A child created with
+    /// [`create_task_fallible`](crate::TaskGroup::create_task_fallible) returned `Err`
+    /// (asyncio: a child raised an exception). The child's `Task` yields the same error.
+    ChildError {
+        /// The child's task id.
+        id: u64,
+        /// The child's name when it failed.
+        name: String,
+        /// The error the child returned.
+        error: crate::SharedError,
+    },
     /// The body panicked.
     BodyPanicked {
         /// The panic message, when the payload was a string.
@@ -252,7 +301,7 @@ impl Failure {
             Failure::Child { message, .. } | Failure::BodyPanicked { message } => {
                 message.as_deref()
             }
-            Failure::Body(_) => None,
+            Failure::Body(_) | Failure::ChildError { .. } => None,
         }
     }
 }
@@ -261,6 +310,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (who, message) = match self {
             Failure::Body(e) => return e.fmt(f),
+            Failure::ChildError { name, error, .. } => return write!(f, "{name} failed: {error}"),
             Failure::Child { name, message, .. } => (name.as_str(), message),
             Failure::BodyPanicked { message } => ("the TaskGroup body", message),
         };
@@ -275,6 +325,7 @@ impl Error for Failure {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             Failure::Body(e) => Some(&**e),
+            Failure::ChildError { error, .. } => Some(&**error),
             _ => None,
         }
     }

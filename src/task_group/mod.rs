@@ -61,7 +61,7 @@ use crate::shim::Mutex;
 use crate::task::done::{Hook, HookSink, Outcome};
 use crate::task::spawn::SpawnOpts;
 use crate::unwind;
-use crate::{catch_cancel, CancelledError, Task, TaskRef};
+use crate::{catch_cancel, CancelledError, SharedError, Task, TaskRef};
 
 /// asyncio's `TaskGroup`: structured concurrency (rules G1–G5).
 ///
@@ -204,7 +204,19 @@ impl TaskGroup {
     /// .unwrap();
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub async fn run<B, Fut, R, E>(&self, body: B) -> Result<R, TaskGroupError>
+    ///
+    /// The returned future owns a clone of the group (no borrow of `self`), so
+    /// `TaskGroup::new().run(..)` can be stored, moved into a task, or spawned.
+    pub fn run<B, Fut, R, E>(&self, body: B) -> impl Future<Output = Result<R, TaskGroupError>>
+    where
+        B: FnOnce(TaskGroup) -> Fut,
+        Fut: Future<Output = Result<R, E>>,
+        E: Into<BoxError>,
+    {
+        self.clone().run_owned(body)
+    }
+
+    async fn run_owned<B, Fut, R, E>(self, body: B) -> Result<R, TaskGroupError>
     where
         B: FnOnce(TaskGroup) -> Fut,
         Fut: Future<Output = Result<R, E>>,
@@ -373,6 +385,73 @@ impl TaskGroup {
         self.spawn(future, Some(name.into()))
     }
 
+    /// [`create_task`](TaskGroup::create_task) for a child that fails by returning an
+    /// error, as an asyncio child fails by raising one: an `Err` aborts the group exactly
+    /// as a panic does (G3) and is listed in the group's error as
+    /// [`Failure::ChildError`]; the child's own [`Task`] yields the same error, shared
+    /// ([`SharedError`](crate::SharedError)). No panic, and no panic hook, is involved.
+    ///
+    /// # Errors
+    /// As [`create_task`](TaskGroup::create_task) (G1).
+    ///
+    /// ```
+    /// use aioloop::{Failure, Runtime, TaskGroup, TaskGroupError};
+    ///
+    /// #[derive(Debug)]
+    /// struct Refused(u16);
+    /// impl std::fmt::Display for Refused {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         write!(f, "refused with status {}", self.0)
+    ///     }
+    /// }
+    /// impl std::error::Error for Refused {}
+    ///
+    /// let rt = Runtime::builder().workers(2).build()?;
+    /// let err = rt.block_on(rt.spawn(async {
+    ///     TaskGroup::new()
+    ///         .run(|tg| async move {
+    ///             tg.create_task(aioloop::sleep(std::time::Duration::from_secs(3600)))?; // cancelled
+    ///             tg.create_task_fallible(async { Err::<(), _>(Refused(503)) })?;
+    ///             Ok::<_, TaskGroupError>(())
+    ///         })
+    ///         .await
+    ///         .unwrap_err()
+    /// }))
+    /// .unwrap();
+    /// let Failure::ChildError { error, .. } = &err.failures().unwrap()[0] else { unreachable!() };
+    /// assert_eq!(error.downcast_ref::<Refused>().unwrap().0, 503);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn create_task_fallible<F, T, E>(
+        &self,
+        future: F,
+    ) -> Result<Task<Result<T, SharedError>>, TaskGroupError>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<BoxError>,
+    {
+        let shared = self.shared.clone();
+        self.spawn(
+            async move {
+                let error: SharedError = match future.await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => Arc::from(e.into()),
+                };
+                if let Ok(Some(me)) = crate::try_current_task() {
+                    let failure = Failure::ChildError {
+                        id: me.id(),
+                        name: me.name(),
+                        error: error.clone(),
+                    };
+                    shared.child_failed(&me, failure);
+                }
+                Err(error)
+            },
+            None,
+        )
+    }
+
     fn spawn<F>(&self, future: F, name: Option<Arc<str>>) -> Result<Task<F::Output>, TaskGroupError>
     where
         F: Future + Send + 'static,
@@ -395,8 +474,8 @@ impl TaskGroup {
         let hook = Hook::new(shared, 0);
         let opts = SpawnOpts {
             name,
-            eager: None,
             hook: Some(hook),
+            ..SpawnOpts::default()
         };
         let task = crate::create::spawn_on_loop(&owner, future, opts);
         let child = task.task_ref();
@@ -475,23 +554,9 @@ impl Shared {
             // A cancelled child is not a failure (G5). A group whose scope was dropped
             // retrieves nothing: the panic is reported as never retrieved.
             if let (Outcome::Panicked(p), true) = (outcome, s.parent.is_some()) {
-                s.failures.push(Failure::child(task.id(), task.name(), p));
                 retrieved = true;
-                if !s.aborting && !s.parent_cancel_requested {
-                    // G3: abort, and cancel the parent once — under the lock, together
-                    // with the flag, so that a scope dropped concurrently (`CloseOnDrop`)
-                    // sees either no request or one it can withdraw. (Lock order: group,
-                    // then the task's cancel block; nothing takes them the other way.)
-                    s.parent_cancel_requested = true;
-                    let parent = s.parent.clone();
-                    if let Some(p) = parent {
-                        if !p.cancel(None) {
-                            // Not a built-in task: wake the body so that `run` drops it.
-                            body_waker = s.body_waker.take();
-                        }
-                    }
-                    abort = Some(Self::abort_locked(&mut s));
-                }
+                (abort, body_waker) =
+                    Self::fail_locked(&mut s, Failure::child(task.id(), task.name(), p));
             }
         }
         if let Some(w) = body_waker {
@@ -509,6 +574,49 @@ impl Shared {
             }
         }
         retrieved
+    }
+
+    /// Records `failure` and, unless aborting already, aborts the group (G3). Returns the
+    /// children to cancel and the body waker to wake, for after the lock.
+    fn fail_locked(s: &mut State, failure: Failure) -> (Option<Vec<TaskRef>>, Option<Waker>) {
+        s.failures.push(failure);
+        if s.aborting || s.parent_cancel_requested {
+            return (None, None);
+        }
+        // G3: abort, and cancel the parent once — under the lock, together with the flag,
+        // so that a scope dropped concurrently (`CloseOnDrop`) sees either no request or
+        // one it can withdraw. (Lock order: group, then the task's cancel block; nothing
+        // takes them the other way.)
+        s.parent_cancel_requested = true;
+        let mut body_waker = None;
+        if let Some(p) = s.parent.clone() {
+            if !p.cancel(None) {
+                // Not a built-in task: wake the body so that `run` drops it.
+                body_waker = s.body_waker.take();
+            }
+        }
+        (Some(Self::abort_locked(s)), body_waker)
+    }
+
+    /// A fallible child returned `Err` (`create_task_fallible`), from inside its own last
+    /// step: a failure like a panic (G3). The child leaves the set of children to cancel
+    /// first — it is finishing, and a request now would turn its `Err` into a cancellation.
+    fn child_failed(&self, child: &TaskRef, failure: Failure) {
+        let (abort, body_waker) = {
+            let mut s = self.state.lock();
+            if s.parent.is_none() {
+                // The scope is gone: the error stays the child's own output only.
+                return;
+            }
+            s.children.remove(&child.id());
+            Self::fail_locked(&mut s, failure)
+        };
+        if let Some(w) = body_waker {
+            w.wake();
+        }
+        if let Some(children) = abort {
+            cancel_all(children);
+        }
     }
 
     fn abort_locked(s: &mut State) -> Vec<TaskRef> {

@@ -356,6 +356,11 @@ pub fn timeout<F: IntoFuture>(delay: Duration, future: F) -> TimeoutFuture<F::In
     )
 }
 
+/// A scope that never expires around `future`: `wait_for(aw, None)`, a plain await (X2).
+pub(crate) fn never<F: IntoFuture>(future: F) -> TimeoutFuture<F::IntoFuture> {
+    TimeoutFuture::new(Timeout::new(|_| NEVER, ENTERED), future.into_future())
+}
+
 /// Runs `future` with the deadline `deadline`: asyncio's `asyncio.timeout_at(when)`
 /// (rule X1). A deadline in the past expires at the future's first suspension.
 ///

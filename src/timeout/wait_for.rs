@@ -4,11 +4,13 @@
 use std::future::IntoFuture;
 use std::time::Duration;
 
-use super::{in_builtin_task, timeout, TimeoutError, TimeoutFuture};
+use super::{in_builtin_task, never, timeout, TimeoutError, TimeoutFuture};
 use crate::{Task, TaskError};
 
 /// Awaits `future` for at most `delay`: asyncio's `asyncio.wait_for(fut, timeout)` (rule
-/// X2), which is [`timeout`] around the await.
+/// X2), which is [`timeout`] around the await. `delay` is a `Duration`, or an
+/// `Option<Duration>` where `None` is asyncio's `timeout=None`: a plain await that never
+/// times out.
 ///
 /// `Duration::ZERO` is asyncio's `timeout <= 0`: the future is checked once — ready at its
 /// first poll → its output; otherwise it is cancelled and `Err(TimeoutError)`. A Rust future
@@ -34,15 +36,24 @@ use crate::{Task, TaskError};
 ///     assert_eq!(aioloop::wait_for(async { 5 }, Duration::ZERO).await, Ok(5)); // already done
 ///     let slow = aioloop::sleep(Duration::from_secs(60));
 ///     assert!(aioloop::wait_for(slow, Duration::from_millis(10)).await.is_err());
+///     assert_eq!(aioloop::wait_for(async { 6 }, None).await, Ok(6)); // no deadline
 /// }))
 /// .unwrap();
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn wait_for<F: IntoFuture>(future: F, delay: Duration) -> TimeoutFuture<F::IntoFuture> {
-    timeout(delay, future)
+pub fn wait_for<F, D>(future: F, delay: D) -> TimeoutFuture<F::IntoFuture>
+where
+    F: IntoFuture,
+    D: Into<Option<Duration>>,
+{
+    match delay.into() {
+        Some(d) => timeout(d, future),
+        None => never(future),
+    }
 }
 
-/// [`wait_for`] for a task, with asyncio's semantics: if `delay` passes (or is zero and the
+/// [`wait_for`] for a task, with asyncio's semantics (`delay` may be `None`, asyncio's
+/// `timeout=None`: the task is simply awaited): if `delay` passes (or is zero and the
 /// task is not done), the task is cancelled ([`Task::cancel`]) and **awaited until it has
 /// finished**; then the result is `Err(TimeoutError)` if it ended cancelled, or what it
 /// ended with otherwise (a task that suppresses the cancellation and returns a value gives
@@ -71,8 +82,11 @@ pub fn wait_for<F: IntoFuture>(future: F, delay: Duration) -> TimeoutFuture<F::I
 /// ```
 pub async fn wait_for_task<T>(
     mut task: Task<T>,
-    delay: Duration,
+    delay: impl Into<Option<Duration>>,
 ) -> Result<Result<T, TaskError>, TimeoutError> {
+    let Some(delay) = delay.into() else {
+        return Ok(task.await);
+    };
     let inside_task = in_builtin_task();
     match timeout(delay, &mut task).await {
         Ok(ended) => Ok(ended),

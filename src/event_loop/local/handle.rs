@@ -142,6 +142,47 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    spawn_local_with(future, SpawnOpts::default())
+}
+
+impl task::Builder {
+    /// [`spawn_local`] with these options (name, eager start, context): asyncio's
+    /// `loop.create_task(coro, name=..., context=...)` for a future that need not be `Send`.
+    ///
+    /// # Panics
+    /// As [`spawn_local`]: if no `LocalLoop` is running on this thread.
+    ///
+    /// ```
+    /// use aioloop::contextvars::{Context, ContextVar};
+    /// static V: ContextVar<u8> = ContextVar::new("v");
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let (name, v) = lp.run_until_complete(async {
+    ///     let mut ctx = Context::new();
+    ///     ctx.run(|| V.set(1));
+    ///     let rc = std::rc::Rc::new(()); // !Send is fine
+    ///     let t = aioloop::task::Builder::new()
+    ///         .name("ui")
+    ///         .context(ctx)
+    ///         .spawn_local(async move { let _rc = rc; V.get() });
+    ///     (t.name(), t.await.unwrap())
+    /// })?;
+    /// assert_eq!((name.as_str(), v), ("ui", Some(1)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_local<F>(self, future: F) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        spawn_local_with(future, self.opts())
+    }
+}
+
+fn spawn_local_with<F>(future: F, opts: SpawnOpts) -> Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     match context::current_owner().and_then(|l| l.downcast::<LocalShared>()) {
         Some(shared) if context::is_thread_of(&*shared) => {
             // SAFETY: this thread runs that loop right now (checked above), and a
@@ -149,8 +190,9 @@ where
             let raw = unsafe {
                 RawTask::new_local(future, LocalScheduler(shared.clone()), task::next_task_id())
             };
-            // SAFETY: a fresh task whose output is `F::Output`.
-            unsafe { shared.bind(raw, SpawnOpts::default()) }
+            // SAFETY: a fresh task whose output is `F::Output`, bound on the loop's own
+            // thread (checked above).
+            unsafe { shared.bind(raw, opts) }
         }
         _ => panic!(
             "no running event loop: aioloop::spawn_local() must be called inside a running LocalLoop"
@@ -159,6 +201,51 @@ where
 }
 
 impl LoopHandle {
+    /// The handle of the [`LocalLoop`](crate::LocalLoop) running on this thread: asyncio's
+    /// `get_running_loop()` from inside one of its tasks or callbacks, without capturing
+    /// the loop by hand.
+    ///
+    /// # Panics
+    /// If no `LocalLoop` runs on this thread ("no running event loop"); see
+    /// [`LoopHandle::try_current`]. (On a runtime, use [`Handle::current`](crate::Handle::current).)
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let id = lp.id();
+    /// lp.run_until_complete(async move {
+    ///     let running = aioloop::LoopHandle::current();
+    ///     assert_eq!(running.id(), id);
+    ///     let t = running.spawn(async { 1 }).unwrap();
+    ///     assert_eq!(t.await.unwrap(), 1);
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn current() -> LoopHandle {
+        match LoopHandle::try_current() {
+            Ok(h) => h,
+            Err(e) => panic!(
+                "{e}: aioloop::LoopHandle::current() must be called inside a running LocalLoop"
+            ),
+        }
+    }
+
+    /// [`LoopHandle::current`], or `Err(NoRunningLoop)` when no `LocalLoop` runs on this
+    /// thread (none at all, or a runtime's).
+    ///
+    /// ```
+    /// assert!(aioloop::LoopHandle::try_current().is_err());
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// assert!(lp.run_until_complete(async { aioloop::LoopHandle::try_current().is_ok() })?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_current() -> Result<LoopHandle, crate::error::NoRunningLoop> {
+        context::current_owner()
+            .and_then(|l| l.downcast::<LocalShared>())
+            .filter(|shared| context::is_thread_of(&**shared))
+            .map(|shared| LoopHandle { shared })
+            .ok_or(crate::error::NoRunningLoop)
+    }
+
     /// The loop behind this handle, as a loop of either kind.
     pub(crate) fn loop_ref(&self) -> LoopRef {
         LoopRef::new(self.shared.clone())
