@@ -28,16 +28,15 @@
 //! * **Exit** (G4): if the group cancelled the parent, it calls `uncancel()` once; if that
 //!   leaves no request, nothing is propagated (the only cancellation was the group's own);
 //!   otherwise an outside cancellation — the remembered one, else the pending one —
-//!   stands. Then: failures win: if any, `run` returns [`TaskGroupError::Failed`] (and, if
-//!   the parent still has requests outstanding, the caught request is put back, undelivered,
-//!   so the parent's next await is cancelled: asyncio's `uncancel(); cancel()`). Else an
-//!   outside cancellation is re-raised ([`CancelledError::reraise`]) to the enclosing scope
-//!   or the task. Else the body's value is returned.
+//!   stands. Then: failures win: if any, `run` returns [`TaskGroupError::Failed`], leaving
+//!   no undelivered request on the parent (G4: CPython 3.13 re-arms one there, which in Rust
+//!   would turn the returned error into a cancellation, mapping point 4). Else an outside
+//!   cancellation is re-raised ([`CancelledError::reraise`]) to the enclosing scope or the
+//!   task. Else the body's value is returned.
 //!
 //! So the group tells its own cancellation from an outside one by the count, exactly as
 //! asyncio does: it knows it added one request, and a count still above zero after its
-//! `uncancel()` means someone else asked too (this needs rule 4 of
-//! task/cancel.rs: a task that completes with `cancelling() > 0` ends cancelled).
+//! `uncancel()` means someone else asked too.
 //!
 //! Dropping the `run` future before it finished (the parent was torn down: runtime
 //! shutdown, or an outside cancellation with no scope; or the scope lost a `select`) closes
@@ -288,12 +287,12 @@ impl TaskGroup {
         }
         failures.extend(body_failure);
         if !failures.is_empty() {
-            // Failures win over a cancellation; an outside request still standing is put
-            // back, undelivered, for the parent's next await (asyncio: uncancel + cancel).
-            if parent.cancelling() > 0 {
-                if let Some(raw) = parent.raw() {
-                    raw.rearm_cancel(None);
-                }
+            // G4: failures win over a cancellation from outside (test_taskgroups 15/16).
+            // CPython 3.13 re-arms the parent here when `cancelling() > 0`; a Rust error is
+            // a returned value, and an undelivered request would turn it into a
+            // cancellation (mapping point 4), so nothing is left undelivered.
+            if let Some(raw) = parent.raw() {
+                raw.withdraw_undelivered();
             }
             return Err(TaskGroupError::Failed(ExceptionGroup::new(failures)));
         }
