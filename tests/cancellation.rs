@@ -829,3 +829,98 @@ fn cancel_both_task_and_inner_future() {
     assert_ends_cancelled(&lp, t);
     assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+// ---- block_on / run_until_complete run their future as a real task (issue 10 item 8) ----
+
+// rules T3, T6 (asyncio wraps run_until_complete's coroutine in a Task): the main future of
+// `block_on` can be cancelled through the request protocol, and a catch scope in it takes it.
+#[test]
+fn block_on_main_task_catches_a_cancel() {
+    guarded("block_on's main task is cancellable", || {
+        let rt = runtime(1);
+        let r = rt.block_on(async {
+            let me = current_task().unwrap();
+            assert!(me.is_builtin());
+            aioloop::create_task(async move { me.cancel(Some("from a task")) }).detach();
+            match catch_cancel(pending::<()>()).await {
+                Ok(()) => unreachable!(),
+                Err(e) => {
+                    yield_now().await; // async clean-up in the main task
+                    e.to_string()
+                }
+            }
+        });
+        assert_eq!(r, "CancelledError: from a task");
+    });
+}
+
+// rules G3, T6: a TaskGroup directly in `run_until_complete`: a child's failure cancels the
+// body's await through the main task, and the body cleans up with awaits before the group
+// returns its failure (no more "drop the body" special case).
+#[test]
+fn run_until_complete_task_group_body_cleans_up() {
+    use aioloop::{TaskGroup, TaskGroupError};
+    let lp = new_loop();
+    let cleaned = lp
+        .run_until_complete(async {
+            let cleaned = Rc::new(Cell::new(false));
+            let c2 = cleaned.clone();
+            let r = TaskGroup::new()
+                .run(|tg| async move {
+                    tg.create_task(async { panic!("child failed") })?;
+                    if catch_cancel(pending::<()>()).await.is_err() {
+                        yield_now().await;
+                        c2.set(true);
+                    }
+                    Ok::<_, TaskGroupError>(())
+                })
+                .await;
+            assert!(matches!(r, Err(TaskGroupError::Failed(_))));
+            assert_eq!(current_task().unwrap().cancelling(), 0, "G4: uncancelled");
+            cleaned.get()
+        })
+        .unwrap();
+    assert!(cleaned);
+}
+
+// rule X1: a timeout directly in `run_until_complete` expires through the main task's
+// cancellation (delivered into the body, which sees it in a catch scope) and leaves
+// `cancelling()` at 0.
+#[test]
+fn run_until_complete_timeout_cancels_through_the_main_task() {
+    let lp = new_loop();
+    let (saw_cancel, level) = lp
+        .run_until_complete(async {
+            let r = aioloop::timeout(std::time::Duration::from_millis(5), async {
+                catch_cancel(pending::<()>()).await.is_err()
+            })
+            .await;
+            (r.unwrap(), current_task().unwrap().cancelling())
+        })
+        .unwrap();
+    assert!(saw_cancel, "the expiry was delivered into the body");
+    assert_eq!(level, 0);
+}
+
+// rule T3: an uncaught cancellation of the main task ends `block_on` with a panic carrying
+// the `CancelledError` (asyncio: run_until_complete raises it); no code after the await runs.
+#[test]
+fn block_on_main_task_uncaught_cancel_panics_with_the_error() {
+    let rt = runtime(1);
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r2 = reached.clone();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async move {
+            current_task().unwrap().cancel(Some("bye"));
+            yield_now().await;
+            r2.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    }));
+    let payload = r.expect_err("the main task was cancelled");
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(msg.contains("CancelledError: bye"), "{msg}");
+    assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
+}

@@ -488,7 +488,8 @@ fn all_tasks_includes_block_on_main_task() {
         (main, listed, from_child, rt.all_tasks())
     });
     assert_eq!(listed, vec![main.clone()]);
-    assert!(!main.is_builtin());
+    // Issue 10 item 8: a real built-in task, as asyncio wraps the main coroutine in a Task.
+    assert!(main.is_builtin());
     assert_eq!(main.name(), format!("Task-{}", main.id()));
     assert_eq!(main.loop_id(), rt.handle().id());
     // Seen from a worker, the main task and the child itself are listed.

@@ -146,7 +146,7 @@ struct State {
     failures: Vec<Failure>,
     /// The parent waiting for the last child.
     waker: Option<Waker>,
-    /// The body's waker, when the parent is not a built-in task (a `block_on` main task)
+    /// The body's waker, when the parent is not a built-in task (a third-party task)
     /// and so cannot be cancelled through the request protocol: an abort wakes it and the
     /// `run` future drops the body itself.
     body_waker: Option<Waker>,
@@ -181,7 +181,7 @@ impl TaskGroup {
     /// [`TaskGroupError::AlreadyEntered`] if this group was entered before (asyncio's
     /// "entered twice": a group's `run` may be called once);
     /// [`TaskGroupError::NoParentTask`] without a current task (the body is not run, and
-    /// the group stays not entered). Directly in `block_on` (whose main task cannot be
+    /// the group stays not entered). Under a third-party parent task (which cannot be
     /// cancelled through the request protocol) the group works, but an abort drops the
     /// body instead of delivering a cancellation it could catch.
     /// [`TaskGroupError::Failed`] if children or the body failed.
@@ -221,7 +221,7 @@ impl TaskGroup {
                 return Poll::Pending;
             };
             if !cancellable {
-                // G3 for a parent that cannot be cancelled (`block_on`'s main task): the
+                // G3 for a parent that cannot be cancelled (a third-party task): the
                 // abort wakes us, and we drop the body here — what the catch scope does
                 // for a built-in parent, minus the body's chance to clean up with awaits.
                 let mut s = self.shared.state.lock();
