@@ -232,6 +232,37 @@ fn shield_cancel_outer() {
     assert!(finished, "the inner task finished normally");
 }
 
+// rule X3 (CPython test_tasks.test_shield_effect): cancelling the task awaiting a shield
+// ends that task cancelled — no code after the await runs — and does not affect the inner
+// one, which finishes when its future completes.
+#[test]
+fn shield_effect() {
+    let lp = new_loop();
+    let proof = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = oneshot::channel::<()>();
+    let (p1, p2) = (proof.clone(), proof.clone());
+    let f = lp
+        .create_task(async move {
+            let _ = shield(async move {
+                let _ = rx.await;
+                p1.fetch_add(1, Ordering::SeqCst);
+            })
+            .await;
+            p2.fetch_add(100, Ordering::SeqCst);
+        })
+        .unwrap();
+    step(&lp, 2);
+    assert!(f.cancel(None));
+    assert!(lp
+        .run_until_complete(f)
+        .unwrap()
+        .unwrap_err()
+        .is_cancelled());
+    tx.send(()).unwrap();
+    step(&lp, 2);
+    assert_eq!(proof.load(Ordering::SeqCst), 1);
+}
+
 // rules X3, T8: the inner task's panic after the waiter left is reported, exactly once.
 #[test]
 fn shield_cancel_outer_exception() {
@@ -298,6 +329,48 @@ fn cancel_gather_1() {
         "a delivered cancellation: the value stands"
     );
     assert!(out_rx.try_recv().unwrap().is_err(), "raised at the await");
+}
+
+// rules X4, T3 (corrected): a cancel of the task awaiting a gather is passed on to the gather:
+// its unfinished children are cancelled and the awaiter waits for them; a child that
+// suppresses the cancellation does not save the gather, which ends cancelled whatever
+// `return_exceptions` says, raised at the awaiter's await.
+#[test]
+fn cancel_passed_on_to_gather_waits_for_children_and_ends_cancelled() {
+    let lp = new_loop();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l1, l2) = (log.clone(), log.clone());
+    let suppressing = async move {
+        match catch_cancel(pending::<()>()).await {
+            Ok(()) => 0,
+            Err(_) => {
+                yield_now().await; // async clean-up the awaiter must wait for
+                aioloop::current_task().unwrap().uncancel();
+                l1.lock().unwrap().push("child cleaned up");
+                1
+            }
+        }
+    };
+    let t = lp
+        .create_task(async move {
+            let r = catch_cancel(
+                gather(vec![Box::pin(suppressing) as BoxFut<i32>]).return_exceptions(),
+            )
+            .await;
+            l2.lock().unwrap().push("awaiter resumed");
+            r.is_err()
+        })
+        .unwrap();
+    step(&lp, 3);
+    assert!(t.cancel(None));
+    assert!(
+        lp.run_until_complete(t).unwrap().unwrap(),
+        "raised at the await"
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["child cleaned up", "awaiter resumed"]
+    );
 }
 
 // rule X4: cancelling the task awaiting a gather cancels the children.

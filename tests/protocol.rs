@@ -302,6 +302,8 @@ fn swap_current_task() {
     });
 }
 
+// CPython test_tasks: test_current_task_no_running_loop and
+// test_current_task_no_running_loop_implicit (`asyncio.current_task()` with no loop argument).
 #[test]
 fn current_task_no_running_loop() {
     // rule L6: with no running loop on this thread, aioloop::current_task() is "no running event loop".

@@ -84,7 +84,8 @@ pub(crate) struct Extra {
 pub(crate) enum Waiter {
     /// An awaited built-in task (the `TaskRef` keeps it alive).
     Task(super::TaskRef),
-    /// An awaited `aioloop::Future` (a handle clone), with its key.
+    /// Another awaitable that can be cancelled in place (an `aioloop::Future` handle, a
+    /// `gather`), with its key.
     Future(usize, Box<dyn ForwardCancel>),
 }
 
@@ -372,7 +373,14 @@ impl Extra {
         s.requests += 1;
         self.requests.store(s.requests, Ordering::Release);
         s.cancelling = s.cancelling.saturating_add(1);
-        s.msg = msg;
+        // T3: requests before delivery arrive as one, with the first message: a request
+        // already passed on keeps its own.
+        if s.forwarded.is_none() {
+            s.msg = msg;
+        }
+        // Marked passed on *before* the waiter is cancelled: it may end, and the task read
+        // it, before the caller reports back (`forward_result`).
+        s.forwarded = Some(waiter.key());
         Some((s.requests, waiter))
     }
 
@@ -383,12 +391,15 @@ impl Extra {
     pub(crate) fn forward_result(&self, generation: u64, waiter: &Waiter, accepted: bool) -> bool {
         let mut s = self.inner.lock();
         if accepted {
-            s.forwarded = Some(waiter.key());
-            s.propagated = generation;
+            s.propagated = s.propagated.max(generation);
             false
-        } else {
+        } else if s.forwarded == Some(waiter.key()) {
+            s.forwarded = None;
             s.must_cancel = true;
             true
+        } else {
+            // The task already raised it at the await (`raise_forwarded`): delivered.
+            false
         }
     }
 
