@@ -924,3 +924,25 @@ fn block_on_main_task_uncaught_cancel_panics_with_the_error() {
     assert!(msg.contains("CancelledError: bye"), "{msg}");
     assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+// rule T7 (corrected): `uncancel()` to zero withdraws a *stored* request, but one already
+// passed on to an awaited task is not recalled: that task ends cancelled and the
+// cancellation is raised at the awaiter's await.
+#[test]
+fn uncancel_does_not_recall_a_forwarded_request() {
+    let lp = new_loop();
+    let child = lp.create_task(pending::<()>()).unwrap();
+    let child_ref = child.task_ref();
+    let parent = lp
+        .create_task(async move { catch_cancel(child).await.is_err() })
+        .unwrap();
+    let parent_ref = parent.task_ref();
+    lp.run_once(NO_WAIT).unwrap();
+    assert!(parent.cancel(None));
+    assert_eq!(parent_ref.uncancel(), 0);
+    assert!(
+        lp.run_until_complete(parent).unwrap().unwrap(),
+        "still raised at the await"
+    );
+    assert!(child_ref.cancelled());
+}

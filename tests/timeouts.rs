@@ -702,8 +702,9 @@ fn wait_for_task_cancel_suppressed() {
     assert_eq!(r.unwrap().unwrap(), 42);
 }
 
-// rule X2 outside a built-in task: wait_for_task in `block_on` cancels the task itself and
-// waits for it.
+// rule X2 in `block_on`'s main task (a built-in task since issue 10 item 8): the timeout
+// cancels the main task, which passes the request on to the awaited task (T3), and waits
+// for it.
 #[test]
 fn wait_for_task_in_block_on() {
     let (r, cancelled, running) = guarded("wait_for_task in block_on", || {

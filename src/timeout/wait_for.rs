@@ -50,7 +50,7 @@ pub fn wait_for<F: IntoFuture>(future: F, delay: Duration) -> TimeoutFuture<F::I
 ///
 /// Inside a task the cancellation reaches the awaited task as asyncio's does: the timeout
 /// cancels the waiting task, which passes the request on to the task it awaits (rule T3);
-/// outside one (directly in `block_on`) it is cancelled explicitly at the deadline.
+/// outside one (a third-party task) it is cancelled explicitly at the deadline.
 ///
 /// ```
 /// use std::time::Duration;
