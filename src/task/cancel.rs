@@ -14,7 +14,8 @@
 //!    `fut` (running its destructors — the awaited operation is cancelled), and returns
 //!    `Err(CancelledError)`. Inner scopes return first, so the innermost one catches, like
 //!    the innermost `try/except CancelledError`. Code in the handler may `.await` freely
-//!    (async cleanup) and then propagate (return, `?`) or suppress (`uncancel()`).
+//!    (async cleanup) and then propagate (`reraise()`) or suppress (return a value; calling
+//!    `uncancel()` as asyncio asks).
 //! 3. **Where it lands** (delivery before polling). asyncio throws into the coroutine at the
 //!    await where it is suspended, so no code after that await runs even if the awaited
 //!    thing completed meanwhile. A poll that ends `Pending` records how deep the innermost
