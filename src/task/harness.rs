@@ -101,15 +101,20 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
             None => unsafe { poll_inner(cell, ptr, at_start) },
         };
         let (depth, waiter) = cancel::frame_end(saved);
-        if let PollOutcome::Pending = outcome {
+        match (&outcome, waiter) {
             // Rules 3 and 6 of task/cancel.rs: where the task is suspended, and on what.
-            if depth != 0 || waiter.is_some() {
+            (PollOutcome::Pending, waiter) if depth != 0 || waiter.is_some() => {
                 cell.header
                     .extra
                     .get_or_init()
                     .publish_suspension(depth, waiter);
-            } else if let Some(c) = cell.header.extra.get() {
-                c.publish_suspension(0, None);
+            }
+            // Done, or suspended on nothing recorded: no waiter is kept (a finished task
+            // holds no reference to what it last awaited).
+            _ => {
+                if let Some(c) = cell.header.extra.get() {
+                    c.publish_suspension(0, None);
+                }
             }
         }
         outcome
