@@ -171,7 +171,7 @@ fn task_semantics(rt: &Runtime) {
             let _ = started_tx.send(());
             if catch_cancel(std::future::pending::<()>()).await.is_err() {
                 let me = aioloop::current_task().expect("inside a task");
-                me.uncancel(); // asyncio: suppressing a cancellation requires uncancel()
+                me.uncancel(); // asyncio asks this of code that suppresses a cancellation
             }
             "kept going"
         });

@@ -370,7 +370,7 @@ impl From<InvalidDelay> for LoopError {
 /// ```
 /// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
 /// let err = rt.block_on(async { aioloop::sleep_secs(f64::NAN) }).unwrap_err();
-/// assert_eq!(err.to_string(), "Invalid delay: NaN");
+/// assert_eq!(err.to_string(), "Invalid delay: NaN (not a number)");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvalidDelay {
@@ -383,7 +383,7 @@ pub enum InvalidDelay {
 impl fmt::Display for InvalidDelay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InvalidDelay::NaN => f.write_str("Invalid delay: NaN"),
+            InvalidDelay::NaN => f.write_str("Invalid delay: NaN (not a number)"),
             InvalidDelay::NegativeInfinity => f.write_str("Invalid delay: -inf"),
         }
     }

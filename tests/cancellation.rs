@@ -162,7 +162,9 @@ fn cancel_inner_future() {
     assert!(r.cancelled());
 }
 
-// rule T6: the task catches the cancellation of its second await and returns a value.
+// rule T6 (corrected; CPython test_tasks.test_cancel_task_catching): the task catches the
+// cancellation of its second await and returns a value, which it ends with — no
+// `uncancel()` needed, as in asyncio (mapping point 4: the request was delivered).
 #[test]
 fn cancel_task_catching() {
     let lp = new_loop();
@@ -173,15 +175,7 @@ fn cancel_task_catching() {
             rx1.await.unwrap();
             match catch_cancel(rx2).await {
                 Ok(_) => 0,
-                Err(_) => {
-                    // Divergence from asyncio (issue 3): there, `except CancelledError:
-                    // return 42` finishes the task normally. With our mapping a task whose
-                    // future completes while `cancelling() > 0` ends cancelled (rule T5), so
-                    // the handler must `uncancel()` to finish normally, as asyncio's docs
-                    // require of code that suppresses a cancellation.
-                    current_task().unwrap().uncancel();
-                    42
-                }
+                Err(_) => 42, // asyncio: `except CancelledError: return 42`
             }
         })
         .unwrap();
@@ -196,7 +190,8 @@ fn cancel_task_catching() {
     assert!(!r.cancelled());
 }
 
-// rule T6: the task ignores the cancellation of one await and goes on to the next.
+// rule T6 (corrected; CPython test_tasks.test_cancel_task_ignoring): the task ignores the
+// cancellation of one await (`except CancelledError: pass`) and goes on to the next.
 #[test]
 fn cancel_task_ignoring() {
     let lp = new_loop();
@@ -206,11 +201,7 @@ fn cancel_task_ignoring() {
     let t = lp
         .create_task(async move {
             rx1.await.unwrap();
-            if catch_cancel(rx2).await.is_err() {
-                // Ignoring needs `uncancel()` too with our mapping (see
-                // `cancel_task_catching`); asyncio's `except CancelledError: pass` does not.
-                current_task().unwrap().uncancel();
-            }
+            let _ = catch_cancel(rx2).await; // `except CancelledError: pass`
             rx3.await.unwrap()
         })
         .unwrap();
@@ -323,7 +314,9 @@ fn catch_async_cleanup_then_reraise() {
                     });
                     let v = cleanup.await.expect("clean-up is not cancelled");
                     log2.borrow_mut().push(format!("cleanup gave {v}"));
-                    Err::<(), CancelledError>(e)
+                    // asyncio's bare `raise`: returning `Err(e)` would be a value (rule T6).
+                    e.reraise().await;
+                    Ok::<(), CancelledError>(())
                 }
             }
         })
@@ -368,18 +361,24 @@ fn catch_and_uncancel_finishes_normally() {
     assert_eq!(r.cancelling(), 0);
 }
 
-// rules T5, T6: the divergence from asyncio: a caught cancellation that is *not* uncancelled
-// still ends the task cancelled when it returns (its value is dropped).
+// rule T6 (corrected), mapping point 4: a caught cancellation that is *not* uncancelled was
+// delivered: the task ends with the value it returns, `cancelled()` false, `cancelling()` 1
+// (CPython test_tasks.test_cancel_task_ignoring).
 #[test]
-fn caught_without_uncancel_ends_cancelled() {
+fn caught_without_uncancel_ends_with_value() {
     let lp = new_loop();
     let t = lp
         .create_task(async { catch_cancel(pending::<()>()).await.is_err() })
         .unwrap();
+    let r = t.task_ref();
     lp.run_once(NO_WAIT).unwrap();
     assert!(t.cancel(Some("m")));
-    let res = lp.run_until_complete(t).unwrap();
-    assert_eq!(cancel_message(res).as_deref(), Some("m"));
+    assert!(
+        lp.run_until_complete(t).unwrap().unwrap(),
+        "the scope caught it"
+    );
+    assert!(!r.cancelled());
+    assert_eq!(r.cancelling(), 1, "asyncio does not enforce uncancel()");
 }
 
 // rule T3: a task blocked in a `oneshot::Receiver` on a multi-threaded runtime is still
@@ -576,4 +575,365 @@ fn cleanup_of_uncaught_cancel_runs_in_the_task() {
     started.recv().unwrap();
     t.cancel(None);
     assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), (Some(7), Some(id)));
+}
+
+// ---- Where a cancellation lands (mapping point 2, rule T3; issue 10 item 1) ----
+
+/// The task of the issue: `{ fut.await; reached = true; sleep(10 s).await }`.
+async fn await_then_mark(
+    fut: aioloop::Future<()>,
+    reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let _ = fut.await;
+    reached.store(true, std::sync::atomic::Ordering::SeqCst);
+    aioloop::sleep(std::time::Duration::from_secs(10)).await;
+}
+
+/// A task of `lp` running [`await_then_mark`], stepped to its await.
+fn suspended_marker(
+    lp: &LocalLoop,
+) -> (
+    Task<()>,
+    aioloop::Future<()>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let fut = lp.create_future::<()>();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let t = lp
+        .create_task(await_then_mark(fut.clone(), reached.clone()))
+        .unwrap();
+    lp.run_once(NO_WAIT).unwrap();
+    (t, fut, reached)
+}
+
+// rule T3 (stored request, thrown at the await): the awaited future completed, then the
+// task was cancelled before it ran again: no code after the await runs (asyncio's
+// `__step` throws CancelledError into the coroutine at its await).
+#[test]
+fn cancel_after_awaited_future_completed_lands_at_the_await_local_loop() {
+    let lp = new_loop();
+    let (t, fut, reached) = suspended_marker(&lp);
+    fut.set_result(()).unwrap();
+    assert!(t.cancel(Some("late")));
+    let res = lp.run_until_complete(t).unwrap();
+    assert_eq!(cancel_message(res).as_deref(), Some("late"));
+    assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+// rule T3: the same on a multi-threaded runtime. The single worker is held busy by a blocker
+// task while the future completes and the cancel arrives, so both land before the task
+// runs again.
+#[test]
+fn cancel_after_awaited_future_completed_lands_at_the_await_runtime() {
+    guarded("cancel lands at the await on the runtime", || {
+        let rt = runtime(1);
+        let fut = rt.handle().create_future::<()>();
+        let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (started_tx, started) = mpsc::channel();
+        let f2 = fut.clone();
+        let r2 = reached.clone();
+        let t = rt.spawn(async move {
+            started_tx.send(()).unwrap();
+            await_then_mark(f2, r2).await
+        });
+        started.recv_timeout(TIMEOUT).unwrap();
+        let (busy_tx, busy) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel::<()>();
+        rt.spawn(async move {
+            busy_tx.send(()).unwrap();
+            release.recv().unwrap();
+        })
+        .detach();
+        busy.recv_timeout(TIMEOUT).unwrap();
+        fut.set_result(()).unwrap();
+        assert!(t.cancel(None));
+        release_tx.send(()).unwrap();
+        assert!(rt.block_on(t).unwrap_err().is_cancelled());
+        assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
+    });
+}
+
+// rules T3, T9: the same for an eagerly started task (its first step ran inside
+// `create_task`; the cancel lands at the await it suspended on).
+#[test]
+fn cancel_after_awaited_future_completed_lands_at_the_await_eager() {
+    let lp = new_loop();
+    lp.set_task_factory(Some(aioloop::task::eager_task_factory()));
+    let fut = lp.create_future::<()>();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (f2, r2) = (fut.clone(), reached.clone());
+    let t = lp
+        .run_until_complete(async move {
+            let t = aioloop::spawn_local(await_then_mark(f2, r2));
+            assert!(!t.done(), "suspended in its eager step");
+            Some(t)
+        })
+        .unwrap()
+        .unwrap();
+    fut.set_result(()).unwrap();
+    assert!(t.cancel(None));
+    assert_ends_cancelled(&lp, t);
+    assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+/// A task whose catch scope's inner future (a oneshot) becomes ready in the same step that
+/// carries the cancel; returns whether the scope's `Err` branch (the clean-up) ran.
+fn scope_ready_with_cancel(cancel_first: bool) -> bool {
+    let lp = new_loop();
+    let (tx, rx) = oneshot::channel::<()>();
+    let t = lp
+        .create_task(async move {
+            // `Err`: the `except CancelledError:` branch ran.
+            catch_cancel(rx).await.is_err()
+        })
+        .unwrap();
+    lp.run_once(NO_WAIT).unwrap();
+    if cancel_first {
+        assert!(t.cancel(None));
+        tx.send(()).unwrap();
+    } else {
+        tx.send(()).unwrap();
+        assert!(t.cancel(None));
+    }
+    let r = t.task_ref();
+    let cleaned = lp.run_until_complete(t).unwrap().unwrap();
+    assert!(
+        !r.cancelled(),
+        "caught, then returned: its value (mapping point 4)"
+    );
+    cleaned
+}
+
+// rules T3, T6: a catch scope whose inner future became ready in the step that also carries
+// the cancel returns `Err` (its `except CancelledError:` clean-up runs), in either order.
+#[test]
+fn catch_scope_ready_in_the_cancelled_step_returns_err() {
+    assert!(scope_ready_with_cancel(false), "ready, then cancelled");
+    assert!(scope_ready_with_cancel(true), "cancelled, then ready");
+}
+
+// rules T3, G1, G3: in a TaskGroup, a child whose awaited future completed but which was
+// cancelled (by a sibling's failure) before it ran again does not go on to `create_task`.
+#[test]
+fn cancelled_group_child_does_not_go_on_to_create_task() {
+    use aioloop::{TaskGroup, TaskGroupError};
+    let lp = new_loop();
+    let fut = lp.create_future::<()>();
+    let (fail_tx, fail_rx) = oneshot::channel::<()>();
+    let went_on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (f2, w2) = (fut.clone(), went_on.clone());
+    let t = lp
+        .create_task(async move {
+            TaskGroup::new()
+                .run(|tg| async move {
+                    let tg2 = tg.clone();
+                    tg.create_task(async move {
+                        let _ = f2.await;
+                        w2.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = tg2.create_task(async {});
+                    })?;
+                    tg.create_task(async move {
+                        let _ = fail_rx.await;
+                        panic!("boom");
+                    })?;
+                    Ok::<_, TaskGroupError>(())
+                })
+                .await
+        })
+        .unwrap();
+    for _ in 0..3 {
+        lp.run_once(NO_WAIT).unwrap();
+    }
+    fail_tx.send(()).unwrap(); // the failing child is woken first
+    fut.set_result(()).unwrap(); // then the waiting one
+    let r = lp.run_until_complete(t).unwrap().unwrap();
+    match r {
+        Err(TaskGroupError::Failed(g)) => assert_eq!(g.failures().len(), 1, "{g:?}"),
+        other => panic!("expected the group's failure, got {other:?}"),
+    }
+    assert!(!went_on.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+// rule T3 (forwarded), mapping point 2: a cancel of a task suspended on another task is
+// passed on; the awaited task suppresses it, and the awaiter gets its value and goes on
+// (CPython test_tasks.test_cancel_awaited_task's suppressing variant).
+#[test]
+fn cancel_forwarded_to_a_suppressing_task_gives_its_value() {
+    let lp = new_loop();
+    let child = lp
+        .create_task(async {
+            match catch_cancel(pending::<()>()).await {
+                Ok(()) => 0,
+                Err(_) => {
+                    current_task().unwrap().uncancel();
+                    42
+                }
+            }
+        })
+        .unwrap();
+    let child_ref = child.task_ref();
+    let parent = lp
+        .create_task(async move { child.await.unwrap() + 1 })
+        .unwrap();
+    let parent_ref = parent.task_ref();
+    lp.run_once(NO_WAIT).unwrap();
+    assert!(parent.cancel(Some("fwd")));
+    assert_eq!(child_ref.cancelling(), 1, "passed on at once");
+    assert_eq!(lp.run_until_complete(parent).unwrap().unwrap(), 43);
+    assert!(!parent_ref.cancelled());
+    assert_eq!(parent_ref.cancelling(), 1);
+}
+
+// rule T3 (forwarded): the awaited task ends cancelled: the cancellation is raised at the
+// awaiter's await, where its catch scope takes it.
+#[test]
+fn cancel_forwarded_to_a_task_that_ends_cancelled_is_raised_at_the_await() {
+    let lp = new_loop();
+    let child = lp.create_task(pending::<()>()).unwrap();
+    let child_ref = child.task_ref();
+    let parent = lp
+        .create_task(async move {
+            catch_cancel(child)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+    lp.run_once(NO_WAIT).unwrap();
+    assert!(parent.cancel(Some("fwd")));
+    let r = lp.run_until_complete(parent).unwrap().unwrap();
+    assert_eq!(r.unwrap_err(), "CancelledError: fwd");
+    assert!(child_ref.cancelled());
+}
+
+// rule T3 (CPython test_tasks.test_cancel_both_task_and_inner_future): the task and the future
+// it awaits are both cancelled before it runs: the task ends cancelled, the future is
+// cancelled, and no code after the await runs.
+#[test]
+fn cancel_both_task_and_inner_future() {
+    let lp = new_loop();
+    let (t, fut, reached) = suspended_marker(&lp);
+    assert!(!t.done());
+    assert!(fut.cancel(None));
+    assert!(t.cancel(None));
+    assert!(fut.cancelled());
+    assert_ends_cancelled(&lp, t);
+    assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+// ---- block_on / run_until_complete run their future as a real task (issue 10 item 8) ----
+
+// rules T3, T6 (asyncio wraps run_until_complete's coroutine in a Task): the main future of
+// `block_on` can be cancelled through the request protocol, and a catch scope in it takes it.
+#[test]
+fn block_on_main_task_catches_a_cancel() {
+    guarded("block_on's main task is cancellable", || {
+        let rt = runtime(1);
+        let r = rt.block_on(async {
+            let me = current_task().unwrap();
+            assert!(me.is_builtin());
+            aioloop::create_task(async move { me.cancel(Some("from a task")) }).detach();
+            match catch_cancel(pending::<()>()).await {
+                Ok(()) => unreachable!(),
+                Err(e) => {
+                    yield_now().await; // async clean-up in the main task
+                    e.to_string()
+                }
+            }
+        });
+        assert_eq!(r, "CancelledError: from a task");
+    });
+}
+
+// rules G3, T6: a TaskGroup directly in `run_until_complete`: a child's failure cancels the
+// body's await through the main task, and the body cleans up with awaits before the group
+// returns its failure (no more "drop the body" special case).
+#[test]
+fn run_until_complete_task_group_body_cleans_up() {
+    use aioloop::{TaskGroup, TaskGroupError};
+    let lp = new_loop();
+    let cleaned = lp
+        .run_until_complete(async {
+            let cleaned = Rc::new(Cell::new(false));
+            let c2 = cleaned.clone();
+            let r = TaskGroup::new()
+                .run(|tg| async move {
+                    tg.create_task(async { panic!("child failed") })?;
+                    if catch_cancel(pending::<()>()).await.is_err() {
+                        yield_now().await;
+                        c2.set(true);
+                    }
+                    Ok::<_, TaskGroupError>(())
+                })
+                .await;
+            assert!(matches!(r, Err(TaskGroupError::Failed(_))));
+            assert_eq!(current_task().unwrap().cancelling(), 0, "G4: uncancelled");
+            cleaned.get()
+        })
+        .unwrap();
+    assert!(cleaned);
+}
+
+// rule X1: a timeout directly in `run_until_complete` expires through the main task's
+// cancellation (delivered into the body, which sees it in a catch scope) and leaves
+// `cancelling()` at 0.
+#[test]
+fn run_until_complete_timeout_cancels_through_the_main_task() {
+    let lp = new_loop();
+    let (saw_cancel, level) = lp
+        .run_until_complete(async {
+            let r = aioloop::timeout(std::time::Duration::from_millis(5), async {
+                catch_cancel(pending::<()>()).await.is_err()
+            })
+            .await;
+            (r.unwrap(), current_task().unwrap().cancelling())
+        })
+        .unwrap();
+    assert!(saw_cancel, "the expiry was delivered into the body");
+    assert_eq!(level, 0);
+}
+
+// rule T3: an uncaught cancellation of the main task ends `block_on` with a panic carrying
+// the `CancelledError` (asyncio: run_until_complete raises it); no code after the await runs.
+#[test]
+fn block_on_main_task_uncaught_cancel_panics_with_the_error() {
+    let rt = runtime(1);
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r2 = reached.clone();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async move {
+            current_task().unwrap().cancel(Some("bye"));
+            yield_now().await;
+            r2.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    }));
+    let payload = r.expect_err("the main task was cancelled");
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(msg.contains("CancelledError: bye"), "{msg}");
+    assert!(!reached.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+// rule T7 (corrected): `uncancel()` to zero withdraws a *stored* request, but one already
+// passed on to an awaited task is not recalled: that task ends cancelled and the
+// cancellation is raised at the awaiter's await.
+#[test]
+fn uncancel_does_not_recall_a_forwarded_request() {
+    let lp = new_loop();
+    let child = lp.create_task(pending::<()>()).unwrap();
+    let child_ref = child.task_ref();
+    let parent = lp
+        .create_task(async move { catch_cancel(child).await.is_err() })
+        .unwrap();
+    let parent_ref = parent.task_ref();
+    lp.run_once(NO_WAIT).unwrap();
+    assert!(parent.cancel(None));
+    assert_eq!(parent_ref.uncancel(), 0);
+    assert!(
+        lp.run_until_complete(parent).unwrap().unwrap(),
+        "still raised at the await"
+    );
+    assert!(child_ref.cancelled());
 }

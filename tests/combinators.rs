@@ -232,6 +232,37 @@ fn shield_cancel_outer() {
     assert!(finished, "the inner task finished normally");
 }
 
+// rule X3 (CPython test_tasks.test_shield_effect): cancelling the task awaiting a shield
+// ends that task cancelled — no code after the await runs — and does not affect the inner
+// one, which finishes when its future completes.
+#[test]
+fn shield_effect() {
+    let lp = new_loop();
+    let proof = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = oneshot::channel::<()>();
+    let (p1, p2) = (proof.clone(), proof.clone());
+    let f = lp
+        .create_task(async move {
+            let _ = shield(async move {
+                let _ = rx.await;
+                p1.fetch_add(1, Ordering::SeqCst);
+            })
+            .await;
+            p2.fetch_add(100, Ordering::SeqCst);
+        })
+        .unwrap();
+    step(&lp, 2);
+    assert!(f.cancel(None));
+    assert!(lp
+        .run_until_complete(f)
+        .unwrap()
+        .unwrap_err()
+        .is_cancelled());
+    tx.send(()).unwrap();
+    step(&lp, 2);
+    assert_eq!(proof.load(Ordering::SeqCst), 1);
+}
+
 // rules X3, T8: the inner task's panic after the waiter left is reported, exactly once.
 #[test]
 fn shield_cancel_outer_exception() {
@@ -266,11 +297,13 @@ fn shield_cancel_outer_exception() {
     assert_eq!(reports, ["Task exception was never retrieved"]);
 }
 
-// rule X4: a cancellation of the gathering task that arrives after every child is done
-// does not lose the results: the gather completes with them. (CPython's `cancel()` on the
-// finished gathering future returns False and the task finishes with [42]; here the
-// request lands on the awaiting task, so `cancel()` returns true and — not uncancelled —
-// the task ends cancelled by rule 4 after the gather delivered [42].)
+// rule X4, T3: a cancellation of the gathering task that arrives after every child is done.
+// CPython's test_cancel_gather_1 cancels the gathering *future*, whose `cancel()` then
+// returns False and which finishes with [42]; aioloop has no separate gathering future, so
+// this is asyncio's *task awaiting* that gather: its `cancel()` finds nothing left to pass
+// on to, stores the request, and it is raised at the await (the catch scope gets `Err`
+// before the gather is polled again, rule 3 of the mapping); the task then returns, and
+// having caught a delivered cancellation it ends with its value (mapping point 4).
 #[test]
 fn cancel_gather_1() {
     let lp = new_loop();
@@ -282,6 +315,7 @@ fn cancel_gather_1() {
             out_tx
                 .send(r.map(|v| v.map_err(|e| e.to_string())))
                 .unwrap();
+            "returned"
         })
         .unwrap();
     step(&lp, 2);
@@ -289,8 +323,54 @@ fn cancel_gather_1() {
     step(&lp, 1); // the child finishes; the gathering task is woken, not yet run
     assert!(gather_task.cancel(None));
     let r = lp.run_until_complete(gather_task).unwrap();
-    assert!(r.unwrap_err().is_cancelled(), "rule 4");
-    assert_eq!(out_rx.try_recv().unwrap(), Ok(Ok(vec![42])));
+    assert_eq!(
+        r.unwrap(),
+        "returned",
+        "a delivered cancellation: the value stands"
+    );
+    assert!(out_rx.try_recv().unwrap().is_err(), "raised at the await");
+}
+
+// rules X4, T3 (corrected): a cancel of the task awaiting a gather is passed on to the gather:
+// its unfinished children are cancelled and the awaiter waits for them; a child that
+// suppresses the cancellation does not save the gather, which ends cancelled whatever
+// `return_exceptions` says, raised at the awaiter's await.
+#[test]
+fn cancel_passed_on_to_gather_waits_for_children_and_ends_cancelled() {
+    let lp = new_loop();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l1, l2) = (log.clone(), log.clone());
+    let suppressing = async move {
+        match catch_cancel(pending::<()>()).await {
+            Ok(()) => 0,
+            Err(_) => {
+                yield_now().await; // async clean-up the awaiter must wait for
+                aioloop::current_task().unwrap().uncancel();
+                l1.lock().unwrap().push("child cleaned up");
+                1
+            }
+        }
+    };
+    let t = lp
+        .create_task(async move {
+            let r = catch_cancel(
+                gather(vec![Box::pin(suppressing) as BoxFut<i32>]).return_exceptions(),
+            )
+            .await;
+            l2.lock().unwrap().push("awaiter resumed");
+            r.is_err()
+        })
+        .unwrap();
+    step(&lp, 3);
+    assert!(t.cancel(None));
+    assert!(
+        lp.run_until_complete(t).unwrap().unwrap(),
+        "raised at the await"
+    );
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["child cleaned up", "awaiter resumed"]
+    );
 }
 
 // rule X4: cancelling the task awaiting a gather cancels the children.

@@ -302,6 +302,8 @@ fn swap_current_task() {
     });
 }
 
+// CPython test_tasks: test_current_task_no_running_loop and
+// test_current_task_no_running_loop_implicit (`asyncio.current_task()` with no loop argument).
 #[test]
 fn current_task_no_running_loop() {
     // rule L6: with no running loop on this thread, aioloop::current_task() is "no running event loop".
@@ -488,7 +490,8 @@ fn all_tasks_includes_block_on_main_task() {
         (main, listed, from_child, rt.all_tasks())
     });
     assert_eq!(listed, vec![main.clone()]);
-    assert!(!main.is_builtin());
+    // Issue 10 item 8: a real built-in task, as asyncio wraps the main coroutine in a Task.
+    assert!(main.is_builtin());
     assert_eq!(main.name(), format!("Task-{}", main.id()));
     assert_eq!(main.loop_id(), rt.handle().id());
     // Seen from a worker, the main task and the child itself are listed.

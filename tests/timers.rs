@@ -208,17 +208,33 @@ fn sleep_never_early_in_block_on() {
     }
 }
 
-// rule X6: NaN and -inf are clear errors.
+// rule X6 (corrected): NaN is an error with asyncio's message; a negative delay and minus
+// infinity yield exactly once and never fail (CPython test_tasks: test_sleep_when_delay_is_nan;
+// asyncio.sleep(-inf) is `delay <= 0`).
 #[test]
-fn sleep_secs_rejects_nan_and_negative_infinity() {
+fn sleep_secs_rejects_nan_and_yields_once_for_negative_infinity() {
     let err = aioloop::sleep_secs(f64::NAN).unwrap_err();
     assert_eq!(err, InvalidDelay::NaN);
-    assert_eq!(err.to_string(), "Invalid delay: NaN");
-    let err = aioloop::sleep_secs(f64::NEG_INFINITY).unwrap_err();
-    assert_eq!(err, InvalidDelay::NegativeInfinity);
-    assert_eq!(err.to_string(), "Invalid delay: -inf");
-    assert!(aioloop::sleep_secs(-0.5).is_ok());
+    assert_eq!(err.to_string(), "Invalid delay: NaN (not a number)");
     assert!(aioloop::sleep_secs(f64::INFINITY).is_ok());
+    for d in [-0.5, f64::NEG_INFINITY] {
+        let lp = new_loop();
+        let polls = std::rc::Rc::new(std::cell::Cell::new(0));
+        let p2 = polls.clone();
+        let t = lp
+            .create_task(async move {
+                let s = aioloop::sleep_secs(d).expect("never fails");
+                let mut s = std::pin::pin!(s);
+                std::future::poll_fn(|cx| {
+                    p2.set(p2.get() + 1);
+                    s.as_mut().poll(cx)
+                })
+                .await;
+            })
+            .unwrap();
+        lp.run_until_complete(t).unwrap().unwrap();
+        assert_eq!(polls.get(), 2, "{d}: yields exactly once");
+    }
 }
 
 // rule X6 (and S2): call_later / call_at with NaN or -inf are LoopError::InvalidDelay on a
@@ -228,7 +244,7 @@ fn call_later_with_nan_is_invalid_delay() {
     let lp = new_loop();
     let err = lp.call_later(f64::NAN, || unreachable!()).unwrap_err();
     assert_eq!(err, LoopError::InvalidDelay(InvalidDelay::NaN));
-    assert_eq!(err.to_string(), "Invalid delay: NaN");
+    assert_eq!(err.to_string(), "Invalid delay: NaN (not a number)");
     assert_eq!(
         lp.call_later(f64::NEG_INFINITY, || unreachable!())
             .unwrap_err(),

@@ -135,3 +135,45 @@ fn cancel_races_shutdown() {
         assert_eq!(sched.alive(), 0, "task allocation not freed");
     });
 }
+
+/// Issue 10 items 1 and 11 (rule T3, mapping point 2): `cancel()` of a task suspended on
+/// another task is passed on to it, racing that task's completion (its gate is open and it
+/// is queued) and the awaiter's polls. The forwarded mark is set before the awaited task
+/// is cancelled, so whichever way it ends, the request is delivered exactly once: the
+/// awaiter ends cancelled (the awaited task accepted it and ended cancelled, or refused it
+/// and the request was stored and raised at the await) or, when the cancel lost the race
+/// with completion, with the value — never a hang, never a double drop.
+#[test]
+fn cancel_passed_on_races_awaited_completion() {
+    loom::model(|| {
+        let sched = TestScheduler::new();
+        let (probe, child) = spawn_pending(&sched, 1, 5);
+        let mut parent = sched.spawn(2, async move { child.await.map(|o| o.value) });
+        assert!(sched.run_one()); // the parent suspends on the child: its waiter
+                                  // The child is made ready (queued) here; it completes on this thread while the
+                                  // cancel runs on another.
+        probe.open();
+        probe.take_waker().expect("the child is waiting").wake();
+        let p = parent.task_ref();
+        let canceller = thread::spawn(move || p.cancel(Some("stop")));
+        let done = parent.task_ref();
+        sched.run_until(|| done.done());
+        let accepted = canceller.join().unwrap();
+        let (_, w) = counting_waker();
+        match poll_join(&mut parent, &w) {
+            Poll::Ready(Ok(Ok(v))) => assert_eq!(v, 5),
+            Poll::Ready(Err(TaskError::Cancelled(e))) => {
+                assert!(accepted, "cancelled although cancel() returned false");
+                assert_eq!(e.message(), Some("stop"));
+            }
+            Poll::Ready(Ok(Err(e))) => panic!("the child's cancellation was not raised: {e}"),
+            other => panic!("unexpected {}", other.is_ready()),
+        }
+        drop(parent);
+        drop(done);
+        drop(probe.take_waker());
+        sched.run_until(|| true); // whatever the drops queued
+        assert_eq!(probe.futures_dropped(), 1);
+        assert_eq!(sched.alive(), 0, "task allocation not freed");
+    });
+}

@@ -21,6 +21,43 @@ struct Core<T> {
     left: usize,
     watch: Arc<Watch>,
     finished: bool,
+    /// What a `cancel()` of the awaiting task is passed on to (rule T3, X4: "cancelling the
+    /// gather"), made the first time the gather suspends inside a built-in task.
+    canceller: Option<Arc<GatherCancel>>,
+}
+
+/// The gather as a cancellable awaitable (X4): cancels the unfinished children and answers
+/// whether any accepted; the gather then ends cancelled, whatever `return_exceptions` says.
+struct GatherCancel {
+    children: Vec<crate::TaskRef>,
+    requested: std::sync::atomic::AtomicBool,
+}
+
+/// A handle to a gather's [`GatherCancel`], as the awaiting task's waiter.
+struct GatherHandle(Arc<GatherCancel>);
+
+impl crate::task::cancel::ForwardCancel for GatherHandle {
+    fn forward_cancel(&self, msg: Option<Arc<str>>) -> bool {
+        // Set first: a child may end, and the gather be polled, before the loop is done.
+        self.0
+            .requested
+            .store(true, std::sync::atomic::Ordering::Release);
+        let mut accepted = false;
+        for c in &self.0.children {
+            if let Some(raw) = c.raw() {
+                accepted |= raw.cancel(msg.clone());
+            }
+        }
+        if !accepted {
+            self.0
+                .requested
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+        accepted
+    }
+    fn boxed_clone(&self) -> Box<dyn crate::task::cancel::ForwardCancel> {
+        Box::new(GatherHandle(self.0.clone()))
+    }
 }
 
 impl<T: Send + 'static> Core<T> {
@@ -53,6 +90,50 @@ impl<T: Send + 'static> Core<T> {
             left: n,
             watch,
             finished: n == 0,
+            canceller: None,
+        }
+    }
+
+    /// [`Core::poll`], plus rule T3: a pending gather is the awaiting task's waiter, and a
+    /// gather cancelled through it stays pending while the cancellation is raised.
+    fn step(&mut self, cx: &mut Context<'_>, stop_on_error: bool) -> Poll<Result<(), TaskError>> {
+        let r = self.poll(cx, stop_on_error);
+        if r.is_pending() {
+            self.note_waiter();
+            return Poll::Pending;
+        }
+        if self.raise_if_cancelled() {
+            return Poll::Pending;
+        }
+        r
+    }
+
+    /// The gather suspends: inside a built-in task, it is what a `cancel()` is passed on to.
+    fn note_waiter(&mut self) {
+        let tasks = &self.tasks;
+        let c = self.canceller.get_or_insert_with(|| {
+            Arc::new(GatherCancel {
+                children: tasks.iter().map(Task::task_ref).collect(),
+                requested: std::sync::atomic::AtomicBool::new(false),
+            })
+        });
+        let key = crate::task::cancel::future_key(Arc::as_ptr(c));
+        let c = c.clone();
+        crate::task::cancel::note_waiter(move || {
+            crate::task::cancel::Waiter::Future(key, Box::new(GatherHandle(c)))
+        });
+    }
+
+    /// X4: the gather was cancelled (the awaiting task's request passed on to it): it ends
+    /// cancelled, which raises at the await in the awaiting task. `true`: stay pending.
+    fn raise_if_cancelled(&self) -> bool {
+        match &self.canceller {
+            Some(c) if c.requested.load(std::sync::atomic::Ordering::Acquire) => {
+                crate::task::cancel::raise_if_forwarded(crate::task::cancel::future_key(
+                    Arc::as_ptr(c),
+                ))
+            }
+            _ => false,
         }
     }
 
@@ -193,7 +274,7 @@ impl<T: Send + 'static> Future for Gather<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let core = &mut self.core;
-        match core.poll(cx, true) {
+        match core.step(cx, true) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Ready(Ok(())) => Poll::Ready(core.take_results().collect()),
@@ -206,7 +287,7 @@ impl<T: Send + 'static> Future for GatherAll<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let core = &mut self.core;
-        match core.poll(cx, false) {
+        match core.step(cx, false) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(_) => Poll::Ready(core.take_results().collect()),
         }

@@ -59,18 +59,21 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep::new(State::Unregistered, clock::instant_to_nanos(deadline))
 }
 
-/// `sleep` with the delay in seconds, as asyncio takes it: `<= 0` yields once, `+inf`
-/// sleeps until cancelled.
+/// `sleep` with the delay in seconds, as asyncio takes it: `<= 0` (minus infinity
+/// included) yields once, `+inf` sleeps until cancelled (rule X6).
 ///
 /// # Errors
-/// [`InvalidDelay`] for NaN or `-inf` (rule X6: a clear error, not a hang).
+/// [`InvalidDelay::NaN`] for NaN: "Invalid delay: NaN (not a number)".
 ///
 /// ```
 /// assert!(aioloop::sleep_secs(f64::NAN).is_err());
-/// assert!(aioloop::sleep_secs(f64::NEG_INFINITY).is_err());
+/// assert!(aioloop::sleep_secs(f64::NEG_INFINITY).is_ok()); // yields once
 /// assert!(aioloop::sleep_secs(0.5).is_ok());
 /// ```
 pub fn sleep_secs(secs: f64) -> Result<Sleep, InvalidDelay> {
+    if secs == f64::NEG_INFINITY {
+        return Ok(Sleep::new(State::YieldOnce, 0));
+    }
     let d = clock::secs_to_nanos(secs)?;
     Ok(if d <= 0 {
         Sleep::new(State::YieldOnce, 0)

@@ -534,6 +534,16 @@ impl<T: Clone + Send + 'static> std::future::Future for Future<T> {
         }
         let mut st = this.inner.state.lock();
         if !st.is_pending() {
+            let key = this.key();
+            if matches!(st.outcome, Outcome::Cancelled(_)) {
+                drop(st);
+                // Rule T3 (task/cancel.rs, rule 6): the awaiting task's request was passed on
+                // to this future: the cancellation is raised at this await, in the task.
+                if crate::task::cancel::raise_if_forwarded(key) {
+                    return Poll::Pending;
+                }
+                st = this.inner.state.lock();
+            }
             return Poll::Ready(st.result());
         }
         let old = match this.waiter {
@@ -559,6 +569,10 @@ impl<T: Clone + Send + 'static> std::future::Future for Future<T> {
         };
         drop(st);
         drop(old); // a waker's drop may run arbitrary code: not under the lock
+                   // Rule T3: what a suspended task awaits is where its `cancel()` is passed on to.
+        crate::task::cancel::note_waiter(|| {
+            crate::task::cancel::Waiter::Future(this.key(), Box::new(this.clone()))
+        });
         Poll::Pending
     }
 }
@@ -579,6 +593,22 @@ impl<T> Clone for Future<T> {
             inner: self.inner.clone(),
             waiter: None,
         }
+    }
+}
+
+impl<T> Future<T> {
+    /// Identifies the shared state (rule T3's "the awaitable a request was passed on to").
+    fn key(&self) -> usize {
+        crate::task::cancel::future_key(&*self.inner as *const Inner<T>)
+    }
+}
+
+impl<T: Clone + Send + 'static> crate::task::cancel::ForwardCancel for Future<T> {
+    fn forward_cancel(&self, msg: Option<std::sync::Arc<str>>) -> bool {
+        self.cancel_with(msg)
+    }
+    fn boxed_clone(&self) -> Box<dyn crate::task::cancel::ForwardCancel> {
+        Box::new(self.clone())
     }
 }
 

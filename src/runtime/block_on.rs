@@ -3,15 +3,14 @@
 //! (event_loop/main_task.rs), while the workers run everything else.
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Wake, Waker};
 use std::thread::{self, Thread};
 
 use super::Handle;
 use crate::event_loop::context::{self, LoopContext};
-use crate::event_loop::main_task::MainGuard;
+use crate::event_loop::main_task::{self, MainTask};
 
 /// Wakes the blocked thread. The flag makes `unpark` before `park` count, and filters the
 /// spurious returns `thread::park` is allowed.
@@ -44,18 +43,16 @@ pub(crate) fn block_on<F: Future>(handle: &Handle, future: F) -> F::Output {
         ),
     };
 
-    let main = MainGuard::start(handle.id());
     let thread_waker = Arc::new(ThreadWaker {
         thread: thread::current(),
         notified: AtomicBool::new(false),
     });
-    let waker = Waker::from(thread_waker.clone());
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-
+    let mut main = MainTask::start(handle.clone(), Waker::from(thread_waker.clone()), future);
     loop {
-        if let Poll::Ready(out) = main.step(future.as_mut(), &mut cx) {
-            return out;
+        match main.step() {
+            Some(Ok(out)) => return out,
+            Some(Err(cancelled)) => main_task::main_cancelled(cancelled),
+            None => {}
         }
         while !thread_waker.notified.swap(false, Ordering::Acquire) {
             thread::park();

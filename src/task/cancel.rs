@@ -14,32 +14,48 @@
 //!    `fut` (running its destructors — the awaited operation is cancelled), and returns
 //!    `Err(CancelledError)`. Inner scopes return first, so the innermost one catches, like
 //!    the innermost `try/except CancelledError`. Code in the handler may `.await` freely
-//!    (async cleanup) and then propagate (return, `?`) or suppress (`uncancel()`).
-//! 3. **Uncaught.** If a poll *began* with an undelivered request and ends `Pending` with the
-//!    same request still undelivered, no scope took it: the task's future is dropped and the
-//!    task ends cancelled. A request that arrives *during* a poll is left for the next poll
-//!    (the request woke the task), so scopes always get their chance. Scopes, too, take
-//!    only a request that was there when the poll began — or one the task made itself
-//!    during the poll (a timeout expiring, a re-raise), which asyncio would raise at once:
-//!    a `cancel()` from another thread landing between an inner scope's look and an outer
-//!    one's must still reach the inner scope first. (Passing a request on to an awaited
-//!    task or future, rule 6, acts at once: it only asks.)
+//!    (async cleanup) and then propagate (`reraise()`) or suppress (return a value; calling
+//!    `uncancel()` as asyncio asks).
+//! 3. **Where it lands** (delivery before polling). asyncio throws into the coroutine at the
+//!    await where it is suspended, so no code after that await runs even if the awaited
+//!    thing completed meanwhile. A poll that ends `Pending` records how deep the innermost
+//!    scope enclosing the suspension point is ([`Frame`], published as
+//!    `Inner::suspended_depth`). A request already pending when the next poll begins goes
+//!    to that depth: the first scope reached at (or below) it takes the request *before*
+//!    polling its child, drops the child unpolled and returns `Err`; at depth 0 (no scope)
+//!    the task's future is dropped unpolled and the task ends cancelled. Should the poll
+//!    not reach such a scope (the future's shape changed), the old fallback applies: a
+//!    request pending since the start of a poll that ends `Pending` still undelivered ends
+//!    the task. A request that arrives *during* a poll is left for the next poll (it woke
+//!    the task). Scopes take after a `Pending` child only a request that was there when
+//!    the poll began or one the task made itself during the poll (a timeout expiring, a
+//!    re-raise), which asyncio raises at once.
 //! 4. **Before the first step** (rule T4): a request pending at the first poll cancels the
-//!    task without running its body.
-//! 5. **At the end** (rule T5, and "caught but not uncancelled"): a future that completes
-//!    while `cancelling() > 0` ends the task cancelled; its value is dropped.
-//! 6. **Awaiting a task** (rule T3): a `Task<T>` awaited by a task with an undelivered request
-//!    passes the request on to the awaited task, once per request.
+//!    task without running its body (depth 0 above).
+//! 5. **At the end** (rule T5; mapping point 4): a future that completes while a request is
+//!    still *undelivered* ends the task cancelled; its value is dropped. A request that a
+//!    scope took, or that was passed on, has been delivered: the task ends with the value
+//!    it returns, whatever `cancelling()` says.
+//! 6. **Passing it on** (rule T3). A poll that ends `Pending` on an awaited `Task<T>` or
+//!    `aioloop::Future` also records it as the task's *waiter*. `cancel()` on a suspended
+//!    task (not running, not its own request) first cancels the waiter, as asyncio's
+//!    `_fut_waiter.cancel(msg)`: if that is accepted the request counts as delivered
+//!    (`forwarded`) and the task stays suspended until the waiter ends. A waiter that ends
+//!    cancelled raises at the await: the handle re-arms the request on the awaiting task
+//!    (uncounted) and stays pending, so the enclosing scope takes it. A waiter that
+//!    suppressed the cancellation gives the awaiter its value. A request made by the task
+//!    itself while running is passed on when it next awaits a task or future.
 //!
 //! The state lives in a lazily allocated [`Extra`] block hung off the task header, so a task
 //! that is never cancelled pays one pointer.
 
+use std::cell::RefCell;
 use std::ptr;
 use std::sync::Arc;
 
 use super::done::DoneList;
 use crate::contextvars::Context;
-use crate::shim::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use crate::shim::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use crate::shim::Mutex;
 
 /// The header's pointer to a task's cancellation state (null until first needed).
@@ -57,6 +73,180 @@ pub(crate) struct Extra {
     requests: AtomicU64,
     /// A context was ever stored (`take_context` skips the lock otherwise).
     has_context: AtomicBool,
+    /// Rule 3: the depth of the innermost catch scope that enclosed the suspension point
+    /// when the last poll ended `Pending` (0: none). Written by the poller only; read by
+    /// the next poller (the state word's transitions order them).
+    suspended_depth: AtomicUsize,
+    /// `Inner::waiter` is set (the poller skips the lock otherwise).
+    has_waiter: AtomicBool,
+}
+
+/// What a suspended task awaits, which a `cancel()` is passed on to (rule 6, T3).
+pub(crate) enum Waiter {
+    /// An awaited built-in task (the `TaskRef` keeps it alive).
+    Task(super::TaskRef),
+    /// Another awaitable that can be cancelled in place (an `aioloop::Future` handle, a
+    /// `gather`), with its key.
+    Future(usize, Box<dyn ForwardCancel>),
+}
+
+/// An awaitable a cancellation can be passed on to (implemented by `aioloop::Future`'s
+/// shared state).
+pub(crate) trait ForwardCancel: Send + Sync {
+    /// asyncio's `fut.cancel(msg)`: `false` if it is already done.
+    fn forward_cancel(&self, msg: Option<Arc<str>>) -> bool;
+    /// Another handle to the same awaitable.
+    fn boxed_clone(&self) -> Box<dyn ForwardCancel>;
+}
+
+impl Waiter {
+    /// Identifies the awaitable (its allocation's address).
+    fn key(&self) -> usize {
+        match self {
+            Waiter::Task(t) => t.raw().map_or(0, |r| r.header() as *const _ as usize),
+            Waiter::Future(key, _) => *key,
+        }
+    }
+
+    fn duplicate(&self) -> Waiter {
+        match self {
+            Waiter::Task(t) => Waiter::Task(t.clone()),
+            Waiter::Future(key, f) => Waiter::Future(*key, f.boxed_clone()),
+        }
+    }
+
+    pub(crate) fn cancel(&self, msg: Option<Arc<str>>) -> bool {
+        match self {
+            Waiter::Task(t) => t.raw().is_some_and(|r| r.cancel(msg)),
+            Waiter::Future(_, f) => f.forward_cancel(msg),
+        }
+    }
+}
+
+/// The key of an awaited task, as [`Waiter::key`] computes it.
+pub(crate) fn task_key(raw: super::raw::RawTask) -> usize {
+    raw.header() as *const _ as usize
+}
+
+/// The key of an awaited future's shared state, as [`Waiter::key`] computes it.
+pub(crate) fn future_key<T: ?Sized>(p: *const T) -> usize {
+    p as *const () as usize
+}
+
+/// The catch-scope bookkeeping of the poll running on this thread (rule 3). The harness
+/// installs a fresh frame around every poll of a built-in task (and restores the previous
+/// one after: an eager first step runs inside another task's poll).
+pub(crate) struct Frame {
+    active: bool,
+    /// Scopes entered and not yet left.
+    depth: u32,
+    /// A request pending at the start of the poll is delivered at this depth (0: none).
+    deliver_at: u32,
+    /// The deepest scope whose child returned `Pending` in this poll.
+    deepest: u32,
+    /// The awaitable last seen pending in this poll, with the scope depth it was seen at.
+    waiter: Option<(u32, Waiter)>,
+}
+
+impl Frame {
+    const fn idle() -> Frame {
+        Frame {
+            active: false,
+            depth: 0,
+            deliver_at: 0,
+            deepest: 0,
+            waiter: None,
+        }
+    }
+}
+
+crate::shim::thread_local! {
+    static FRAME: RefCell<Frame> = RefCell::new(Frame::idle());
+}
+
+/// Installs a fresh frame for one poll; returns the one it displaced.
+pub(crate) fn frame_begin(deliver_at: u32) -> Frame {
+    FRAME.with(|f| {
+        f.replace(Frame {
+            active: true,
+            depth: 0,
+            deliver_at,
+            deepest: 0,
+            waiter: None,
+        })
+    })
+}
+
+/// Ends the poll's frame, restoring `saved`; returns the suspension depth and waiter.
+pub(crate) fn frame_end(saved: Frame) -> (u32, Option<Waiter>) {
+    let mine = FRAME.with(|f| f.replace(saved));
+    (mine.deepest, mine.waiter.map(|(_, w)| w))
+}
+
+/// A `Task<T>` or `aioloop::Future` is returning `Pending` inside a built-in task's poll:
+/// remember it as what the task is suspended on (rule 6).
+pub(crate) fn note_waiter(make: impl FnOnce() -> Waiter) {
+    let old = FRAME.with(|f| {
+        let mut f = f.borrow_mut();
+        if !f.active {
+            return None;
+        }
+        let depth = f.depth;
+        f.waiter.replace((depth, make()))
+    });
+    drop(old); // a `TaskRef`'s drop may free a task: outside the borrow
+}
+
+/// A scope being polled: its depth, decremented on drop (also on unwind).
+struct ScopeGuard {
+    depth: u32,
+}
+
+impl ScopeGuard {
+    /// Enters a scope; `.1` is whether a request pending since the poll began is to be
+    /// delivered here, before the child is polled.
+    fn enter() -> (ScopeGuard, bool) {
+        FRAME.with(|f| {
+            let mut f = f.borrow_mut();
+            f.depth += 1;
+            let deliver = f.active && f.deliver_at != 0 && f.depth >= f.deliver_at;
+            (ScopeGuard { depth: f.depth }, deliver)
+        })
+    }
+
+    /// The request was delivered elsewhere (or withdrawn): no other scope looks for it.
+    fn delivery_done() {
+        FRAME.with(|f| f.borrow_mut().deliver_at = 0);
+    }
+
+    /// The child returned `Pending`: this scope encloses the suspension point.
+    fn pending(&self) {
+        FRAME.with(|f| {
+            let mut f = f.borrow_mut();
+            f.deepest = f.deepest.max(self.depth);
+        });
+    }
+
+    /// The child is being dropped: forget a waiter seen inside it.
+    fn forget_waiter(&self) {
+        let old = FRAME.with(|f| {
+            let mut f = f.borrow_mut();
+            match &f.waiter {
+                Some((d, _)) if *d >= self.depth => f.waiter.take(),
+                _ => None,
+            }
+        });
+        drop(old);
+    }
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        FRAME.with(|f| {
+            let mut f = f.borrow_mut();
+            f.depth = self.depth - 1;
+        });
+    }
 }
 
 #[derive(Default)]
@@ -70,6 +260,10 @@ struct Inner {
     msg: Option<Arc<str>>,
     /// The generation last passed on to an awaited task (rule T3).
     propagated: u64,
+    /// Rule 6: what the task is suspended on (published after a `Pending` poll).
+    waiter: Option<Waiter>,
+    /// Rule 6: the key of the awaitable a request was passed on to and not yet answered.
+    forwarded: Option<usize>,
     /// `requests` when the current (or last) poll began: catch scopes take only requests
     /// up to it, so one arriving mid-poll waits for the next poll, where the *innermost*
     /// scope gets it first.
@@ -106,6 +300,8 @@ impl ExtraSlot {
             inner: Mutex::new(Inner::default()),
             requests: AtomicU64::new(0),
             has_context: AtomicBool::new(false),
+            suspended_depth: AtomicUsize::new(0),
+            has_waiter: AtomicBool::new(false),
         }));
         match self
             .ptr
@@ -161,6 +357,105 @@ impl Extra {
         self.arm(msg, own_poll, 1);
     }
 
+    /// `cancel(msg)` on a task that is suspended (not running, rule 6): if it awaits a
+    /// waiter, the request is counted but not stored, and the waiter is returned for the
+    /// caller to cancel (outside the lock) and report with [`Extra::forward_result`].
+    /// Otherwise it is stored as by [`Extra::request`] and `None` is returned.
+    pub(crate) fn request_suspended(&self, msg: Option<Arc<str>>) -> Option<(u64, Waiter)> {
+        let mut s = self.inner.lock();
+        let waiter = match &s.waiter {
+            Some(w) if !s.must_cancel => w.duplicate(),
+            _ => {
+                drop(s);
+                self.request(msg, false);
+                return None;
+            }
+        };
+        s.requests += 1;
+        self.requests.store(s.requests, Ordering::Release);
+        s.cancelling = s.cancelling.saturating_add(1);
+        // T3: requests before delivery arrive as one, with the first message: a request
+        // already passed on keeps its own.
+        if s.forwarded.is_none() {
+            s.msg = msg;
+        }
+        // Marked passed on *before* the waiter is cancelled: it may end, and the task read
+        // it, before the caller reports back (`forward_result`).
+        s.forwarded = Some(waiter.key());
+        Some((s.requests, waiter))
+    }
+
+    /// The outcome of passing request `generation` on to `waiter`: accepted, it is
+    /// delivered (`forwarded`); refused (the waiter was already done), it is stored, as
+    /// asyncio sets `_must_cancel` when `_fut_waiter.cancel()` returns false. Returns
+    /// whether the task must be woken.
+    pub(crate) fn forward_result(&self, generation: u64, waiter: &Waiter, accepted: bool) -> bool {
+        let mut s = self.inner.lock();
+        if accepted {
+            s.propagated = s.propagated.max(generation);
+            false
+        } else if s.forwarded == Some(waiter.key()) {
+            s.forwarded = None;
+            s.must_cancel = true;
+            true
+        } else {
+            // The task already raised it at the await (`raise_forwarded`): delivered.
+            false
+        }
+    }
+
+    /// Rule 6: the awaited thing `key` ended cancelled. If the task's request was passed on
+    /// to it, it is answered: the message, for the caller to raise at the await.
+    pub(crate) fn raise_forwarded(&self, key: usize) -> Option<Option<Arc<str>>> {
+        let mut s = self.inner.lock();
+        if s.forwarded != Some(key) {
+            return None;
+        }
+        s.forwarded = None;
+        Some(s.msg.clone())
+    }
+
+    /// Rule 6: the awaited thing `key` was read: a request passed on to it is answered.
+    pub(crate) fn clear_forwarded(&self, key: usize) {
+        if self.requests.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut s = self.inner.lock();
+        if s.forwarded == Some(key) {
+            s.forwarded = None;
+        }
+    }
+
+    /// Rule 6, a request the running task made itself: passed on to `key` right now
+    /// (asyncio: `_must_cancel` cleared when the next awaited future accepts it).
+    pub(crate) fn mark_forwarded(&self, key: usize) {
+        let mut s = self.inner.lock();
+        s.must_cancel = false;
+        s.forwarded = Some(key);
+    }
+
+    /// Rule 3: the suspension depth recorded by the last `Pending` poll.
+    pub(crate) fn suspended_depth(&self) -> u32 {
+        self.suspended_depth.load(Ordering::Relaxed) as u32
+    }
+
+    /// Rule 3 and 6: the poller publishes where the task is suspended.
+    pub(crate) fn publish_suspension(&self, depth: u32, waiter: Option<Waiter>) {
+        let depth = depth as usize;
+        if self.suspended_depth.load(Ordering::Relaxed) != depth {
+            self.suspended_depth.store(depth, Ordering::Relaxed);
+        }
+        if waiter.is_none() && !self.has_waiter.load(Ordering::Relaxed) {
+            return;
+        }
+        let old = {
+            let mut s = self.inner.lock();
+            self.has_waiter.store(waiter.is_some(), Ordering::Relaxed);
+            std::mem::replace(&mut s.waiter, waiter)
+        };
+        drop(old); // a `TaskRef`'s drop may free a task: not under the lock
+    }
+
     /// A new undelivered request (one more generation), counted `counted` times in
     /// `cancelling()`: once for a `cancel()`, not at all for a re-raise.
     fn arm(&self, msg: Option<Arc<str>>, own_poll: bool, counted: u32) {
@@ -201,6 +496,21 @@ impl Extra {
         }
         let mut s = self.inner.lock();
         if at_start.pending && s.must_cancel && s.requests == at_start.generation {
+            s.must_cancel = false;
+            Some(s.msg.clone())
+        } else {
+            None
+        }
+    }
+
+    /// Rule 5: the future completed; an undelivered request (whenever it came) turns the
+    /// task cancelled. A delivered one does not, whatever `cancelling()` says.
+    pub(crate) fn take_at_completion(&self) -> Option<Option<Arc<str>>> {
+        if self.requests.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut s = self.inner.lock();
+        if s.must_cancel {
             s.must_cancel = false;
             Some(s.msg.clone())
         } else {
@@ -311,11 +621,13 @@ impl Extra {
 ///
 /// If the current task is cancelled while `future` is pending, the scope drops `future`
 /// (cancelling what it was waiting on) and returns `Err(CancelledError)` with the message
-/// given to `cancel`. The caller may then `.await` cleanup and either propagate the
-/// cancellation (return an error; the task ends cancelled, since `cancelling() > 0`) or
-/// suppress it with [`Task::uncancel`](crate::Task::uncancel) /
-/// [`TaskRef::uncancel`](crate::TaskRef::uncancel) on the current task. Outside a built-in
-/// task the scope simply awaits `future`.
+/// given to `cancel` — also when `future` became ready in the step that carries the cancel
+/// (asyncio raises at the await). The caller may then `.await` cleanup and either
+/// propagate the cancellation ([`CancelledError::reraise`]) or suppress it: returning a
+/// value ends the task with that value (asyncio's rule; call
+/// [`Task::uncancel`](crate::Task::uncancel) / [`TaskRef::uncancel`](crate::TaskRef::uncancel)
+/// on the current task too, so enclosing timeouts and groups read the right count).
+/// Outside a built-in task the scope simply awaits `future`.
 ///
 /// ```
 /// use aioloop::{catch_cancel, Runtime};
@@ -366,22 +678,41 @@ impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
         let Some(fut) = slot.as_mut().as_pin_mut() else {
             panic!("`CatchCancel` polled after completion")
         };
+        let (scope, deliver) = ScopeGuard::enter();
+        if deliver {
+            // Rule 3: a request that arrived while the task was suspended lands here, at the
+            // suspension point: the child is dropped unpolled.
+            match take_current() {
+                Some(msg) => {
+                    scope.forget_waiter();
+                    slot.set(None);
+                    return Poll::Ready(Err(crate::CancelledError::new(msg)));
+                }
+                None => ScopeGuard::delivery_done(),
+            }
+        }
         if let Poll::Ready(v) = fut.poll(cx) {
             slot.set(None);
             return Poll::Ready(Ok(v));
         }
+        scope.pending();
         // Rule 2: the innermost pending scope takes an undelivered request.
-        let taken = super::current::with_builtin(|raw| {
-            raw.and_then(|raw| raw.header().extra.get().and_then(Extra::take))
-        });
-        match taken {
+        match take_current() {
             Some(msg) => {
+                scope.forget_waiter();
                 slot.set(None);
                 Poll::Ready(Err(crate::CancelledError::new(msg)))
             }
             None => Poll::Pending,
         }
     }
+}
+
+/// Rule 2: the current built-in task's undelivered request, taken by a scope.
+fn take_current() -> Option<Option<Arc<str>>> {
+    super::current::with_builtin(|raw| {
+        raw.and_then(|raw| raw.header().extra.get().and_then(Extra::take))
+    })
 }
 
 /// Puts a caught cancellation back on the current built-in task (see [`Extra::rearm`]) and
@@ -463,8 +794,8 @@ impl crate::CancelledError {
     /// });
     /// started.recv().unwrap();
     /// t.cancel(Some("stop"));
-    /// // The outer scope caught it too; the task did not uncancel, so it ends cancelled.
-    /// assert!(rt.block_on(t).unwrap_err().is_cancelled());
+    /// // The outer scope caught it too; the task then returned, so it ends with its value.
+    /// assert_eq!(rt.block_on(t).unwrap(), "CancelledError: stop");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn reraise(self) -> Reraise {
@@ -495,11 +826,52 @@ pub(crate) fn request_to_propagate() -> Option<Option<Arc<str>>> {
 /// Rule 6: a `Task<T>` being awaited by a task with an undelivered cancellation request
 /// receives that request (once per request).
 pub(crate) fn propagate_to(awaited: super::raw::RawTask) {
-    let msg = super::current::with_builtin(|raw| {
-        raw.filter(|r| *r != awaited)
-            .and_then(|r| r.header().extra.get().and_then(Extra::to_propagate))
+    let found = super::current::with_builtin(|raw| {
+        let raw = raw.filter(|r| *r != awaited)?;
+        let extra = raw.header().extra.get()?;
+        extra.to_propagate().map(|msg| (raw, msg))
     });
-    if let Some(msg) = msg {
-        awaited.cancel(msg);
+    if let Some((raw, msg)) = found {
+        if awaited.cancel(msg) {
+            // asyncio: `_must_cancel` is cleared once the awaited task accepts the request;
+            // the awaiter waits for it (and gets its value if it suppresses it).
+            if let Some(extra) = raw.header().extra.get() {
+                extra.mark_forwarded(task_key(awaited));
+            }
+        }
     }
+}
+
+/// Rule 6: the awaited thing `key` ended cancelled; if the current task's request was
+/// passed on to it, raise it at the await (re-armed for the enclosing scope). Returns
+/// whether it did (the caller then stays pending).
+pub(crate) fn raise_if_forwarded(key: usize) -> bool {
+    super::current::with_builtin(|raw| {
+        let Some(raw) = raw else { return false };
+        match raw
+            .header()
+            .extra
+            .get()
+            .and_then(|e| e.raise_forwarded(key))
+        {
+            Some(msg) => {
+                // Re-armed uncounted, as the task's own: the enclosing scope takes it in this
+                // poll; with none, the wake makes the next poll end the task.
+                raw.rearm_cancel(msg);
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// Rule 6: the awaited thing `key` was read: any request passed on to it is answered.
+pub(crate) fn answered(key: usize) {
+    super::current::with_builtin(|raw| {
+        if let Some(raw) = raw {
+            if let Some(extra) = raw.header().extra.get() {
+                extra.clear_forwarded(key);
+            }
+        }
+    })
 }

@@ -75,8 +75,14 @@ impl fmt::Debug for TaskFactory {
 /// rt.block_on(async {
 ///     let t = aioloop::create_task(async { 1 });
 ///     assert!(t.done()); // ran to completion inside create_task
-///     let lazy = aioloop::task::Builder::new().eager(false).spawn(async { 2 });
-///     assert!(!lazy.done()); // the explicit choice wins: queued
+///     let gate = aioloop::create_future::<()>();
+///     let g = gate.clone();
+///     let lazy = aioloop::task::Builder::new()
+///         .eager(false)
+///         .spawn(async move { g.await.ok(); 2 });
+///     assert!(!lazy.done()); // the explicit choice wins: queued, not run to its await
+///     gate.set_result(()).unwrap();
+///     assert_eq!(lazy.await.unwrap(), 2);
 /// });
 /// # Ok::<(), std::io::Error>(())
 /// ```

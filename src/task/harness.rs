@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::cancel::AtStart;
+use super::cancel::{self, AtStart};
 use super::core::{Cell, Header};
 use super::current;
 use super::done::{self, Outcome};
@@ -63,14 +63,24 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     // Catchable cancellation (task/cancel.rs): what was pending when this poll began.
     let extra = cell.header.extra.get();
     let at_start = extra.map(|c| c.at_start());
-    if first {
-        if let (Some(c), Some(a)) = (extra, at_start) {
-            if a.pending() {
+    let mut deliver_at = 0;
+    let mut drop_unpolled = None;
+    if let (Some(c), Some(a)) = (extra, at_start) {
+        if a.pending() {
+            // Rule 3 of task/cancel.rs: a request that arrived while the task was suspended
+            // lands at the suspension point, before anything is polled: in the innermost
+            // scope that enclosed it, or, with none, the future is dropped unpolled (inside
+            // the task's bracket below: its destructors run as the task).
+            let msg = || c.take_undelivered(a).unwrap_or_else(|| c.message());
+            if first {
                 // Rule T4: cancelled before its first step: the body never runs.
-                let msg = c.take_undelivered(a).unwrap_or_else(|| c.message());
                 // SAFETY: state.rs rule 2: RUNNING is ours; we hold the poller's reference.
-                unsafe { cancel_and_complete::<F, S>(ptr, 1, msg) };
+                unsafe { cancel_and_complete::<F, S>(ptr, 1, msg()) };
                 return;
+            }
+            deliver_at = c.suspended_depth();
+            if deliver_at == 0 {
+                drop_unpolled = Some(msg());
             }
         }
     }
@@ -82,9 +92,32 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
         // future is also *dropped* inside the bracket when the poll ends it, so that its
         // destructors (asyncio's `finally:` blocks) run as the task, in its context.
         let _entered = current::EnterGuard::builtin(ptr);
-        // SAFETY: RUNNING is ours and we hold the poller's reference, which the borrowed
-        // waker inside relies on.
-        unsafe { poll_inner(cell, ptr, at_start) }
+        let saved = cancel::frame_begin(deliver_at);
+        let outcome = match drop_unpolled {
+            // SAFETY: state.rs rule 2: RUNNING is ours; the future is still in the stage.
+            Some(msg) => PollOutcome::Complete(cancelled(unsafe { cell.drop_future() }, msg)),
+            // SAFETY: RUNNING is ours and we hold the poller's reference, which the
+            // borrowed waker inside relies on.
+            None => unsafe { poll_inner(cell, ptr, at_start) },
+        };
+        let (depth, waiter) = cancel::frame_end(saved);
+        match (&outcome, waiter) {
+            // Rules 3 and 6 of task/cancel.rs: where the task is suspended, and on what.
+            (PollOutcome::Pending, waiter) if depth != 0 || waiter.is_some() => {
+                cell.header
+                    .extra
+                    .get_or_init()
+                    .publish_suspension(depth, waiter);
+            }
+            // Done, or suspended on nothing recorded: no waiter is kept (a finished task
+            // holds no reference to what it last awaited).
+            _ => {
+                if let Some(c) = cell.header.extra.get() {
+                    c.publish_suspension(0, None);
+                }
+            }
+        }
+        outcome
     };
     if let Some(ctx) = contextvars::leave_task_context(saved) {
         cell.header.extra.get_or_init().put_context(ctx);
@@ -127,14 +160,10 @@ unsafe fn poll_inner<F: Future, S: Schedule>(
         Ok(Poll::Ready(output)) => {
             // SAFETY: state.rs rule 2: RUNNING is ours; the future is still in the stage.
             let dropped = unsafe { cell.drop_future() };
-            // Rule 5 of task/cancel.rs (T5): completing with requests outstanding ends the
-            // task cancelled; the value is dropped.
-            let outstanding = cell
-                .header
-                .extra
-                .get()
-                .filter(|c| c.cancelling() > 0)
-                .map(|c| c.message());
+            // Rule 5 of task/cancel.rs (T5, mapping point 4): completing with a request
+            // still undelivered ends the task cancelled; the value is dropped. A delivered
+            // request that the code caught and returned from does not.
+            let outstanding = cell.header.extra.get().and_then(|c| c.take_at_completion());
             PollOutcome::Complete(match (dropped, outstanding) {
                 (Ok(()), None) => Ok(output),
                 (dropped, msg) => {

@@ -407,7 +407,21 @@ impl<T> Future for Task<T> {
             // Rule T3: a cancelled awaiter cancels what it awaits (task/cancel.rs, rule 6).
             super::cancel::propagate_to(self.raw);
         }
-        self.read_output(cx.waker())
+        let key = super::cancel::task_key(self.raw);
+        // Rule T3 (task/cancel.rs, rule 6): the awaiter's request was passed on to this task,
+        // which ended cancelled: the cancellation is raised at this await, in the awaiter.
+        if self.raw.cancelled() && super::cancel::raise_if_forwarded(key) {
+            return Poll::Pending;
+        }
+        let out = self.read_output(cx.waker());
+        if out.is_pending() {
+            let raw = self.raw;
+            super::cancel::note_waiter(|| super::cancel::Waiter::Task(raw.task_ref()));
+        } else {
+            // The task ended otherwise (a value: it suppressed a request passed on to it).
+            super::cancel::answered(key);
+        }
+        out
     }
 }
 

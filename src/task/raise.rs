@@ -59,9 +59,7 @@ impl crate::CancelledError {
     /// `raise` can end any function.
     ///
     /// # Panics
-    /// When awaited outside a built-in task (a foreign executor, or directly in
-    /// `block_on`/`run_until_complete` while their main task is not a built-in one), where
-    /// there is no task to re-raise into and no `T` to return; use
+    /// When awaited outside a built-in task (on a foreign executor), where there is no task to re-raise into and no `T` to return; use
     /// [`reraise`](crate::CancelledError::reraise) there, which resolves to the error.
     ///
     /// ```

@@ -185,8 +185,25 @@ impl RawTask {
             h.extra.get_or_init().with_done(|d| d.set_retrieved());
             return false;
         }
-        h.extra.get_or_init().request(msg, self.is_polling_here());
-        self.wake_for_cancel();
+        let extra = h.extra.get_or_init();
+        let own = self.is_polling_here();
+        if own || h.state.load().is_running() {
+            // Running (asyncio: no `_fut_waiter`): stored, raised at its next suspension.
+            extra.request(msg, own);
+            self.wake_for_cancel();
+            return true;
+        }
+        // Suspended: passed on to what it awaits, if anything (task/cancel.rs, rule 6).
+        match extra.request_suspended(msg.clone()) {
+            None => self.wake_for_cancel(),
+            Some((generation, waiter)) => {
+                let accepted = waiter.cancel(msg);
+                if extra.forward_result(generation, &waiter, accepted) {
+                    self.wake_for_cancel();
+                }
+                drop(waiter); // may release the last reference to a task: no lock held
+            }
+        }
         true
     }
 
@@ -292,6 +309,14 @@ impl RawTask {
         let h = self.header();
         h.extra.get_or_init().rearm(msg, self.is_polling_here());
         self.wake_for_cancel();
+    }
+
+    /// Takes back an undelivered request without delivering it (G4: a task group returning
+    /// its failures leaves none behind). The count is unchanged.
+    pub(crate) fn withdraw_undelivered(self) {
+        if let Some(extra) = self.header().extra.get() {
+            let _ = extra.take_at_completion();
+        }
     }
 
     /// This task is the one being polled on this thread (a request it makes is its own).

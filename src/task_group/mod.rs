@@ -28,16 +28,15 @@
 //! * **Exit** (G4): if the group cancelled the parent, it calls `uncancel()` once; if that
 //!   leaves no request, nothing is propagated (the only cancellation was the group's own);
 //!   otherwise an outside cancellation — the remembered one, else the pending one —
-//!   stands. Then: failures win: if any, `run` returns [`TaskGroupError::Failed`] (and, if
-//!   the parent still has requests outstanding, the caught request is put back, undelivered,
-//!   so the parent's next await is cancelled: asyncio's `uncancel(); cancel()`). Else an
-//!   outside cancellation is re-raised ([`CancelledError::reraise`]) to the enclosing scope
-//!   or the task. Else the body's value is returned.
+//!   stands. Then: failures win: if any, `run` returns [`TaskGroupError::Failed`], leaving
+//!   no undelivered request on the parent (G4: CPython 3.13 re-arms one there, which in Rust
+//!   would turn the returned error into a cancellation, mapping point 4). Else an outside
+//!   cancellation is re-raised ([`CancelledError::reraise`]) to the enclosing scope or the
+//!   task. Else the body's value is returned.
 //!
 //! So the group tells its own cancellation from an outside one by the count, exactly as
 //! asyncio does: it knows it added one request, and a count still above zero after its
-//! `uncancel()` means someone else asked too (this needs rule 4 of
-//! task/cancel.rs: a task that completes with `cancelling() > 0` ends cancelled).
+//! `uncancel()` means someone else asked too.
 //!
 //! Dropping the `run` future before it finished (the parent was torn down: runtime
 //! shutdown, or an outside cancellation with no scope; or the scope lost a `select`) closes
@@ -147,7 +146,7 @@ struct State {
     failures: Vec<Failure>,
     /// The parent waiting for the last child.
     waker: Option<Waker>,
-    /// The body's waker, when the parent is not a built-in task (a `block_on` main task)
+    /// The body's waker, when the parent is not a built-in task (a third-party task)
     /// and so cannot be cancelled through the request protocol: an abort wakes it and the
     /// `run` future drops the body itself.
     body_waker: Option<Waker>,
@@ -182,7 +181,7 @@ impl TaskGroup {
     /// [`TaskGroupError::AlreadyEntered`] if this group was entered before (asyncio's
     /// "entered twice": a group's `run` may be called once);
     /// [`TaskGroupError::NoParentTask`] without a current task (the body is not run, and
-    /// the group stays not entered). Directly in `block_on` (whose main task cannot be
+    /// the group stays not entered). Under a third-party parent task (which cannot be
     /// cancelled through the request protocol) the group works, but an abort drops the
     /// body instead of delivering a cancellation it could catch.
     /// [`TaskGroupError::Failed`] if children or the body failed.
@@ -234,7 +233,7 @@ impl TaskGroup {
                 return Poll::Pending;
             };
             if !cancellable {
-                // G3 for a parent that cannot be cancelled (`block_on`'s main task): the
+                // G3 for a parent that cannot be cancelled (a third-party task): the
                 // abort wakes us, and we drop the body here — what the catch scope does
                 // for a built-in parent, minus the body's chance to clean up with awaits.
                 let mut s = self.shared.state.lock();
@@ -300,12 +299,12 @@ impl TaskGroup {
         }
         failures.extend(body_failure);
         if !failures.is_empty() {
-            // Failures win over a cancellation; an outside request still standing is put
-            // back, undelivered, for the parent's next await (asyncio: uncancel + cancel).
-            if parent.cancelling() > 0 {
-                if let Some(raw) = parent.raw() {
-                    raw.rearm_cancel(None);
-                }
+            // G4: failures win over a cancellation from outside (test_taskgroups 15/16).
+            // CPython 3.13 re-arms the parent here when `cancelling() > 0`; a Rust error is
+            // a returned value, and an undelivered request would turn it into a
+            // cancellation (mapping point 4), so nothing is left undelivered.
+            if let Some(raw) = parent.raw() {
+                raw.withdraw_undelivered();
             }
             return Err(TaskGroupError::Failed(ExceptionGroup::new(failures)));
         }

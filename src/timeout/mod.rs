@@ -36,9 +36,8 @@
 //! reading), and on exit an atomic exchange and the waker's release; the dead entry is purged
 //! lazily like a dropped `sleep`'s.
 //!
-//! **Outside a built-in task** (directly in `Runtime::block_on` or `LocalLoop::
-//! run_until_complete`, whose main task cannot be cancelled through the request protocol, or
-//! in a third-party task) there is nothing to cancel: at the deadline the scope drops its
+//! **Outside a built-in task** (in a third-party task, or polled by a foreign executor;
+//! `block_on`'s main task is a built-in one) there is nothing to cancel: at the deadline the scope drops its
 //! future and returns `Err(TimeoutError)`. asyncio raises "Timeout should be used inside a
 //! task" there instead.
 //!
@@ -327,8 +326,8 @@ impl fmt::Debug for Timeout {
 ///
 /// Inside a task, expiry cancels the task and the scope turns its own cancellation into the
 /// error (see [`Timeout`] and the module notes in ARCHITECTURE.md); catch scopes inside
-/// `future` see the cancellation and may clean up. Outside a built-in task (directly in
-/// `block_on`), the future is dropped at the deadline.
+/// `future` see the cancellation and may clean up. Outside a built-in task (a third-party
+/// task), the future is dropped at the deadline.
 ///
 /// # Panics
 /// When polled (and pending) on a thread with no running loop.

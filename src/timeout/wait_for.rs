@@ -61,7 +61,7 @@ where
 ///
 /// Inside a task the cancellation reaches the awaited task as asyncio's does: the timeout
 /// cancels the waiting task, which passes the request on to the task it awaits (rule T3);
-/// outside one (directly in `block_on`) it is cancelled explicitly at the deadline.
+/// outside one (a third-party task) it is cancelled explicitly at the deadline.
 ///
 /// ```
 /// use std::time::Duration;

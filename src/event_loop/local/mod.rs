@@ -26,9 +26,8 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Wake, Waker};
 use std::time::Duration;
 
 use crate::error::LoopError;
@@ -37,7 +36,7 @@ use crate::event_loop::clock;
 use crate::event_loop::context::{self, LoopContext, LoopRef};
 use crate::event_loop::core::{self, LoopCore};
 use crate::event_loop::exception::HandlerSlot;
-use crate::event_loop::main_task::MainGuard;
+use crate::event_loop::main_task::MainTask;
 use crate::event_loop::park::Parker;
 use crate::event_loop::queue::{self, Injector};
 use crate::event_loop::timers::TimerAction;
@@ -378,14 +377,15 @@ impl LocalLoop {
     /// ```
     pub fn run_until_complete<F: Future>(&self, future: F) -> Result<F::Output, LoopError> {
         let _running = self.enter()?;
-        let main = MainGuard::start(self.shared.id);
         let waker_state = Arc::new(MainWaker {
             shared: self.shared.clone(),
             woken: AtomicBool::new(true),
         });
-        let waker = Waker::from(waker_state.clone());
-        let mut cx = Context::from_waker(&waker);
-        let mut future = pin!(future);
+        let mut main = MainTask::start(
+            LocalScheduler(self.shared.clone()),
+            Waker::from(waker_state.clone()),
+            future,
+        );
         let mut flavor = LocalFlavor {
             shared: &self.shared,
             main_woken: Some(&waker_state.woken),
@@ -402,8 +402,10 @@ impl LocalLoop {
             };
             self.core.run_once(&mut flavor, max_wait);
             if waker_state.woken.swap(false, Ordering::SeqCst) {
-                if let Poll::Ready(out) = main.step(future.as_mut(), &mut cx) {
-                    return Ok(out);
+                match main.step() {
+                    Some(Ok(out)) => return Ok(out),
+                    Some(Err(cancelled)) => crate::event_loop::main_task::main_cancelled(cancelled),
+                    None => {}
                 }
             }
             if self.shared.stopping.swap(false, Ordering::SeqCst) {
