@@ -100,7 +100,7 @@ impl Lock {
     /// assert!(!lock.locked());
     /// ```
     pub fn locked(&self) -> bool {
-        self.permits.available() == 0
+        self.permits.locked()
     }
 
     /// Releases the lock held by a guard that was [forgotten](LockGuard::forget): the

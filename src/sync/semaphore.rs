@@ -118,10 +118,10 @@ impl Semaphore {
     /// assert!(!aioloop::sync::Semaphore::new(1).locked());
     /// ```
     pub fn locked(&self) -> bool {
-        self.permits.available() == 0
+        self.permits.locked()
     }
 
-    /// Permits free now (asyncio's `_value`; 0 while tasks wait).
+    /// Permits free now (asyncio's `_value`: not counting permits handed to waiters).
     ///
     /// ```
     /// assert_eq!(aioloop::sync::Semaphore::new(3).value(), 3);
@@ -226,7 +226,7 @@ impl BoundedSemaphore {
     /// assert!(aioloop::sync::BoundedSemaphore::new(0).locked());
     /// ```
     pub fn locked(&self) -> bool {
-        self.permits.available() == 0
+        self.permits.locked()
     }
 
     /// Permits free now.

@@ -49,6 +49,12 @@
 //! 8. **Fresh waker.** Each poll of a queued node stores the poll's waker if it would not
 //!    wake the same task (`Waker::will_wake`), under the lock, so the notifier wakes the
 //!    task's latest waker.
+//! 9. **Cancellation lands at the await.** A notified waiter polled by a task that has a
+//!    cancellation request to deliver does not take what it was handed: it stays pending,
+//!    so the task's catch scope (or the task's end) drops it and rule 4 passes the thing
+//!    on. asyncio throws `CancelledError` at that `await` even when the waiter's future was
+//!    already resolved; without this rule a cancelled task would take the lock and run on
+//!    to its next suspension point (task/cancel.rs, rule 3).
 //!
 //! # Using it (for a new primitive)
 //!
@@ -245,12 +251,16 @@ impl WaitList {
 
     /// The poll of a queued owner: `true` if `waiter` was notified (it is then idle again,
     /// and what it was handed is the owner's); otherwise its waker is refreshed (rule 8).
+    /// A notified waiter whose task has a cancellation to deliver stays notified and this
+    /// returns `false` (rule 9): the owner returns `Pending`, and is dropped in this poll.
     ///
     /// # Safety
     /// Rule 1: `waiter` is used with this list only, and this is called under its lock.
     pub(crate) unsafe fn take_notified(&mut self, waiter: Pin<&Waiter>, waker: &Waker) -> bool {
         // SAFETY: forwarded from the caller (rule 1).
-        if unsafe { self.poll(waiter, waker) } == WaitState::Notified {
+        if unsafe { self.poll(waiter, waker) } == WaitState::Notified
+            && !crate::task::cancel::current_cancel_deliverable()
+        {
             // SAFETY: forwarded from the caller (rule 1); the node is already unlinked.
             unsafe { self.remove(waiter) };
             true

@@ -223,6 +223,15 @@ impl Extra {
         }
     }
 
+    /// Whether [`take`](Self::take) would take a request now (rule 2), without taking it.
+    pub(crate) fn deliverable(&self) -> bool {
+        if self.requests.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let s = self.inner.lock();
+        s.must_cancel && s.requests <= s.poll_gen
+    }
+
     /// Rule 6: the request to pass on to an awaited task, once per request.
     pub(crate) fn to_propagate(&self) -> Option<Option<Arc<str>>> {
         let mut s = self.inner.lock();
@@ -461,6 +470,17 @@ impl crate::CancelledError {
     pub fn reraise(self) -> Reraise {
         Reraise::new(self)
     }
+}
+
+/// Whether the current built-in task has a request that a catch scope would take now, or
+/// that ends the task if none does (rules 2 and 3): a waiter of `aioloop::sync` that was
+/// handed something stays pending then, so the cancellation lands at its await (asyncio
+/// raises there) and its drop passes what it was handed on. `false` outside a built-in task.
+pub(crate) fn current_cancel_deliverable() -> bool {
+    super::current::with_builtin(|raw| {
+        raw.and_then(|r| r.header().extra.get().map(Extra::deliverable))
+            .unwrap_or(false)
+    })
 }
 
 /// Rule 6 (T3): the request the current built-in task should pass on to what it awaits
