@@ -819,6 +819,23 @@ fn semaphore_test_release_not_acquired() {
     );
 }
 
+/// A failed `try_acquire` changes nothing (found by loom: a guard built for the failure
+/// case and dropped released a permit that was never taken).
+#[test]
+fn try_acquire_failure_releases_nothing() {
+    let sem = Semaphore::new(0);
+    assert!(sem.try_acquire().is_none());
+    assert_eq!(sem.value(), 0);
+    let bsem = BoundedSemaphore::new(0);
+    assert!(bsem.try_acquire().is_none());
+    assert_eq!(bsem.value(), 0);
+    let lock = Lock::new();
+    let g = lock.try_acquire().unwrap();
+    assert!(lock.try_acquire().is_none());
+    assert!(lock.locked());
+    drop(g);
+}
+
 /// BoundedSemaphore: releases up to the bound are accepted, with waiters too.
 #[test]
 fn bounded_semaphore_release_up_to_bound() {

@@ -86,7 +86,8 @@ impl Lock {
     /// drop(g);
     /// ```
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        self.permits.try_acquire().then_some(LockGuard {
+        // `then`, not `then_some`: a guard built and dropped on failure would release.
+        self.permits.try_acquire().then(|| LockGuard {
             lock: self,
             held: true,
         })

@@ -89,7 +89,8 @@ impl Semaphore {
     /// drop(p);
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.permits.try_acquire().then_some(SemaphorePermit {
+        // `then`, not `then_some`: a guard built and dropped on failure would release.
+        self.permits.try_acquire().then(|| SemaphorePermit {
             permits: &self.permits,
             bound: None,
         })
@@ -201,7 +202,8 @@ impl BoundedSemaphore {
     /// assert!(aioloop::sync::BoundedSemaphore::new(1).try_acquire().is_some());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.permits.try_acquire().then_some(SemaphorePermit {
+        // `then`, not `then_some`: a guard built and dropped on failure would release.
+        self.permits.try_acquire().then(|| SemaphorePermit {
             permits: &self.permits,
             bound: Some(self.bound),
         })
