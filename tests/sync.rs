@@ -495,6 +495,26 @@ fn condition_cancelled_notified_waiter_passes_notification_on() {
     assert!(t2.done());
 }
 
+/// test_locks.ConditionTests.test_timeout_in_block: a timeout around `wait()` expires
+/// (its cancellation caught inside `wait`, the lock re-acquired, then re-raised to the
+/// timeout's scope, which turns it into `TimeoutError`), and the lock is held afterwards.
+#[test]
+fn condition_test_timeout_in_block() {
+    let lp = new_loop();
+    let cond = Rc::new(Condition::new());
+    let c = cond.clone();
+    let t = lp
+        .create_task(async move {
+            let mut g = c.acquire().await;
+            let r = aioloop::timeout(std::time::Duration::from_millis(10), c.wait(&mut g)).await;
+            (r.is_err(), g.holds(), c.locked())
+        })
+        .unwrap();
+    assert_eq!(finish(&lp, t).unwrap(), (true, true, true));
+    assert!(!cond.locked());
+    assert_eq!(waiters(&*cond), "0");
+}
+
 /// test_locks.ConditionTests.test_wait_unacquired: waiting with a guard of another lock is
 /// "cannot wait on un-acquired lock".
 #[test]
