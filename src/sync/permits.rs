@@ -14,7 +14,9 @@
 //!    clear: with anyone queued *or handed a permit but not yet running*, it queues behind
 //!    them, even if a permit is free (asyncio's `locked()`: "value is 0 or a waiter is not
 //!    cancelled"). A release with waiters queued hands its permit to the head (`Notified`,
-//!    waiters.rs rule 4); with none queued it counts it.
+//!    waiters.rs rule 4); with none queued it counts it. The price, as in asyncio: a woken
+//!    waiter whose future is kept but never polled again (not dropped either) holds
+//!    newcomers back until it is polled or dropped; a task's own future never is.
 //! 3. **Settling.** Whenever a hand-off ends (the waiter resumes, or is dropped) and
 //!    whenever a waiter leaves, the holder of the lock hands free permits to queued waiters
 //!    while both exist (asyncio's `finally: while self._value > 0: self._wake_up_next()`),
@@ -38,6 +40,10 @@ use crate::shim::Mutex;
 
 const WAITERS: usize = 1;
 const ONE: usize = 2;
+
+/// The wakers one hand-off path wakes: its own hand-off and a few settled surplus permits
+/// (a fuller batch stops settling; the hand-offs it made settle again when they resume).
+type Batch = WakeBatch<4>;
 
 /// The largest permit count (`usize::MAX >> 1`).
 pub(crate) const MAX_PERMITS: usize = usize::MAX >> 1;
@@ -141,7 +147,7 @@ impl Permits {
         if bound.is_some_and(|b| cur >> 1 >= b) {
             return Err(OverRelease);
         }
-        let mut batch = WakeBatch::new();
+        let mut batch = Batch::new();
         self.give_locked(&mut q, &mut batch);
         self.settle_locked(&mut q, &mut batch);
         drop(q);
@@ -151,7 +157,7 @@ impl Permits {
 
     /// One permit comes back while `WAITERS` is set (rule 2): to the head waiter, or to the
     /// count.
-    fn give_locked(&self, q: &mut Queue, batch: &mut WakeBatch) {
+    fn give_locked(&self, q: &mut Queue, batch: &mut Batch) {
         match q.list.notify_one() {
             Some(w) => {
                 q.handoffs += 1;
@@ -166,7 +172,7 @@ impl Permits {
 
     /// Rule 3: free permits to queued waiters, then clear the bit if nothing is left. Stops
     /// handing when `batch` is full; an outstanding hand-off then settles again later.
-    fn settle_locked(&self, q: &mut Queue, batch: &mut WakeBatch) {
+    fn settle_locked(&self, q: &mut Queue, batch: &mut Batch) {
         while self.word.load(Ordering::Relaxed) >= ONE && !batch.is_full() {
             let Some(w) = q.list.notify_one() else { break };
             // Rule 1: only we change the word while the bit is set.
@@ -219,7 +225,7 @@ impl Future for Acquire<'_> {
             this.queued = false;
             // Our hand-off ends (rule 3).
             q.handoffs -= 1;
-            let mut batch = WakeBatch::new();
+            let mut batch = Batch::new();
             p.settle_locked(&mut q, &mut batch);
             drop(q);
             batch.wake_all();
@@ -266,7 +272,7 @@ impl Drop for Acquire<'_> {
         let node = unsafe { Pin::new_unchecked(&self.waiter) };
         let p = self.permits;
         let mut q = p.waiters.lock();
-        let mut batch = WakeBatch::new();
+        let mut batch = Batch::new();
         // SAFETY: waiters.rs rule 1: our node, our list, under its lock.
         if unsafe { q.list.remove(node) } == WaitState::Notified {
             // Rule 4 (gh-90155): handed a permit we will not use; it goes on.

@@ -63,7 +63,7 @@
 //! struct Wait<'a> { prim: &'a Prim, waiter: Waiter, pushed: bool }   // !Unpin (Waiter)
 //! poll:  let mut g = prim.state.lock();
 //!        if !pushed { if ready(&g.0) { take; return Ready } ; unsafe { g.1.push(w, cx.waker()) }; pushed = true; return Pending }
-//!        match unsafe { g.1.poll(w, cx.waker()) } { Notified => { pushed = false; Ready }, _ => Pending }
+//!        if unsafe { g.1.take_notified(w, cx.waker()) } { pushed = false; Ready } else { Pending }
 //! drop:  if pushed { let mut g = prim.state.lock();
 //!                    if unsafe { g.1.remove(w) } == Notified { pass it on: g.1.notify_one() … } }
 //! notify: let w = { let mut g = prim.state.lock(); change(&mut g.0); g.1.notify_one() }; wake w
@@ -373,28 +373,29 @@ impl WaitList {
     }
 }
 
-/// How many wakers a notifier collects before it releases the lock to wake them.
+/// How many wakers a notify-all collects before it releases the lock to wake them.
 const BATCH: usize = 32;
 
 /// Wakers collected under a lock, woken after it is released (rule 7). Lives on the
-/// notifier's stack: no allocation.
-pub(crate) struct WakeBatch {
-    wakers: [Option<Waker>; BATCH],
+/// notifier's stack: no allocation. `N` is its capacity: a notify-all batches 32; a
+/// hand-off path that wakes one or two takes a small batch, which costs less to set up.
+pub(crate) struct WakeBatch<const N: usize = BATCH> {
+    wakers: [Option<Waker>; N],
     len: usize,
 }
 
-impl WakeBatch {
+impl<const N: usize> WakeBatch<N> {
     /// An empty batch.
-    pub(crate) const fn new() -> WakeBatch {
+    pub(crate) const fn new() -> WakeBatch<N> {
         WakeBatch {
-            wakers: [const { None }; BATCH],
+            wakers: [const { None }; N],
             len: 0,
         }
     }
 
     /// No more room: wake, then collect again.
     pub(crate) fn is_full(&self) -> bool {
-        self.len == BATCH
+        self.len == N
     }
 
     /// Adds a waker.
