@@ -139,3 +139,39 @@ fn event_set_races_wait_registration() {
         }
     });
 }
+
+/// P4, waiters.rs rule 10: a waiter resumes (taking its hand-off without the lock) while
+/// the releasing thread is still handing the second permit to the next waiter. Both get
+/// a permit, both are returned, and the semaphore ends uncontended (the `WAITERS` bit
+/// cleared: the fast path works again).
+#[test]
+fn semaphore_resume_races_second_release() {
+    loom::model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let (_, wa) = counting_waker();
+        let (_, wb) = counting_waker();
+        let mut a = Box::pin(sem.acquire());
+        let mut b = Box::pin(sem.acquire());
+        assert!(poll(a.as_mut(), &wa).is_pending());
+        assert!(poll(b.as_mut(), &wb).is_pending());
+
+        let releaser = {
+            let sem = sem.clone();
+            thread::spawn(move || {
+                sem.release();
+                sem.release();
+            })
+        };
+        let first = poll(a.as_mut(), &wa).map(drop);
+        releaser.join().unwrap();
+        if first.is_pending() {
+            assert!(poll(a.as_mut(), &wa).is_ready(), "a's permit was lost");
+        }
+        assert!(poll(b.as_mut(), &wb).is_ready(), "b's permit was lost");
+        drop((a, b));
+        assert_eq!(sem.value(), 2);
+        assert!(!sem.locked());
+        let p = sem.try_acquire().expect("fast path works again");
+        drop(p);
+    });
+}

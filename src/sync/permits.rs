@@ -3,8 +3,10 @@
 //!
 //! # Protocol
 //!
-//! The word is `available << 1 | WAITERS`. Under the lock: the [`WaitList`] and `handoffs`,
-//! the waiters that were handed a permit and have not resumed yet.
+//! The word is `available << 1 | WAITERS`. Under the lock: the [`WaitList`]. Next to it,
+//! `handoffs`: the waiters that were handed a permit and have not resumed yet (counted up
+//! under the lock before the node is marked, counted down by the resuming waiter without
+//! the lock, waiters.rs rule 10).
 //!
 //! 1. **`WAITERS` ⇔ the list is non-empty or a hand-off is outstanding.** The bit is set and
 //!    cleared only under the lock, in the hold that makes this true or false. While it is
@@ -51,13 +53,15 @@ pub(crate) const MAX_PERMITS: usize = usize::MAX >> 1;
 /// Permits, FIFO waiters, hand-off.
 pub(crate) struct Permits {
     word: AtomicUsize,
+    /// Waiters handed a permit that have not resumed (or been dropped) yet (rule 1).
+    /// Incremented under the lock; a resuming waiter decrements it without the lock and
+    /// settles (under the lock) if it took it to zero or sees a free permit (rule 3).
+    handoffs: AtomicUsize,
     waiters: Mutex<Queue>,
 }
 
 struct Queue {
     list: WaitList,
-    /// Waiters handed a permit that have not resumed (or been dropped) yet (rule 1).
-    handoffs: usize,
 }
 
 /// A release over a bound (BoundedSemaphore, Lock): the count is already `bound`.
@@ -71,9 +75,9 @@ impl Permits {
         );
         Permits {
             word: AtomicUsize::new(permits << 1),
+            handoffs: AtomicUsize::new(0),
             waiters: Mutex::new(Queue {
                 list: WaitList::new(),
-                handoffs: 0,
             }),
         }
     }
@@ -158,32 +162,51 @@ impl Permits {
     /// One permit comes back while `WAITERS` is set (rule 2): to the head waiter, or to the
     /// count.
     fn give_locked(&self, q: &mut Queue, batch: &mut Batch) {
-        match q.list.notify_one() {
-            Some(w) => {
-                q.handoffs += 1;
-                batch.push(w);
-            }
+        if q.list.is_empty() {
             // Rule 1: the word changes only under our lock while the bit is set.
-            None => {
-                self.word.fetch_add(ONE, Ordering::Release);
-            }
+            self.word.fetch_add(ONE, Ordering::Release);
+        } else {
+            self.hand_to_head(q, batch);
+        }
+    }
+
+    /// Hands a permit to the head of the (non-empty) list. The hand-off is counted
+    /// *before* the node is notified: its owner may resume and count it off without the
+    /// lock as soon as the node is marked (waiters.rs rule 10).
+    fn hand_to_head(&self, q: &mut Queue, batch: &mut Batch) {
+        self.handoffs.fetch_add(1, Ordering::AcqRel);
+        if let Some(w) = q.list.notify_one() {
+            batch.push(w);
         }
     }
 
     /// Rule 3: free permits to queued waiters, then clear the bit if nothing is left. Stops
     /// handing when `batch` is full; an outstanding hand-off then settles again later.
     fn settle_locked(&self, q: &mut Queue, batch: &mut Batch) {
-        while self.word.load(Ordering::Relaxed) >= ONE && !batch.is_full() {
-            let Some(w) = q.list.notify_one() else { break };
+        while self.word.load(Ordering::Relaxed) >= ONE && !batch.is_full() && !q.list.is_empty() {
             // Rule 1: only we change the word while the bit is set.
             self.word.fetch_sub(ONE, Ordering::Relaxed);
-            q.handoffs += 1;
-            batch.push(w);
+            self.hand_to_head(q, batch);
         }
-        if q.list.is_empty() && q.handoffs == 0 {
+        if q.list.is_empty() && self.handoffs.load(Ordering::Acquire) == 0 {
             // Release: rule 5.
             self.word.fetch_and(!WAITERS, Ordering::Release);
         }
+    }
+
+    /// A waiter took its hand-off (rule 3): one fewer outstanding; settle under the lock if
+    /// that was the last one or a permit is free (else a later resume settles). `held` is
+    /// the lock if the caller already has it.
+    fn resumed(&self, held: Option<crate::shim::MutexGuard<'_, Queue>>) {
+        let left = self.handoffs.fetch_sub(1, Ordering::AcqRel) - 1;
+        if left != 0 && self.word.load(Ordering::Acquire) < ONE {
+            return;
+        }
+        let mut q = held.unwrap_or_else(|| self.waiters.lock());
+        let mut batch = Batch::new();
+        self.settle_locked(&mut q, &mut batch);
+        drop(q);
+        batch.wake_all();
     }
 
     /// The future that waits for one permit.
@@ -216,6 +239,13 @@ impl Future for Acquire<'_> {
         let node = unsafe { Pin::new_unchecked(&this.waiter) };
         let p = this.permits;
         if this.queued {
+            // Waiters.rs rule 10: a notified node is ours without the lock.
+            // SAFETY: `notified()` just returned true and we have not pushed again.
+            if node.notified() && unsafe { node.take_owned() } {
+                this.queued = false;
+                p.resumed(None);
+                return Poll::Ready(());
+            }
             let mut q = p.waiters.lock();
             // SAFETY: waiters.rs rule 1: our node is used with `p.waiters` only, whose lock
             // we hold.
@@ -223,12 +253,7 @@ impl Future for Acquire<'_> {
                 return Poll::Pending;
             }
             this.queued = false;
-            // Our hand-off ends (rule 3).
-            q.handoffs -= 1;
-            let mut batch = Batch::new();
-            p.settle_locked(&mut q, &mut batch);
-            drop(q);
-            batch.wake_all();
+            p.resumed(Some(q));
             return Poll::Ready(());
         }
         if p.try_acquire() {
@@ -276,7 +301,7 @@ impl Drop for Acquire<'_> {
         // SAFETY: waiters.rs rule 1: our node, our list, under its lock.
         if unsafe { q.list.remove(node) } == WaitState::Notified {
             // Rule 4 (gh-90155): handed a permit we will not use; it goes on.
-            q.handoffs -= 1;
+            p.handoffs.fetch_sub(1, Ordering::AcqRel);
             p.give_locked(&mut q, &mut batch);
         }
         p.settle_locked(&mut q, &mut batch);

@@ -55,6 +55,11 @@
 //!    on. asyncio throws `CancelledError` at that `await` even when the waiter's future was
 //!    already resolved; without this rule a cancelled task would take the lock and run on
 //!    to its next suspension point (task/cancel.rs, rule 3).
+//! 10. **A notified node is its owner's.** The notifier's last touch of a node it notifies
+//!     is a `Release` store of the node's `notified` flag (after unlinking it and taking
+//!     its waker). An owner that reads the flag set (`Acquire`, [`Waiter::notified`]) may
+//!     take the hand-off without the lock ([`Waiter::take_owned`]): nobody else reaches an
+//!     unlinked node. This keeps the lock off the resuming waiter's path.
 //!
 //! # Using it (for a new primitive)
 //!
@@ -75,6 +80,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::Waker;
 
+use crate::shim::atomic::{AtomicBool, Ordering};
 use crate::shim::UnsafeCell;
 
 /// Where a [`Waiter`] is in its protocol (rule 2).
@@ -91,6 +97,8 @@ pub(crate) enum WaitState {
 /// The node a waiting future embeds. `!Unpin`: its address is in a list while queued.
 pub(crate) struct Waiter {
     node: UnsafeCell<Node>,
+    /// Set by the notifier as its last touch of the node (rule 10).
+    notified: AtomicBool,
     _pinned: PhantomPinned,
 }
 
@@ -121,8 +129,35 @@ impl Waiter {
                 state: WaitState::Idle,
                 seq: 0,
             }),
+            notified: AtomicBool::new(false),
             _pinned: PhantomPinned,
         }
+    }
+}
+
+impl Waiter {
+    /// Whether a notifier handed this node something (rule 10); readable without the lock.
+    pub(crate) fn notified(&self) -> bool {
+        self.notified.load(Ordering::Acquire)
+    }
+
+    /// Takes the hand-off of a node seen [`notified`](Self::notified), without the lock
+    /// (rule 10), leaving it idle. Returns `false`, leaving it notified, if the task has a
+    /// cancellation to deliver (rule 9).
+    ///
+    /// # Safety
+    /// `self.notified()` returned `true` and the node was not pushed again since.
+    pub(crate) unsafe fn take_owned(&self) -> bool {
+        if crate::task::cancel::current_cancel_deliverable() {
+            return false;
+        }
+        self.notified.store(false, Ordering::Relaxed);
+        self.node.with_mut(|n| {
+            // SAFETY: rule 10: a notified node is unlinked and only its owner — the caller —
+            // touches it.
+            unsafe { (*n).state = WaitState::Idle }
+        });
+        true
     }
 }
 
@@ -204,6 +239,7 @@ impl WaitList {
     /// rule 3 (the owner removes it before dropping it). `waiter` must be idle (rule 2).
     pub(crate) unsafe fn push(&mut self, waiter: Pin<&Waiter>, waker: &Waker) {
         let ptr = NonNull::from(waiter.get_ref());
+        waiter.notified.store(false, Ordering::Relaxed);
         let seq = self.pushes;
         self.pushes += 1;
         let tail = self.tail;
@@ -283,6 +319,7 @@ impl WaitList {
             n.waker = None;
             out
         });
+        waiter.notified.store(false, Ordering::Relaxed);
         if state == WaitState::Queued {
             // SAFETY: the node was queued, so it is linked here with `prev`/`next` (rule 2).
             unsafe { self.unlink(prev, next) };
@@ -344,6 +381,12 @@ impl WaitList {
         debug_assert!(waker.is_some(), "a queued node without a waker");
         // SAFETY: the head was linked with no predecessor and successor `next` (rule 2).
         unsafe { self.unlink(None, next) };
+        // Rule 10: the last touch; from here the node is its owner's.
+        // SAFETY: still alive: its owner removes or takes it only after seeing this store
+        // (rule 10) or under our lock (rules 1, 3).
+        unsafe { head.as_ref() }
+            .notified
+            .store(true, Ordering::Release);
         waker
     }
 
