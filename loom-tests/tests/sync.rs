@@ -12,13 +12,23 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use aioloop::sync::{Event, Lock, Semaphore};
+use aioloop::sync::{Event, Lock, Semaphore, SemaphorePermit};
 use common::counting_waker;
 use loom::sync::Arc;
 use loom::thread;
 
 fn poll<F: Future + ?Sized>(f: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
     f.poll(&mut Context::from_waker(waker))
+}
+
+type Acquiring<'a> = Pin<Box<dyn Future<Output = SemaphorePermit<'a>> + 'a>>;
+
+/// An `acquire()` of `sem` polled once (queued, since no permit is free), and its waker.
+fn queued(sem: &Semaphore) -> (Acquiring<'_>, Waker) {
+    let (_, w) = counting_waker();
+    let mut f: Acquiring<'_> = Box::pin(sem.acquire());
+    assert!(poll(f.as_mut(), &w).is_pending());
+    (f, w)
 }
 
 /// P1: the holder releases while the first waiter is cancelled. Whichever comes first, the
@@ -63,9 +73,7 @@ fn lock_hand_off_races_cancel() {
 fn semaphore_release_races_cancelled_acquire() {
     loom::model(|| {
         let sem = Arc::new(Semaphore::new(0));
-        let (_, wa) = counting_waker();
-        let mut a = Box::pin(sem.acquire());
-        assert!(poll(a.as_mut(), &wa).is_pending());
+        let (a, _) = queued(&sem);
 
         let releaser = {
             let sem = sem.clone();
@@ -90,12 +98,8 @@ fn semaphore_release_races_cancelled_acquire() {
 fn semaphore_release_races_cancel_and_newcomer() {
     loom::model(|| {
         let sem = Arc::new(Semaphore::new(0));
-        let (_, wa) = counting_waker();
-        let (_, wb) = counting_waker();
-        let mut a = Box::pin(sem.acquire());
-        let mut b = Box::pin(sem.acquire());
-        assert!(poll(a.as_mut(), &wa).is_pending());
-        assert!(poll(b.as_mut(), &wb).is_pending());
+        let (a, _) = queued(&sem);
+        let (mut b, wb) = queued(&sem);
 
         let releaser = {
             let sem = sem.clone();
@@ -148,12 +152,8 @@ fn event_set_races_wait_registration() {
 fn semaphore_resume_races_second_release() {
     loom::model(|| {
         let sem = Arc::new(Semaphore::new(0));
-        let (_, wa) = counting_waker();
-        let (_, wb) = counting_waker();
-        let mut a = Box::pin(sem.acquire());
-        let mut b = Box::pin(sem.acquire());
-        assert!(poll(a.as_mut(), &wa).is_pending());
-        assert!(poll(b.as_mut(), &wb).is_pending());
+        let (mut a, wa) = queued(&sem);
+        let (mut b, wb) = queued(&sem);
 
         let releaser = {
             let sem = sem.clone();
