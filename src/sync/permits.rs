@@ -106,7 +106,7 @@ impl Permits {
             if cur & WAITERS != 0 || cur < ONE {
                 return false;
             }
-            // Acquire: rule 4.
+            // Acquire: rule 5.
             match self.word.compare_exchange_weak(
                 cur,
                 cur - ONE,
@@ -130,7 +130,7 @@ impl Permits {
                 return Err(OverRelease);
             }
             assert!(n < MAX_PERMITS, "semaphore permit count overflow");
-            // Release: rule 4.
+            // Release: rule 5.
             match self.word.compare_exchange_weak(
                 cur,
                 cur + ONE,
