@@ -28,7 +28,11 @@
 //!    comes back as one error; [`aioloop::timeout`] turning its own cancellation into a
 //!    `TimeoutError`; [`aioloop::gather`] with `return_exceptions`; a context
 //!    variable that follows each request's tasks; done callbacks.
-//! 10. asyncio's queues ([`aioloop::queue`]): a blocking thread that runs no loop feeds
+//! 10. asyncio's synchronization primitives across both workers: a
+//!     [`Semaphore`](aioloop::sync::Semaphore) bounding how many jobs run at once, one of
+//!     which is cancelled while it waits, and a [`Lock`](aioloop::sync::Lock) guarding a
+//!     shared log.
+//! 11. asyncio's queues ([`aioloop::queue`]): a blocking thread that runs no loop feeds
 //!     worker tasks through `put_nowait`; `join` waits for every `task_done`; a getter
 //!     cancelled just after it was woken leaves its item for the next; `shutdown`.
 //!
@@ -282,6 +286,56 @@ fn task_semantics(rt: &Runtime) {
     std::panic::set_hook(hook);
 }
 
+/// (10) A Semaphore bounding concurrency on both workers, a Lock around a shared log, and a
+/// waiter cancelled in the queue (it never takes a permit).
+fn sync_primitives(rt: &Runtime) {
+    use aioloop::sync::{Lock, Semaphore};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    println!();
+    println!("-- aioloop::sync: Semaphore(3) over 12 jobs on 2 workers, a Lock around a log");
+    let sem = Arc::new(Semaphore::new(3));
+    let lock = Arc::new(Lock::new());
+    let log = Arc::new(Mutex::new(Vec::new())); // written only with `lock` held
+    let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    rt.block_on(async {
+        let jobs: Vec<Task<()>> = (0..12)
+            .map(|i| {
+                let (sem, lock, log) = (sem.clone(), lock.clone(), log.clone());
+                let (running, peak) = (running.clone(), peak.clone());
+                aioloop::create_task(async move {
+                    let _permit = sem.acquire().await; // `async with sem:`
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    aioloop::sleep(Duration::from_millis(1)).await;
+                    {
+                        let _held = lock.acquire().await; // `async with lock:`
+                        log.lock()
+                            .unwrap()
+                            .push(format!("job {i} on {}", thread_name()));
+                    }
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        aioloop::yield_now().await;
+        // Most likely still queued for a permit: it leaves the queue, taking nothing.
+        jobs[11].cancel(Some("not needed"));
+        for job in jobs {
+            let _ = job.await;
+        }
+    });
+    println!(
+        "  {} of 12 jobs logged under the lock (job 11 was cancelled), at most {} at once",
+        log.lock().unwrap().len(),
+        peak.load(Ordering::SeqCst)
+    );
+    println!(
+        "  after: sem.value() = {}, lock.locked() = {}",
+        sem.value(),
+        lock.locked()
+    );
+}
+
 /// (8) A `LocalLoop` on this thread: `!Send` state shared by a task and callbacks.
 fn local_loop() -> Result<(), Box<dyn std::error::Error>> {
     println!();
@@ -513,6 +567,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     timers(&rt);
     task_semantics(&rt);
+    sync_primitives(&rt);
     queues(&rt);
     drop(rt);
     local_loop()?;

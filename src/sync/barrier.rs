@@ -24,6 +24,11 @@ struct State {
     phase: Phase,
     /// Tasks inside `wait` that have taken an index and not yet left.
     count: usize,
+    /// Rounds released so far. A counted task's outcome is decided when its round is
+    /// released, not when it next runs: asyncio's woken waiters re-check the state before
+    /// anyone can abort (they queue for the condition's lock ahead of the aborter), so an
+    /// abort right after a release never fails the tasks that release let through.
+    released: u64,
     waiters: WaitList,
 }
 
@@ -76,6 +81,7 @@ impl Barrier {
             state: Mutex::new(State {
                 phase: Phase::Filling,
                 count: 0,
+                released: 0,
                 waiters: WaitList::new(),
             }),
         })
@@ -221,8 +227,8 @@ pub struct BarrierWait<'a> {
     barrier: &'a Barrier,
     waiter: Waiter,
     queued: bool,
-    /// Our index once counted in (asyncio's `_count` was incremented for us).
-    index: Option<usize>,
+    /// Our index and round once counted in (asyncio's `_count` was incremented for us).
+    index: Option<(usize, u64)>,
 }
 
 impl Future for BarrierWait<'_> {
@@ -254,18 +260,20 @@ impl Future for BarrierWait<'_> {
                     if index + 1 == b.parties {
                         // asyncio's `_release`: the last party releases the round.
                         st.phase = Phase::Draining;
+                        st.released += 1;
                         b.notify_all(st);
                         b.leave(b.state.lock());
                         return Poll::Ready(Ok(index));
                     }
-                    this.index = Some(index);
+                    this.index = Some((index, st.released));
                 }
             },
             // asyncio's `_wait`: wait for the end of filling.
-            Some(index) => {
-                if st.phase != Phase::Filling {
+            Some((index, round)) => {
+                let released = st.released != round;
+                if released || st.phase != Phase::Filling {
                     this.index = None;
-                    let broken = matches!(st.phase, Phase::Broken | Phase::Resetting);
+                    let broken = !released;
                     b.leave(st);
                     return Poll::Ready(if broken {
                         Err(BrokenBarrierError::AbortedOrReset)

@@ -86,7 +86,8 @@ impl Lock {
     /// drop(g);
     /// ```
     pub fn try_acquire(&self) -> Option<LockGuard<'_>> {
-        self.permits.try_acquire().then_some(LockGuard {
+        // `then`, not `then_some`: a guard built and dropped on failure would release.
+        self.permits.try_acquire().then(|| LockGuard {
             lock: self,
             held: true,
         })
@@ -100,7 +101,7 @@ impl Lock {
     /// assert!(!lock.locked());
     /// ```
     pub fn locked(&self) -> bool {
-        self.permits.available() == 0
+        self.permits.locked()
     }
 
     /// Releases the lock held by a guard that was [forgotten](LockGuard::forget): the

@@ -89,7 +89,8 @@ impl Semaphore {
     /// drop(p);
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.permits.try_acquire().then_some(SemaphorePermit {
+        // `then`, not `then_some`: a guard built and dropped on failure would release.
+        self.permits.try_acquire().then(|| SemaphorePermit {
             permits: &self.permits,
             bound: None,
         })
@@ -118,10 +119,10 @@ impl Semaphore {
     /// assert!(!aioloop::sync::Semaphore::new(1).locked());
     /// ```
     pub fn locked(&self) -> bool {
-        self.permits.available() == 0
+        self.permits.locked()
     }
 
-    /// Permits free now (asyncio's `_value`; 0 while tasks wait).
+    /// Permits free now (asyncio's `_value`: not counting permits handed to waiters).
     ///
     /// ```
     /// assert_eq!(aioloop::sync::Semaphore::new(3).value(), 3);
@@ -201,7 +202,8 @@ impl BoundedSemaphore {
     /// assert!(aioloop::sync::BoundedSemaphore::new(1).try_acquire().is_some());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.permits.try_acquire().then_some(SemaphorePermit {
+        // `then`, not `then_some`: a guard built and dropped on failure would release.
+        self.permits.try_acquire().then(|| SemaphorePermit {
             permits: &self.permits,
             bound: Some(self.bound),
         })
@@ -226,7 +228,7 @@ impl BoundedSemaphore {
     /// assert!(aioloop::sync::BoundedSemaphore::new(0).locked());
     /// ```
     pub fn locked(&self) -> bool {
-        self.permits.available() == 0
+        self.permits.locked()
     }
 
     /// Permits free now.

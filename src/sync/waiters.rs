@@ -49,6 +49,17 @@
 //! 8. **Fresh waker.** Each poll of a queued node stores the poll's waker if it would not
 //!    wake the same task (`Waker::will_wake`), under the lock, so the notifier wakes the
 //!    task's latest waker.
+//! 9. **Cancellation lands at the await.** A notified waiter polled by a task that has a
+//!    cancellation request to deliver does not take what it was handed: it stays pending,
+//!    so the task's catch scope (or the task's end) drops it and rule 4 passes the thing
+//!    on. asyncio throws `CancelledError` at that `await` even when the waiter's future was
+//!    already resolved; without this rule a cancelled task would take the lock and run on
+//!    to its next suspension point (task/cancel.rs, rule 3).
+//! 10. **A notified node is its owner's.** The notifier's last touch of a node it notifies
+//!     is a `Release` store of the node's `notified` flag (after unlinking it and taking
+//!     its waker). An owner that reads the flag set (`Acquire`, [`Waiter::notified`]) may
+//!     take the hand-off without the lock ([`Waiter::take_owned`]): nobody else reaches an
+//!     unlinked node. This keeps the lock off the resuming waiter's path.
 //!
 //! # Using it (for a new primitive)
 //!
@@ -57,7 +68,7 @@
 //! struct Wait<'a> { prim: &'a Prim, waiter: Waiter, pushed: bool }   // !Unpin (Waiter)
 //! poll:  let mut g = prim.state.lock();
 //!        if !pushed { if ready(&g.0) { take; return Ready } ; unsafe { g.1.push(w, cx.waker()) }; pushed = true; return Pending }
-//!        match unsafe { g.1.poll(w, cx.waker()) } { Notified => { pushed = false; Ready }, _ => Pending }
+//!        if unsafe { g.1.take_notified(w, cx.waker()) } { pushed = false; Ready } else { Pending }
 //! drop:  if pushed { let mut g = prim.state.lock();
 //!                    if unsafe { g.1.remove(w) } == Notified { pass it on: g.1.notify_one() … } }
 //! notify: let w = { let mut g = prim.state.lock(); change(&mut g.0); g.1.notify_one() }; wake w
@@ -69,6 +80,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::Waker;
 
+use crate::shim::atomic::{AtomicBool, Ordering};
 use crate::shim::UnsafeCell;
 
 /// Where a [`Waiter`] is in its protocol (rule 2).
@@ -85,6 +97,8 @@ pub(crate) enum WaitState {
 /// The node a waiting future embeds. `!Unpin`: its address is in a list while queued.
 pub(crate) struct Waiter {
     node: UnsafeCell<Node>,
+    /// Set by the notifier as its last touch of the node (rule 10).
+    notified: AtomicBool,
     _pinned: PhantomPinned,
 }
 
@@ -115,8 +129,35 @@ impl Waiter {
                 state: WaitState::Idle,
                 seq: 0,
             }),
+            notified: AtomicBool::new(false),
             _pinned: PhantomPinned,
         }
+    }
+}
+
+impl Waiter {
+    /// Whether a notifier handed this node something (rule 10); readable without the lock.
+    pub(crate) fn notified(&self) -> bool {
+        self.notified.load(Ordering::Acquire)
+    }
+
+    /// Takes the hand-off of a node seen [`notified`](Self::notified), without the lock
+    /// (rule 10), leaving it idle. Returns `false`, leaving it notified, if the task has a
+    /// cancellation to deliver (rule 9).
+    ///
+    /// # Safety
+    /// `self.notified()` returned `true` and the node was not pushed again since.
+    pub(crate) unsafe fn take_owned(&self) -> bool {
+        if crate::task::cancel::cancel_pending_now() {
+            return false;
+        }
+        self.notified.store(false, Ordering::Relaxed);
+        self.node.with_mut(|n| {
+            // SAFETY: rule 10: a notified node is unlinked and only its owner — the caller —
+            // touches it.
+            unsafe { (*n).state = WaitState::Idle }
+        });
+        true
     }
 }
 
@@ -198,6 +239,7 @@ impl WaitList {
     /// rule 3 (the owner removes it before dropping it). `waiter` must be idle (rule 2).
     pub(crate) unsafe fn push(&mut self, waiter: Pin<&Waiter>, waker: &Waker) {
         let ptr = NonNull::from(waiter.get_ref());
+        waiter.notified.store(false, Ordering::Relaxed);
         let seq = self.pushes;
         self.pushes += 1;
         let tail = self.tail;
@@ -245,12 +287,16 @@ impl WaitList {
 
     /// The poll of a queued owner: `true` if `waiter` was notified (it is then idle again,
     /// and what it was handed is the owner's); otherwise its waker is refreshed (rule 8).
+    /// A notified waiter whose task has a cancellation to deliver stays notified and this
+    /// returns `false` (rule 9): the owner returns `Pending`, and is dropped in this poll.
     ///
     /// # Safety
     /// Rule 1: `waiter` is used with this list only, and this is called under its lock.
     pub(crate) unsafe fn take_notified(&mut self, waiter: Pin<&Waiter>, waker: &Waker) -> bool {
         // SAFETY: forwarded from the caller (rule 1).
-        if unsafe { self.poll(waiter, waker) } == WaitState::Notified {
+        if unsafe { self.poll(waiter, waker) } == WaitState::Notified
+            && !crate::task::cancel::cancel_pending_now()
+        {
             // SAFETY: forwarded from the caller (rule 1); the node is already unlinked.
             unsafe { self.remove(waiter) };
             true
@@ -273,6 +319,7 @@ impl WaitList {
             n.waker = None;
             out
         });
+        waiter.notified.store(false, Ordering::Relaxed);
         if state == WaitState::Queued {
             // SAFETY: the node was queued, so it is linked here with `prev`/`next` (rule 2).
             unsafe { self.unlink(prev, next) };
@@ -334,6 +381,12 @@ impl WaitList {
         debug_assert!(waker.is_some(), "a queued node without a waker");
         // SAFETY: the head was linked with no predecessor and successor `next` (rule 2).
         unsafe { self.unlink(None, next) };
+        // Rule 10: the last touch; from here the node is its owner's.
+        // SAFETY: still alive: its owner removes or takes it only after seeing this store
+        // (rule 10) or under our lock (rules 1, 3).
+        unsafe { head.as_ref() }
+            .notified
+            .store(true, Ordering::Release);
         waker
     }
 
@@ -363,28 +416,29 @@ impl WaitList {
     }
 }
 
-/// How many wakers a notifier collects before it releases the lock to wake them.
+/// How many wakers a notify-all collects before it releases the lock to wake them.
 const BATCH: usize = 32;
 
 /// Wakers collected under a lock, woken after it is released (rule 7). Lives on the
-/// notifier's stack: no allocation.
-pub(crate) struct WakeBatch {
-    wakers: [Option<Waker>; BATCH],
+/// notifier's stack: no allocation. `N` is its capacity: a notify-all batches 32; a
+/// hand-off path that wakes one or two takes a small batch, which costs less to set up.
+pub(crate) struct WakeBatch<const N: usize = BATCH> {
+    wakers: [Option<Waker>; N],
     len: usize,
 }
 
-impl WakeBatch {
+impl<const N: usize> WakeBatch<N> {
     /// An empty batch.
-    pub(crate) const fn new() -> WakeBatch {
+    pub(crate) const fn new() -> WakeBatch<N> {
         WakeBatch {
-            wakers: [const { None }; BATCH],
+            wakers: [const { None }; N],
             len: 0,
         }
     }
 
     /// No more room: wake, then collect again.
     pub(crate) fn is_full(&self) -> bool {
-        self.len == BATCH
+        self.len == N
     }
 
     /// Adds a waker.

@@ -533,7 +533,7 @@ impl Extra {
         }
     }
 
-    /// What [`Extra::take`] would take now, without taking it.
+    /// Whether [`take`](Self::take) would take a request now (rule 2), without taking it.
     pub(crate) fn deliverable(&self) -> bool {
         if self.requests.load(Ordering::Acquire) == 0 {
             return false;
@@ -806,8 +806,11 @@ impl crate::CancelledError {
 /// Whether the current built-in task has a cancellation request that its next `Pending`
 /// delivers: the innermost catch scope takes it (rule 2) or, with none, the task ends
 /// cancelled (rule 3). asyncio would raise `CancelledError` at the await being polled rather
-/// than resume it, so a waiter that was woken to take something (a queue item, a free slot)
-/// checks this first and stays pending instead of taking it (`queue`, rule Q5).
+/// than resume it, so a waiter of `aioloop::sync` or `aioloop::queue` that was handed
+/// something (the lock, a permit, a queue item, a free slot) checks this first and stays
+/// pending instead of taking it; its drop passes what it was handed on (waiter-list rule 9 of
+/// `sync/waiters.rs`, queue rule Q5).
+/// `false` outside a built-in task.
 pub(crate) fn cancel_pending_now() -> bool {
     super::current::with_builtin(|raw| {
         raw.and_then(|r| r.header().extra.get().map(Extra::deliverable))
