@@ -182,6 +182,7 @@ mod create;
 mod error;
 mod event_loop;
 mod future;
+mod macro_support;
 pub mod runtime;
 mod shim;
 pub mod task;
@@ -258,6 +259,38 @@ where
     F::Output: Send + 'static,
 {
     task::Builder::new().try_spawn(future)
+}
+
+/// `#[aioloop::main]`: runs `async fn main` on a new runtime (`asyncio.run(main())`).
+/// Options: `workers = N`, `local` (a [`LocalLoop`] on the main thread), `debug`.
+///
+/// ```
+/// #[aioloop::main(workers = 2)]
+/// async fn main() {
+///     let t = aioloop::create_task(async { 40 + 2 });
+///     assert_eq!(t.await.unwrap(), 42);
+/// }
+/// ```
+#[cfg(feature = "macros")]
+pub use aioloop_macros::main;
+
+/// `#[aioloop::test]`: an `async fn` test on a new runtime; the options of
+/// [`macro@main`], plus `timeout = "5s"` (past it the test fails instead of hanging).
+///
+/// ```
+/// #[aioloop::test(local, timeout = "5s")]
+/// async fn on_a_local_loop() {
+///     aioloop::sleep(std::time::Duration::from_millis(1)).await;
+/// }
+/// # fn main() {}
+/// ```
+#[cfg(feature = "macros")]
+pub use aioloop_macros::test;
+
+/// What the attribute macros expand to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::macro_support::{run, MacroOptions};
 }
 
 /// Internals for the loom models in `loom-tests/` (built only under `--cfg loom`).
