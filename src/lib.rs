@@ -208,6 +208,7 @@ pub use event_loop::exception::{default_exception_handler, ExceptionContext, Exc
 pub use event_loop::{
     interval, sleep, sleep_secs, sleep_until, spawn_local, Interval, LocalLoop, LoopHandle, Sleep,
 };
+pub use event_loop::{Metrics, TaskCounts, WorkerMetrics};
 pub use future::{
     create_future, try_create_future, DifferentLoopError, Future, FutureError, SharedError,
 };

@@ -14,6 +14,12 @@ async fn body_runs_as_the_main_task_of_a_runtime() {
     assert_eq!(aioloop::create_task(async { 2 }).await.unwrap(), 2);
 }
 
+/// O1: `workers = N` sizes the runtime.
+#[aioloop::test(workers = 3)]
+async fn workers_option_sizes_the_runtime() {
+    assert_eq!(aioloop::Handle::current().metrics().workers.len(), 3);
+}
+
 /// O1: `local` runs on a LocalLoop, so `!Send` state and `spawn_local` work.
 #[aioloop::test(local)]
 async fn local_option_runs_on_a_local_loop() {

@@ -13,8 +13,10 @@ pub(crate) mod main_task;
 pub(crate) mod park;
 pub(crate) mod queue;
 pub(crate) mod sleep;
+pub(crate) mod stats;
 pub(crate) mod timers;
 
 pub use callback::{Handle, TimerHandle};
 pub use local::{spawn_local, LocalLoop, LoopHandle};
 pub use sleep::{interval, sleep, sleep_secs, sleep_until, Interval, Sleep};
+pub use stats::{Metrics, TaskCounts, WorkerMetrics};

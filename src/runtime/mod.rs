@@ -40,6 +40,7 @@ use crate::event_loop::context::{self, Loop, LoopRef};
 use crate::event_loop::core::LoopCore;
 use crate::event_loop::exception::ExceptionContext;
 use crate::event_loop::timers::TimerAction;
+use crate::shim::atomic::Ordering;
 use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::spawn::SpawnOpts;
 use crate::task::{self, LoopId, Task, TaskRef};
@@ -366,17 +367,15 @@ impl Runtime {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn worker_stats(&self) -> Vec<WorkerStats> {
-        use crate::shim::atomic::Ordering::Relaxed;
         self.handle
-            .shared
-            .counters
+            .metrics()
+            .workers
             .iter()
-            .enumerate()
-            .map(|(index, c)| WorkerStats {
-                index,
-                polled: c.polled.load(Relaxed),
-                stolen: c.stolen.load(Relaxed),
-                parked: c.parked.load(Relaxed),
+            .map(|w| WorkerStats {
+                index: w.index,
+                polled: w.polled,
+                stolen: w.stolen,
+                parked: w.parked,
             })
             .collect()
     }
@@ -464,6 +463,34 @@ impl Handle {
     crate::event_loop::loop_api::shared_loop_api!(
         "let rt = aioloop::Runtime::builder().workers(1).build()?;\nlet lp = rt.handle();"
     );
+
+    /// This runtime's counters (rule O3): per worker, polls, steals, parks, queue depth,
+    /// timers fired; runtime-wide, the injector's depth, live tasks by state, tasks spawned
+    /// and completed. Reading costs a walk of the task registry; the workers' hot paths
+    /// only write their own counters.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(2).build()?;
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// let m = rt.handle().metrics();
+    /// assert_eq!(m.workers.len(), 2);
+    /// assert_eq!(m.spawned, 1);
+    /// assert_eq!(m.tasks.live(), 1);
+    /// drop(t);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn metrics(&self) -> crate::Metrics {
+        let shared = &self.shared;
+        let spawned = shared.spawned.load(Ordering::Relaxed);
+        let workers = shared
+            .stats
+            .iter()
+            .zip(shared.stealers.iter())
+            .enumerate()
+            .map(|(i, (s, q))| s.snapshot(i, q.len()))
+            .collect();
+        crate::Metrics::assemble(shared.id, spawned, workers, shared.injector.len())
+    }
 
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {
         Handle { shared }
@@ -636,6 +663,7 @@ impl Handle {
             None => opts,
         };
         let eager = opts.starts_eagerly();
+        self.shared.spawned.fetch_add(1, Ordering::Relaxed);
         let raw = RawTask::new(future, self.clone(), task::next_task_id());
         // SAFETY: a fresh task whose output is `F::Output`.
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };

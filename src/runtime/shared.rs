@@ -25,19 +25,12 @@ use crate::event_loop::core;
 use crate::event_loop::exception::HandlerSlot;
 use crate::event_loop::park::{Park, Parker};
 use crate::event_loop::queue::{self, Injector, Local, Stealer};
+use crate::event_loop::stats::{self, StatsRef};
 use crate::event_loop::timers::TimerAction;
 use crate::shim::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::shim::Mutex;
 use crate::task::raw::Notified;
 use crate::task::LoopId;
-
-/// Per-worker counters, written by their worker only (plain stores, no RMW contention).
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) polled: AtomicU64,
-    pub(crate) stolen: AtomicU64,
-    pub(crate) parked: AtomicU64,
-}
 
 pub(crate) struct Shared {
     pub(crate) id: LoopId,
@@ -46,7 +39,10 @@ pub(crate) struct Shared {
     pub(crate) parkers: Box<[Parker]>,
     pub(crate) idle: Idle,
     shutdown: AtomicBool,
-    pub(crate) counters: Box<[CachePadded<Counters>]>,
+    /// Each worker's counters, written by that worker only (event_loop/stats.rs rule 1).
+    pub(crate) stats: Box<[StatsRef]>,
+    /// Tasks ever spawned on this runtime (one relaxed RMW per spawn, as the task id's).
+    pub(crate) spawned: CachePadded<AtomicU64>,
     /// Timers registered from threads that run no iteration of ours (a `block_on` thread);
     /// the next worker to look takes them into its own heap.
     remote_timers: Mutex<Vec<(i64, TimerAction)>>,
@@ -75,7 +71,8 @@ impl Shared {
             parkers,
             idle: Idle::new(workers),
             shutdown: AtomicBool::new(false),
-            counters: (0..workers).map(|_| CachePadded::default()).collect(),
+            stats: (0..workers).map(|_| stats::new_stats()).collect(),
+            spawned: CachePadded::new(AtomicU64::new(0)),
             remote_timers: Mutex::new(Vec::new()),
             has_remote_timers: AtomicBool::new(false),
             exceptions: Arc::new(HandlerSlot::default()),

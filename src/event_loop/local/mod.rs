@@ -41,7 +41,7 @@ use crate::event_loop::main_task::MainGuard;
 use crate::event_loop::park::Parker;
 use crate::event_loop::queue::{self, Injector};
 use crate::event_loop::timers::TimerAction;
-use crate::shim::atomic::{fence, AtomicBool, Ordering};
+use crate::shim::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::task::raw::RawTask;
 use crate::task::spawn::SpawnOpts;
 use crate::task::TaskFactory;
@@ -141,6 +141,7 @@ impl LocalLoop {
                 task_factory: crate::shim::Mutex::new(None),
                 has_task_factory: AtomicBool::new(false),
                 exceptions: exceptions.clone(),
+                spawned: AtomicU64::new(0),
             }),
             core: LoopCore::new(queue::new_local(), exceptions),
             _not_send: PhantomData,
@@ -507,6 +508,30 @@ impl LocalLoop {
         fence(Ordering::SeqCst);
         drain_inbox();
         Ok(())
+    }
+
+    /// This loop's counters (rule O3), as [`Handle::metrics`](crate::Handle::metrics) with
+    /// one "worker" (this thread; it never steals) and the cross-thread inbox as injector.
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// lp.run_until_complete(async {
+    ///     aioloop::create_task(async {}).await.unwrap();
+    /// })?;
+    /// let m = lp.metrics();
+    /// assert_eq!((m.spawned, m.completed), (1, 1));
+    /// assert_eq!(m.workers.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metrics(&self) -> crate::Metrics {
+        let spawned = self.shared.spawned.load(Ordering::Relaxed);
+        let worker = self.core.stats.snapshot(0, self.core.ready.len());
+        crate::Metrics::assemble(
+            self.shared.id,
+            spawned,
+            vec![worker],
+            self.shared.inbox.len(),
+        )
     }
 
     /// How long a host may wait before calling [`run_once`](LocalLoop::run_once) again:

@@ -23,7 +23,7 @@ use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::park::{Park, Parker};
 use crate::event_loop::queue::{self, Injector};
 use crate::event_loop::timers::TimerAction;
-use crate::shim::atomic::{fence, AtomicBool, Ordering};
+use crate::shim::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::spawn::SpawnOpts;
 use crate::task::TaskFactory;
@@ -52,6 +52,8 @@ pub(crate) struct LocalShared {
     pub(super) task_factory: crate::shim::Mutex<Option<TaskFactory>>,
     /// `task_factory` is `Some` (a lock-free check on the spawn path).
     pub(super) has_task_factory: AtomicBool,
+    /// Tasks ever spawned on this loop (the `spawned` metric).
+    pub(super) spawned: AtomicU64,
 }
 
 impl LocalShared {
@@ -104,6 +106,7 @@ impl LocalShared {
     pub(crate) unsafe fn bind<T>(&self, raw: RawTask, opts: SpawnOpts) -> Task<T> {
         let opts = self.apply_factory(opts);
         let eager = opts.starts_eagerly();
+        self.spawned.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `raw` is a fresh task whose output is `T`, none of its references used
         // (this function's contract, which is `bind`'s).
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
