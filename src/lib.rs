@@ -182,6 +182,7 @@ mod create;
 mod error;
 mod event_loop;
 mod future;
+mod inspect;
 mod macro_support;
 pub mod runtime;
 mod shim;
@@ -212,8 +213,13 @@ pub use event_loop::{Metrics, TaskCounts, WorkerMetrics};
 pub use future::{
     create_future, try_create_future, DifferentLoopError, Future, FutureError, SharedError,
 };
+pub use inspect::{
+    capture_call_graph, dump, format_call_graph, print_call_graph, AwaitTarget, CallGraph,
+    CallGraphEdge, TaskInfo, TaskState,
+};
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
+pub use task::observe::AwaitKind;
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
 pub use task_group::{BoxError, ExceptionGroup, Failure, TaskGroup, TaskGroupError};
 pub use timeout::{
@@ -240,6 +246,7 @@ pub use yield_now::{yield_now, YieldNow};
 /// });
 /// assert_eq!(v, 3);
 /// ```
+#[track_caller]
 pub fn create_task<F>(future: F) -> Task<F::Output>
 where
     F: std::future::Future + Send + 'static,
@@ -254,6 +261,7 @@ where
 /// let err = aioloop::try_create_task(async {}).unwrap_err();
 /// assert_eq!(err.to_string(), "no running event loop");
 /// ```
+#[track_caller]
 pub fn try_create_task<F>(future: F) -> Result<Task<F::Output>, NoRunningLoop>
 where
     F: std::future::Future + Send + 'static,

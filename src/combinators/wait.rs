@@ -1,5 +1,6 @@
 //! `wait` and `as_completed` (rule X5) over tasks the caller already holds.
 
+use crate::task::observe::{self, AwaitKind};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -86,8 +87,11 @@ pub async fn wait<T>(
         return Err(EmptyWaitError);
     }
     let watch = Watch::new();
+    let parent = observe::current_id();
     for (i, t) in tasks.iter().enumerate() {
         watch.watch(t, i);
+        // O5: the call graph's wait edge.
+        observe::set_awaited_by(t.raw_task(), parent, AwaitKind::Wait);
     }
     let mut left = tasks.len();
     let mut sleep = pin!(timeout.map(crate::sleep));

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use super::callback::Runnable;
 use super::clock;
+use super::observed;
 use super::stats::{self, LoopStats, StatsRef};
 use super::timers::{TimerAction, TimerQueue};
 use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
@@ -55,14 +56,14 @@ pub(crate) struct LoopCore {
     /// clock, current while this loop has timers. Timeout scopes test deadlines against it
     /// instead of reading the clock on every poll.
     fired_at: Cell<i64>,
-    exceptions: Arc<HandlerSlot>,
+    pub(super) exceptions: Arc<HandlerSlot>,
     /// This loop's counters (event_loop/stats.rs; written only here and by the flavour).
     pub(crate) stats: StatsRef,
 }
 
 impl LoopCore {
     pub(crate) fn new(ready: Local<Runnable>, exceptions: Arc<HandlerSlot>) -> LoopCore {
-        LoopCore::with_stats(ready, exceptions, stats::new_stats())
+        LoopCore::with_stats(ready, exceptions, stats::new_stats(0))
     }
 
     /// A core whose counters someone else reads (a runtime's `Shared` keeps each worker's).
@@ -94,10 +95,16 @@ impl LoopCore {
         self.fire_due_timers();
         let n = self.ready.len().min(MAX_BATCH);
         let mut ran = 0;
+        // Debug mode or task tracking (event_loop/observed.rs): read once per batch.
+        let observed = self.exceptions.tracks_tasks();
         for _ in 0..n {
             // Peers may steal from the other end meanwhile.
             let Some(item) = self.ready.pop() else { break };
-            self.run(item);
+            if observed {
+                observed::run(self, item);
+            } else {
+                self.run(item);
+            }
             ran += 1;
         }
         LoopStats::bump(&self.stats.polled, ran as u64);

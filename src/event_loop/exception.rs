@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::error::PanicError;
 use crate::events;
-use crate::shim::atomic::{AtomicBool, Ordering};
+use crate::shim::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::shim::Mutex;
 use crate::task::raw::TaskReport;
 use crate::task::TaskRef;
@@ -176,6 +176,10 @@ pub fn default_exception_handler(ctx: &ExceptionContext) {
 pub(crate) struct HandlerSlot {
     handler: Mutex<Option<ExceptionHandler>>,
     debug: AtomicBool,
+    /// Task tracking without debug mode (`Builder::track_tasks`, task/observe.rs).
+    track_tasks: AtomicBool,
+    /// asyncio's `slow_callback_duration`, in nanoseconds (debug mode only, O6).
+    slow_callback_nanos: AtomicU64,
 }
 
 impl Default for HandlerSlot {
@@ -183,6 +187,8 @@ impl Default for HandlerSlot {
         HandlerSlot {
             handler: Mutex::new(None),
             debug: AtomicBool::new(false),
+            track_tasks: AtomicBool::new(false),
+            slow_callback_nanos: AtomicU64::new(100_000_000),
         }
     }
 }
@@ -195,6 +201,26 @@ impl HandlerSlot {
 
     pub(crate) fn debug(&self) -> bool {
         self.debug.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_track_tasks(&self, on: bool) {
+        self.track_tasks.store(on, Ordering::Relaxed);
+    }
+
+    /// New tasks record their creation site and poll statistics (task/observe.rs): in
+    /// debug mode, with task tracking on, or with the `tracing` feature (for the spans).
+    #[inline]
+    pub(crate) fn tracks_tasks(&self) -> bool {
+        cfg!(feature = "tracing") || self.debug() || self.track_tasks.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_slow_callback_duration(&self, d: std::time::Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.slow_callback_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    pub(crate) fn slow_callback_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.slow_callback_nanos.load(Ordering::Relaxed))
     }
 
     pub(crate) fn set(&self, handler: Option<ExceptionHandler>) {

@@ -10,6 +10,7 @@ pub(crate) mod exception;
 pub(crate) mod local;
 pub(crate) mod loop_api;
 pub(crate) mod main_task;
+pub(crate) mod observed;
 pub(crate) mod park;
 pub(crate) mod queue;
 pub(crate) mod sleep;

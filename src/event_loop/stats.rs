@@ -28,6 +28,8 @@ use crate::task::{registry, LoopId};
 /// One loop's counters (rule 1: owner-only writes).
 #[derive(Default)]
 pub(crate) struct LoopStats {
+    /// The worker's index (0 for a `LocalLoop`); fixed at creation.
+    pub(crate) index: u32,
     pub(crate) polled: AtomicU64,
     pub(crate) stolen: AtomicU64,
     pub(crate) steal_ops: AtomicU64,
@@ -40,8 +42,11 @@ pub(crate) struct LoopStats {
 /// Shared between the loop (writer) and whoever reads metrics.
 pub(crate) type StatsRef = Arc<CachePadded<LoopStats>>;
 
-pub(crate) fn new_stats() -> StatsRef {
-    Arc::new(CachePadded::new(LoopStats::default()))
+pub(crate) fn new_stats(index: usize) -> StatsRef {
+    Arc::new(CachePadded::new(LoopStats {
+        index: index as u32,
+        ..LoopStats::default()
+    }))
 }
 
 impl LoopStats {

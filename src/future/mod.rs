@@ -500,6 +500,10 @@ impl<T: Clone + Send + 'static> std::future::Future for Future<T> {
         }
         let mut st = this.inner.state.lock();
         if !st.is_pending() {
+            if this.waiter.is_some() {
+                // O5: the await edge recorded below is over.
+                crate::task::observe::done_awaiting_future(Arc::as_ptr(&this.inner) as usize);
+            }
             return Poll::Ready(st.result());
         }
         let old = match this.waiter {
@@ -520,6 +524,8 @@ impl<T: Clone + Send + 'static> std::future::Future for Future<T> {
                     }
                 };
                 this.waiter = Some(i);
+                // O5: the call graph's "awaits a Future" edge, once per awaiter.
+                crate::task::observe::awaiting_future(Arc::as_ptr(&this.inner) as usize);
                 None
             }
         };

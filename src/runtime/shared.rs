@@ -71,7 +71,7 @@ impl Shared {
             parkers,
             idle: Idle::new(workers),
             shutdown: AtomicBool::new(false),
-            stats: (0..workers).map(|_| stats::new_stats()).collect(),
+            stats: (0..workers).map(stats::new_stats).collect(),
             spawned: CachePadded::new(AtomicU64::new(0)),
             remote_timers: Mutex::new(Vec::new()),
             has_remote_timers: AtomicBool::new(false),

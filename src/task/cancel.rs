@@ -57,6 +57,8 @@ pub(crate) struct Extra {
     requests: AtomicU64,
     /// A context was ever stored (`take_context` skips the lock otherwise).
     has_context: AtomicBool,
+    /// Await edges and, on a tracking loop, the task's record (task/observe.rs).
+    pub(crate) obs: super::observe::Observed,
 }
 
 #[derive(Default)]
@@ -106,6 +108,7 @@ impl ExtraSlot {
             inner: Mutex::new(Inner::default()),
             requests: AtomicU64::new(0),
             has_context: AtomicBool::new(false),
+            obs: super::observe::Observed::default(),
         }));
         match self
             .ptr

@@ -341,6 +341,11 @@ impl Notified {
         Notified(raw)
     }
 
+    /// The task this reference schedules.
+    pub(crate) fn raw(&self) -> RawTask {
+        self.0
+    }
+
     /// Poll the task once (on this thread), consuming the reference.
     pub(crate) fn run(self) {
         let raw = self.0;

@@ -76,6 +76,7 @@ impl LoopHandle {
     /// assert_eq!(lp.run_until_complete(t)?.unwrap(), 4);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
     where
         F: Future + Send + 'static,
@@ -137,11 +138,13 @@ impl fmt::Debug for LoopHandle {
 /// assert_eq!(v, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[track_caller]
 pub fn spawn_local<F>(future: F) -> Task<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
+    let site = std::panic::Location::caller();
     match context::current_owner().and_then(|l| l.downcast::<LocalShared>()) {
         Some(shared) if context::is_thread_of(&*shared) => {
             // SAFETY: this thread runs that loop right now (checked above), and a
@@ -150,7 +153,7 @@ where
                 RawTask::new_local(future, LocalScheduler(shared.clone()), task::next_task_id())
             };
             // SAFETY: a fresh task whose output is `F::Output`.
-            unsafe { shared.bind(raw, SpawnOpts::default()) }
+            unsafe { shared.bind(raw, SpawnOpts::default(), site) }
         }
         _ => panic!(
             "no running event loop: aioloop::spawn_local() must be called inside a running LocalLoop"

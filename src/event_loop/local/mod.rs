@@ -312,6 +312,7 @@ impl LocalLoop {
     /// assert_eq!(lp.run_until_complete(t)?.unwrap(), 10);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
     where
         F: Future + 'static,
@@ -332,6 +333,7 @@ impl LocalLoop {
     /// assert_eq!(t.name(), "ui");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn create_task_named<F>(
         &self,
         name: impl Into<Arc<str>>,
@@ -345,6 +347,7 @@ impl LocalLoop {
         Ok(self.spawn_local_named(future, Some(name.into())))
     }
 
+    #[track_caller]
     fn spawn_local_named<F>(&self, future: F, name: Option<Arc<str>>) -> Task<F::Output>
     where
         F: Future + 'static,
@@ -361,7 +364,10 @@ impl LocalLoop {
         };
         // SAFETY: a fresh task whose output is `F::Output`, bound on the loop's thread
         // (`LocalLoop` is `!Send`).
-        unsafe { self.shared.bind(raw, SpawnOpts::named(name)) }
+        unsafe {
+            self.shared
+                .bind(raw, SpawnOpts::named(name), std::panic::Location::caller())
+        }
     }
 
     /// Runs `future` to completion as the loop's main task, running the loop meanwhile

@@ -13,6 +13,7 @@
 //! once the work is done and a host that watches it never spins.
 
 use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,26 +91,49 @@ impl LocalShared {
 
     /// Spawns a `Send` future as a task of this loop (from any thread: `LoopHandle::spawn`,
     /// or `create_task` inside the running loop).
+    #[track_caller]
     pub(crate) fn spawn_with<F>(self: &Arc<Self>, future: F, opts: SpawnOpts) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_at(future, opts, Location::caller())
+    }
+
+    /// `spawn_with`, for a task created at `site` (O4).
+    pub(crate) fn spawn_at<F>(
+        self: &Arc<Self>,
+        future: F,
+        opts: SpawnOpts,
+        site: &'static Location<'static>,
+    ) -> Task<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let raw = RawTask::new(future, LocalScheduler(self.clone()), task::next_task_id());
         // SAFETY: a fresh task whose output is `F::Output`.
-        unsafe { self.bind(raw, opts) }
+        unsafe { self.bind(raw, opts, site) }
     }
 
     /// # Safety
     /// As `task::spawn::bind`; and a task whose future is not `Send` is bound only on the
     /// loop's own thread.
-    pub(crate) unsafe fn bind<T>(&self, raw: RawTask, opts: SpawnOpts) -> Task<T> {
+    pub(crate) unsafe fn bind<T>(
+        &self,
+        raw: RawTask,
+        opts: SpawnOpts,
+        site: &'static Location<'static>,
+    ) -> Task<T> {
         let opts = self.apply_factory(opts);
         let eager = opts.starts_eagerly();
         self.spawned.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `raw` is a fresh task whose output is `T`, none of its references used
         // (this function's contract, which is `bind`'s).
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
+        if self.exceptions.tracks_tasks() {
+            task::observe::attach(raw, site);
+        }
         if self.closed.load(Ordering::SeqCst) {
             task::spawn::reject(notified, raw);
         } else if eager && context::is_thread_of(self) {
