@@ -366,7 +366,12 @@ impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
         }
         // Rule 2: the innermost pending scope takes an undelivered request.
         let taken = super::current::with_builtin(|raw| {
-            raw.and_then(|raw| raw.header().extra.get().and_then(Extra::take))
+            let raw = raw?;
+            let taken = raw.header().extra.get().and_then(Extra::take);
+            if taken.is_some() {
+                super::observe::on_cancel_delivered(raw);
+            }
+            taken
         });
         match taken {
             Some(msg) => {

@@ -158,12 +158,20 @@ pub(crate) fn attach(raw: RawTask, site: &'static Location<'static>) {
         worker: AtomicU64::new(u64::MAX),
         #[cfg(feature = "tracing")]
         span: tracing::trace_span!(
+            target: "aioloop::task",
             "task",
             id = raw.id(),
             name = %super::TaskRef::name(&raw.task_ref()),
             site = %site,
         ),
     }));
+    #[cfg(feature = "tracing")]
+    {
+        // SAFETY: `meta` is live: just allocated, and freed only with the task's extra
+        // block, which the caller's reference keeps alive.
+        let span = &unsafe { &*meta }.span;
+        tracing::debug!(target: "aioloop::task", parent: span, task_id = raw.id(), site = %site, "spawned");
+    }
     let obs = &raw.header().extra.get_or_init().obs;
     if obs
         .meta
@@ -308,6 +316,38 @@ pub(crate) fn record_of(raw: RawTask) -> Record {
         rec.worker = (worker != u64::MAX).then_some(worker as u32);
     }
     rec
+}
+
+// --- feature `tracing` (rule O8): the events. Without the feature these are empty
+// functions the compiler removes; the span lives in `Meta` (created by `attach`) and is
+// entered by the loop around each poll (event_loop/observed.rs).
+
+/// `raw` was asked to cancel (`Task::cancel`, `TaskRef::cancel`).
+#[inline]
+pub(crate) fn on_cancel_requested(raw: RawTask, msg: Option<&str>) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: "aioloop::task", task_id = raw.id(), msg, "cancel requested");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (raw, msg);
+}
+
+/// A catch scope of the task being polled on this thread took its cancellation.
+#[inline]
+pub(crate) fn on_cancel_delivered(raw: RawTask) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: "aioloop::task", task_id = raw.id(), "cancel delivered");
+    #[cfg(not(feature = "tracing"))]
+    let _ = raw;
+}
+
+/// Task `id` completed (`cancelled`: it ended cancelled, including by a request no scope
+/// caught, which is that request's delivery).
+#[inline]
+pub(crate) fn on_complete(id: u64, cancelled: bool) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: "aioloop::task", task_id = id, cancelled, "completed");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (id, cancelled);
 }
 
 /// The tracing span of a tracked task (feature `tracing`).

@@ -185,6 +185,7 @@ impl RawTask {
             h.extra.get_or_init().with_done(|d| d.set_retrieved());
             return false;
         }
+        super::observe::on_cancel_requested(self, msg.as_deref());
         h.extra.get_or_init().request(msg, self.is_polling_here());
         self.wake_for_cancel();
         true
