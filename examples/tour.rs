@@ -29,7 +29,8 @@
 //!    `TimeoutError`; [`aioloop::gather`] with `return_exceptions`; a context
 //!    variable that follows each request's tasks; done callbacks.
 //!
-//! It exits by itself in well under a second.
+//! It exits by itself in well under a second. To look into a running program — call
+//! graphs, the task dump, metrics, slow-poll warnings — see `examples/inspect.rs`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
