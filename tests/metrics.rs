@@ -122,6 +122,34 @@ fn idle_worker_steals() {
 fn worker_stats_agrees_with_metrics() {
     let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
     rt.block_on(rt.spawn(async {})).unwrap();
+    let before = rt.handle().metrics().workers[0].polled;
     let polled = rt.worker_stats()[0].polled;
-    assert_eq!(rt.handle().metrics().workers[0].polled, polled);
+    let after = rt.handle().metrics().workers[0].polled;
+    assert!(before >= 1 && before <= polled && polled <= after);
+}
+
+/// O3: eager tasks (T9) and tasks spawned from outside the runtime are counted too.
+#[test]
+fn eager_and_remote_spawns_are_counted() {
+    let rt = aioloop::Runtime::builder()
+        .workers(1)
+        .eager_tasks()
+        .build()
+        .unwrap();
+    rt.block_on(rt.spawn(async {
+        for _ in 0..3 {
+            aioloop::create_task(async {}).await.unwrap();
+        }
+    }))
+    .unwrap();
+    let m = rt.handle().metrics();
+    assert_eq!((m.spawned, m.completed), (4, 4));
+    let lp = aioloop::LocalLoop::new().unwrap();
+    let t = lp.create_task(async {}).unwrap(); // before the loop runs: via its inbox
+    lp.run_until_complete(async move {
+        t.await.unwrap();
+        aioloop::create_task(async {}).await.unwrap(); // from inside the loop
+    })
+    .unwrap();
+    assert_eq!((lp.metrics().spawned, lp.metrics().completed), (2, 2));
 }

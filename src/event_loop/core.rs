@@ -100,6 +100,8 @@ impl LoopCore {
         for _ in 0..n {
             // Peers may steal from the other end meanwhile.
             let Some(item) = self.ready.pop() else { break };
+            // Counted before it runs: whoever the item wakes sees it counted.
+            LoopStats::bump(&self.stats.polled, 1);
             if observed {
                 observed::run(self, item);
             } else {
@@ -107,7 +109,6 @@ impl LoopCore {
             }
             ran += 1;
         }
-        LoopStats::bump(&self.stats.polled, ran as u64);
         ran
     }
 

@@ -16,8 +16,13 @@
 //!    the two readings counts as live but not as spawned, which can only make `completed`
 //!    low for that snapshot (`saturating_sub` keeps it from going negative).
 //!
-//! The only hot-path hooks are [`LoopStats::bump`] calls in `LoopCore::run_once` (per item
-//! run, per park, per batch of fired timers) and in the worker's steal path.
+//! Spawns are counted the same way when they happen on a thread running the loop (the
+//! common case: a task creating tasks); a spawn from any other thread adds to the loop's
+//! one shared counter with a relaxed RMW (`spawned_elsewhere`).
+//!
+//! The only hot-path hooks are [`LoopStats::bump`] calls in `LoopCore::run_once` (per item,
+//! before it runs; per park; per batch of fired timers), in the worker's steal path and in
+//! `context::count_spawn`.
 
 use crossbeam_utils::CachePadded;
 
@@ -31,6 +36,8 @@ pub(crate) struct LoopStats {
     /// The worker's index (0 for a `LocalLoop`); fixed at creation.
     pub(crate) index: u32,
     pub(crate) polled: AtomicU64,
+    /// Tasks spawned from this loop's own thread onto this loop.
+    pub(crate) spawned: AtomicU64,
     pub(crate) stolen: AtomicU64,
     pub(crate) steal_ops: AtomicU64,
     pub(crate) parked: AtomicU64,
@@ -177,18 +184,16 @@ impl TaskCounts {
     pub(crate) fn of_loop(loop_id: LoopId) -> TaskCounts {
         let mut counts = TaskCounts::default();
         registry::collect(|t| {
-            if let Some(raw) = t.raw() {
-                if t.loop_id() == loop_id {
-                    let s = raw.header().state.load();
-                    if s.is_complete() {
-                    } else if s.is_running() {
-                        counts.running += 1;
-                    } else if s.is_notified() {
-                        counts.scheduled += 1;
-                    } else {
-                        counts.waiting += 1;
-                    }
-                }
+            let Some(raw) = t.raw() else { return false };
+            let s = raw.header().state.load();
+            if t.loop_id() != loop_id || s.is_complete() {
+                // Another loop's, or finished and about to leave the registry.
+            } else if s.is_running() {
+                counts.running += 1;
+            } else if s.is_notified() {
+                counts.scheduled += 1;
+            } else {
+                counts.waiting += 1;
             }
             false
         });
@@ -197,13 +202,20 @@ impl TaskCounts {
 }
 
 impl Metrics {
-    /// Assembles a snapshot; `spawned` was read before anything else (rule 3).
+    /// Assembles a snapshot (rule 3: the spawn counters are read before the registry).
+    /// `spawned_elsewhere` is the loop's shared counter of spawns from other threads.
     pub(crate) fn assemble(
         loop_id: LoopId,
-        spawned: u64,
+        stats: &[&LoopStats],
+        spawned_elsewhere: &AtomicU64,
         workers: Vec<WorkerMetrics>,
         injector_depth: usize,
     ) -> Metrics {
+        let spawned = stats
+            .iter()
+            .map(|s| s.spawned.load(Ordering::Relaxed))
+            .sum::<u64>()
+            + spawned_elsewhere.load(Ordering::Relaxed);
         let tasks = TaskCounts::of_loop(loop_id);
         Metrics {
             workers,

@@ -537,15 +537,21 @@ impl Handle {
     /// ```
     pub fn metrics(&self) -> crate::Metrics {
         let shared = &self.shared;
-        let spawned = shared.spawned.load(Ordering::Relaxed);
-        let workers = shared
-            .stats
+        let stats: Vec<&crate::event_loop::stats::LoopStats> =
+            shared.stats.iter().map(|s| &***s).collect();
+        let workers = stats
             .iter()
             .zip(shared.stealers.iter())
             .enumerate()
             .map(|(i, (s, q))| s.snapshot(i, q.len()))
             .collect();
-        crate::Metrics::assemble(shared.id, spawned, workers, shared.injector.len())
+        crate::Metrics::assemble(
+            shared.id,
+            &stats,
+            &shared.spawned_elsewhere,
+            workers,
+            shared.injector.len(),
+        )
     }
 
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {
@@ -735,7 +741,6 @@ impl Handle {
             None => opts,
         };
         let eager = opts.starts_eagerly();
-        self.shared.spawned.fetch_add(1, Ordering::Relaxed);
         let raw = RawTask::new(future, self.clone(), task::next_task_id());
         // SAFETY: a fresh task whose output is `F::Output`.
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
@@ -748,9 +753,14 @@ impl Handle {
             task::spawn::reject(notified, raw);
         } else if eager && context::current_loop_id() == Some(self.shared.id) {
             // T9: only from inside this runtime; elsewhere an eager request is queued.
+            if !context::count_spawn(&*self.shared) {
+                self.shared
+                    .spawned_elsewhere
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             task::spawn::run_eagerly(notified);
         } else {
-            self.shared.schedule(notified);
+            self.shared.schedule_spawned(notified);
         }
         join
     }

@@ -41,8 +41,9 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Each worker's counters, written by that worker only (event_loop/stats.rs rule 1).
     pub(crate) stats: Box<[StatsRef]>,
-    /// Tasks ever spawned on this runtime (one relaxed RMW per spawn, as the task id's).
-    pub(crate) spawned: CachePadded<AtomicU64>,
+    /// Tasks spawned on this runtime from threads that are not its workers (the workers
+    /// count theirs in their own `LoopStats`).
+    pub(crate) spawned_elsewhere: CachePadded<AtomicU64>,
     /// Timers registered from threads that run no iteration of ours (a `block_on` thread);
     /// the next worker to look takes them into its own heap.
     remote_timers: Mutex<Vec<(i64, TimerAction)>>,
@@ -72,7 +73,7 @@ impl Shared {
             idle: Idle::new(workers),
             shutdown: AtomicBool::new(false),
             stats: (0..workers).map(stats::new_stats).collect(),
-            spawned: CachePadded::new(AtomicU64::new(0)),
+            spawned_elsewhere: CachePadded::new(AtomicU64::new(0)),
             remote_timers: Mutex::new(Vec::new()),
             has_remote_timers: AtomicBool::new(false),
             exceptions: Arc::new(HandlerSlot::default()),
@@ -95,6 +96,19 @@ impl Shared {
     #[inline]
     pub(crate) fn schedule(&self, task: Notified) {
         self.schedule_runnable(Runnable::Task(task))
+    }
+
+    /// A task just spawned: [`Shared::schedule`], counting it for the metrics (in this
+    /// worker's counters when pushed locally, in the shared one otherwise).
+    #[inline]
+    pub(crate) fn schedule_spawned(&self, task: Notified) {
+        match context::try_push_spawned(self, Runnable::Task(task)) {
+            Ok(()) => self.notify_parked(),
+            Err(item) => {
+                self.spawned_elsewhere.fetch_add(1, Ordering::Relaxed);
+                self.schedule_remote(item)
+            }
+        }
     }
 
     /// Queues a task or a callback (see [`Shared::schedule`]).

@@ -141,7 +141,7 @@ impl LocalLoop {
                 task_factory: crate::shim::Mutex::new(None),
                 has_task_factory: AtomicBool::new(false),
                 exceptions: exceptions.clone(),
-                spawned: AtomicU64::new(0),
+                spawned_elsewhere: AtomicU64::new(0),
             }),
             core: LoopCore::new(queue::new_local(), exceptions),
             _not_send: PhantomData,
@@ -530,11 +530,12 @@ impl LocalLoop {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn metrics(&self) -> crate::Metrics {
-        let spawned = self.shared.spawned.load(Ordering::Relaxed);
-        let worker = self.core.stats.snapshot(0, self.core.ready.len());
+        let stats: &crate::event_loop::stats::LoopStats = &self.core.stats;
+        let worker = stats.snapshot(0, self.core.ready.len());
         crate::Metrics::assemble(
             self.shared.id,
-            spawned,
+            &[stats],
+            &self.shared.spawned_elsewhere,
             vec![worker],
             self.shared.inbox.len(),
         )

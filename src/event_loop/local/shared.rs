@@ -53,8 +53,9 @@ pub(crate) struct LocalShared {
     pub(super) task_factory: crate::shim::Mutex<Option<TaskFactory>>,
     /// `task_factory` is `Some` (a lock-free check on the spawn path).
     pub(super) has_task_factory: AtomicBool,
-    /// Tasks ever spawned on this loop (the `spawned` metric).
-    pub(super) spawned: AtomicU64,
+    /// Tasks spawned on this loop while it was not running on the spawning thread (the
+    /// loop's own iterations count theirs in its `LoopStats`).
+    pub(super) spawned_elsewhere: AtomicU64,
 }
 
 impl LocalShared {
@@ -65,7 +66,21 @@ impl LocalShared {
     /// `call_soon_threadsafe`, from this thread or another — goes through the inbox, which
     /// the next iteration drains first: one FIFO order for all of it (rules S1, T2).
     pub(super) fn schedule(&self, item: Runnable) {
-        if let Err(item) = context::try_push(self, item) {
+        self.schedule_counted(item, false)
+    }
+
+    /// [`schedule`](Self::schedule); `spawned`: a new task, counted for the metrics.
+    #[inline]
+    fn schedule_counted(&self, item: Runnable, spawned: bool) {
+        let pushed = if spawned {
+            context::try_push_spawned(self, item)
+        } else {
+            context::try_push(self, item)
+        };
+        if let Err(item) = pushed {
+            if spawned {
+                self.spawned_elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
             // With `close` (sets `closed`, fences, drains; then sets `drained`, fences and
             // drains once more) and with `LocalFlavor::park`. A post that finds the loop
             // closed reclaims the inbox only once `drained` is set: before that the inbox
@@ -127,7 +142,6 @@ impl LocalShared {
     ) -> Task<T> {
         let opts = self.apply_factory(opts);
         let eager = opts.starts_eagerly();
-        self.spawned.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `raw` is a fresh task whose output is `T`, none of its references used
         // (this function's contract, which is `bind`'s).
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
@@ -138,10 +152,13 @@ impl LocalShared {
             task::spawn::reject(notified, raw);
         } else if eager && context::is_thread_of(self) {
             // T9: only while this loop runs on this thread; elsewhere it is queued.
+            if !context::count_spawn(self) {
+                self.spawned_elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
             task::spawn::run_eagerly(notified);
         } else {
             // FIFO with `call_soon` (rule T2), whether or not the loop is running now.
-            self.schedule(Runnable::Task(notified));
+            self.schedule_counted(Runnable::Task(notified), true);
         }
         join
     }
