@@ -178,6 +178,8 @@ pub(crate) struct HandlerSlot {
     debug: AtomicBool,
     /// Task tracking without debug mode (`Builder::track_tasks`, task/observe.rs).
     track_tasks: AtomicBool,
+    /// `debug || track_tasks`, kept by their setters: the spawn path reads one flag.
+    tracking: AtomicBool,
     /// asyncio's `slow_callback_duration`, in nanoseconds (debug mode only, O6).
     slow_callback_nanos: AtomicU64,
 }
@@ -188,6 +190,7 @@ impl Default for HandlerSlot {
             handler: Mutex::new(None),
             debug: AtomicBool::new(false),
             track_tasks: AtomicBool::new(false),
+            tracking: AtomicBool::new(false),
             slow_callback_nanos: AtomicU64::new(100_000_000),
         }
     }
@@ -196,7 +199,17 @@ impl Default for HandlerSlot {
 impl HandlerSlot {
     pub(crate) fn set_debug(&self, on: bool) {
         // Relaxed: a report switch, not a synchronisation point.
-        self.debug.store(on, Ordering::Relaxed);
+        self.update_tracking(|| self.debug.store(on, Ordering::Relaxed));
+    }
+
+    /// Changes `debug` or `track_tasks` (`set`) and recomputes `tracking` from both. The
+    /// handler's lock serialises the setters, so concurrent ones cannot leave a stale
+    /// `tracking` behind (the lock is held for two loads and three stores, no user code).
+    fn update_tracking(&self, set: impl FnOnce()) {
+        let _serialised = self.handler.lock();
+        set();
+        let on = self.debug.load(Ordering::Relaxed) || self.track_tasks.load(Ordering::Relaxed);
+        self.tracking.store(on, Ordering::Relaxed);
     }
 
     pub(crate) fn debug(&self) -> bool {
@@ -204,14 +217,14 @@ impl HandlerSlot {
     }
 
     pub(crate) fn set_track_tasks(&self, on: bool) {
-        self.track_tasks.store(on, Ordering::Relaxed);
+        self.update_tracking(|| self.track_tasks.store(on, Ordering::Relaxed));
     }
 
     /// New tasks record their creation site and poll statistics (task/observe.rs): in
     /// debug mode, with task tracking on, or with the `tracing` feature (for the spans).
     #[inline]
     pub(crate) fn tracks_tasks(&self) -> bool {
-        cfg!(feature = "tracing") || self.debug() || self.track_tasks.load(Ordering::Relaxed)
+        cfg!(feature = "tracing") || self.tracking.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_slow_callback_duration(&self, d: std::time::Duration) {

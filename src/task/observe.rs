@@ -148,7 +148,10 @@ impl Observed {
 }
 
 /// A tracked task's creation site and start time (O4): called at spawn, before the first
-/// step, on a loop that tracks tasks.
+/// step, on a loop that tracks tasks. Cold and out of line: the untracked spawn path only
+/// tests a flag.
+#[cold]
+#[inline(never)]
 pub(crate) fn attach(raw: RawTask, site: &'static Location<'static>) {
     let meta = Box::into_raw(Box::new(Meta {
         site,
