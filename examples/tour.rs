@@ -36,7 +36,8 @@
 //!     worker tasks through `put_nowait`; `join` waits for every `task_done`; a getter
 //!     cancelled just after it was woken leaves its item for the next; `shutdown`.
 //!
-//! It exits by itself in well under a second.
+//! It exits by itself in well under a second. To look into a running program — call
+//! graphs, the task dump, metrics, slow-poll warnings — see `examples/inspect.rs`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

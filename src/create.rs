@@ -6,6 +6,7 @@
 //! Owns: nothing. May import: the task core, the loop core, the runtime (it is above them).
 
 use std::future::Future;
+use std::panic::Location;
 
 use crate::error::NoRunningLoop;
 use crate::event_loop::context::{self, LoopRef};
@@ -17,28 +18,56 @@ use crate::task::{Builder, Task};
 
 /// Spawns `future` on the loop running on this thread with crate-internal options (a
 /// completion hook, task/done.rs): what `create_task` does, for task groups and `gather`.
+#[track_caller]
 pub(crate) fn spawn_current<F>(future: F, opts: SpawnOpts) -> Result<Task<F::Output>, NoRunningLoop>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    spawn_current_at(future, opts, Location::caller())
+}
+
+/// `spawn_current` for a task created at `site` (O4).
+pub(crate) fn spawn_current_at<F>(
+    future: F,
+    opts: SpawnOpts,
+    site: &'static Location<'static>,
+) -> Result<Task<F::Output>, NoRunningLoop>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     context::with_current_owner(|owner| {
         let owner = owner.ok_or(NoRunningLoop)?;
-        Ok(spawn_on_loop(owner, future, opts))
+        Ok(spawn_on_loop_at(owner, future, opts, site))
     })
 }
 
 /// Spawns `future` on the loop `owner`, from any thread.
+#[track_caller]
 pub(crate) fn spawn_on_loop<F>(owner: &LoopRef, future: F, opts: SpawnOpts) -> Task<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    spawn_on_loop_at(owner, future, opts, Location::caller())
+}
+
+fn spawn_on_loop_at<F>(
+    owner: &LoopRef,
+    future: F,
+    opts: SpawnOpts,
+    site: &'static Location<'static>,
+) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     if let Some(shared) = owner.downcast::<Shared>() {
-        return Handle::from_shared(shared).spawn_with(future, opts);
+        return Handle::from_shared(shared).spawn_at(future, opts, site);
     }
     match owner.downcast::<LocalShared>() {
-        Some(local) => local.spawn_with(future, opts),
+        Some(local) => local.spawn_at(future, opts, site),
         None => unreachable!("a loop is a runtime or a LocalLoop"),
     }
 }
@@ -57,6 +86,7 @@ impl Builder {
     ///     assert_eq!(t.await.unwrap(), 2);
     /// });
     /// ```
+    #[track_caller]
     pub fn spawn<F>(self, future: F) -> Task<F::Output>
     where
         F: Future + Send + 'static,
@@ -73,6 +103,7 @@ impl Builder {
     /// ```
     /// assert!(aioloop::task::Builder::new().try_spawn(async {}).is_err());
     /// ```
+    #[track_caller]
     pub fn try_spawn<F>(self, future: F) -> Result<Task<F::Output>, NoRunningLoop>
     where
         F: Future + Send + 'static,
@@ -88,6 +119,7 @@ impl Builder {
     /// let t = aioloop::task::Builder::new().spawn_on(rt.handle(), async { 3 });
     /// assert_eq!(rt.block_on(t).unwrap(), 3);
     /// ```
+    #[track_caller]
     pub fn spawn_on<F>(self, handle: &crate::Handle, future: F) -> Task<F::Output>
     where
         F: Future + Send + 'static,

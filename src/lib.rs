@@ -182,6 +182,8 @@ mod create;
 mod error;
 mod event_loop;
 mod future;
+mod inspect;
+mod macro_support;
 pub mod queue;
 pub mod runtime;
 mod shim;
@@ -213,12 +215,18 @@ pub use event_loop::exception::{default_exception_handler, ExceptionContext, Exc
 pub use event_loop::{
     interval, sleep, sleep_secs, sleep_until, spawn_local, Interval, LocalLoop, LoopHandle, Sleep,
 };
+pub use event_loop::{Metrics, TaskCounts, WorkerMetrics};
 pub use future::{
     create_future, try_create_future, DifferentLoopError, Future, FutureError, SharedError,
 };
 pub use future::{run_coroutine_threadsafe, ConcurrentError, ConcurrentFuture, SubmitTarget};
+pub use inspect::{
+    capture_call_graph, dump, format_call_graph, print_call_graph, AwaitTarget, CallGraph,
+    CallGraphEdge, TaskInfo, TaskState,
+};
 pub use runtime::{Builder, Handle, Runtime, WorkerStats};
 pub use task::cancel::{catch_cancel, CatchCancel, Reraise};
+pub use task::observe::AwaitKind;
 pub use task::Raise;
 pub use task::{all_tasks, current_task, try_all_tasks, try_current_task, Task, TaskRef};
 pub use task_group::{BoxError, ExceptionGroup, Failure, TaskGroup, TaskGroupError};
@@ -246,6 +254,7 @@ pub use yield_now::{yield_now, YieldNow};
 /// });
 /// assert_eq!(v, 3);
 /// ```
+#[track_caller]
 pub fn create_task<F>(future: F) -> Task<F::Output>
 where
     F: std::future::Future + Send + 'static,
@@ -260,12 +269,45 @@ where
 /// let err = aioloop::try_create_task(async {}).unwrap_err();
 /// assert_eq!(err.to_string(), "no running event loop");
 /// ```
+#[track_caller]
 pub fn try_create_task<F>(future: F) -> Result<Task<F::Output>, NoRunningLoop>
 where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     task::Builder::new().try_spawn(future)
+}
+
+/// `#[aioloop::main]`: runs `async fn main` on a new runtime (`asyncio.run(main())`).
+/// Options: `workers = N`, `local` (a [`LocalLoop`] on the main thread), `debug`.
+///
+/// ```
+/// #[aioloop::main(workers = 2)]
+/// async fn main() {
+///     let t = aioloop::create_task(async { 40 + 2 });
+///     assert_eq!(t.await.unwrap(), 42);
+/// }
+/// ```
+#[cfg(feature = "macros")]
+pub use aioloop_macros::main;
+
+/// `#[aioloop::test]`: an `async fn` test on a new runtime; the options of
+/// [`macro@main`], plus `timeout = "5s"` (past it the test fails instead of hanging).
+///
+/// ```
+/// #[aioloop::test(local, timeout = "5s")]
+/// async fn on_a_local_loop() {
+///     aioloop::sleep(std::time::Duration::from_millis(1)).await;
+/// }
+/// # fn main() {}
+/// ```
+#[cfg(feature = "macros")]
+pub use aioloop_macros::test;
+
+/// What the attribute macros expand to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::macro_support::{run, MacroOptions};
 }
 
 /// Internals for the loom models in `loom-tests/` (built only under `--cfg loom`).

@@ -1,5 +1,6 @@
 //! `gather` (rule X4): run futures as tasks and collect their results in argument order.
 
+use crate::task::observe::{self, AwaitKind};
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
@@ -61,12 +62,17 @@ impl crate::task::cancel::ForwardCancel for GatherHandle {
 }
 
 impl<T: Send + 'static> Core<T> {
+    #[track_caller]
     fn spawn<I, F>(futures: I) -> Core<T>
     where
         I: IntoIterator<Item = F>,
         F: Future<Output = T> + Send + 'static,
     {
         let watch = Watch::new();
+        let parent = observe::current_id();
+        // O4: each member was created where `gather` was called (a closure would report
+        // itself).
+        let site = std::panic::Location::caller();
         let tasks: Vec<Task<T>> = futures
             .into_iter()
             .enumerate()
@@ -77,8 +83,12 @@ impl<T: Send + 'static> Core<T> {
                     hook: Some(watch.hook(i, true)),
                     ..SpawnOpts::default()
                 };
-                match crate::create::spawn_current(f, opts) {
-                    Ok(t) => t,
+                match crate::create::spawn_current_at(f, opts, site) {
+                    Ok(t) => {
+                        // O5: the call graph's gather edge.
+                        observe::set_awaited_by(t.raw_task(), parent, AwaitKind::Gather);
+                        t
+                    }
                     Err(e) => panic!("{e}: aioloop::gather() must be called inside a runtime"),
                 }
             })
@@ -236,6 +246,7 @@ pub struct GatherAll<T> {
 /// assert_eq!(v.unwrap(), [10, 20, 30]);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[track_caller]
 pub fn gather<I, F>(futures: I) -> Gather<F::Output>
 where
     I: IntoIterator<Item = F>,

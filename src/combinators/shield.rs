@@ -1,5 +1,6 @@
 //! `shield` (rule X3): wait for a task without passing the waiter's cancellation on to it.
 
+use crate::task::observe::{self, AwaitKind};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use crate::{Task, TaskError, TaskRef, TaskResultError};
 /// assert_eq!(rx.recv().unwrap(), "inner finished");
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[track_caller]
 pub fn shield<F>(future: F) -> Shield<F::Output>
 where
     F: Future + Send + 'static,
@@ -53,7 +55,11 @@ where
         ..SpawnOpts::default()
     };
     match crate::create::spawn_current(future, opts) {
-        Ok(task) => Shield { task, watch },
+        Ok(task) => {
+            // O5: the call graph's shield edge.
+            observe::set_awaited_by(task.raw_task(), observe::current_id(), AwaitKind::Shield);
+            Shield { task, watch }
+        }
         Err(e) => panic!("{e}: aioloop::shield() must be called inside a runtime"),
     }
 }

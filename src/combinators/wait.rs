@@ -1,5 +1,6 @@
 //! `wait` and `as_completed` (rule X5) over tasks the caller already holds.
 
+use crate::task::observe::{self, AwaitKind};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -89,8 +90,14 @@ pub async fn wait<H: TaskHandle>(
         return Err(EmptyWaitError);
     }
     let watch = Watch::new();
+    let parent = observe::current_id();
     for (i, t) in tasks.iter().enumerate() {
-        watch.watch(&t.task_ref(), i);
+        let task = t.task_ref();
+        watch.watch(&task, i);
+        // O5: the call graph's wait edge.
+        if let Some(raw) = task.raw() {
+            observe::set_awaited_by(raw, parent, AwaitKind::Wait);
+        }
     }
     let mut left = tasks.len();
     let mut sleep = pin!(timeout.map(crate::sleep));

@@ -158,15 +158,47 @@ pub(crate) fn with_current_owner<R>(f: impl FnOnce(Option<&LoopRef>) -> R) -> R 
 /// loop `target`; otherwise gives it back.
 #[inline]
 pub(crate) fn try_push<T: Loop>(target: &T, item: Runnable) -> Result<(), Runnable> {
+    try_push_counted(target, item, false)
+}
+
+/// [`try_push`] of a task just spawned: pushed here, it is also counted in this loop's
+/// counters (event_loop/stats.rs), in the same thread-local lookup.
+#[inline]
+pub(crate) fn try_push_spawned<T: Loop>(target: &T, item: Runnable) -> Result<(), Runnable> {
+    try_push_counted(target, item, true)
+}
+
+#[inline(always)]
+fn try_push_counted<T: Loop>(target: &T, item: Runnable, spawned: bool) -> Result<(), Runnable> {
     with(|c| match c {
         Some(LoopContext {
             owner,
             core: Some(core),
         }) if owner.is(target) => {
+            if spawned {
+                super::stats::LoopStats::bump(&core.stats.spawned, 1);
+            }
             core.ready.push(item);
             Ok(())
         }
         _ => Err(item),
+    })
+}
+
+/// Counts a task spawned on `target` in this thread's loop counters if this thread runs
+/// iterations of `target` (an owner-only store, event_loop/stats.rs rule 1); `false`
+/// elsewhere, where the caller counts it in its loop's shared counter.
+#[inline]
+pub(crate) fn count_spawn<T: Loop>(target: &T) -> bool {
+    with(|c| match c {
+        Some(LoopContext {
+            owner,
+            core: Some(core),
+        }) if owner.is(target) => {
+            super::stats::LoopStats::bump(&core.stats.spawned, 1);
+            true
+        }
+        _ => false,
     })
 }
 

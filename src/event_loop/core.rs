@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use super::callback::Runnable;
 use super::clock;
+use super::observed;
+use super::stats::{self, LoopStats, StatsRef};
 use super::timers::{TimerAction, TimerQueue};
 use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::queue::{self, Local};
@@ -44,8 +46,6 @@ pub(crate) trait Flavor {
     fn find_work(&mut self, core: &LoopCore) -> bool;
     /// Sleeps for at most `timeout` (`None`: until woken).
     fn park(&mut self, core: &LoopCore, timeout: Option<Duration>);
-    /// Called before each item runs (statistics).
-    fn on_run(&mut self) {}
 }
 
 /// A loop's ready queue and timers.
@@ -56,16 +56,28 @@ pub(crate) struct LoopCore {
     /// clock, current while this loop has timers. Timeout scopes test deadlines against it
     /// instead of reading the clock on every poll.
     fired_at: Cell<i64>,
-    exceptions: Arc<HandlerSlot>,
+    pub(super) exceptions: Arc<HandlerSlot>,
+    /// This loop's counters (event_loop/stats.rs; written only here and by the flavour).
+    pub(crate) stats: StatsRef,
 }
 
 impl LoopCore {
     pub(crate) fn new(ready: Local<Runnable>, exceptions: Arc<HandlerSlot>) -> LoopCore {
+        LoopCore::with_stats(ready, exceptions, stats::new_stats(0))
+    }
+
+    /// A core whose counters someone else reads (a runtime's `Shared` keeps each worker's).
+    pub(crate) fn with_stats(
+        ready: Local<Runnable>,
+        exceptions: Arc<HandlerSlot>,
+        stats: StatsRef,
+    ) -> LoopCore {
         LoopCore {
             ready,
             timers: RefCell::new(TimerQueue::default()),
             fired_at: Cell::new(i64::MIN),
             exceptions,
+            stats,
         }
     }
 
@@ -76,17 +88,25 @@ impl LoopCore {
             let wait = self.wait_budget(max_wait);
             if wait != Some(Duration::ZERO) {
                 flavor.park(self, wait);
+                LoopStats::bump(&self.stats.parked, 1);
                 flavor.pull_remote(self);
             }
         }
         self.fire_due_timers();
         let n = self.ready.len().min(MAX_BATCH);
         let mut ran = 0;
+        // Debug mode or task tracking (event_loop/observed.rs): read once per batch.
+        let observed = self.exceptions.tracks_tasks();
         for _ in 0..n {
             // Peers may steal from the other end meanwhile.
             let Some(item) = self.ready.pop() else { break };
-            flavor.on_run();
-            self.run(item);
+            // Counted before it runs: whoever the item wakes sees it counted.
+            LoopStats::bump(&self.stats.polled, 1);
+            if observed {
+                observed::run(self, item);
+            } else {
+                self.run(item);
+            }
             ran += 1;
         }
         ran
@@ -119,8 +139,9 @@ impl LoopCore {
         let mut due = Vec::new();
         let now = clock::now();
         self.fired_at.set(now);
-        timers.fire_due(now, |h| due.push(h));
+        let fired = timers.fire_due(now, |h| due.push(h));
         drop(timers);
+        LoopStats::bump(&self.stats.timers_fired, fired);
         for h in due {
             self.ready.push(Runnable::Callback(h));
         }

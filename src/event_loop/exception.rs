@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::error::PanicError;
 use crate::events;
-use crate::shim::atomic::{AtomicBool, Ordering};
+use crate::shim::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::shim::Mutex;
 use crate::task::raw::TaskReport;
 use crate::task::TaskRef;
@@ -176,6 +176,12 @@ pub fn default_exception_handler(ctx: &ExceptionContext) {
 pub(crate) struct HandlerSlot {
     handler: Mutex<Option<ExceptionHandler>>,
     debug: AtomicBool,
+    /// Task tracking without debug mode (`Builder::track_tasks`, task/observe.rs).
+    track_tasks: AtomicBool,
+    /// `debug || track_tasks`, kept by their setters: the spawn path reads one flag.
+    tracking: AtomicBool,
+    /// asyncio's `slow_callback_duration`, in nanoseconds (debug mode only, O6).
+    slow_callback_nanos: AtomicU64,
 }
 
 impl Default for HandlerSlot {
@@ -183,6 +189,9 @@ impl Default for HandlerSlot {
         HandlerSlot {
             handler: Mutex::new(None),
             debug: AtomicBool::new(false),
+            track_tasks: AtomicBool::new(false),
+            tracking: AtomicBool::new(false),
+            slow_callback_nanos: AtomicU64::new(100_000_000),
         }
     }
 }
@@ -190,11 +199,41 @@ impl Default for HandlerSlot {
 impl HandlerSlot {
     pub(crate) fn set_debug(&self, on: bool) {
         // Relaxed: a report switch, not a synchronisation point.
-        self.debug.store(on, Ordering::Relaxed);
+        self.update_tracking(|| self.debug.store(on, Ordering::Relaxed));
+    }
+
+    /// Changes `debug` or `track_tasks` (`set`) and recomputes `tracking` from both. The
+    /// handler's lock serialises the setters, so concurrent ones cannot leave a stale
+    /// `tracking` behind (the lock is held for two loads and three stores, no user code).
+    fn update_tracking(&self, set: impl FnOnce()) {
+        let _serialised = self.handler.lock();
+        set();
+        let on = self.debug.load(Ordering::Relaxed) || self.track_tasks.load(Ordering::Relaxed);
+        self.tracking.store(on, Ordering::Relaxed);
     }
 
     pub(crate) fn debug(&self) -> bool {
         self.debug.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_track_tasks(&self, on: bool) {
+        self.update_tracking(|| self.track_tasks.store(on, Ordering::Relaxed));
+    }
+
+    /// New tasks record their creation site and poll statistics (task/observe.rs): in
+    /// debug mode, with task tracking on, or with the `tracing` feature (for the spans).
+    #[inline]
+    pub(crate) fn tracks_tasks(&self) -> bool {
+        cfg!(feature = "tracing") || self.tracking.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_slow_callback_duration(&self, d: std::time::Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.slow_callback_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    pub(crate) fn slow_callback_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.slow_callback_nanos.load(Ordering::Relaxed))
     }
 
     pub(crate) fn set(&self, handler: Option<ExceptionHandler>) {

@@ -47,6 +47,33 @@ macro_rules! shared_loop_api {
             $crate::event_loop::context::Loop::exceptions(&*self.shared).get()
         }
 
+        /// asyncio's `loop.slow_callback_duration` (default 100 ms): in debug mode, a task
+        /// poll or a callback that holds the loop longer is reported to the exception
+        /// handler with the task's name and creation site (rule O6).
+        ///
+        #[doc = concat!("```\n", $setup, "\nlp.set_slow_callback_duration(std::time::Duration::from_millis(20));\nassert_eq!(lp.slow_callback_duration().as_millis(), 20);\n# Ok::<(), Box<dyn std::error::Error>>(())\n```")]
+        pub fn set_slow_callback_duration(&self, limit: std::time::Duration) {
+            $crate::event_loop::context::Loop::exceptions(&*self.shared)
+                .set_slow_callback_duration(limit)
+        }
+
+        /// The current `slow_callback_duration` (see
+        /// [`set_slow_callback_duration`](Self::set_slow_callback_duration)).
+        ///
+        #[doc = concat!("```\n", $setup, "\nassert_eq!(lp.slow_callback_duration().as_millis(), 100);\n# Ok::<(), Box<dyn std::error::Error>>(())\n```")]
+        pub fn slow_callback_duration(&self) -> std::time::Duration {
+            $crate::event_loop::context::Loop::exceptions(&*self.shared).slow_callback_duration()
+        }
+
+        /// Task tracking (rule O4): tasks created from now on record their creation site,
+        /// poll count, age and last poll for [`dump`](Self::dump) and call graphs. On in
+        /// debug mode whatever this says; off by default, when it costs nothing.
+        ///
+        #[doc = concat!("```\n", $setup, "\nlp.set_track_tasks(true);\n# Ok::<(), Box<dyn std::error::Error>>(())\n```")]
+        pub fn set_track_tasks(&self, on: bool) {
+            $crate::event_loop::context::Loop::exceptions(&*self.shared).set_track_tasks(on)
+        }
+
         /// The unfinished, registered tasks of this loop (rule L7), including a running
         /// main task; from any thread.
         ///

@@ -10,11 +10,14 @@ pub(crate) mod exception;
 pub(crate) mod local;
 pub(crate) mod loop_api;
 pub(crate) mod main_task;
+pub(crate) mod observed;
 pub(crate) mod park;
 pub(crate) mod queue;
 pub(crate) mod sleep;
+pub(crate) mod stats;
 pub(crate) mod timers;
 
 pub use callback::{Handle, TimerHandle};
 pub use local::{spawn_local, LocalLoop, LoopHandle};
 pub use sleep::{interval, sleep, sleep_secs, sleep_until, Interval, Sleep};
+pub use stats::{Metrics, TaskCounts, WorkerMetrics};

@@ -147,6 +147,11 @@ mod mock {
         pub(crate) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Steal<T> {
             first_to_caller(self.q.take_half(), dest)
         }
+        pub(crate) fn len(&self) -> usize {
+            let b = self.q.back.load(Ordering::Acquire);
+            let f = self.q.front.load(Ordering::Acquire);
+            b.saturating_sub(f)
+        }
         pub(crate) fn is_empty(&self) -> bool {
             let f = self.q.front.load(Ordering::Acquire);
             fence(Ordering::SeqCst);
@@ -181,6 +186,11 @@ mod mock {
             let f = self.q.front.load(Ordering::SeqCst);
             let b = self.q.back.load(Ordering::SeqCst);
             b <= f
+        }
+        pub(crate) fn len(&self) -> usize {
+            let b = self.q.back.load(Ordering::SeqCst);
+            let f = self.q.front.load(Ordering::SeqCst);
+            b.saturating_sub(f)
         }
     }
 }

@@ -175,7 +175,9 @@ impl TimerQueue {
     /// Fires every entry due at `now`, in deadline order: callbacks are handed to `ready`,
     /// sleeps are woken. Cancelled entries are dropped. A panic in code the loop does not
     /// own is kept for [`take_reports`](Self::take_reports) and the firing goes on.
-    pub(crate) fn fire_due(&mut self, now: i64, mut ready: impl FnMut(Handle)) {
+    /// Returns how many entries fired (the loop's `timers_fired` metric).
+    pub(crate) fn fire_due(&mut self, now: i64, mut ready: impl FnMut(Handle)) -> u64 {
+        let mut count = 0;
         while let Some(top) = self.heap.peek() {
             if top.when > now {
                 break;
@@ -185,6 +187,7 @@ impl TimerQueue {
                 self.discard(e.action);
                 continue;
             }
+            count += 1;
             let fired = match e.action {
                 TimerAction::Callback(h) => {
                     ready(h);
@@ -203,6 +206,7 @@ impl TimerQueue {
             }
         }
         self.maybe_purge();
+        count
     }
 
     /// asyncio's purge: rebuild the heap without cancelled entries when they are the

@@ -534,6 +534,10 @@ impl<T: Clone + Send + 'static> std::future::Future for Future<T> {
         }
         let mut st = this.inner.state.lock();
         if !st.is_pending() {
+            if this.waiter.is_some() {
+                // O5: the await edge recorded below is over.
+                crate::task::observe::done_awaiting_future(Arc::as_ptr(&this.inner) as usize);
+            }
             let key = this.key();
             if matches!(st.outcome, Outcome::Cancelled(_)) {
                 drop(st);
@@ -564,6 +568,8 @@ impl<T: Clone + Send + 'static> std::future::Future for Future<T> {
                     }
                 };
                 this.waiter = Some(i);
+                // O5: the call graph's "awaits a Future" edge, once per awaiter.
+                crate::task::observe::awaiting_future(Arc::as_ptr(&this.inner) as usize);
                 None
             }
         };

@@ -30,6 +30,7 @@ use crate::shim::thread::JoinHandle;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::panic::Location;
 use std::sync::Arc;
 
 use crate::error::InvalidDelay;
@@ -40,6 +41,7 @@ use crate::event_loop::context::{self, Loop, LoopRef};
 use crate::event_loop::core::LoopCore;
 use crate::event_loop::exception::ExceptionContext;
 use crate::event_loop::timers::TimerAction;
+use crate::shim::atomic::Ordering;
 use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::spawn::SpawnOpts;
 use crate::task::{self, LoopId, Task, TaskRef};
@@ -68,6 +70,23 @@ use shared::Shared;
 pub struct Runtime {
     handle: Handle,
     threads: Vec<JoinHandle<LoopCore>>,
+    /// What `Builder::on_build` hooks returned (e.g. a signal registration): dropped with
+    /// the runtime, after its shutdown.
+    _attachments: Vec<Box<dyn Send + Sync>>,
+}
+
+/// A function run by `build` with the new runtime's handle; what it returns lives as long
+/// as the runtime. How the feature layer (`dump_on_signal`) attaches to a runtime without
+/// the runtime naming it.
+type BuildHook = Arc<dyn Fn(&Handle) -> io::Result<Box<dyn Send + Sync>> + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct BuildHooks(Vec<BuildHook>);
+
+impl fmt::Debug for BuildHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} hook(s)", self.0.len())
+    }
 }
 
 /// Configures a [`Runtime`].
@@ -84,6 +103,8 @@ pub struct Builder {
     thread_stack_size: usize,
     task_factory: Option<crate::task::TaskFactory>,
     debug: bool,
+    track_tasks: bool,
+    hooks: BuildHooks,
 }
 
 /// The default size of a worker thread's stack, 16 MiB (see [`Builder::thread_stack_size`]
@@ -102,6 +123,8 @@ impl Default for Builder {
             thread_stack_size: DEFAULT_THREAD_STACK_SIZE,
             task_factory: None,
             debug: false,
+            track_tasks: false,
+            hooks: BuildHooks::default(),
         }
     }
 }
@@ -221,6 +244,33 @@ impl Builder {
         self
     }
 
+    /// Task tracking (rule O4) from the start: every task records its creation site, poll
+    /// count, age and last poll, which [`Handle::dump`] and the call graph show. Implied
+    /// by debug mode. Off by default: then a task records nothing but await edges.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).track_tasks(true).build()?;
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// assert!(rt.handle().dump().contains(file!()));
+    /// drop(t);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn track_tasks(mut self, on: bool) -> Builder {
+        self.track_tasks = on;
+        self
+    }
+
+    /// Runs `hook` in `build` once the workers run; what it returns is kept until the
+    /// runtime is dropped. An error fails `build` (the runtime is shut down).
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub(crate) fn on_build(
+        mut self,
+        hook: impl Fn(&Handle) -> io::Result<Box<dyn Send + Sync>> + Send + Sync + 'static,
+    ) -> Builder {
+        self.hooks.0.push(Arc::new(hook));
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -238,10 +288,12 @@ impl Builder {
         }
         let (shared, locals) = Shared::new(self.workers, self.task_factory)?;
         shared.exceptions.set_debug(self.debug);
+        shared.exceptions.set_track_tasks(self.track_tasks);
         let shared = Arc::new(shared);
         let mut rt = Runtime {
             handle: Handle::from_shared(shared.clone()),
             threads: Vec::with_capacity(self.workers),
+            _attachments: Vec::new(),
         };
         for (index, local) in locals.into_iter().enumerate() {
             let shared = shared.clone();
@@ -254,6 +306,10 @@ impl Builder {
                 // Dropping `rt` stops and joins the workers started so far.
                 Err(e) => return Err(e),
             }
+        }
+        for hook in &self.hooks.0 {
+            let attachment = hook(&rt.handle)?;
+            rt._attachments.push(attachment);
         }
         Ok(rt)
     }
@@ -313,6 +369,7 @@ impl Runtime {
     /// assert_eq!(rt.block_on(t).unwrap(), "hi");
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> Task<F::Output>
     where
         F: Future + Send + 'static,
@@ -366,17 +423,15 @@ impl Runtime {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn worker_stats(&self) -> Vec<WorkerStats> {
-        use crate::shim::atomic::Ordering::Relaxed;
         self.handle
-            .shared
-            .counters
+            .metrics()
+            .workers
             .iter()
-            .enumerate()
-            .map(|(index, c)| WorkerStats {
-                index,
-                polled: c.polled.load(Relaxed),
-                stolen: c.stolen.load(Relaxed),
-                parked: c.parked.load(Relaxed),
+            .map(|w| WorkerStats {
+                index: w.index,
+                polled: w.polled,
+                stolen: w.stolen,
+                parked: w.parked,
             })
             .collect()
     }
@@ -465,6 +520,40 @@ impl Handle {
         "let rt = aioloop::Runtime::builder().workers(1).build()?;\nlet lp = rt.handle();"
     );
 
+    /// This runtime's counters (rule O3): per worker, polls, steals, parks, queue depth,
+    /// timers fired; runtime-wide, the injector's depth, live tasks by state, tasks spawned
+    /// and completed. Reading costs a walk of the task registry; the workers' hot paths
+    /// only write their own counters.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(2).build()?;
+    /// let t = rt.spawn(std::future::pending::<()>());
+    /// let m = rt.handle().metrics();
+    /// assert_eq!(m.workers.len(), 2);
+    /// assert_eq!(m.spawned, 1);
+    /// assert_eq!(m.tasks.live(), 1);
+    /// drop(t);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn metrics(&self) -> crate::Metrics {
+        let shared = &self.shared;
+        let stats: Vec<&crate::event_loop::stats::LoopStats> =
+            shared.stats.iter().map(|s| &***s).collect();
+        let workers = stats
+            .iter()
+            .zip(shared.stealers.iter())
+            .enumerate()
+            .map(|(i, (s, q))| s.snapshot(i, q.len()))
+            .collect();
+        crate::Metrics::assemble(
+            shared.id,
+            &stats,
+            &shared.spawned_elsewhere,
+            workers,
+            shared.injector.len(),
+        )
+    }
+
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {
         Handle { shared }
     }
@@ -522,6 +611,7 @@ impl Handle {
     /// assert_eq!(rt.block_on(t).unwrap(), 9);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> Task<F::Output>
     where
         F: Future + Send + 'static,
@@ -626,7 +716,22 @@ impl Handle {
         Ok(timer)
     }
 
+    #[track_caller]
     pub(crate) fn spawn_with<F>(&self, future: F, opts: SpawnOpts) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_at(future, opts, Location::caller())
+    }
+
+    /// `spawn_with`, for a task created at `site` (O4).
+    pub(crate) fn spawn_at<F>(
+        &self,
+        future: F,
+        opts: SpawnOpts,
+        site: &'static Location<'static>,
+    ) -> Task<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -639,15 +744,23 @@ impl Handle {
         let raw = RawTask::new(future, self.clone(), task::next_task_id());
         // SAFETY: a fresh task whose output is `F::Output`.
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
+        if self.shared.exceptions.tracks_tasks() {
+            task::observe::attach(raw, site);
+        }
         if self.shared.is_shutdown() {
             // The runtime is gone or going: the task is cancelled before its first step
             // instead of being queued on a dead loop.
             task::spawn::reject(notified, raw);
         } else if eager && context::current_loop_id() == Some(self.shared.id) {
             // T9: only from inside this runtime; elsewhere an eager request is queued.
+            if !context::count_spawn(&*self.shared) {
+                self.shared
+                    .spawned_elsewhere
+                    .fetch_add(1, Ordering::Relaxed);
+            }
             task::spawn::run_eagerly(notified);
         } else {
-            self.shared.schedule(notified);
+            self.shared.schedule_spawned(notified);
         }
         join
     }

@@ -25,19 +25,12 @@ use crate::event_loop::core;
 use crate::event_loop::exception::HandlerSlot;
 use crate::event_loop::park::{Park, Parker};
 use crate::event_loop::queue::{self, Injector, Local, Stealer};
+use crate::event_loop::stats::{self, StatsRef};
 use crate::event_loop::timers::TimerAction;
 use crate::shim::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::shim::Mutex;
 use crate::task::raw::Notified;
 use crate::task::LoopId;
-
-/// Per-worker counters, written by their worker only (plain stores, no RMW contention).
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) polled: AtomicU64,
-    pub(crate) stolen: AtomicU64,
-    pub(crate) parked: AtomicU64,
-}
 
 pub(crate) struct Shared {
     pub(crate) id: LoopId,
@@ -46,7 +39,11 @@ pub(crate) struct Shared {
     pub(crate) parkers: Box<[Parker]>,
     pub(crate) idle: Idle,
     shutdown: AtomicBool,
-    pub(crate) counters: Box<[CachePadded<Counters>]>,
+    /// Each worker's counters, written by that worker only (event_loop/stats.rs rule 1).
+    pub(crate) stats: Box<[StatsRef]>,
+    /// Tasks spawned on this runtime from threads that are not its workers (the workers
+    /// count theirs in their own `LoopStats`).
+    pub(crate) spawned_elsewhere: CachePadded<AtomicU64>,
     /// Timers registered from threads that run no iteration of ours (a `block_on` thread);
     /// the next worker to look takes them into its own heap.
     remote_timers: Mutex<Vec<(i64, TimerAction)>>,
@@ -75,7 +72,8 @@ impl Shared {
             parkers,
             idle: Idle::new(workers),
             shutdown: AtomicBool::new(false),
-            counters: (0..workers).map(|_| CachePadded::default()).collect(),
+            stats: (0..workers).map(stats::new_stats).collect(),
+            spawned_elsewhere: CachePadded::new(AtomicU64::new(0)),
             remote_timers: Mutex::new(Vec::new()),
             has_remote_timers: AtomicBool::new(false),
             exceptions: Arc::new(HandlerSlot::default()),
@@ -98,6 +96,19 @@ impl Shared {
     #[inline]
     pub(crate) fn schedule(&self, task: Notified) {
         self.schedule_runnable(Runnable::Task(task))
+    }
+
+    /// A task just spawned: [`Shared::schedule`], counting it for the metrics (in this
+    /// worker's counters when pushed locally, in the shared one otherwise).
+    #[inline]
+    pub(crate) fn schedule_spawned(&self, task: Notified) {
+        match context::try_push_spawned(self, Runnable::Task(task)) {
+            Ok(()) => self.notify_parked(),
+            Err(item) => {
+                self.spawned_elsewhere.fetch_add(1, Ordering::Relaxed);
+                self.schedule_remote(item)
+            }
+        }
     }
 
     /// Queues a task or a callback (see [`Shared::schedule`]).

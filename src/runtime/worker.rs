@@ -22,22 +22,23 @@ use crate::event_loop::callback::Runnable;
 use crate::event_loop::context::{self, LoopContext, LoopRef};
 use crate::event_loop::core::{Flavor, LoopCore};
 use crate::event_loop::queue::{self, Local};
-use crate::shim::atomic::Ordering;
+use crate::event_loop::stats::LoopStats;
 
 struct WorkerFlavor<'a> {
     shared: &'a Shared,
     index: usize,
     rng: fastrand::Rng,
     searching: bool,
-    polled: u64,
-    stolen: u64,
-    parked: u64,
 }
 
 /// The body of a worker thread. Returns the loop core so that the thread dropping the
 /// runtime can release what is left in it.
 pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Runnable>) -> LoopCore {
-    let core = LoopCore::new(local, shared.exceptions.clone());
+    let core = LoopCore::with_stats(
+        local,
+        shared.exceptions.clone(),
+        shared.stats[index].clone(),
+    );
     {
         let ctx = LoopContext {
             owner: LoopRef::new(shared.clone()),
@@ -52,9 +53,6 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Runnable>) -> 
             index,
             rng: fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15 ^ index as u64),
             searching: false,
-            polled: 0,
-            stolen: 0,
-            parked: 0,
         };
         while !shared.is_shutdown() {
             core.run_once(&mut flavor, None);
@@ -106,10 +104,9 @@ impl Flavor for WorkerFlavor<'_> {
                     queue::retry(|| shared.stealers[victim].steal_batch_and_pop(local))
                 {
                     local.push(item);
-                    self.stolen += (local.len().saturating_sub(before)) as u64;
-                    shared.counters[self.index]
-                        .stolen
-                        .store(self.stolen, Ordering::Relaxed);
+                    let stats = &core.stats;
+                    LoopStats::bump(&stats.stolen, local.len().saturating_sub(before) as u64);
+                    LoopStats::bump(&stats.steal_ops, 1);
                     self.stop_searching();
                     return true;
                 }
@@ -125,18 +122,6 @@ impl Flavor for WorkerFlavor<'_> {
 
     fn park(&mut self, _core: &LoopCore, timeout: Option<Duration>) {
         self.searching = self.shared.park_worker(self.index, self.searching, timeout);
-        self.parked += 1;
-        self.shared.counters[self.index]
-            .parked
-            .store(self.parked, Ordering::Relaxed);
-    }
-
-    #[inline]
-    fn on_run(&mut self) {
-        self.polled += 1;
-        self.shared.counters[self.index]
-            .polled
-            .store(self.polled, Ordering::Relaxed);
     }
 }
 

@@ -79,6 +79,8 @@ pub(crate) struct Extra {
     suspended_depth: AtomicUsize,
     /// `Inner::waiter` is set (the poller skips the lock otherwise).
     has_waiter: AtomicBool,
+    /// Await edges and, on a tracking loop, the task's record (task/observe.rs).
+    pub(crate) obs: super::observe::Observed,
 }
 
 /// What a suspended task awaits, which a `cancel()` is passed on to (rule 6, T3).
@@ -302,6 +304,7 @@ impl ExtraSlot {
             has_context: AtomicBool::new(false),
             suspended_depth: AtomicUsize::new(0),
             has_waiter: AtomicBool::new(false),
+            obs: super::observe::Observed::default(),
         }));
         match self
             .ptr
@@ -711,7 +714,12 @@ impl<F: std::future::Future> std::future::Future for CatchCancel<F> {
 /// Rule 2: the current built-in task's undelivered request, taken by a scope.
 fn take_current() -> Option<Option<Arc<str>>> {
     super::current::with_builtin(|raw| {
-        raw.and_then(|raw| raw.header().extra.get().and_then(Extra::take))
+        let raw = raw?;
+        let taken = raw.header().extra.get().and_then(Extra::take);
+        if taken.is_some() {
+            super::observe::on_cancel_delivered(raw);
+        }
+        taken
     })
 }
 

@@ -267,6 +267,7 @@ unsafe fn finish<F: Future, S: Schedule>(
     output: Result<F::Output, TaskError>,
 ) -> usize {
     let cancelled = matches!(output, Err(TaskError::Cancelled(_)));
+    super::observe::on_complete(cell.header.id, cancelled);
     // Hooks see an owned summary: once COMPLETE is published the output is the handle's.
     let outcome = Outcome::of(&output); // no allocation unless it is a panic
     if let Outcome::Panicked(_) = &outcome {

@@ -48,6 +48,8 @@ pub struct Task<T> {
     /// The output read out of the cell by [`Task::exception`], which only looks at it:
     /// the next `result()`/`.await` takes it from here.
     kept: Option<Box<Result<T, TaskError>>>,
+    /// This handle recorded an await edge from the current task (task/observe.rs).
+    edge: bool,
     _output: PhantomData<T>,
 }
 
@@ -68,6 +70,7 @@ impl<T> Task<T> {
             raw,
             taken: false,
             kept: None,
+            edge: false,
             _output: PhantomData,
         }
     }
@@ -399,10 +402,16 @@ impl<T> Future for Task<T> {
             panic!("`Task` polled after its result was taken");
         }
         if !self.done() {
+            let awaiter = super::current::with_builtin(|cur| cur);
             // Rule F7: a task awaiting its own handle would wait forever; asyncio raises
             // RuntimeError in it, the Rust form of which is a panic (the task ends with it).
-            if super::current::with_builtin(|cur| cur == Some(self.raw)) {
+            if awaiter == Some(self.raw) {
                 panic!("Task cannot await on itself: {}", self.task_ref());
+            }
+            // O5: the await edge, for call graphs (task/observe.rs).
+            if let Some(awaiter) = awaiter {
+                super::observe::awaiting_task(awaiter, self.raw);
+                self.edge = true;
             }
             // Rule T3: a cancelled awaiter cancels what it awaits (task/cancel.rs, rule 6).
             super::cancel::propagate_to(self.raw);
@@ -420,13 +429,38 @@ impl<T> Future for Task<T> {
         } else {
             // The task ended otherwise (a value: it suppressed a request passed on to it).
             super::cancel::answered(key);
+            if self.edge {
+                self.forget_edge();
+            }
         }
         out
     }
 }
 
+impl<T> Task<T> {
+    /// The task behind this handle (for the crate's await edges, task/observe.rs).
+    pub(crate) fn raw_task(&self) -> RawTask {
+        self.raw
+    }
+
+    /// The await this handle recorded is over (O5): the current task, if it is the awaiter,
+    /// forgets the edge.
+    fn forget_edge(&mut self) {
+        self.edge = false;
+        let word = super::observe::join_word(self.raw);
+        super::current::with_builtin(|cur| {
+            if let Some(cur) = cur {
+                super::observe::done_awaiting(cur, word);
+            }
+        });
+    }
+}
+
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
+        if self.edge {
+            self.forget_edge();
+        }
         // SAFETY: we are the handle and give up its reference exactly once.
         unsafe { self.raw.drop_join_handle() }
     }

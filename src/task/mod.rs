@@ -60,6 +60,7 @@ pub(crate) mod done;
 mod factory;
 mod harness;
 mod join;
+pub(crate) mod observe;
 mod raise;
 pub(crate) mod raw;
 pub(crate) mod registry;

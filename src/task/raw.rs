@@ -185,6 +185,7 @@ impl RawTask {
             h.extra.get_or_init().with_done(|d| d.set_retrieved());
             return false;
         }
+        super::observe::on_cancel_requested(self, msg.as_deref());
         let extra = h.extra.get_or_init();
         let own = self.is_polling_here();
         if own || h.state.load().is_running() {
@@ -364,6 +365,11 @@ impl Notified {
     /// The caller transfers one reference that represents the `NOTIFIED` bit.
     pub(crate) unsafe fn from_raw(raw: RawTask) -> Notified {
         Notified(raw)
+    }
+
+    /// The task this reference schedules.
+    pub(crate) fn raw(&self) -> RawTask {
+        self.0
     }
 
     /// Poll the task once (on this thread), consuming the reference.

@@ -47,6 +47,7 @@ mod error;
 
 pub use error::{BoxError, ExceptionGroup, Failure, TaskGroupError};
 
+use crate::task::observe::{self, AwaitKind};
 use std::future::{poll_fn, Future};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -344,6 +345,7 @@ impl TaskGroup {
     /// assert_eq!(n, 5);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, TaskGroupError>
     where
         F: Future + Send + 'static,
@@ -372,6 +374,7 @@ impl TaskGroup {
     /// assert_eq!(name, "yolo");
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn create_task_named<F>(
         &self,
         name: impl Into<Arc<str>>,
@@ -421,6 +424,7 @@ impl TaskGroup {
     /// assert_eq!(error.downcast_ref::<Refused>().unwrap().0, 503);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn create_task_fallible<F, T, E>(
         &self,
         future: F,
@@ -451,6 +455,7 @@ impl TaskGroup {
         )
     }
 
+    #[track_caller]
     fn spawn<F>(&self, future: F, name: Option<Arc<str>>) -> Result<Task<F::Output>, TaskGroupError>
     where
         F: Future + Send + 'static,
@@ -467,8 +472,13 @@ impl TaskGroup {
                 return Err(TaskGroupError::ShuttingDown);
             }
             self.shared.live.fetch_add(1, Ordering::Relaxed);
-            s.owner.clone().expect("an entered group has an owner")
+            let parent = s.parent.as_ref().map(TaskRef::id);
+            (
+                s.owner.clone().expect("an entered group has an owner"),
+                parent,
+            )
         };
+        let (owner, parent) = owner;
         let shared = self.shared.clone();
         let hook = Hook::new(shared, 0);
         let opts = SpawnOpts {
@@ -477,6 +487,8 @@ impl TaskGroup {
             ..SpawnOpts::default()
         };
         let task = crate::create::spawn_on_loop(&owner, future, opts);
+        // O5: the parent waits for its children (the call graph's TaskGroup edge).
+        observe::set_awaited_by(task.raw_task(), parent, AwaitKind::TaskGroup);
         let child = task.task_ref();
         let cancel_now = {
             let mut s = self.shared.state.lock();

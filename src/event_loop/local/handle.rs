@@ -76,6 +76,7 @@ impl LoopHandle {
     /// assert_eq!(lp.run_until_complete(t)?.unwrap(), 4);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
     where
         F: Future + Send + 'static,
@@ -137,12 +138,13 @@ impl fmt::Debug for LoopHandle {
 /// assert_eq!(v, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[track_caller]
 pub fn spawn_local<F>(future: F) -> Task<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
-    spawn_local_with(future, SpawnOpts::default())
+    spawn_local_with(future, SpawnOpts::default(), std::panic::Location::caller())
 }
 
 impl task::Builder {
@@ -169,16 +171,21 @@ impl task::Builder {
     /// assert_eq!((name.as_str(), v), ("ui", Some(1)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn spawn_local<F>(self, future: F) -> Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        spawn_local_with(future, self.opts())
+        spawn_local_with(future, self.opts(), std::panic::Location::caller())
     }
 }
 
-fn spawn_local_with<F>(future: F, opts: SpawnOpts) -> Task<F::Output>
+fn spawn_local_with<F>(
+    future: F,
+    opts: SpawnOpts,
+    site: &'static std::panic::Location<'static>,
+) -> Task<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
@@ -192,7 +199,7 @@ where
             };
             // SAFETY: a fresh task whose output is `F::Output`, bound on the loop's own
             // thread (checked above).
-            unsafe { shared.bind(raw, opts) }
+            unsafe { shared.bind(raw, opts, site) }
         }
         _ => panic!(
             "no running event loop: aioloop::spawn_local() must be called inside a running LocalLoop"

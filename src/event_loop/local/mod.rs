@@ -40,7 +40,7 @@ use crate::event_loop::main_task::MainTask;
 use crate::event_loop::park::Parker;
 use crate::event_loop::queue::{self, Injector};
 use crate::event_loop::timers::TimerAction;
-use crate::shim::atomic::{fence, AtomicBool, Ordering};
+use crate::shim::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::task::raw::RawTask;
 use crate::task::spawn::SpawnOpts;
 use crate::task::TaskFactory;
@@ -140,6 +140,7 @@ impl LocalLoop {
                 task_factory: crate::shim::Mutex::new(None),
                 has_task_factory: AtomicBool::new(false),
                 exceptions: exceptions.clone(),
+                spawned_elsewhere: AtomicU64::new(0),
             }),
             core: LoopCore::new(queue::new_local(), exceptions),
             _not_send: PhantomData,
@@ -310,6 +311,7 @@ impl LocalLoop {
     /// assert_eq!(lp.run_until_complete(t)?.unwrap(), 10);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn create_task<F>(&self, future: F) -> Result<Task<F::Output>, LoopError>
     where
         F: Future + 'static,
@@ -330,6 +332,7 @@ impl LocalLoop {
     /// assert_eq!(t.name(), "ui");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[track_caller]
     pub fn create_task_named<F>(
         &self,
         name: impl Into<Arc<str>>,
@@ -343,6 +346,7 @@ impl LocalLoop {
         Ok(self.spawn_local_named(future, Some(name.into())))
     }
 
+    #[track_caller]
     fn spawn_local_named<F>(&self, future: F, name: Option<Arc<str>>) -> Task<F::Output>
     where
         F: Future + 'static,
@@ -359,7 +363,10 @@ impl LocalLoop {
         };
         // SAFETY: a fresh task whose output is `F::Output`, bound on the loop's thread
         // (`LocalLoop` is `!Send`).
-        unsafe { self.shared.bind(raw, SpawnOpts::named(name)) }
+        unsafe {
+            self.shared
+                .bind(raw, SpawnOpts::named(name), std::panic::Location::caller())
+        }
     }
 
     /// Runs `future` to completion as the loop's main task, running the loop meanwhile
@@ -509,6 +516,31 @@ impl LocalLoop {
         fence(Ordering::SeqCst);
         drain_inbox();
         Ok(())
+    }
+
+    /// This loop's counters (rule O3), as [`Handle::metrics`](crate::Handle::metrics) with
+    /// one "worker" (this thread; it never steals) and the cross-thread inbox as injector.
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// lp.run_until_complete(async {
+    ///     aioloop::create_task(async {}).await.unwrap();
+    /// })?;
+    /// let m = lp.metrics();
+    /// assert_eq!((m.spawned, m.completed), (1, 1));
+    /// assert_eq!(m.workers.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn metrics(&self) -> crate::Metrics {
+        let stats: &crate::event_loop::stats::LoopStats = &self.core.stats;
+        let worker = stats.snapshot(0, self.core.ready.len());
+        crate::Metrics::assemble(
+            self.shared.id,
+            &[stats],
+            &self.shared.spawned_elsewhere,
+            vec![worker],
+            self.shared.inbox.len(),
+        )
     }
 
     /// How long a host may wait before calling [`run_once`](LocalLoop::run_once) again:

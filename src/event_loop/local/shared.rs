@@ -13,6 +13,7 @@
 //! once the work is done and a host that watches it never spins.
 
 use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::park::{Park, Parker};
 use crate::event_loop::queue::{self, Injector};
 use crate::event_loop::timers::TimerAction;
-use crate::shim::atomic::{fence, AtomicBool, Ordering};
+use crate::shim::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::task::raw::{Notified, RawTask, Schedule, TaskReport};
 use crate::task::spawn::SpawnOpts;
 use crate::task::TaskFactory;
@@ -52,6 +53,9 @@ pub(crate) struct LocalShared {
     pub(super) task_factory: crate::shim::Mutex<Option<TaskFactory>>,
     /// `task_factory` is `Some` (a lock-free check on the spawn path).
     pub(super) has_task_factory: AtomicBool,
+    /// Tasks spawned on this loop while it was not running on the spawning thread (the
+    /// loop's own iterations count theirs in its `LoopStats`).
+    pub(super) spawned_elsewhere: AtomicU64,
 }
 
 impl LocalShared {
@@ -62,7 +66,21 @@ impl LocalShared {
     /// `call_soon_threadsafe`, from this thread or another — goes through the inbox, which
     /// the next iteration drains first: one FIFO order for all of it (rules S1, T2).
     pub(super) fn schedule(&self, item: Runnable) {
-        if let Err(item) = context::try_push(self, item) {
+        self.schedule_counted(item, false)
+    }
+
+    /// [`schedule`](Self::schedule); `spawned`: a new task, counted for the metrics.
+    #[inline]
+    fn schedule_counted(&self, item: Runnable, spawned: bool) {
+        let pushed = if spawned {
+            context::try_push_spawned(self, item)
+        } else {
+            context::try_push(self, item)
+        };
+        if let Err(item) = pushed {
+            if spawned {
+                self.spawned_elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
             // With `close` (sets `closed`, fences, drains; then sets `drained`, fences and
             // drains once more) and with `LocalFlavor::park`. A post that finds the loop
             // closed reclaims the inbox only once `drained` is set: before that the inbox
@@ -88,33 +106,59 @@ impl LocalShared {
 
     /// Spawns a `Send` future as a task of this loop (from any thread: `LoopHandle::spawn`,
     /// or `create_task` inside the running loop).
+    #[track_caller]
     pub(crate) fn spawn_with<F>(self: &Arc<Self>, future: F, opts: SpawnOpts) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_at(future, opts, Location::caller())
+    }
+
+    /// `spawn_with`, for a task created at `site` (O4).
+    pub(crate) fn spawn_at<F>(
+        self: &Arc<Self>,
+        future: F,
+        opts: SpawnOpts,
+        site: &'static Location<'static>,
+    ) -> Task<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let raw = RawTask::new(future, LocalScheduler(self.clone()), task::next_task_id());
         // SAFETY: a fresh task whose output is `F::Output`.
-        unsafe { self.bind(raw, opts) }
+        unsafe { self.bind(raw, opts, site) }
     }
 
     /// # Safety
     /// As `task::spawn::bind`; and a task whose future is not `Send` is bound only on the
     /// loop's own thread.
-    pub(crate) unsafe fn bind<T>(&self, raw: RawTask, opts: SpawnOpts) -> Task<T> {
+    pub(crate) unsafe fn bind<T>(
+        &self,
+        raw: RawTask,
+        opts: SpawnOpts,
+        site: &'static Location<'static>,
+    ) -> Task<T> {
         let opts = self.apply_factory(opts);
         let eager = opts.starts_eagerly();
         // SAFETY: `raw` is a fresh task whose output is `T`, none of its references used
         // (this function's contract, which is `bind`'s).
         let (join, notified) = unsafe { task::spawn::bind(raw, opts) };
+        if self.exceptions.tracks_tasks() {
+            task::observe::attach(raw, site);
+        }
         if self.closed.load(Ordering::SeqCst) {
             task::spawn::reject(notified, raw);
         } else if eager && context::is_thread_of(self) {
             // T9: only while this loop runs on this thread; elsewhere it is queued.
+            if !context::count_spawn(self) {
+                self.spawned_elsewhere.fetch_add(1, Ordering::Relaxed);
+            }
             task::spawn::run_eagerly(notified);
         } else {
             // FIFO with `call_soon` (rule T2), whether or not the loop is running now.
-            self.schedule(Runnable::Task(notified));
+            self.schedule_counted(Runnable::Task(notified), true);
         }
         join
     }

@@ -1,0 +1,4 @@
+extern crate aioloop_macros as aioloop;
+
+#[aioloop::main]
+fn main() {}
