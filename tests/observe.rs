@@ -177,11 +177,13 @@ fn gather_edges() {
     let (kind, parent_is_caller) = rt
         .block_on(rt.spawn(async {
             let me = aioloop::current_task().unwrap().id();
+            // Every task alive before the gather (`block_on`'s main task among them).
+            let before: Vec<u64> = aioloop::all_tasks().iter().map(|t| t.id()).collect();
             let g = aioloop::gather(vec![pending::<()>(), pending::<()>()]);
             aioloop::yield_now().await;
             let member = aioloop::all_tasks()
                 .into_iter()
-                .find(|t| t.is_builtin() && t.id() != me)
+                .find(|t| t.is_builtin() && !before.contains(&t.id()))
                 .unwrap();
             let graph = aioloop::capture_call_graph(&member).unwrap();
             drop(g); // cancels the members
