@@ -154,18 +154,16 @@ pub(crate) fn with_current_owner<R>(f: impl FnOnce(Option<&LoopRef>) -> R) -> R 
     with(|c| f(c.map(|c| &c.owner)))
 }
 
-/// Pushes `item` onto this thread's ready queue if this thread runs an iteration of the
-/// loop `target`; otherwise gives it back.
+/// Queues `item` on this thread's loop core if this thread runs an iteration of the loop
+/// `target` (`LoopCore::push_local`: its ready queue or LIFO slot; `Ok(true)` when it
+/// joined the stealable queue); otherwise gives it back.
 #[inline]
-pub(crate) fn try_push<T: Loop>(target: &T, item: Runnable) -> Result<(), Runnable> {
+pub(crate) fn try_push<T: Loop>(target: &T, item: Runnable) -> Result<bool, Runnable> {
     with(|c| match c {
         Some(LoopContext {
             owner,
             core: Some(core),
-        }) if owner.is(target) => {
-            core.ready.push(item);
-            Ok(())
-        }
+        }) if owner.is(target) => Ok(core.push_local(item)),
         _ => Err(item),
     })
 }

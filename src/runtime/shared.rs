@@ -104,7 +104,9 @@ impl Shared {
     #[inline]
     pub(crate) fn schedule_runnable(&self, item: Runnable) {
         match context::try_push(self, item) {
-            Ok(()) => self.notify_parked(),
+            Ok(true) => self.notify_parked(),
+            // In the worker's LIFO slot: not stealable, so no peer to wake (lifo.rs).
+            Ok(false) => {}
             Err(item) => self.schedule_remote(item),
         }
     }

@@ -37,7 +37,7 @@ struct WorkerFlavor<'a> {
 /// The body of a worker thread. Returns the loop core so that the thread dropping the
 /// runtime can release what is left in it.
 pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Runnable>) -> LoopCore {
-    let core = LoopCore::new(local, shared.exceptions.clone());
+    let core = LoopCore::new(local, shared.exceptions.clone(), true);
     {
         let ctx = LoopContext {
             owner: LoopRef::new(shared.clone()),
@@ -129,6 +129,10 @@ impl Flavor for WorkerFlavor<'_> {
         self.shared.counters[self.index]
             .parked
             .store(self.parked, Ordering::Relaxed);
+    }
+
+    fn on_slot_spilled(&mut self) {
+        self.shared.notify_parked();
     }
 
     #[inline]

@@ -142,7 +142,7 @@ impl LocalLoop {
                 has_task_factory: AtomicBool::new(false),
                 exceptions: exceptions.clone(),
             }),
-            core: LoopCore::new(queue::new_local(), exceptions),
+            core: LoopCore::new(queue::new_local(), exceptions, false),
             _not_send: PhantomData,
         })
     }
