@@ -20,6 +20,13 @@
 //!         they take half the CPU from the two workers, so ~2x is the floor here.
 //!     Ratios to *alone* are printed; the goals are ≤ 1.1 and ≤ 3.
 //!
+//! (c) **Listing under churn** (issue 9, item 9): (a)'s 100,000 pending tasks, while two
+//!     threads outside the runtime keep spawning batches of short tasks and waiting for them
+//!     (every one registers, runs on a worker and unregisters). `all_tasks()` is timed
+//!     `LIST_REPS` times from the bench thread: median, 90th percentile and worst, against
+//!     the goal of 5 ms; the churn rate is printed too, so a listing that starves the
+//!     spawners shows.
+//!
 //! tokio has no stable task listing (its task dump needs `tokio_unstable` and a
 //! `current_thread` runtime), so there is no tokio column: the baseline is our own *alone*.
 //!
@@ -57,9 +64,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// (a): `all_tasks()` over `N` pending tasks, against cloning their `TaskRef`s.
-fn listing() {
-    let rt = aioloop_runtime();
+/// Spawns `N` tasks that never finish, and waits until each has been polled once.
+fn spawn_pending(rt: &aioloop::Runtime) -> Vec<aioloop::Task<()>> {
     let polled = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..N)
         .map(|_| {
@@ -73,6 +79,13 @@ fn listing() {
     while polled.load(Ordering::Relaxed) < N {
         thread::sleep(Duration::from_millis(1));
     }
+    handles
+}
+
+/// (a): `all_tasks()` over `N` pending tasks, against cloning their `TaskRef`s.
+fn listing() {
+    let rt = aioloop_runtime();
+    let handles = spawn_pending(&rt);
     let refs: Vec<_> = handles.iter().map(|h| h.task_ref()).collect();
 
     let mut list = Vec::with_capacity(LIST_REPS);
@@ -106,6 +119,65 @@ fn listing() {
         list.as_secs_f64() / clone.as_secs_f64()
     );
     drop((refs, handles));
+}
+
+/// Short tasks each churn thread spawns per batch in (c), before it waits for them.
+const CHURN_BATCH: usize = 64;
+
+/// (c): `all_tasks()` over `N` pending tasks while other threads spawn and complete tasks.
+fn listing_under_churn() {
+    let rt = aioloop_runtime();
+    let pending = spawn_pending(&rt);
+    let stop = Arc::new(AtomicBool::new(false));
+    let churned = Arc::new(AtomicUsize::new(0));
+    let churners: Vec<_> = (0..2)
+        .map(|_| {
+            let (h, stop, churned) = (rt.handle().clone(), stop.clone(), churned.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let (count, done) = Countdown::new(CHURN_BATCH);
+                    for _ in 0..CHURN_BATCH {
+                        let count = count.clone();
+                        drop(h.spawn(async move { count.tick() }));
+                    }
+                    done.recv().expect("the batch completed");
+                    churned.fetch_add(CHURN_BATCH, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    while churned.load(Ordering::Relaxed) == 0 {
+        thread::yield_now();
+    }
+
+    let mut list = Vec::with_capacity(LIST_REPS);
+    let (t0, c0) = (Instant::now(), churned.load(Ordering::Relaxed));
+    for _ in 0..LIST_REPS {
+        let t = Instant::now();
+        let all = rt.all_tasks();
+        list.push(t.elapsed());
+        // The pending tasks, plus whichever short ones were alive at that moment.
+        assert!(all.len() >= N);
+        drop(all);
+    }
+    let rate = (churned.load(Ordering::Relaxed) - c0) as f64 / t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for c in churners {
+        c.join().expect("churner");
+    }
+    list.sort_unstable();
+    let p90 = list[list.len() * 9 / 10];
+    let worst = *list.last().expect("reps");
+    let med = median(&mut list);
+    println!(
+        "all_tasks() of {N} under churn: median {:.2} ms, p90 {:.2} ms, worst {:.2} ms \
+         (goal <= 5 ms); churn {:.0} tasks/s meanwhile",
+        ms(med),
+        ms(p90),
+        ms(worst),
+        rate
+    );
+    drop(pending);
 }
 
 /// What runs beside a spawn run in (b).
@@ -243,5 +315,8 @@ fn main() {
     }
     if run("spawning") {
         spawning();
+    }
+    if run("churn") {
+        listing_under_churn();
     }
 }

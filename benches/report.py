@@ -26,10 +26,15 @@ import sys
 # is appended alphabetically.
 ORDER = [
     "spawn_many_local",
+    "spawn_many_local_block_on",
     "spawn_many_remote",
+    "spawn_many_remote_block_on",
     "yield_many",
+    "yield_many_block_on",
     "ping_pong",
+    "ping_pong_block_on",
     "chained_spawn",
+    "chained_spawn_block_on",
     # loop_api.rs
     "call_soon_100k",
     "call_soon_100k_mt",

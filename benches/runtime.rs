@@ -12,19 +12,31 @@
 //! `std::sync::mpsc` channel received on the bench thread, or the runtime's own
 //! `block_on`).
 //!
-//! `spawn_many_local`, `ping_pong` and `chained_spawn` come in two shapes: the work is
-//! started from inside a task (the group's plain name), and from inside `block_on`'s own
-//! future while the `block_on` thread then waits on a std channel (`<name>_block_on`: how tokio's own
-//! `rt_multi_threaded` benchmarks are written, and what a `main` that spawns does). The
-//! second sends every spawn through the runtime's remote path.
+//! Every workload comes in two shapes: the work is started from inside a task, or (for
+//! `spawn_many_remote` and `yield_many`) from the bench thread outside the runtime (the
+//! group's plain name), and from inside `block_on`'s own future while the `block_on` thread
+//! then waits (`<name>_block_on`: how tokio's own `rt_multi_threaded` benchmarks are
+//! written, and what a `main` that spawns does). The second sends every spawn through the
+//! runtime's remote path; the block_on thread waits on a std channel, or (for
+//! `spawn_many_remote_block_on`) awaits the tasks' handles.
 //!
 //! Run with `cargo bench -p aioloop-benches --bench runtime`, then
 //! `python3 benches/report.py`.
+//!
+//! **Interleaved mode.** With `RUNTIME_BENCH_ROUNDS=N` set, criterion is not used: for each
+//! workload (an optional argument filters by name), N rounds each run one aioloop iteration
+//! and one tokio iteration back to back (alternating which goes first), and the table gives
+//! the median time of each and the median and quartiles of the per-round ratio. On a shared
+//! machine whose load changes from second to second, this pairs the two runtimes much more
+//! tightly than criterion's aioloop-then-tokio sampling (issue 9's outside harness: 200
+//! rounds).
 
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use std::time::Instant;
+
+use criterion::{criterion_group, Criterion};
 
 mod common;
 use common::{aioloop_runtime, criterion_config, tokio_multi_thread, Countdown};
@@ -40,43 +52,34 @@ const NUM_PAIRS: usize = 1_000;
 /// Length of the spawn chain in `chained_spawn`.
 const CHAIN_LEN: usize = 1_000;
 
+type Aio = aioloop::Runtime;
+type Tok = tokio::runtime::Runtime;
+
 // ---------------------------------------------------------------------------------------
 // spawn_many_local: one task spawns NUM_SPAWN tasks from inside the runtime (so they go to
 // that worker's local queue); each ticks a countdown; the bench thread waits for zero.
 // ---------------------------------------------------------------------------------------
 
-fn spawn_many_local(c: &mut Criterion) {
-    let aio = aioloop_runtime();
-    let tok = tokio_multi_thread();
-    let mut g = c.benchmark_group("spawn_many_local");
+fn spawn_many_local_aio(rt: &Aio) {
+    let (count, rx) = Countdown::new(NUM_SPAWN);
+    drop(rt.spawn(async move {
+        for _ in 0..NUM_SPAWN {
+            let count = count.clone();
+            drop(aioloop::create_task(async move { count.tick() }));
+        }
+    }));
+    rx.recv().expect("countdown reached zero");
+}
 
-    g.bench_function("aioloop", |b| {
-        b.iter(|| {
-            let (count, rx) = Countdown::new(NUM_SPAWN);
-            drop(aio.spawn(async move {
-                for _ in 0..NUM_SPAWN {
-                    let count = count.clone();
-                    drop(aioloop::create_task(async move { count.tick() }));
-                }
-            }));
-            rx.recv().expect("countdown reached zero");
-        })
-    });
-
-    g.bench_function("tokio", |b| {
-        b.iter(|| {
-            let (count, rx) = Countdown::new(NUM_SPAWN);
-            drop(tok.spawn(async move {
-                for _ in 0..NUM_SPAWN {
-                    let count = count.clone();
-                    drop(tokio::spawn(async move { count.tick() }));
-                }
-            }));
-            rx.recv().expect("countdown reached zero");
-        })
-    });
-
-    g.finish();
+fn spawn_many_local_tok(rt: &Tok) {
+    let (count, rx) = Countdown::new(NUM_SPAWN);
+    drop(rt.spawn(async move {
+        for _ in 0..NUM_SPAWN {
+            let count = count.clone();
+            drop(tokio::spawn(async move { count.tick() }));
+        }
+    }));
+    rx.recv().expect("countdown reached zero");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -84,40 +87,22 @@ fn spawn_many_local(c: &mut Criterion) {
 // awaits every handle inside block_on.
 // ---------------------------------------------------------------------------------------
 
-fn spawn_many_remote(c: &mut Criterion) {
-    let aio = aioloop_runtime();
-    let tok = tokio_multi_thread();
-    let mut g = c.benchmark_group("spawn_many_remote");
-
-    g.bench_function("aioloop", |b| {
-        let mut handles = Vec::with_capacity(NUM_SPAWN);
-        b.iter(|| {
-            for _ in 0..NUM_SPAWN {
-                handles.push(aio.spawn(async {}));
-            }
-            aio.block_on(async {
-                for h in handles.drain(..) {
-                    h.await.expect("task completed");
-                }
-            });
-        })
+fn spawn_many_remote_aio(rt: &Aio) {
+    let handles: Vec<_> = (0..NUM_SPAWN).map(|_| rt.spawn(async {})).collect();
+    rt.block_on(async {
+        for h in handles {
+            h.await.expect("task completed");
+        }
     });
+}
 
-    g.bench_function("tokio", |b| {
-        let mut handles = Vec::with_capacity(NUM_SPAWN);
-        b.iter(|| {
-            for _ in 0..NUM_SPAWN {
-                handles.push(tok.spawn(async {}));
-            }
-            tok.block_on(async {
-                for h in handles.drain(..) {
-                    h.await.expect("task completed");
-                }
-            });
-        })
+fn spawn_many_remote_tok(rt: &Tok) {
+    let handles: Vec<_> = (0..NUM_SPAWN).map(|_| rt.spawn(async {})).collect();
+    rt.block_on(async {
+        for h in handles {
+            h.await.expect("task completed");
+        }
     });
-
-    g.finish();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -125,44 +110,32 @@ fn spawn_many_remote(c: &mut Criterion) {
 // times and then tick a countdown.
 // ---------------------------------------------------------------------------------------
 
-fn yield_many(c: &mut Criterion) {
-    let aio = aioloop_runtime();
-    let tok = tokio_multi_thread();
-    let mut g = c.benchmark_group("yield_many");
-
-    g.bench_function("aioloop", |b| {
-        b.iter(|| {
-            let (count, rx) = Countdown::new(NUM_YIELDERS);
-            for _ in 0..NUM_YIELDERS {
-                let count = count.clone();
-                drop(aio.spawn(async move {
-                    for _ in 0..NUM_YIELDS {
-                        aioloop::yield_now().await;
-                    }
-                    count.tick();
-                }));
+fn yield_many_aio(rt: &Aio) {
+    let (count, rx) = Countdown::new(NUM_YIELDERS);
+    for _ in 0..NUM_YIELDERS {
+        let count = count.clone();
+        drop(rt.spawn(async move {
+            for _ in 0..NUM_YIELDS {
+                aioloop::yield_now().await;
             }
-            rx.recv().expect("countdown reached zero");
-        })
-    });
+            count.tick();
+        }));
+    }
+    rx.recv().expect("countdown reached zero");
+}
 
-    g.bench_function("tokio", |b| {
-        b.iter(|| {
-            let (count, rx) = Countdown::new(NUM_YIELDERS);
-            for _ in 0..NUM_YIELDERS {
-                let count = count.clone();
-                drop(tok.spawn(async move {
-                    for _ in 0..NUM_YIELDS {
-                        tokio::task::yield_now().await;
-                    }
-                    count.tick();
-                }));
+fn yield_many_tok(rt: &Tok) {
+    let (count, rx) = Countdown::new(NUM_YIELDERS);
+    for _ in 0..NUM_YIELDERS {
+        let count = count.clone();
+        drop(rt.spawn(async move {
+            for _ in 0..NUM_YIELDS {
+                tokio::task::yield_now().await;
             }
-            rx.recv().expect("countdown reached zero");
-        })
-    });
-
-    g.finish();
+            count.tick();
+        }));
+    }
+    rx.recv().expect("countdown reached zero");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -199,36 +172,24 @@ macro_rules! ping_pong_pair {
     }};
 }
 
-fn ping_pong(c: &mut Criterion) {
-    let aio = aioloop_runtime();
-    let tok = tokio_multi_thread();
-    let mut g = c.benchmark_group("ping_pong");
+fn ping_pong_aio(rt: &Aio) {
+    let (count, rx) = Countdown::new(NUM_PAIRS);
+    drop(rt.spawn(async move {
+        for _ in 0..NUM_PAIRS {
+            ping_pong_pair!(aioloop::create_task, count.clone());
+        }
+    }));
+    rx.recv().expect("countdown reached zero");
+}
 
-    g.bench_function("aioloop", |b| {
-        b.iter(|| {
-            let (count, rx) = Countdown::new(NUM_PAIRS);
-            drop(aio.spawn(async move {
-                for _ in 0..NUM_PAIRS {
-                    ping_pong_pair!(aioloop::create_task, count.clone());
-                }
-            }));
-            rx.recv().expect("countdown reached zero");
-        })
-    });
-
-    g.bench_function("tokio", |b| {
-        b.iter(|| {
-            let (count, rx) = Countdown::new(NUM_PAIRS);
-            drop(tok.spawn(async move {
-                for _ in 0..NUM_PAIRS {
-                    ping_pong_pair!(tokio::spawn, count.clone());
-                }
-            }));
-            rx.recv().expect("countdown reached zero");
-        })
-    });
-
-    g.finish();
+fn ping_pong_tok(rt: &Tok) {
+    let (count, rx) = Countdown::new(NUM_PAIRS);
+    drop(rt.spawn(async move {
+        for _ in 0..NUM_PAIRS {
+            ping_pong_pair!(tokio::spawn, count.clone());
+        }
+    }));
+    rx.recv().expect("countdown reached zero");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -253,28 +214,16 @@ fn chain_tokio(left: usize, done: mpsc::SyncSender<()>) {
     }
 }
 
-fn chained_spawn(c: &mut Criterion) {
-    let aio = aioloop_runtime();
-    let tok = tokio_multi_thread();
-    let mut g = c.benchmark_group("chained_spawn");
+fn chained_spawn_aio(rt: &Aio) {
+    let (done, rx) = mpsc::sync_channel(1);
+    drop(rt.spawn(async move { chain_aioloop(CHAIN_LEN, done) }));
+    rx.recv().expect("chain finished");
+}
 
-    g.bench_function("aioloop", |b| {
-        b.iter(|| {
-            let (done, rx) = mpsc::sync_channel(1);
-            drop(aio.spawn(async move { chain_aioloop(CHAIN_LEN, done) }));
-            rx.recv().expect("chain finished");
-        })
-    });
-
-    g.bench_function("tokio", |b| {
-        b.iter(|| {
-            let (done, rx) = mpsc::sync_channel(1);
-            drop(tok.spawn(async move { chain_tokio(CHAIN_LEN, done) }));
-            rx.recv().expect("chain finished");
-        })
-    });
-
-    g.finish();
+fn chained_spawn_tok(rt: &Tok) {
+    let (done, rx) = mpsc::sync_channel(1);
+    drop(rt.spawn(async move { chain_tokio(CHAIN_LEN, done) }));
+    rx.recv().expect("chain finished");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -292,79 +241,159 @@ macro_rules! from_block_on {
     };
 }
 
-fn spawn_many_local_block_on(c: &mut Criterion) {
-    let aio = aioloop_runtime();
-    let tok = tokio_multi_thread();
-    let mut g = c.benchmark_group("spawn_many_local_block_on");
-    g.bench_function("aioloop", |b| {
-        b.iter(|| {
-            let (count, rx) = Countdown::new(NUM_SPAWN);
-            from_block_on!(aio, rx, {
-                for _ in 0..NUM_SPAWN {
-                    let count = count.clone();
-                    drop(aioloop::create_task(async move { count.tick() }));
-                }
-            })
-        })
-    });
-    g.bench_function("tokio", |b| {
-        b.iter(|| {
-            let (count, rx) = Countdown::new(NUM_SPAWN);
-            from_block_on!(tok, rx, {
-                for _ in 0..NUM_SPAWN {
-                    let count = count.clone();
-                    drop(tokio::spawn(async move { count.tick() }));
-                }
-            })
-        })
-    });
-    g.finish();
+fn spawn_many_local_block_on_aio(rt: &Aio) {
+    let (count, rx) = Countdown::new(NUM_SPAWN);
+    from_block_on!(rt, rx, {
+        for _ in 0..NUM_SPAWN {
+            let count = count.clone();
+            drop(aioloop::create_task(async move { count.tick() }));
+        }
+    })
 }
 
-fn ping_pong_block_on(c: &mut Criterion) {
-    let aio = aioloop_runtime();
-    let tok = tokio_multi_thread();
-    let mut g = c.benchmark_group("ping_pong_block_on");
-    g.bench_function("aioloop", |b| {
-        b.iter(|| {
-            let (count, rx) = Countdown::new(NUM_PAIRS);
-            from_block_on!(aio, rx, {
-                for _ in 0..NUM_PAIRS {
-                    ping_pong_pair!(aioloop::create_task, count.clone());
-                }
-            })
-        })
-    });
-    g.bench_function("tokio", |b| {
-        b.iter(|| {
-            let (count, rx) = Countdown::new(NUM_PAIRS);
-            from_block_on!(tok, rx, {
-                for _ in 0..NUM_PAIRS {
-                    ping_pong_pair!(tokio::spawn, count.clone());
-                }
-            })
-        })
-    });
-    g.finish();
+fn spawn_many_local_block_on_tok(rt: &Tok) {
+    let (count, rx) = Countdown::new(NUM_SPAWN);
+    from_block_on!(rt, rx, {
+        for _ in 0..NUM_SPAWN {
+            let count = count.clone();
+            drop(tokio::spawn(async move { count.tick() }));
+        }
+    })
 }
 
-fn chained_spawn_block_on(c: &mut Criterion) {
+fn spawn_many_remote_block_on_aio(rt: &Aio) {
+    rt.block_on(async {
+        let handles: Vec<_> = (0..NUM_SPAWN)
+            .map(|_| aioloop::create_task(async {}))
+            .collect();
+        for h in handles {
+            h.await.expect("task completed");
+        }
+    })
+}
+
+fn spawn_many_remote_block_on_tok(rt: &Tok) {
+    rt.block_on(async {
+        let handles: Vec<_> = (0..NUM_SPAWN).map(|_| tokio::spawn(async {})).collect();
+        for h in handles {
+            h.await.expect("task completed");
+        }
+    })
+}
+
+fn yield_many_block_on_aio(rt: &Aio) {
+    let (count, rx) = Countdown::new(NUM_YIELDERS);
+    from_block_on!(rt, rx, {
+        for _ in 0..NUM_YIELDERS {
+            let count = count.clone();
+            drop(aioloop::create_task(async move {
+                for _ in 0..NUM_YIELDS {
+                    aioloop::yield_now().await;
+                }
+                count.tick();
+            }));
+        }
+    })
+}
+
+fn yield_many_block_on_tok(rt: &Tok) {
+    let (count, rx) = Countdown::new(NUM_YIELDERS);
+    from_block_on!(rt, rx, {
+        for _ in 0..NUM_YIELDERS {
+            let count = count.clone();
+            drop(tokio::spawn(async move {
+                for _ in 0..NUM_YIELDS {
+                    tokio::task::yield_now().await;
+                }
+                count.tick();
+            }));
+        }
+    })
+}
+
+fn ping_pong_block_on_aio(rt: &Aio) {
+    let (count, rx) = Countdown::new(NUM_PAIRS);
+    from_block_on!(rt, rx, {
+        for _ in 0..NUM_PAIRS {
+            ping_pong_pair!(aioloop::create_task, count.clone());
+        }
+    })
+}
+
+fn ping_pong_block_on_tok(rt: &Tok) {
+    let (count, rx) = Countdown::new(NUM_PAIRS);
+    from_block_on!(rt, rx, {
+        for _ in 0..NUM_PAIRS {
+            ping_pong_pair!(tokio::spawn, count.clone());
+        }
+    })
+}
+
+fn chained_spawn_block_on_aio(rt: &Aio) {
+    let (done, rx) = mpsc::sync_channel(1);
+    from_block_on!(rt, rx, { chain_aioloop(CHAIN_LEN, done) })
+}
+
+fn chained_spawn_block_on_tok(rt: &Tok) {
+    let (done, rx) = mpsc::sync_channel(1);
+    from_block_on!(rt, rx, { chain_tokio(CHAIN_LEN, done) })
+}
+
+/// One workload: its group name, one aioloop iteration, one tokio iteration.
+type Workload = (&'static str, fn(&Aio), fn(&Tok));
+
+/// Every workload, in the order they run (and `report.py` lists them).
+const WORKLOADS: &[Workload] = &[
+    (
+        "spawn_many_local",
+        spawn_many_local_aio,
+        spawn_many_local_tok,
+    ),
+    (
+        "spawn_many_local_block_on",
+        spawn_many_local_block_on_aio,
+        spawn_many_local_block_on_tok,
+    ),
+    (
+        "spawn_many_remote",
+        spawn_many_remote_aio,
+        spawn_many_remote_tok,
+    ),
+    (
+        "spawn_many_remote_block_on",
+        spawn_many_remote_block_on_aio,
+        spawn_many_remote_block_on_tok,
+    ),
+    ("yield_many", yield_many_aio, yield_many_tok),
+    (
+        "yield_many_block_on",
+        yield_many_block_on_aio,
+        yield_many_block_on_tok,
+    ),
+    ("ping_pong", ping_pong_aio, ping_pong_tok),
+    (
+        "ping_pong_block_on",
+        ping_pong_block_on_aio,
+        ping_pong_block_on_tok,
+    ),
+    ("chained_spawn", chained_spawn_aio, chained_spawn_tok),
+    (
+        "chained_spawn_block_on",
+        chained_spawn_block_on_aio,
+        chained_spawn_block_on_tok,
+    ),
+];
+
+/// Criterion mode: one group per workload, `aioloop` then `tokio`.
+fn workloads(c: &mut Criterion) {
     let aio = aioloop_runtime();
     let tok = tokio_multi_thread();
-    let mut g = c.benchmark_group("chained_spawn_block_on");
-    g.bench_function("aioloop", |b| {
-        b.iter(|| {
-            let (done, rx) = mpsc::sync_channel(1);
-            from_block_on!(aio, rx, { chain_aioloop(CHAIN_LEN, done) })
-        })
-    });
-    g.bench_function("tokio", |b| {
-        b.iter(|| {
-            let (done, rx) = mpsc::sync_channel(1);
-            from_block_on!(tok, rx, { chain_tokio(CHAIN_LEN, done) })
-        })
-    });
-    g.finish();
+    for &(name, run_aio, run_tok) in WORKLOADS {
+        let mut g = c.benchmark_group(name);
+        g.bench_function("aioloop", |b| b.iter(|| run_aio(&aio)));
+        g.bench_function("tokio", |b| b.iter(|| run_tok(&tok)));
+        g.finish();
+    }
 }
 
 fn config() -> Criterion {
@@ -376,7 +405,74 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = spawn_many_local, spawn_many_remote, yield_many, ping_pong, chained_spawn,
-        spawn_many_local_block_on, ping_pong_block_on, chained_spawn_block_on
+    targets = workloads
 }
-criterion_main!(benches);
+
+/// The `q`-quantile of sorted `v`.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Interleaved mode (module docs): `rounds` paired iterations per workload.
+fn interleaved(rounds: usize, filter: Option<&str>) {
+    let aio = aioloop_runtime();
+    let tok = tokio_multi_thread();
+    println!("| workload | aioloop (median) | tokio (median) | ratio: median (p25–p75) |");
+    println!("|---|---:|---:|---:|");
+    for &(name, run_aio, run_tok) in WORKLOADS {
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        for _ in 0..3 {
+            run_aio(&aio);
+            run_tok(&tok);
+        }
+        let time = |f: &dyn Fn()| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        };
+        let (mut a, mut t, mut r) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..rounds {
+            let (da, dt) = if i % 2 == 0 {
+                let da = time(&|| run_aio(&aio));
+                (da, time(&|| run_tok(&tok)))
+            } else {
+                let dt = time(&|| run_tok(&tok));
+                (time(&|| run_aio(&aio)), dt)
+            };
+            a.push(da);
+            t.push(dt);
+            r.push(da / dt);
+        }
+        for v in [&mut a, &mut t, &mut r] {
+            v.sort_by(f64::total_cmp);
+        }
+        println!(
+            "| {name} | {:.0} µs | {:.0} µs | {:.2}× ({:.2}–{:.2}) |",
+            quantile(&a, 0.5) * 1e6,
+            quantile(&t, 0.5) * 1e6,
+            quantile(&r, 0.5),
+            quantile(&r, 0.25),
+            quantile(&r, 0.75)
+        );
+    }
+    println!();
+    println!(
+        "{rounds} interleaved rounds per workload (RUNTIME_BENCH_ROUNDS), 2 workers each; \
+         ratio = aioloop/tokio per round."
+    );
+}
+
+fn main() {
+    if let Some(rounds) = std::env::var("RUNTIME_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+    {
+        let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+        interleaved(rounds, filter.as_deref());
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -144,6 +144,14 @@ pub(crate) mod tuning {
     #[cfg(loom)]
     pub(crate) const MAX_BATCH: usize = 2;
 
+    /// Tasks a worker runs in a row from its LIFO slot after one queued item
+    /// (`event_loop/lifo.rs`, rule 4); tokio's figure. One under loom, so that models reach
+    /// the spill to the queue.
+    #[cfg(not(loom))]
+    pub(crate) const MAX_LIFO_POLLS: usize = 3;
+    #[cfg(loom)]
+    pub(crate) const MAX_LIFO_POLLS: usize = 1;
+
     /// Table positions a registry snapshot visits per shard read-lock hold
     /// (`task::registry`, rule 3): the longest a listing makes a spawn or a completion
     /// wait (at most 448 entries at hashbrown's 7/8 load, about 200 at its usual fill:

@@ -246,6 +246,32 @@ fn create_task_is_fifo_on_one_worker() {
 }
 
 #[test]
+fn woken_task_runs_next_on_worker_lifo_slot() {
+    // rules S3, T2 as diverged on a runtime worker (ARCHITECTURE.md, divergences): the first
+    // task a step spawns runs right after that step, ahead of a callback queued before it;
+    // the second one spawned keeps FIFO order behind the callback. asyncio (and a LocalLoop)
+    // would log callback, first, second.
+    let rt = runtime(1);
+    let log = rt
+        .block_on(rt.spawn(async {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let l = log.clone();
+            drop(aioloop::Handle::current().call_soon(move || l.lock().unwrap().push("callback")));
+            let spawn = |name: &'static str| {
+                let log = log.clone();
+                create_task(async move { log.lock().unwrap().push(name) })
+            };
+            let (first, second) = (spawn("first"), spawn("second"));
+            first.await.unwrap();
+            second.await.unwrap();
+            let v = log.lock().unwrap().clone();
+            v
+        }))
+        .unwrap();
+    assert_eq!(log, vec!["first", "callback", "second"]);
+}
+
+#[test]
 fn create_task_schedules_like_call_soon() {
     // rule T2: create_task does not run the task's first step synchronously; it is queued
     // (FIFO) ahead of the creator's own continuation after a yield.

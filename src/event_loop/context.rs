@@ -154,22 +154,23 @@ pub(crate) fn with_current_owner<R>(f: impl FnOnce(Option<&LoopRef>) -> R) -> R 
     with(|c| f(c.map(|c| &c.owner)))
 }
 
-/// Pushes `item` onto this thread's ready queue if this thread runs an iteration of the
-/// loop `target`; otherwise gives it back.
+/// Queues `item` on this thread's loop core if this thread runs an iteration of the loop
+/// `target` (`LoopCore::push_local`: its ready queue or LIFO slot; `Ok(true)` when it
+/// joined the stealable queue); otherwise gives it back.
 #[inline]
-pub(crate) fn try_push<T: Loop>(target: &T, item: Runnable) -> Result<(), Runnable> {
+pub(crate) fn try_push<T: Loop>(target: &T, item: Runnable) -> Result<bool, Runnable> {
     try_push_counted(target, item, false)
 }
 
 /// [`try_push`] of a task just spawned: pushed here, it is also counted in this loop's
 /// counters (event_loop/stats.rs), in the same thread-local lookup.
 #[inline]
-pub(crate) fn try_push_spawned<T: Loop>(target: &T, item: Runnable) -> Result<(), Runnable> {
+pub(crate) fn try_push_spawned<T: Loop>(target: &T, item: Runnable) -> Result<bool, Runnable> {
     try_push_counted(target, item, true)
 }
 
 #[inline(always)]
-fn try_push_counted<T: Loop>(target: &T, item: Runnable, spawned: bool) -> Result<(), Runnable> {
+fn try_push_counted<T: Loop>(target: &T, item: Runnable, spawned: bool) -> Result<bool, Runnable> {
     with(|c| match c {
         Some(LoopContext {
             owner,
@@ -178,8 +179,7 @@ fn try_push_counted<T: Loop>(target: &T, item: Runnable, spawned: bool) -> Resul
             if spawned {
                 super::stats::LoopStats::bump(&core.stats.spawned, 1);
             }
-            core.ready.push(item);
-            Ok(())
+            Ok(core.push_local(item))
         }
         _ => Err(item),
     })

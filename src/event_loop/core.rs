@@ -15,6 +15,8 @@
 //!                               their tasks (which join it too)
 //!    4. run exactly the n items ready now (n ≤ MAX_BATCH): what they schedule waits for
 //!       the next iteration, so one callback or task cannot starve I/O, timers or others
+//!       — except, on a runtime worker, the task in the LIFO slot (lifo.rs): after each
+//!       item, up to MAX_LIFO_POLLS tasks woken or spawned by the item just run run at once
 //! ```
 //!
 //! What differs between a worker and a `LocalLoop` is only *where remote work comes from*,
@@ -30,12 +32,13 @@ use std::time::Duration;
 
 use super::callback::Runnable;
 use super::clock;
+use super::lifo::LifoSlot;
 use super::observed;
 use super::stats::{self, LoopStats, StatsRef};
 use super::timers::{TimerAction, TimerQueue};
 use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::queue::{self, Local};
-use crate::shim::tuning::MAX_BATCH;
+use crate::shim::tuning::{MAX_BATCH, MAX_LIFO_POLLS};
 use crate::unwind::catch;
 
 /// The parts of an iteration that differ between a runtime worker and a `LocalLoop`.
@@ -46,6 +49,9 @@ pub(crate) trait Flavor {
     fn find_work(&mut self, core: &LoopCore) -> bool;
     /// Sleeps for at most `timeout` (`None`: until woken).
     fn park(&mut self, core: &LoopCore, timeout: Option<Duration>);
+    /// The loop moved a task from its LIFO slot to the ready queue, where peers may steal
+    /// it: wake one if any is idle (lifo.rs, rule 4).
+    fn on_slot_spilled(&mut self) {}
 }
 
 /// A loop's ready queue and timers.
@@ -59,11 +65,19 @@ pub(crate) struct LoopCore {
     pub(super) exceptions: Arc<HandlerSlot>,
     /// This loop's counters (event_loop/stats.rs; written only here and by the flavour).
     pub(crate) stats: StatsRef,
+    lifo: LifoSlot,
 }
 
 impl LoopCore {
-    pub(crate) fn new(ready: Local<Runnable>, exceptions: Arc<HandlerSlot>) -> LoopCore {
-        LoopCore::with_stats(ready, exceptions, stats::new_stats(0))
+    /// A core with counters of its own; `lifo_slot`: whether tasks woken by the running
+    /// item run next (a runtime worker; lifo.rs), or keep asyncio's FIFO order (a
+    /// `LocalLoop`).
+    pub(crate) fn new(
+        ready: Local<Runnable>,
+        exceptions: Arc<HandlerSlot>,
+        lifo_slot: bool,
+    ) -> LoopCore {
+        LoopCore::with_stats(ready, exceptions, stats::new_stats(0), lifo_slot)
     }
 
     /// A core whose counters someone else reads (a runtime's `Shared` keeps each worker's).
@@ -71,6 +85,7 @@ impl LoopCore {
         ready: Local<Runnable>,
         exceptions: Arc<HandlerSlot>,
         stats: StatsRef,
+        lifo_slot: bool,
     ) -> LoopCore {
         LoopCore {
             ready,
@@ -78,7 +93,24 @@ impl LoopCore {
             fired_at: Cell::new(i64::MIN),
             exceptions,
             stats,
+            lifo: LifoSlot::new(lifo_slot),
         }
+    }
+
+    /// Queues an item scheduled on this loop's own thread: a task woken or spawned by the
+    /// running item goes to the LIFO slot (lifo.rs, rule 1). Returns whether something
+    /// joined the stealable ready queue (then the caller may wake an idle peer).
+    #[inline]
+    pub(crate) fn push_local(&self, item: Runnable) -> bool {
+        let item = match item {
+            Runnable::Task(task) => match self.lifo.offer(task) {
+                Ok(()) => return false,
+                Err(task) => Runnable::Task(task),
+            },
+            callback => callback,
+        };
+        self.ready.push(item);
+        true
     }
 
     /// One iteration; returns how many items ran.
@@ -102,11 +134,44 @@ impl LoopCore {
             let Some(item) = self.ready.pop() else { break };
             // Counted before it runs: whoever the item wakes sees it counted.
             LoopStats::bump(&self.stats.polled, 1);
+            self.run_step(item, observed);
+            ran += 1 + self.run_lifo_slot(flavor, observed);
+        }
+        ran
+    }
+
+    /// Runs one item with the LIFO slot open to what it schedules (lifo.rs, rule 1);
+    /// `observed`: timed and recorded (event_loop/observed.rs).
+    #[inline]
+    fn run_step(&self, item: Runnable, observed: bool) {
+        let task = match &item {
+            Runnable::Task(t) => t.addr(),
+            Runnable::Callback(_) => std::ptr::null(),
+        };
+        self.lifo.running(task, || {
             if observed {
                 observed::run(self, item);
             } else {
                 self.run(item);
             }
+        });
+    }
+
+    /// Runs the tasks the last step left in the LIFO slot, at most `MAX_LIFO_POLLS` in a
+    /// row; the one after goes to the back of the queue (lifo.rs, rules 4 and 5). Leaves
+    /// the slot empty; returns how many ran.
+    #[inline]
+    fn run_lifo_slot(&self, flavor: &mut impl Flavor, observed: bool) -> usize {
+        let mut ran = 0;
+        while let Some(task) = self.lifo.take() {
+            if ran == MAX_LIFO_POLLS {
+                self.ready.push(Runnable::Task(task));
+                flavor.on_slot_spilled();
+                break;
+            }
+            LoopStats::bump(&self.stats.polled, 1);
+            LoopStats::bump(&self.stats.lifo_hits, 1);
+            self.run_step(Runnable::Task(task), observed);
             ran += 1;
         }
         ran
@@ -195,6 +260,9 @@ impl LoopCore {
     /// Drops everything queued here (loop shutdown), on this thread: callbacks' closures
     /// are dropped, tasks' references released; destructors' panics are reported.
     pub(crate) fn clear(&self) {
+        if let Some(task) = self.lifo.take() {
+            drop(task);
+        }
         while let Some(item) = self.ready.pop() {
             discard(item, &self.exceptions);
         }

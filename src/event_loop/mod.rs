@@ -7,6 +7,7 @@ pub(crate) mod clock;
 pub(crate) mod context;
 pub(crate) mod core;
 pub(crate) mod exception;
+pub(crate) mod lifo;
 pub(crate) mod local;
 pub(crate) mod loop_api;
 pub(crate) mod main_task;

@@ -103,7 +103,9 @@ impl Shared {
     #[inline]
     pub(crate) fn schedule_spawned(&self, task: Notified) {
         match context::try_push_spawned(self, Runnable::Task(task)) {
-            Ok(()) => self.notify_parked(),
+            Ok(true) => self.notify_parked(),
+            // In the worker's LIFO slot: not stealable, so no peer to wake (lifo.rs).
+            Ok(false) => {}
             Err(item) => {
                 self.spawned_elsewhere.fetch_add(1, Ordering::Relaxed);
                 self.schedule_remote(item)
@@ -115,7 +117,9 @@ impl Shared {
     #[inline]
     pub(crate) fn schedule_runnable(&self, item: Runnable) {
         match context::try_push(self, item) {
-            Ok(()) => self.notify_parked(),
+            Ok(true) => self.notify_parked(),
+            // In the worker's LIFO slot: not stealable, so no peer to wake (lifo.rs).
+            Ok(false) => {}
             Err(item) => self.schedule_remote(item),
         }
     }

@@ -38,6 +38,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Runnable>) -> 
         local,
         shared.exceptions.clone(),
         shared.stats[index].clone(),
+        true,
     );
     {
         let ctx = LoopContext {
@@ -122,6 +123,10 @@ impl Flavor for WorkerFlavor<'_> {
 
     fn park(&mut self, _core: &LoopCore, timeout: Option<Duration>) {
         self.searching = self.shared.park_worker(self.index, self.searching, timeout);
+    }
+
+    fn on_slot_spilled(&mut self) {
+        self.shared.notify_parked();
     }
 }
 

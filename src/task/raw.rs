@@ -372,6 +372,12 @@ impl Notified {
         self.0
     }
 
+    /// The task's address: tells one task from another while both are alive (a loop core
+    /// compares a scheduled task with the one it is running).
+    pub(crate) fn addr(&self) -> *const () {
+        self.0.ptr.as_ptr().cast_const().cast()
+    }
+
     /// Poll the task once (on this thread), consuming the reference.
     pub(crate) fn run(self) {
         let raw = self.0;

@@ -142,7 +142,7 @@ impl LocalLoop {
                 exceptions: exceptions.clone(),
                 spawned_elsewhere: AtomicU64::new(0),
             }),
-            core: LoopCore::new(queue::new_local(), exceptions),
+            core: LoopCore::new(queue::new_local(), exceptions, false),
             _not_send: PhantomData,
         })
     }
