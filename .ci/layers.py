@@ -17,7 +17,7 @@ LAYERS = [
     ("task core", ["task"], False),
     ("loop core", ["event_loop"], False),
     ("runtime", ["runtime"], False),
-    ("features", ["create", "future", "timeout", "task_group", "combinators", "yield_now"], True),
+    ("features", ["create", "future", "timeout", "task_group", "combinators", "yield_now", "io", "net"], True),
     ("test hooks", ["loom_internals"], False),
 ]
 

@@ -182,6 +182,8 @@ mod create;
 mod error;
 mod event_loop;
 mod future;
+#[cfg(not(loom))]
+pub mod io;
 pub mod runtime;
 mod shim;
 pub mod task;

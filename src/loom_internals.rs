@@ -385,6 +385,10 @@ impl Loop for SinkInner {
         Err(action)
     }
 
+    fn io_driver(&self, _fd: i32) -> Option<std::sync::Arc<crate::event_loop::reactor::Driver>> {
+        None
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

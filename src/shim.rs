@@ -142,6 +142,13 @@ pub(crate) mod tuning {
     #[cfg(loom)]
     pub(crate) const MAX_BATCH: usize = 2;
 
+    /// Items a busy loop runs between two zero-timeout harvests of its poller (reactor
+    /// rule R8): bounds how long a loop that never parks leaves its sockets unserved.
+    #[cfg(not(loom))]
+    pub(crate) const IO_INTERVAL: usize = 61;
+    #[cfg(loom)]
+    pub(crate) const IO_INTERVAL: usize = 2;
+
     /// Table positions a registry snapshot visits per shard read-lock hold
     /// (`task::registry`, rule 3): the longest a listing makes a spawn or a completion
     /// wait (at most 448 entries at hashbrown's 7/8 load, about 200 at its usual fill:

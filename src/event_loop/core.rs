@@ -33,7 +33,8 @@ use super::clock;
 use super::timers::{TimerAction, TimerQueue};
 use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::queue::{self, Local};
-use crate::shim::tuning::MAX_BATCH;
+use crate::event_loop::reactor::Driver;
+use crate::shim::tuning::{IO_INTERVAL, MAX_BATCH};
 use crate::unwind::catch;
 
 /// The parts of an iteration that differ between a runtime worker and a `LocalLoop`.
@@ -57,27 +58,63 @@ pub(crate) struct LoopCore {
     /// instead of reading the clock on every poll.
     fired_at: Cell<i64>,
     exceptions: Arc<HandlerSlot>,
+    /// This loop's reactor (the poller it parks in): sources whose home it is (rule R7).
+    io: Arc<Driver>,
+    /// Items run since the last harvest of `io` (reactor rule R8).
+    since_harvest: Cell<usize>,
 }
 
 impl LoopCore {
-    pub(crate) fn new(ready: Local<Runnable>, exceptions: Arc<HandlerSlot>) -> LoopCore {
+    pub(crate) fn new(
+        ready: Local<Runnable>,
+        exceptions: Arc<HandlerSlot>,
+        io: Arc<Driver>,
+    ) -> LoopCore {
         LoopCore {
             ready,
             timers: RefCell::new(TimerQueue::default()),
             fired_at: Cell::new(i64::MIN),
             exceptions,
+            io,
+            since_harvest: Cell::new(0),
+        }
+    }
+
+    /// The reactor of this loop (reactor rule R7: where sources first waited on here live).
+    pub(crate) fn io(&self) -> &Arc<Driver> {
+        &self.io
+    }
+
+    /// A busy loop's look at its poller (reactor rule R8): a zero-timeout harvest whose
+    /// events wake their tasks onto this loop's ready queue. Skipped when nothing is
+    /// registered here (the common CPU-only case pays no system call).
+    fn harvest_io(&self) {
+        self.since_harvest.set(0);
+        if self.io.has_sources() {
+            self.io.park(Some(Duration::ZERO));
         }
     }
 
     /// One iteration; returns how many items ran.
     pub(crate) fn run_once(&self, flavor: &mut impl Flavor, max_wait: Option<Duration>) -> usize {
         flavor.pull_remote(self);
-        if self.ready.is_empty() && !flavor.find_work(self) {
-            let wait = self.wait_budget(max_wait);
-            if wait != Some(Duration::ZERO) {
-                flavor.park(self, wait);
-                flavor.pull_remote(self);
+        if self.ready.is_empty() {
+            if flavor.find_work(self) {
+                // Our queue drained: our sockets come before the stolen work (R8).
+                self.harvest_io();
+            } else {
+                let wait = self.wait_budget(max_wait);
+                if wait != Some(Duration::ZERO) {
+                    // Every park harvests and dispatches (R8).
+                    self.since_harvest.set(0);
+                    flavor.park(self, wait);
+                    flavor.pull_remote(self);
+                } else {
+                    self.harvest_io();
+                }
             }
+        } else if self.since_harvest.get() >= IO_INTERVAL {
+            self.harvest_io();
         }
         self.fire_due_timers();
         let n = self.ready.len().min(MAX_BATCH);
@@ -89,6 +126,7 @@ impl LoopCore {
             self.run(item);
             ran += 1;
         }
+        self.since_harvest.set(self.since_harvest.get() + ran);
         ran
     }
 

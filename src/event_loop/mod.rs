@@ -12,6 +12,7 @@ pub(crate) mod loop_api;
 pub(crate) mod main_task;
 pub(crate) mod park;
 pub(crate) mod queue;
+pub(crate) mod reactor;
 pub(crate) mod sleep;
 pub(crate) mod timers;
 

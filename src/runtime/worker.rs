@@ -37,7 +37,11 @@ struct WorkerFlavor<'a> {
 /// The body of a worker thread. Returns the loop core so that the thread dropping the
 /// runtime can release what is left in it.
 pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Runnable>) -> LoopCore {
-    let core = LoopCore::new(local, shared.exceptions.clone());
+    let core = LoopCore::new(
+        local,
+        shared.exceptions.clone(),
+        shared.parkers[index].driver().clone(),
+    );
     {
         let ctx = LoopContext {
             owner: LoopRef::new(shared.clone()),
