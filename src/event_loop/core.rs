@@ -81,6 +81,7 @@ impl LoopCore {
     }
 
     /// The reactor of this loop (reactor rule R7: where sources first waited on here live).
+    #[cfg_attr(loom, allow(dead_code))] // its user, `context::io_driver`, serves `aioloop::io`
     pub(crate) fn io(&self) -> &Arc<Driver> {
         &self.io
     }
