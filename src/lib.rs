@@ -184,6 +184,8 @@ mod event_loop;
 mod future;
 #[cfg(not(loom))]
 pub mod io;
+#[cfg(not(loom))]
+pub mod net;
 pub mod runtime;
 mod shim;
 pub mod task;
