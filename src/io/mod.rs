@@ -16,6 +16,9 @@ use crate::event_loop::reactor::{Direction, Registration};
 
 #[cfg(feature = "futures-io")]
 mod futures_io;
+mod loop_api;
+pub(crate) mod sock;
+pub(crate) mod watch;
 
 /// A non-blocking file descriptor (socket, pipe, eventfd, tty…) that tasks can wait on:
 /// smol's `Async`, on aioloop's per-loop pollers.
@@ -119,6 +122,18 @@ impl<T: AsFd> Async<T> {
             reg: unsafe { Registration::new(fd) },
             io: Some(io),
         })
+    }
+
+    /// Wraps `io` as it is (blocking mode untouched): for watchers that only wait for
+    /// readiness and never do I/O through it (`add_reader`, the `sock_*` waits).
+    pub(crate) fn without_mode_change(io: T) -> Async<T> {
+        let fd = io.as_fd().as_raw_fd();
+        Async {
+            // SAFETY: as in `new`: `io` keeps the descriptor open for as long as `self`
+            // lives, and the registration is dropped first (R9).
+            reg: unsafe { Registration::new(fd) },
+            io: Some(io),
+        }
     }
 
     /// The wrapped I/O object.

@@ -37,8 +37,6 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use socket2::{SockAddr, Socket};
-
 use crate::io::Async;
 
 mod datagram;
@@ -48,6 +46,9 @@ mod tcp;
 mod udp;
 pub mod unix;
 
+/// Socket addresses and raw sockets of any family, for the `sock_*` loop methods
+/// (re-exported from `socket2`).
+pub use socket2::{Domain, SockAddr, Socket, Type};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, SplitSocket, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
