@@ -254,7 +254,21 @@ impl<T: AsFd> Async<T> {
         &self,
         dir: Direction,
         cx: &mut Context<'_>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io_draining(dir, cx, op, |_| false)
+    }
+
+    /// [`poll_io`](Self::poll_io) for operations that can tell they drained the socket
+    /// (`drained(&result)`: a stream read shorter than its buffer, a partial write): the
+    /// readiness they saw is cleared at once (rule R2), saving the `EWOULDBLOCK` system
+    /// call the next operation would otherwise make to learn it.
+    pub(crate) fn poll_io_draining<R>(
+        &self,
+        dir: Direction,
+        cx: &mut Context<'_>,
         mut op: impl FnMut() -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
     ) -> Poll<io::Result<R>> {
         loop {
             let ev = match self.reg.poll_ready(dir, cx) {
@@ -265,7 +279,13 @@ impl<T: AsFd> Async<T> {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.reg.clear_readiness(ev),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return Poll::Ready(r),
+                Ok(r) => {
+                    if drained(&r) {
+                        self.reg.clear_readiness(ev);
+                    }
+                    return Poll::Ready(Ok(r));
+                }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }

@@ -86,9 +86,15 @@ macro_rules! stream_api {
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
                 use std::io::Read;
-                self.io.poll_io($crate::event_loop::reactor::Direction::Read, cx, || {
-                    self.io.get_ref().read(buf)
-                })
+                let len = buf.len();
+                // A stream read shorter than the buffer emptied the socket (reactor R2);
+                // 0 (EOF) says nothing about later readiness.
+                self.io.poll_io_draining(
+                    $crate::event_loop::reactor::Direction::Read,
+                    cx,
+                    || self.io.get_ref().read(buf),
+                    |&n| n > 0 && n < len,
+                )
             }
 
             fn poll_write_io(
@@ -97,9 +103,14 @@ macro_rules! stream_api {
                 buf: &[u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
                 use std::io::Write;
-                self.io.poll_io($crate::event_loop::reactor::Direction::Write, cx, || {
-                    self.io.get_ref().write(buf)
-                })
+                let len = buf.len();
+                // A partial write filled the socket buffer.
+                self.io.poll_io_draining(
+                    $crate::event_loop::reactor::Direction::Write,
+                    cx,
+                    || self.io.get_ref().write(buf),
+                    |&n| n < len,
+                )
             }
 
             fn shutdown_io(&self, how: std::net::Shutdown) -> std::io::Result<()> {
