@@ -6,6 +6,19 @@
 //! worker runs the task does the system call itself, and the home poller's harvest wakes
 //! the task. As asyncio's `sock_*` functions do, every operation tries the system call
 //! first and waits only on `EWOULDBLOCK`.
+//!
+//! ```
+//! use std::io::Read;
+//! use aioloop::io::Async;
+//!
+//! let lp = aioloop::LocalLoop::new()?;
+//! let (a, b) = std::os::unix::net::UnixStream::pair()?;
+//! let a = Async::new(a)?;
+//! drop(b); // the peer hangs up: `a` reads EOF
+//! let n = lp.run_until_complete(a.read_with(|mut s| s.read(&mut [0u8; 8])))??;
+//! assert_eq!(n, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::future::poll_fn;
 use std::io;

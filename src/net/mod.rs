@@ -1,7 +1,7 @@
 //! Sockets on the loops' pollers: [`TcpListener`], [`TcpStream`], [`UdpSocket`], and
 //! [`unix`]'s `UnixListener`, `UnixStream`, `UnixDatagram`.
 //!
-//! Each is an [`Async`](crate::io::Async) over the standard library's socket (created with
+//! Each is an [`Async`] over the standard library's socket (created with
 //! `socket2` where options must be set before `bind` or `connect`). Every operation tries
 //! the system call first and waits for readiness only on `EWOULDBLOCK` (rule N1); the
 //! socket registers on the poller of the loop that first waits on it and stays there (N3).
