@@ -40,11 +40,22 @@
 //!   thread — picks worker `fd % n`). Registrations never migrate: whichever worker runs the
 //!   task does the syscall itself, and the home poller's harvest wakes the task onto the
 //!   home loop's queue. The registration is edge-triggered, so no re-arming is needed.
-//! - **R8 (harvest).** Only the home loop's thread harvests its driver: every blocking wait
+//! - **R8 (harvest).** The home loop's thread harvests its driver (and, by R10, an idle
+//!   peer when the home loop is stuck): every blocking wait
 //!   (park) dispatches the events it harvested; a busy loop harvests with a zero timeout
 //!   every `IO_INTERVAL` items run and when its queue drained but it found work elsewhere.
 //!   A zero-timeout harvest by the running owner may consume a stale wake-up token: tokens
 //!   matter only between announcing "parked" and parking, and the owner never harvests there.
+//! - **R10 (an idle peer harvests a stuck loop).** A runtime worker about to park harvests
+//!   a peer's driver that has sources and has not been harvested for `PEER_IO_STALE`
+//!   (`Driver::harvest_if_stuck`), so that a task that never yields does not stall the
+//!   sockets of its worker. It try-locks the harvest: an owner parked in its poller holds
+//!   that lock, so a sleeping loop is never harvested by another thread. The zero-timeout
+//!   wait may consume the owner's wake-up token; the harvester notifies the owner's poller
+//!   afterwards, so the token is back (the owner's next park may return spuriously, which
+//!   `Park` allows). The woken tasks join the harvester's queue (the one loop in R8 whose
+//!   events another thread dispatches). While a peer with sources runs, an idle worker parks
+//!   for at most `PEER_IO_STALE`.
 //! - **R9 (descriptor lifetime).** A registered descriptor stays open until its
 //!   registration is dropped (which deletes it from the poller before the owner closes it):
 //!   the `# Safety` contract of [`Registration::new`].
@@ -64,15 +75,20 @@ use std::time::Duration;
 pub(crate) use readiness::{Direction, ReadyEvent, ScheduledIo, READABLE, WRITABLE};
 use slab::Slab;
 
-use crate::shim::atomic::{AtomicBool, Ordering};
+use crate::shim::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::shim::Mutex;
 
 /// One loop's poller, the sources registered on it, and its harvest.
 pub(crate) struct Driver {
     sys: sys::Sys,
     slab: Mutex<Slab>,
-    /// The harvest's buffers; only the owning loop's thread locks it (uncontended).
+    /// The harvest's buffers; the owning loop's thread locks it, and held across its park
+    /// (so a peer's `try_lock` fails while it sleeps: rule R10).
     harvest: Mutex<Harvest>,
+    /// Registered sources (a lock-free `has_sources`).
+    sources: AtomicUsize,
+    /// The loop clock when a harvest last began or ended (rule R10's staleness).
+    harvested_at: AtomicU64,
 }
 
 #[derive(Default)]
@@ -88,6 +104,8 @@ impl Driver {
             sys: sys::Sys::new()?,
             slab: Mutex::new(Slab::default()),
             harvest: Mutex::new(Harvest::default()),
+            sources: AtomicUsize::new(0),
+            harvested_at: AtomicU64::new(0),
         })
     }
 
@@ -95,8 +113,39 @@ impl Driver {
     /// dispatches what it harvested (rules R1, R8). Returns how many sources were made ready.
     pub(crate) fn park(&self, timeout: Option<Duration>) -> usize {
         let mut h = self.harvest.lock();
+        self.harvest_locked(&mut h, timeout)
+    }
+
+    /// Rule R10: harvests (zero timeout) if this driver has sources, was last harvested
+    /// more than `stale` ago and its owner is not parked in it; then gives the owner its
+    /// wake-up token back. Returns how many sources it made ready.
+    pub(crate) fn harvest_if_stuck(&self, stale: Duration) -> usize {
+        if !self.has_sources() {
+            return 0;
+        }
+        let last = self.harvested_at.load(Ordering::Relaxed) as i64;
+        let now = super::clock::now();
+        if now.saturating_sub(last) < stale.as_nanos() as i64 {
+            return 0;
+        }
+        let Some(mut h) = self.harvest.try_lock() else {
+            return 0;
+        };
+        let n = self.harvest_locked(&mut h, Some(Duration::ZERO));
+        drop(h);
+        self.sys.notify();
+        n
+    }
+
+    fn stamp(&self) {
+        self.harvested_at
+            .store(super::clock::now() as u64, Ordering::Relaxed);
+    }
+
+    fn harvest_locked(&self, h: &mut Harvest, timeout: Option<Duration>) -> usize {
+        self.stamp();
         let n = self.slab.lock().begin_harvest();
-        let Harvest { events, ready } = &mut *h;
+        let Harvest { events, ready } = h;
         self.sys.wait(events, timeout);
         {
             let slab = self.slab.lock();
@@ -112,6 +161,7 @@ impl Driver {
             io.set_readiness(bits);
         }
         self.slab.lock().end_harvest(n);
+        self.stamp();
         count
     }
 
@@ -122,7 +172,7 @@ impl Driver {
 
     /// Whether any source is registered here (a busy loop skips its harvest otherwise).
     pub(crate) fn has_sources(&self) -> bool {
-        self.slab.lock().live() > 0
+        self.sources.load(Ordering::Relaxed) > 0
     }
 
     /// Registers `fd` for both directions, edge-triggered, under a fresh key.
@@ -136,13 +186,16 @@ impl Driver {
             self.slab.lock().remove(key);
             return Err(e);
         }
+        self.sources.fetch_add(1, Ordering::Relaxed);
         Ok(key)
     }
 
     /// Removes `fd` from the poller and releases its slot (R6).
     pub(crate) fn deregister(&self, fd: RawFd, key: usize) {
         self.sys.delete(fd);
-        self.slab.lock().remove(key);
+        if self.slab.lock().remove(key).is_some() {
+            self.sources.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// The poller's descriptor, readable when notified or when a source became ready.

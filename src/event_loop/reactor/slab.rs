@@ -108,6 +108,7 @@ impl Slab {
     }
 
     /// How many sources are registered.
+    #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
         self.live
     }
