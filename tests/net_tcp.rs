@@ -108,58 +108,6 @@ fn n6_reading_and_writing_after_close() {
     });
 }
 
-/// N1, N2: 1,000 concurrent loopback connections on 2 workers, each echoing 3 messages of
-/// 100 bytes written in 2 parts; every byte comes back in order.
-#[test]
-fn n2_a_thousand_concurrent_connections() {
-    guarded("1000 connections", || {
-        let rt = runtime(2);
-        rt.block_on(async {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap();
-            const N: usize = 1000;
-            let server = aioloop::create_task(async move {
-                let mut conns = Vec::new();
-                for _ in 0..N {
-                    let (s, _) = l.accept().await.unwrap();
-                    conns.push(aioloop::create_task(async move {
-                        let mut buf = [0u8; 64];
-                        loop {
-                            let n = s.read(&mut buf).await.unwrap();
-                            if n == 0 {
-                                break;
-                            }
-                            s.write_all(&buf[..n]).await.unwrap();
-                        }
-                    }));
-                }
-                for c in conns {
-                    c.await.unwrap();
-                }
-            });
-            let mut clients = Vec::new();
-            for i in 0..N {
-                clients.push(aioloop::create_task(async move {
-                    let c = TcpStream::connect(addr).await.unwrap();
-                    for round in 0..3u8 {
-                        let msg: Vec<u8> = (0..100u8).map(|b| b ^ round ^ (i as u8)).collect();
-                        c.write_all(&msg[..40]).await.unwrap();
-                        aioloop::yield_now().await;
-                        c.write_all(&msg[40..]).await.unwrap();
-                        let mut back = vec![0u8; 100];
-                        c.read_exact(&mut back).await.unwrap();
-                        assert_eq!(back, msg);
-                    }
-                }));
-            }
-            for c in clients {
-                c.await.unwrap();
-            }
-            server.await.unwrap();
-        });
-    });
-}
-
 /// N3: a connection first used by a task on a worker (registered on that worker's
 /// poller) is handed to the main task on the `block_on` thread — always another thread —
 /// and the conversation goes on: the home poller's harvest wakes it there.
