@@ -70,8 +70,11 @@ fn connections_that_fit(want: usize) -> usize {
     // SAFETY: a valid out-pointer for getrlimit.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
     lim.rlim_cur = lim.rlim_max;
-    // SAFETY: a valid rlimit (soft = hard) for setrlimit.
+    // SAFETY: a valid rlimit (soft = hard) for setrlimit. It may fail (a hard limit
+    // above the kernel's `nr_open`): the limit is read back either way.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
     let fds = lim.rlim_cur.min(1 << 20) as usize;
     want.min(fds.saturating_sub(256) / 2)
 }
