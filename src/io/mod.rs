@@ -45,6 +45,11 @@ pub(crate) mod watch;
 /// the same direction replaces the first, which is then not woken (split a socket into
 /// halves to read and write from two tasks).
 ///
+/// The registration never moves (rule N3): an `Async` first waited on inside one loop
+/// (a `LocalLoop`, or a runtime) is woken by that loop's poller from then on, so moving it
+/// to another runtime or `LocalLoop` after its first wait leaves its wake-ups to the first
+/// one, which must keep running. Within one runtime, tasks move freely between workers.
+///
 /// ```
 /// use std::io::{Read, Write};
 /// use std::os::unix::net::UnixStream;
