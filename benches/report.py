@@ -41,6 +41,9 @@ ORDER = [
     "timers_100k",
     "threadsafe_ping_pong",
     "threadsafe_ping_pong_mt",
+    # net.rs
+    "echo_50x64B",
+    "echo_50x1KiB",
     # timeouts.rs
     "timeout_10k_one_task",
     "timeout_10k_tasks",

@@ -35,6 +35,9 @@
 //! 11. asyncio's queues ([`aioloop::queue`]): a blocking thread that runs no loop feeds
 //!     worker tasks through `put_nowait`; `join` waits for every `task_done`; a getter
 //!     cancelled just after it was woken leaves its item for the next; `shutdown`.
+//! 12. A socket round trip: a [`aioloop::net::TcpListener`] accepting in one task, a
+//!     [`aioloop::net::TcpStream`] client in another, each read and write trying the
+//!     system call first and waiting on its worker's poller only on `EWOULDBLOCK`.
 //!
 //! It exits by itself in well under a second. To look into a running program — call
 //! graphs, the task dump, metrics, slow-poll warnings — see `examples/inspect.rs`.
@@ -89,6 +92,38 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// (7) Timers on the runtime: sleeping tasks, an interval, a `call_later` callback.
+/// (10) A TCP round trip through the per-worker pollers.
+fn sockets(rt: &Runtime) {
+    println!();
+    println!("-- a socket round trip");
+    rt.block_on(async {
+        let listener = aioloop::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let server = task::Builder::new().name("echo").spawn(async move {
+            let (conn, peer) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 64];
+            let n = conn.read(&mut buf).await.expect("read");
+            conn.write_all(&buf[..n]).await.expect("write");
+            format!("served {peer} on {}", thread_name())
+        });
+        let client = aioloop::net::TcpStream::connect(addr)
+            .await
+            .expect("connect");
+        let t0 = Instant::now();
+        client.write_all(b"hello, loop").await.expect("write");
+        let mut back = [0u8; 11];
+        client.read_exact(&mut back).await.expect("read");
+        println!(
+            "  {addr}: sent \"hello, loop\", got {:?} back in {:.0} µs",
+            String::from_utf8_lossy(&back),
+            t0.elapsed().as_secs_f64() * 1e6
+        );
+        println!("  {}", server.await.expect("echo task"));
+    });
+}
+
 fn timers(rt: &Runtime) {
     println!();
     println!("-- timers on the runtime");
@@ -570,6 +605,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     task_semantics(&rt);
     sync_primitives(&rt);
     queues(&rt);
+    sockets(&rt);
     drop(rt);
     local_loop()?;
     println!();

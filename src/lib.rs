@@ -15,6 +15,9 @@
 //!   their own; [`gather`], [`shield`], [`wait`], [`as_completed`]; [`Future`].
 //! - **The same loop on your own thread**: [`LocalLoop`], for a host (GUI, game, plugin
 //!   host) that drives it one iteration at a time.
+//! - **Network I/O on the per-worker pollers**: [`net`]'s TCP, UDP and Unix sockets,
+//!   [`io::Async`] for any non-blocking descriptor, and asyncio's `add_reader` and `sock_*`
+//!   loop methods on [`LocalLoop`] and [`Handle`].
 //!
 //! The numbered rules cited throughout (L1–L8, T1, T8, S3, …) are defined in the
 //! repository's `docs/asyncio-semantics.md`; where aioloop departs from asyncio,
@@ -183,7 +186,11 @@ mod error;
 mod event_loop;
 mod future;
 mod inspect;
+#[cfg(not(loom))]
+pub mod io;
 mod macro_support;
+#[cfg(not(loom))]
+pub mod net;
 pub mod queue;
 pub mod runtime;
 mod shim;

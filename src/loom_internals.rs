@@ -385,6 +385,10 @@ impl Loop for SinkInner {
         Err(action)
     }
 
+    fn io_driver(&self, _fd: i32) -> Option<std::sync::Arc<crate::event_loop::reactor::Driver>> {
+        None
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -441,5 +445,116 @@ impl CallbackSink {
     /// Messages reported to the exception handler.
     pub fn reports(&self) -> Vec<String> {
         self.inner.reports.lock().clone()
+    }
+}
+
+// ---- Reactor models: the readiness word, the slab and the fake poller ---------------------
+
+/// One source registered on one loop's driver (the fake poller of `reactor/mod.rs`), for
+/// the reactor models: the real readiness word, waker slots, slab and dispatch.
+pub struct IoModel {
+    driver: std::sync::Arc<crate::event_loop::reactor::Driver>,
+    io: std::sync::Arc<crate::event_loop::reactor::ScheduledIo>,
+    key: usize,
+    live: Mutex<bool>,
+}
+
+/// What a readiness wait saw (reactor rule R2's argument).
+#[derive(Clone, Copy, Debug)]
+pub struct IoReady(crate::event_loop::reactor::ReadyEvent);
+
+impl IoModel {
+    pub fn new() -> IoModel {
+        use crate::event_loop::reactor::{Driver, ScheduledIo};
+        let driver = std::sync::Arc::new(Driver::new().unwrap());
+        let io = std::sync::Arc::new(ScheduledIo::default());
+        // SAFETY: the fake poller has no descriptors (reactor/mod.rs, loom `sys`).
+        let key = unsafe { driver.register(-1, io.clone()).unwrap() };
+        IoModel {
+            driver,
+            io,
+            key,
+            live: Mutex::new(true),
+        }
+    }
+
+    /// A second source on the same driver (after `release`, it may reuse the slot).
+    pub fn register_another(&self) -> IoModel {
+        let io = std::sync::Arc::new(crate::event_loop::reactor::ScheduledIo::default());
+        // SAFETY: as in `new`.
+        let key = unsafe { self.driver.register(-1, io.clone()).unwrap() };
+        IoModel {
+            driver: self.driver.clone(),
+            io,
+            key,
+            live: Mutex::new(true),
+        }
+    }
+
+    /// The kernel reports this source readable (an event in the fake poller's queue).
+    /// (After `release`, the event is a stale one: reactor rule R5.)
+    pub fn inject_readable(&self) {
+        self.driver
+            .inject(self.key, crate::event_loop::reactor::READABLE);
+    }
+
+    /// Whether this source reuses `other`'s slot (same index, newer generation).
+    pub fn reuses_slot_of(&self, other: &IoModel) -> bool {
+        self.key != other.key && (self.key & 0xFFFF_FFFF) == (other.key & 0xFFFF_FFFF)
+    }
+
+    /// The owning loop parks (`block`) or harvests with a zero timeout; returns how many
+    /// sources it made ready.
+    pub fn harvest(&self, block: bool) -> usize {
+        let timeout = if block {
+            None
+        } else {
+            Some(std::time::Duration::ZERO)
+        };
+        self.driver.park(timeout)
+    }
+
+    /// Wakes the parked owner (the sticky token).
+    pub fn unpark(&self) {
+        self.driver.unpark()
+    }
+
+    /// Rule R3: wait for readability.
+    pub fn poll_readable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<IoReady> {
+        self.io
+            .poll_ready(crate::event_loop::reactor::Direction::Read, cx)
+            .map(IoReady)
+    }
+
+    /// Rule R3: wait for writability.
+    pub fn poll_writable(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<IoReady> {
+        self.io
+            .poll_ready(crate::event_loop::reactor::Direction::Write, cx)
+            .map(IoReady)
+    }
+
+    /// Rule R2: the syscall said `EWOULDBLOCK`.
+    pub fn clear(&self, ev: IoReady) {
+        self.io.clear_readiness(ev.0)
+    }
+
+    /// Whether the word says readable.
+    pub fn is_readable(&self) -> bool {
+        self.io.readiness() & crate::event_loop::reactor::READABLE != 0
+    }
+
+    /// Deregisters the source (rule R6).
+    pub fn release(&self) {
+        let mut live = self.live.lock();
+        if *live {
+            *live = false;
+            self.driver.deregister(-1, self.key);
+        }
+    }
+}
+
+impl Default for IoModel {
+    fn default() -> Self {
+        IoModel::new()
     }
 }

@@ -40,6 +40,15 @@ mod imp {
         pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
             self.0.lock().unwrap_or_else(|e| e.into_inner())
         }
+
+        /// The lock if it is free now (poisoning ignored, as in `lock`).
+        pub(crate) fn try_lock(&self) -> Option<std::sync::MutexGuard<'_, T>> {
+            match self.0.try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
     }
 
     /// `std::cell::UnsafeCell` with loom's closure-based access API.
@@ -151,6 +160,19 @@ pub(crate) mod tuning {
     pub(crate) const MAX_LIFO_POLLS: usize = 3;
     #[cfg(loom)]
     pub(crate) const MAX_LIFO_POLLS: usize = 1;
+
+    /// Items a busy loop runs between two zero-timeout harvests of its poller (reactor
+    /// rule R8): bounds how long a loop that never parks leaves its sockets unserved.
+    #[cfg(not(loom))]
+    pub(crate) const IO_INTERVAL: usize = 61;
+    #[cfg(loom)]
+    pub(crate) const IO_INTERVAL: usize = 2;
+
+    /// How long a worker's poller may go unharvested, while it owns sources, before an
+    /// idle peer harvests it (reactor rule R10), and the longest an idle worker sleeps
+    /// while a peer with sources is running: the bound on how long a task that never
+    /// yields can stall the sockets of its worker, when another worker is idle.
+    pub(crate) const PEER_IO_STALE: std::time::Duration = std::time::Duration::from_millis(1);
 
     /// Table positions a registry snapshot visits per shard read-lock hold
     /// (`task::registry`, rule 3): the longest a listing makes a spawn or a completion

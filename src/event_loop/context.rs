@@ -33,6 +33,10 @@ pub(crate) trait Loop: Send + Sync + 'static {
     /// A timer from a thread that runs none of this loop's iterations (a `block_on`
     /// thread); the action comes back if the loop has no such threads.
     fn add_remote_timer(&self, when: i64, action: TimerAction) -> Result<(), TimerAction>;
+    /// The reactor a source first waited on from a thread of this loop that runs none of
+    /// its iterations (a `block_on` thread) registers on (reactor rule R7: worker `fd % n`).
+    #[cfg_attr(loom, allow(dead_code))]
+    fn io_driver(&self, fd: i32) -> Option<Arc<super::reactor::Driver>>;
     /// For [`LoopRef::downcast`]: the kind check, without touching the count.
     fn as_any(&self) -> &dyn Any;
     /// For [`LoopRef::downcast`].
@@ -245,5 +249,20 @@ pub(crate) fn add_timer_for<T: Loop>(
             Ok(())
         }
         _ => Err(action),
+    })
+}
+
+// `aioloop::io` (not built under loom) is the only user; the models drive the driver directly.
+#[cfg_attr(loom, allow(dead_code))]
+/// The reactor a source waited on from this thread registers on (reactor rule R7): this
+/// thread's loop's own driver if it runs iterations, else the owner's pick for `fd`; `None`
+/// with no running loop here.
+pub(crate) fn io_driver(fd: i32) -> Option<Arc<super::reactor::Driver>> {
+    with(|c| match c {
+        Some(LoopContext {
+            core: Some(core), ..
+        }) => Some(core.io().clone()),
+        Some(LoopContext { owner, core: None }) => owner.0.io_driver(fd),
+        None => None,
     })
 }

@@ -38,7 +38,8 @@ use super::stats::{self, LoopStats, StatsRef};
 use super::timers::{TimerAction, TimerQueue};
 use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::queue::{self, Local};
-use crate::shim::tuning::{MAX_BATCH, MAX_LIFO_POLLS};
+use crate::event_loop::reactor::Driver;
+use crate::shim::tuning::{IO_INTERVAL, MAX_BATCH, MAX_LIFO_POLLS};
 use crate::unwind::catch;
 
 /// The parts of an iteration that differ between a runtime worker and a `LocalLoop`.
@@ -66,6 +67,10 @@ pub(crate) struct LoopCore {
     /// This loop's counters (event_loop/stats.rs; written only here and by the flavour).
     pub(crate) stats: StatsRef,
     lifo: LifoSlot,
+    /// This loop's reactor (the poller it parks in): sources whose home it is (rule R7).
+    io: Arc<Driver>,
+    /// Items run since the last harvest of `io` (reactor rule R8).
+    since_harvest: Cell<usize>,
 }
 
 impl LoopCore {
@@ -75,9 +80,10 @@ impl LoopCore {
     pub(crate) fn new(
         ready: Local<Runnable>,
         exceptions: Arc<HandlerSlot>,
+        io: Arc<Driver>,
         lifo_slot: bool,
     ) -> LoopCore {
-        LoopCore::with_stats(ready, exceptions, stats::new_stats(0), lifo_slot)
+        LoopCore::with_stats(ready, exceptions, stats::new_stats(0), io, lifo_slot)
     }
 
     /// A core whose counters someone else reads (a runtime's `Shared` keeps each worker's).
@@ -85,6 +91,7 @@ impl LoopCore {
         ready: Local<Runnable>,
         exceptions: Arc<HandlerSlot>,
         stats: StatsRef,
+        io: Arc<Driver>,
         lifo_slot: bool,
     ) -> LoopCore {
         LoopCore {
@@ -94,6 +101,24 @@ impl LoopCore {
             exceptions,
             stats,
             lifo: LifoSlot::new(lifo_slot),
+            io,
+            since_harvest: Cell::new(0),
+        }
+    }
+
+    /// The reactor of this loop (reactor rule R7: where sources first waited on here live).
+    #[cfg_attr(loom, allow(dead_code))] // its user, `context::io_driver`, serves `aioloop::io`
+    pub(crate) fn io(&self) -> &Arc<Driver> {
+        &self.io
+    }
+
+    /// A busy loop's look at its poller (reactor rule R8): a zero-timeout harvest whose
+    /// events wake their tasks onto this loop's ready queue. Skipped when nothing is
+    /// registered here (the common CPU-only case pays no system call).
+    fn harvest_io(&self) {
+        self.since_harvest.set(0);
+        if self.io.has_sources() {
+            self.io.park(Some(Duration::ZERO));
         }
     }
 
@@ -116,13 +141,24 @@ impl LoopCore {
     /// One iteration; returns how many items ran.
     pub(crate) fn run_once(&self, flavor: &mut impl Flavor, max_wait: Option<Duration>) -> usize {
         flavor.pull_remote(self);
-        if self.ready.is_empty() && !flavor.find_work(self) {
-            let wait = self.wait_budget(max_wait);
-            if wait != Some(Duration::ZERO) {
-                flavor.park(self, wait);
-                LoopStats::bump(&self.stats.parked, 1);
-                flavor.pull_remote(self);
+        if self.ready.is_empty() {
+            if flavor.find_work(self) {
+                // Our queue drained: our sockets come before the stolen work (R8).
+                self.harvest_io();
+            } else {
+                let wait = self.wait_budget(max_wait);
+                if wait != Some(Duration::ZERO) {
+                    // Every park harvests and dispatches (R8).
+                    self.since_harvest.set(0);
+                    flavor.park(self, wait);
+                    LoopStats::bump(&self.stats.parked, 1);
+                    flavor.pull_remote(self);
+                } else {
+                    self.harvest_io();
+                }
             }
+        } else if self.since_harvest.get() >= IO_INTERVAL {
+            self.harvest_io();
         }
         self.fire_due_timers();
         let n = self.ready.len().min(MAX_BATCH);
@@ -137,6 +173,7 @@ impl LoopCore {
             self.run_step(item, observed);
             ran += 1 + self.run_lifo_slot(flavor, observed);
         }
+        self.since_harvest.set(self.since_harvest.get() + ran);
         ran
     }
 

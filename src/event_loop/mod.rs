@@ -14,6 +14,7 @@ pub(crate) mod main_task;
 pub(crate) mod observed;
 pub(crate) mod park;
 pub(crate) mod queue;
+pub(crate) mod reactor;
 pub(crate) mod sleep;
 pub(crate) mod stats;
 pub(crate) mod timers;

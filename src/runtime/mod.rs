@@ -23,6 +23,7 @@
 
 pub(crate) mod block_on;
 mod idle;
+mod io_steal;
 pub(crate) mod shared;
 pub(crate) mod worker;
 

@@ -219,12 +219,13 @@ impl Shared {
                 self.idle.unpark_worker_by_id(index, true);
                 return true;
             }
-            self.parkers[index].park(timeout);
+            let io_ready = self.parkers[index].park(timeout);
             if !self.idle.is_parked(index) {
                 return true;
             }
-            if timeout.is_some() {
-                // Our timer may be due: leave (unless a notifier claimed us meanwhile).
+            if timeout.is_some() || io_ready > 0 {
+                // Our timer may be due, or the harvest woke tasks (onto our own queue,
+                // reactor rule R7): leave (unless a notifier claimed us meanwhile).
                 return !self.idle.unpark_worker_by_id(index, false);
             }
             // Spurious (or a stale sticky token): re-check and sleep again.
@@ -268,6 +269,15 @@ impl Loop for Shared {
     fn add_remote_timer(&self, when: i64, action: TimerAction) -> Result<(), TimerAction> {
         Shared::add_remote_timer(self, when, action);
         Ok(())
+    }
+
+    fn io_driver(&self, fd: i32) -> Option<Arc<crate::event_loop::reactor::Driver>> {
+        let n = self.parkers.len();
+        Some(
+            self.parkers[fd.unsigned_abs() as usize % n]
+                .driver()
+                .clone(),
+        )
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

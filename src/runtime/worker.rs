@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::io_steal;
 use super::shared::Shared;
 use crate::event_loop::callback::Runnable;
 use crate::event_loop::context::{self, LoopContext, LoopRef};
@@ -38,6 +39,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, local: Local<Runnable>) -> 
         local,
         shared.exceptions.clone(),
         shared.stats[index].clone(),
+        shared.parkers[index].driver().clone(),
         true,
     );
     {
@@ -121,7 +123,13 @@ impl Flavor for WorkerFlavor<'_> {
         false
     }
 
-    fn park(&mut self, _core: &LoopCore, timeout: Option<Duration>) {
+    fn park(&mut self, core: &LoopCore, timeout: Option<Duration>) {
+        // Reactor rule R10: a stuck peer's sockets first (their tasks join our queue).
+        if io_steal::harvest_stuck_peers(self.shared, self.index) > 0 && !core.ready.is_empty() {
+            self.stop_searching();
+            return;
+        }
+        let timeout = io_steal::cap_park(self.shared, self.index, timeout);
         self.searching = self.shared.park_worker(self.index, self.searching, timeout);
     }
 

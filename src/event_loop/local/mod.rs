@@ -125,12 +125,14 @@ impl LocalLoop {
     /// ```
     pub fn new() -> io::Result<LocalLoop> {
         let exceptions = Arc::new(HandlerSlot::default());
+        let parker = Parker::new()?;
+        let io = parker.driver().clone();
         Ok(LocalLoop {
             shared: Arc::new(LocalShared {
                 id: LoopId::new(),
                 thread: crate::shim::thread::current().id(),
                 inbox: Injector::new(),
-                parker: Parker::new()?,
+                parker,
                 stopping: AtomicBool::new(false),
                 sleeping: AtomicBool::new(false),
                 notified: AtomicBool::new(false),
@@ -142,7 +144,7 @@ impl LocalLoop {
                 exceptions: exceptions.clone(),
                 spawned_elsewhere: AtomicU64::new(0),
             }),
-            core: LoopCore::new(queue::new_local(), exceptions, false),
+            core: LoopCore::new(queue::new_local(), exceptions, io, false),
             _not_send: PhantomData,
         })
     }

@@ -244,6 +244,10 @@ impl Loop for LocalShared {
         Err(action)
     }
 
+    fn io_driver(&self, _fd: i32) -> Option<Arc<crate::event_loop::reactor::Driver>> {
+        Some(self.parker.driver().clone())
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

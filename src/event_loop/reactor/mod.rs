@@ -1,0 +1,434 @@
+//! The reactor: I/O readiness on the poller every loop already parks in.
+//!
+//! Each loop — every runtime worker and every `LocalLoop` — owns one [`Driver`]: its
+//! `polling::Poller` (the one it parks in and is woken through), the slab of sources
+//! registered on it, and the harvest that turns the poller's events into readiness.
+//!
+//! ```text
+//!   task on any worker                      owning loop's thread
+//!   ──────────────────                      ────────────────────
+//!   Registration::poll_ready(dir) ─bind──►  Driver (poller + slab)   (once, lazily: R7)
+//!     word has dir's bit? → do the syscall     │ park / busy harvest (R8)
+//!     EWOULDBLOCK → clear_readiness (R2)       ▼
+//!     else store waker in dir's slot (R3)   event(key) → slab[key] (R5) → set_readiness
+//!                                              (R1) → wake the slot's waker → the task
+//!                                              joins this loop's ready queue
+//! ```
+//!
+//! # Protocol rules
+//!
+//! - **R1 (dispatch).** A harvested event sets its readiness bits and bumps the tick of the
+//!   source's word in one read-modify-write, *then* takes the waker slot lock and wakes the
+//!   waiters of the directions that became ready.
+//! - **R2 (clear).** A task that saw readiness `(tick, bits)` and got `EWOULDBLOCK` clears
+//!   `bits` only if the word's tick is still `tick`: a dispatch after its syscall may carry a
+//!   newer edge, which must not be lost (edge-triggered registrations report each change once).
+//! - **R3 (wait).** A waiting task stores its waker under the slot lock and reads the word
+//!   again under that lock. With R1 (word first, lock second) either the waiter's re-read
+//!   sees the dispatch's bits, or the dispatch finds the waker in the slot: no lost wake.
+//! - **R4 (one waiter per direction).** Each source has one reader and one writer slot; a
+//!   second waiter in a direction replaces the first (asyncio's `add_reader` replaces too).
+//!   The replaced waker is not woken; split halves give each direction its own owner.
+//! - **R5 (generation).** A slab key is the slot index plus the slot's generation; an event
+//!   whose key's generation is not the slot's current one is ignored, so a descriptor number
+//!   reused by a new source never receives the old source's events.
+//! - **R6 (release).** Deregistering removes the descriptor from the poller, then releases
+//!   the slot (its generation moves on at once); the slot is reused only after a harvest
+//!   that began after the release has ended.
+//! - **R7 (home poller).** A source registers once, lazily, on the poller of the loop whose
+//!   thread first waits on it (a thread running no iteration of a runtime — a `block_on`
+//!   thread — picks worker `fd % n`). Registrations never migrate: whichever worker runs the
+//!   task does the syscall itself, and the home poller's harvest wakes the task onto the
+//!   home loop's queue. The registration is edge-triggered, so no re-arming is needed.
+//! - **R8 (harvest).** The home loop's thread harvests its driver (and, by R10, an idle
+//!   peer when the home loop is stuck): every blocking wait
+//!   (park) dispatches the events it harvested; a busy loop harvests with a zero timeout
+//!   every `IO_INTERVAL` items run and when its queue drained but it found work elsewhere.
+//!   A zero-timeout harvest by the running owner may consume a stale wake-up token: tokens
+//!   matter only between announcing "parked" and parking, and the owner never harvests there.
+//! - **R10 (an idle peer harvests a stuck loop).** A runtime worker about to park harvests
+//!   a peer's driver that has sources and has not been harvested for `PEER_IO_STALE`
+//!   (`Driver::harvest_if_stuck`), so that a task that never yields does not stall the
+//!   sockets of its worker. It try-locks the harvest: an owner parked in its poller holds
+//!   that lock, so a sleeping loop is never harvested by another thread. The zero-timeout
+//!   wait may consume the owner's wake-up token; the harvester notifies the owner's poller
+//!   afterwards, so the token is back (the owner's next park may return spuriously, which
+//!   `Park` allows). The woken tasks join the harvester's queue (the one loop in R8 whose
+//!   events another thread dispatches). While a peer with sources runs, an idle worker parks
+//!   for at most `PEER_IO_STALE`.
+//! - **R9 (descriptor lifetime).** A registered descriptor stays open until its
+//!   registration is dropped (which deletes it from the poller before the owner closes it):
+//!   the `# Safety` contract of [`Registration::new`].
+//!
+//! Under `--cfg loom` the poller is a fake (a condvar, a sticky token and a queue of
+//! injected events) so the models drive the real word, slots, slab and dispatch.
+
+pub(crate) mod readiness;
+pub(crate) mod slab;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+pub(crate) use readiness::{Direction, ReadyEvent, ScheduledIo, READABLE, WRITABLE};
+use slab::Slab;
+
+use crate::shim::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::shim::Mutex;
+
+/// One loop's poller, the sources registered on it, and its harvest.
+pub(crate) struct Driver {
+    sys: sys::Sys,
+    slab: Mutex<Slab>,
+    /// The harvest's buffers; the owning loop's thread locks it, and held across its park
+    /// (so a peer's `try_lock` fails while it sleeps: rule R10).
+    harvest: Mutex<Harvest>,
+    /// Registered sources (a lock-free `has_sources`).
+    sources: AtomicUsize,
+    /// The loop clock when a harvest last began or ended (rule R10's staleness).
+    harvested_at: AtomicU64,
+}
+
+#[derive(Default)]
+struct Harvest {
+    events: sys::Events,
+    /// Reused between harvests: the sources made ready, dispatched outside the slab lock.
+    ready: Vec<(Arc<ScheduledIo>, usize)>,
+}
+
+impl Driver {
+    pub(crate) fn new() -> io::Result<Driver> {
+        Ok(Driver {
+            sys: sys::Sys::new()?,
+            slab: Mutex::new(Slab::default()),
+            harvest: Mutex::new(Harvest::default()),
+            sources: AtomicUsize::new(0),
+            harvested_at: AtomicU64::new(0),
+        })
+    }
+
+    /// Sleeps in the poller for at most `timeout` (sticky token: `Park`'s contract), then
+    /// dispatches what it harvested (rules R1, R8). Returns how many sources were made ready.
+    pub(crate) fn park(&self, timeout: Option<Duration>) -> usize {
+        let mut h = self.harvest.lock();
+        self.harvest_locked(&mut h, timeout)
+    }
+
+    /// Rule R10: harvests (zero timeout) if this driver has sources, was last harvested
+    /// more than `stale` ago and its owner is not parked in it; then gives the owner its
+    /// wake-up token back. Returns how many sources it made ready.
+    pub(crate) fn harvest_if_stuck(&self, stale: Duration) -> usize {
+        if !self.has_sources() {
+            return 0;
+        }
+        let last = self.harvested_at.load(Ordering::Relaxed) as i64;
+        let now = super::clock::now();
+        if now.saturating_sub(last) < stale.as_nanos() as i64 {
+            return 0;
+        }
+        let Some(mut h) = self.harvest.try_lock() else {
+            return 0;
+        };
+        let n = self.harvest_locked(&mut h, Some(Duration::ZERO));
+        drop(h);
+        self.sys.notify();
+        n
+    }
+
+    fn stamp(&self) {
+        self.harvested_at
+            .store(super::clock::now() as u64, Ordering::Relaxed);
+    }
+
+    fn harvest_locked(&self, h: &mut Harvest, timeout: Option<Duration>) -> usize {
+        self.stamp();
+        let n = self.slab.lock().begin_harvest();
+        let Harvest { events, ready } = h;
+        self.sys.wait(events, timeout);
+        {
+            let slab = self.slab.lock();
+            events.drain(|key, bits| {
+                if let Some(io) = slab.get(key) {
+                    ready.push((io.clone(), bits));
+                }
+            });
+        }
+        let count = ready.len();
+        // Outside the slab lock: a waker may run arbitrary code, even register a source.
+        for (io, bits) in ready.drain(..) {
+            io.set_readiness(bits);
+        }
+        self.slab.lock().end_harvest(n);
+        self.stamp();
+        count
+    }
+
+    /// Wakes the loop parked here, or makes its next park return at once.
+    pub(crate) fn unpark(&self) {
+        self.sys.notify();
+    }
+
+    /// Whether any source is registered here (a busy loop skips its harvest otherwise).
+    pub(crate) fn has_sources(&self) -> bool {
+        self.sources.load(Ordering::Relaxed) > 0
+    }
+
+    /// Registers `fd` for both directions, edge-triggered, under a fresh key.
+    ///
+    /// # Safety
+    /// `fd` stays open until [`Driver::deregister`] is called for the returned key (R9).
+    pub(crate) unsafe fn register(&self, fd: RawFd, io: Arc<ScheduledIo>) -> io::Result<usize> {
+        let key = self.slab.lock().insert(io);
+        // SAFETY: the caller keeps `fd` open until `deregister` (this function's contract).
+        if let Err(e) = unsafe { self.sys.add(fd, key) } {
+            self.slab.lock().remove(key);
+            return Err(e);
+        }
+        self.sources.fetch_add(1, Ordering::Relaxed);
+        Ok(key)
+    }
+
+    /// Removes `fd` from the poller and releases its slot (R6).
+    pub(crate) fn deregister(&self, fd: RawFd, key: usize) {
+        self.sys.delete(fd);
+        if self.slab.lock().remove(key).is_some() {
+            self.sources.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The poller's descriptor, readable when notified or when a source became ready.
+    #[cfg(not(loom))]
+    pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sys.as_fd()
+    }
+
+    /// loom: an event for `key` arrives in the fake poller.
+    #[cfg(loom)]
+    pub(crate) fn inject(&self, key: usize, ready: usize) {
+        self.sys.inject(key, ready)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The loop is gone: nobody will dispatch again. Waking the waiters lets them see an
+        // error from their next syscall instead of waiting forever.
+        let sources = self.slab.lock().drain();
+        for io in sources {
+            io.set_readiness(READABLE | WRITABLE);
+        }
+    }
+}
+
+// `aioloop::io` (not built under loom) is the only user; the models drive the driver directly.
+#[cfg_attr(loom, allow(dead_code))]
+/// A source's registration: its readiness word from the start, its home poller once a
+/// task first waits (R7).
+pub(crate) struct Registration {
+    fd: RawFd,
+    io: Arc<ScheduledIo>,
+    bound: AtomicBool,
+    home: Mutex<Option<(Arc<Driver>, usize)>>,
+}
+
+#[cfg_attr(loom, allow(dead_code))]
+impl Registration {
+    /// # Safety
+    /// `fd` stays open until this registration is dropped (rule R9).
+    pub(crate) unsafe fn new(fd: RawFd) -> Registration {
+        Registration {
+            fd,
+            io: Arc::new(ScheduledIo::default()),
+            bound: AtomicBool::new(false),
+            home: Mutex::new(None),
+        }
+    }
+
+    /// Ready when the word has `dir`'s bit; registers on first need (R7). An error if no
+    /// loop runs on this thread or the poller refuses the descriptor.
+    pub(crate) fn poll_ready(
+        &self,
+        dir: Direction,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<ReadyEvent>> {
+        if let Err(e) = self.bind() {
+            return Poll::Ready(Err(e));
+        }
+        self.io.poll_ready(dir, cx).map(Ok)
+    }
+
+    /// Rule R2.
+    pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
+        self.io.clear_readiness(ev)
+    }
+
+    fn bind(&self) -> io::Result<()> {
+        if self.bound.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut home = self.home.lock();
+        if home.is_some() {
+            return Ok(());
+        }
+        let driver = super::context::io_driver(self.fd).ok_or_else(|| {
+            io::Error::other("no running event loop: I/O needs a runtime or a running LocalLoop")
+        })?;
+        // SAFETY: `self.fd` stays open until `self` drops (`new`'s contract), and `drop`
+        // deregisters it first (R9).
+        let key = unsafe { driver.register(self.fd, self.io.clone())? };
+        *home = Some((driver, key));
+        self.bound.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some((driver, key)) = self.home.lock().take() {
+            driver.deregister(self.fd, key);
+        }
+        self.io.clear_wakers();
+    }
+}
+
+/// The system poller behind a [`Driver`].
+#[cfg(not(loom))]
+mod sys {
+    use std::io;
+    use std::os::fd::{BorrowedFd, RawFd};
+    use std::time::Duration;
+
+    use super::{READABLE, WRITABLE};
+
+    pub(super) struct Sys(polling::Poller);
+
+    pub(super) struct Events(polling::Events);
+
+    impl Default for Events {
+        fn default() -> Self {
+            Events(polling::Events::new())
+        }
+    }
+
+    impl Events {
+        /// Hands each harvested `(key, readiness bits)` to `f` and empties the buffer.
+        pub(super) fn drain(&mut self, mut f: impl FnMut(usize, usize)) {
+            for e in self.0.iter() {
+                let r = if e.readable { READABLE } else { 0 };
+                let w = if e.writable { WRITABLE } else { 0 };
+                f(e.key, r | w);
+            }
+            self.0.clear();
+        }
+    }
+
+    impl Sys {
+        pub(super) fn new() -> io::Result<Sys> {
+            Ok(Sys(polling::Poller::new()?))
+        }
+
+        pub(super) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
+            events.0.clear();
+            // An error here (EINTR) is a spurious wake-up, which callers already handle.
+            let _ = self.0.wait(&mut events.0, timeout);
+        }
+
+        pub(super) fn notify(&self) {
+            // Fails only if the eventfd is gone, i.e. never while the loop is alive.
+            let _ = self.0.notify();
+        }
+
+        /// # Safety
+        /// `fd` stays open until [`Sys::delete`] (reactor rule R9).
+        pub(super) unsafe fn add(&self, fd: RawFd, key: usize) -> io::Result<()> {
+            // SAFETY: the caller keeps `fd` open until `delete` (this function's contract).
+            unsafe {
+                self.0
+                    .add_with_mode(fd, polling::Event::all(key), polling::PollMode::Edge)
+            }
+        }
+
+        pub(super) fn delete(&self, fd: RawFd) {
+            // SAFETY: `fd` is open: it stays open until its registration is dropped, which
+            // is what calls this (reactor rule R9).
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            // Fails only if the descriptor was never added or is already gone; nothing to do.
+            let _ = self.0.delete(fd);
+        }
+
+        pub(super) fn as_fd(&self) -> BorrowedFd<'_> {
+            std::os::fd::AsFd::as_fd(&self.0)
+        }
+    }
+}
+
+/// loom's fake poller: a sticky token, a queue of injected events and a condvar.
+#[cfg(loom)]
+mod sys {
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::time::Duration;
+
+    #[derive(Default)]
+    struct State {
+        notified: bool,
+        events: Vec<(usize, usize)>,
+    }
+
+    pub(super) struct Sys {
+        state: loom::sync::Mutex<State>,
+        cv: loom::sync::Condvar,
+    }
+
+    #[derive(Default)]
+    pub(super) struct Events(Vec<(usize, usize)>);
+
+    impl Events {
+        pub(super) fn drain(&mut self, mut f: impl FnMut(usize, usize)) {
+            for (key, bits) in self.0.drain(..) {
+                f(key, bits);
+            }
+        }
+    }
+
+    impl Sys {
+        pub(super) fn new() -> io::Result<Sys> {
+            Ok(Sys {
+                state: loom::sync::Mutex::new(State::default()),
+                cv: loom::sync::Condvar::new(),
+            })
+        }
+
+        pub(super) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
+            let mut s = self.state.lock().unwrap();
+            // Positive timeouts are not modelled (loom has no clock); a zero timeout polls.
+            if timeout != Some(Duration::ZERO) {
+                while !s.notified && s.events.is_empty() {
+                    s = self.cv.wait(s).unwrap();
+                }
+            }
+            s.notified = false;
+            events.0.append(&mut s.events);
+        }
+
+        pub(super) fn notify(&self) {
+            self.state.lock().unwrap().notified = true;
+            self.cv.notify_one();
+        }
+
+        pub(super) fn inject(&self, key: usize, ready: usize) {
+            self.state.lock().unwrap().events.push((key, ready));
+            self.cv.notify_one();
+        }
+
+        /// # Safety
+        /// None under loom; the signature matches the real poller's.
+        pub(super) unsafe fn add(&self, _fd: RawFd, _key: usize) -> io::Result<()> {
+            Ok(())
+        }
+
+        pub(super) fn delete(&self, _fd: RawFd) {}
+    }
+}

@@ -1,0 +1,178 @@
+//! One source's shared readiness: the readiness word and its two waker slots (the module
+//! rules R1–R4 of `reactor/mod.rs`).
+//!
+//! Whichever thread runs the task that owns the source does the syscall itself; the word
+//! only says whether trying is worthwhile. The poller that harvested an edge sets bits and
+//! bumps the tick; a task that got `EWOULDBLOCK` clears the bits it saw, but only if the
+//! tick is still the one it saw (rule R2), so an edge that arrived meanwhile is not lost.
+
+use std::task::{Context, Poll, Waker};
+
+use crate::shim::atomic::{AtomicUsize, Ordering};
+use crate::shim::Mutex;
+
+/// Bit: the source may be readable.
+pub(crate) const READABLE: usize = 1;
+/// Bit: the source may be writable.
+pub(crate) const WRITABLE: usize = 2;
+const READY_MASK: usize = READABLE | WRITABLE;
+const TICK_SHIFT: usize = 16;
+const TICK_MASK: usize = 0xFFFF << TICK_SHIFT;
+
+/// Which way a task waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    pub(crate) fn mask(self) -> usize {
+        match self {
+            Direction::Read => READABLE,
+            Direction::Write => WRITABLE,
+        }
+    }
+}
+
+/// What a successful readiness wait saw: the bits of its direction and the tick they
+/// carried (the argument of [`ScheduledIo::clear_readiness`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadyEvent {
+    pub(crate) tick: usize,
+    pub(crate) ready: usize,
+}
+
+#[derive(Default)]
+struct Waiters {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+impl Waiters {
+    fn slot(&mut self, dir: Direction) -> &mut Option<Waker> {
+        match dir {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        }
+    }
+}
+
+/// The readiness of one registered source, shared by the poller that owns the
+/// registration and every task that waits on the source.
+pub(crate) struct ScheduledIo {
+    /// Low bits: `READABLE | WRITABLE`; bits 16..32: the tick, bumped by every dispatch.
+    word: AtomicUsize,
+    waiters: Mutex<Waiters>,
+}
+
+impl Default for ScheduledIo {
+    fn default() -> Self {
+        ScheduledIo {
+            // A fresh source is tried at once: asyncio's `sock_*` call the syscall first,
+            // and an edge-triggered registration reports only changes after it is made.
+            word: AtomicUsize::new(READY_MASK),
+            waiters: Mutex::new(Waiters::default()),
+        }
+    }
+}
+
+impl ScheduledIo {
+    /// Rule R1: the dispatcher's side. Sets `ready` and bumps the tick in one RMW, then
+    /// takes the waiter slot of each direction that became ready and wakes it outside the
+    /// lock (a waker may run arbitrary code).
+    pub(crate) fn set_readiness(&self, ready: usize) {
+        let ready = ready & READY_MASK;
+        let mut cur = self.word.load(Ordering::Acquire);
+        loop {
+            let tick = ((cur & TICK_MASK) >> TICK_SHIFT).wrapping_add(1) & 0xFFFF;
+            let next = (tick << TICK_SHIFT) | (cur & READY_MASK) | ready;
+            match self
+                .word
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        let (reader, writer) = {
+            let mut w = self.waiters.lock();
+            let r = if ready & READABLE != 0 {
+                w.reader.take()
+            } else {
+                None
+            };
+            let wr = if ready & WRITABLE != 0 {
+                w.writer.take()
+            } else {
+                None
+            };
+            (r, wr)
+        };
+        if let Some(w) = reader {
+            w.wake();
+        }
+        if let Some(w) = writer {
+            w.wake();
+        }
+    }
+
+    /// Rule R3: the waiting task's side. Ready at once if the word has the direction's bit;
+    /// otherwise the waker goes into the direction's one slot (replacing the previous
+    /// waiter's, rule R4) and the word is read again under the slot lock.
+    pub(crate) fn poll_ready(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<ReadyEvent> {
+        if let Some(ev) = self.ready_now(dir) {
+            return Poll::Ready(ev);
+        }
+        let mut w = self.waiters.lock();
+        let slot = w.slot(dir);
+        match slot {
+            Some(old) if old.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+        match self.ready_now(dir) {
+            Some(ev) => Poll::Ready(ev),
+            None => Poll::Pending,
+        }
+    }
+
+    fn ready_now(&self, dir: Direction) -> Option<ReadyEvent> {
+        let cur = self.word.load(Ordering::Acquire);
+        let ready = cur & dir.mask();
+        (ready != 0).then_some(ReadyEvent {
+            tick: (cur & TICK_MASK) >> TICK_SHIFT,
+            ready,
+        })
+    }
+
+    /// Rule R2: forgets the readiness `ev` reported (its syscall said `EWOULDBLOCK`), unless
+    /// a dispatch bumped the tick since: that edge may be newer than the syscall.
+    pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
+        let mut cur = self.word.load(Ordering::Acquire);
+        loop {
+            if (cur & TICK_MASK) >> TICK_SHIFT != ev.tick {
+                return;
+            }
+            let next = cur & !ev.ready;
+            match self
+                .word
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Drops both waiters without waking them (the source is going away).
+    pub(crate) fn clear_wakers(&self) {
+        let old = std::mem::take(&mut *self.waiters.lock());
+        drop(old);
+    }
+
+    /// The readiness bits (for the loom models).
+    #[cfg_attr(not(loom), allow(dead_code))]
+    pub(crate) fn readiness(&self) -> usize {
+        self.word.load(Ordering::Acquire) & READY_MASK
+    }
+}
