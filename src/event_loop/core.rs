@@ -71,6 +71,17 @@ impl LoopCore {
 
     /// One iteration; returns how many items ran.
     pub(crate) fn run_once(&self, flavor: &mut impl Flavor, max_wait: Option<Duration>) -> usize {
+        self.run_once_limited(flavor, max_wait, MAX_BATCH)
+    }
+
+    /// One iteration running at most `limit` of the items ready when it began (asyncio's
+    /// `_run_once` has no limit: `usize::MAX`).
+    pub(crate) fn run_once_limited(
+        &self,
+        flavor: &mut impl Flavor,
+        max_wait: Option<Duration>,
+        limit: usize,
+    ) -> usize {
         flavor.pull_remote(self);
         if self.ready.is_empty() && !flavor.find_work(self) {
             let wait = self.wait_budget(max_wait);
@@ -80,7 +91,7 @@ impl LoopCore {
             }
         }
         self.fire_due_timers();
-        let n = self.ready.len().min(MAX_BATCH);
+        let n = self.ready.len().min(limit);
         let mut ran = 0;
         for _ in 0..n {
             // Peers may steal from the other end meanwhile.

@@ -464,6 +464,35 @@ impl LocalLoop {
         Ok(())
     }
 
+    /// Like [`run_once`](LocalLoop::run_once), but runs everything that was ready when the
+    /// iteration began, as asyncio's `BaseEventLoop._run_once` does, instead of at most 256
+    /// items (the Python binding uses it so a pass has asyncio's boundaries).
+    ///
+    /// # Errors
+    /// As [`run_forever`](LocalLoop::run_forever).
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let n = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// for _ in 0..1000 {
+    ///     let n = n.clone();
+    ///     lp.call_soon(move || n.set(n.get() + 1))?;
+    /// }
+    /// lp.run_once_all(Some(std::time::Duration::ZERO))?;
+    /// assert_eq!(n.get(), 1000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_once_all(&self, timeout: Option<Duration>) -> Result<(), LoopError> {
+        let _running = self.enter()?;
+        let mut flavor = LocalFlavor {
+            shared: &self.shared,
+            main_woken: None,
+        };
+        self.core.run_once_limited(&mut flavor, timeout, usize::MAX);
+        self.shared.stopping.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// asyncio's `stop()`: the current iteration finishes, then `run_forever` returns.
     ///
     /// ```
