@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::asyncio;
+use crate::handle::run_in_context;
 use crate::loop_core::{report_error, Loop};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -112,7 +113,8 @@ impl Task {
         slf.get().loop_.get().schedule(move || {
             Python::with_gil(|py| {
                 let t = task.bind(py);
-                if let Err(e) = Task::step(t, exc) {
+                let ctx = t.get().context.bind(py);
+                if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
                     let lp = t.get().loop_.bind(py).clone().into_any();
                     report_error(
                         py,
