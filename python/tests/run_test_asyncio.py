@@ -121,6 +121,24 @@ def main():
             continue
         suite.addTests(loader.loadTestsFromModule(mod))
 
+    # test_events.GetEventLoopTestsMixin.setUp swaps asyncio's running-loop functions for
+    # their Python versions, then attaches a child watcher, which needs add_signal_handler
+    # (part 2): the setUp fails, its tearDown never runs, and every later test would see
+    # the swapped functions. Restore them after each test so one missing feature fails
+    # only its own tests.
+    from asyncio import events as _events
+
+    names = ("_get_running_loop", "_set_running_loop", "get_running_loop", "get_event_loop")
+    saved = {n: getattr(_events, n) for n in names}
+    stop_test = unittest.TextTestResult.stopTest
+
+    def restoring_stop_test(self, test):
+        stop_test(self, test)
+        for n, f in saved.items():
+            setattr(_events, n, f)
+            setattr(asyncio, n, f)
+
+    unittest.TextTestResult.stopTest = restoring_stop_test
     started = time.monotonic()
     result = unittest.TextTestRunner(stream=open(os.devnull, "w"), verbosity=0).run(suite)
     took = time.monotonic() - started
