@@ -62,6 +62,7 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
         self._current_handle = None
         self.slow_callback_duration = 0.1
         self._debug = coroutines._is_debug_mode()
+        self._set_debug_core(self._debug)
 
     def __repr__(self):
         return (
@@ -142,6 +143,7 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
     get_task_factory = _Base.get_task_factory
     run_until_complete = _Base.run_until_complete
     _check_running = _Base._check_running
+    _check_callback = _Base._check_callback
 
     # -- executor, async generators ------------------------------------------------
     run_in_executor = _Base.run_in_executor
@@ -159,7 +161,11 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
     default_exception_handler = _Base.default_exception_handler
     call_exception_handler = _Base.call_exception_handler
     get_debug = _Base.get_debug
-    set_debug = _Base.set_debug
+
+    def set_debug(self, enabled):
+        _Base.set_debug(self, enabled)
+        self._set_debug_core(enabled)
+
     _set_coroutine_origin_tracking = _Base._set_coroutine_origin_tracking
 
     def _timer_handle_cancelled(self, handle):

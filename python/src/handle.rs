@@ -26,6 +26,8 @@ pub struct Handle {
     payload: Mutex<Option<Payload>>,
     cancelled: AtomicBool,
     loop_: PyObject,
+    /// Where it was created, in debug mode (asyncio's `_source_traceback`).
+    source_traceback: Option<PyObject>,
 }
 
 /// asyncio's `TimerHandle` (what `call_later`/`call_at` return): also `when()`.
@@ -36,11 +38,16 @@ pub struct TimerHandle {
 }
 
 impl Handle {
-    pub(crate) fn new(payload: Payload, loop_: PyObject) -> Handle {
+    pub(crate) fn new(
+        payload: Payload,
+        loop_: PyObject,
+        source_traceback: Option<PyObject>,
+    ) -> Handle {
         Handle {
             payload: Mutex::new(Some(payload)),
             cancelled: AtomicBool::new(false),
             loop_,
+            source_traceback,
         }
     }
 
@@ -113,6 +120,11 @@ impl Handle {
     fn get_context(&self, py: Python<'_>) -> Option<PyObject> {
         let p = self.payload.lock().unwrap_or_else(|e| e.into_inner());
         p.as_ref().map(|p| p.context.clone_ref(py))
+    }
+
+    #[getter]
+    fn _source_traceback(&self, py: Python<'_>) -> Option<PyObject> {
+        self.source_traceback.as_ref().map(|t| t.clone_ref(py))
     }
 
     fn _run(slf: &Bound<'_, Handle>) {

@@ -9,6 +9,7 @@
 //! run (the rest of the pass still runs) and propagates out of `run_forever`.
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aioloop::{LocalLoop, LoopError, LoopHandle};
@@ -32,6 +33,8 @@ struct Inner {
 pub struct Loop {
     inner: ThreadBound<Inner>,
     handle: LoopHandle,
+    /// asyncio's debug mode, mirrored here so that creating a handle need not ask Python.
+    debug: AtomicBool,
 }
 
 pub(crate) fn loop_err(e: LoopError) -> PyErr {
@@ -59,6 +62,7 @@ impl Loop {
             Handle::new(
                 payload(py, callback, args, context)?,
                 slf.clone().into_any().unbind(),
+                source_traceback(slf)?,
             ),
         )?;
         let run = h.clone_ref(py);
@@ -81,6 +85,7 @@ impl Loop {
         let base = Handle::new(
             payload(py, callback, args, context)?,
             slf.clone().into_any().unbind(),
+            source_traceback(slf)?,
         );
         let h = Py::new(
             py,
@@ -101,6 +106,21 @@ impl Loop {
         let _ = h.get().timer.set(t);
         Ok(h)
     }
+}
+
+/// The creating frames, in debug mode (asyncio's `format_helpers.extract_stack` of the
+/// caller: this method has no Python frame of its own).
+fn source_traceback(slf: &Bound<'_, Loop>) -> PyResult<Option<PyObject>> {
+    if !slf.get().debug.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    let py = slf.py();
+    let frame = py.import("sys")?.getattr("_getframe")?.call1((0,))?;
+    let tb = py
+        .import("asyncio.format_helpers")?
+        .getattr("extract_stack")?
+        .call1((frame,))?;
+    Ok(Some(tb.unbind()))
 }
 
 fn payload(
@@ -173,6 +193,7 @@ impl Loop {
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let lp = LocalLoop::new().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         Ok(Loop {
+            debug: AtomicBool::new(false),
             handle: lp.handle(),
             inner: ThreadBound::new(Inner {
                 lp,
@@ -236,6 +257,7 @@ impl Loop {
             Handle::new(
                 payload(py, callback, args, context)?,
                 slf.clone().into_any().unbind(),
+                source_traceback(slf)?,
             ),
         )?;
         let run = h.clone_ref(py);
@@ -285,6 +307,11 @@ impl Loop {
     /// Cancels what the Rust loop still holds and refuses new work.
     fn _close_core(&self) -> PyResult<()> {
         self.inner.get()?.lp.close().map_err(loop_err)
+    }
+
+    /// Mirrors `set_debug` (any thread).
+    fn _set_debug_core(&self, on: bool) {
+        self.debug.store(on, Ordering::Relaxed);
     }
 
     /// Any thread.

@@ -425,6 +425,16 @@ impl Task {
     }
 
     #[getter]
+    fn _cancel_message(&self, py: Python<'_>) -> Option<PyObject> {
+        self.lock().cancel_message.as_ref().map(|m| m.clone_ref(py))
+    }
+
+    #[setter(_cancel_message)]
+    fn set_cancel_message(&self, msg: Option<PyObject>) {
+        self.lock().cancel_message = msg;
+    }
+
+    #[getter]
     fn _must_cancel(&self) -> bool {
         self.lock().must_cancel
     }

@@ -15,6 +15,7 @@ Usage: python tests/run_test_asyncio.py [--native-tasks] [--write-expected] [mod
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 import unittest
@@ -132,13 +133,28 @@ def main():
     saved = {n: getattr(_events, n) for n in names}
     stop_test = unittest.TextTestResult.stopTest
 
+    start_test = unittest.TextTestResult.startTest
+
+    def alarmed_start_test(self, test):
+        # A test that hangs on this loop fails after 60 s instead of stalling the run
+        # (SIGALRM interrupts the loop's wait; the handler's exception surfaces there).
+        signal.alarm(60)
+        start_test(self, test)
+
     def restoring_stop_test(self, test):
+        signal.alarm(0)
         stop_test(self, test)
         for n, f in saved.items():
             setattr(_events, n, f)
             setattr(asyncio, n, f)
 
     unittest.TextTestResult.stopTest = restoring_stop_test
+    unittest.TextTestResult.startTest = alarmed_start_test
+
+    def on_alarm(signum, frame):
+        raise TimeoutError("test took over 60 s on aioloop (hung)")
+
+    signal.signal(signal.SIGALRM, on_alarm)
     started = time.monotonic()
     result = unittest.TextTestRunner(stream=open(os.devnull, "w"), verbosity=0).run(suite)
     took = time.monotonic() - started
