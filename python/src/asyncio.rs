@@ -24,7 +24,6 @@ cached!(cancelled_error, "asyncio", "CancelledError");
 cached!(invalid_state_error, "asyncio", "InvalidStateError");
 cached!(iscoroutine, "asyncio.coroutines", "iscoroutine");
 cached!(get_loop, "asyncio.futures", "_get_loop");
-cached!(copy_context, "contextvars", "copy_context");
 cached!(isgenerator, "inspect", "isgenerator");
 
 /// `{'message': ..., 'exception': ..., key: obj}` for `loop.call_exception_handler`.
@@ -40,4 +39,12 @@ pub(crate) fn error_context<'py>(
     d.set_item("exception", exc)?;
     d.set_item(key, obj)?;
     Ok(d)
+}
+
+/// `contextvars.copy_context()` without the Python call.
+pub(crate) fn copy_context(py: Python<'_>) -> PyResult<PyObject> {
+    // SAFETY: GIL held (`py`); PyContext_CopyCurrent returns a new reference or NULL with
+    // an exception set, which from_owned_ptr_or_err turns into the error.
+    unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyContext_CopyCurrent()) }
+        .map(Bound::unbind)
 }

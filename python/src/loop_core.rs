@@ -131,7 +131,7 @@ fn payload(
 ) -> PyResult<Payload> {
     let context = match context {
         Some(c) if !c.is_none(py) => c,
-        _ => copy_context(py)?.call0()?.unbind(),
+        _ => copy_context(py)?,
     };
     Ok(Payload {
         callback,

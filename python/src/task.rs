@@ -250,7 +250,10 @@ impl Task {
                 };
                 match blocking {
                     Some(blocking) => {
-                        let its_loop = asyncio::get_loop(py)?.call1((result,))?;
+                        let its_loop = match result.call_method0(pyo3::intern!(py, "get_loop")) {
+                            Ok(l) => l,
+                            Err(_) => asyncio::get_loop(py)?.call1((result,))?,
+                        };
                         if !its_loop.is(this.loop_.bind(py)) {
                             err(format!(
                                 "Task {} got Future {} attached to a different loop",
@@ -323,7 +326,7 @@ impl Task {
         }
         let context = match context {
             Some(c) if !c.is_none(py) => c,
-            _ => asyncio::copy_context(py)?.call0()?.unbind(),
+            _ => asyncio::copy_context(py)?,
         };
         let name = match name {
             Some(n) if !n.is_none(py) => n.bind(py).str()?.into_any().unbind(),
@@ -547,7 +550,7 @@ impl Task {
         let py = slf.py();
         let context = match context {
             Some(c) if !c.is_none(py) => c,
-            _ => asyncio::copy_context(py)?.call0()?.unbind(),
+            _ => asyncio::copy_context(py)?,
         };
         {
             let mut st = slf.get().lock();
