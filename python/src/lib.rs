@@ -8,7 +8,7 @@
 //! `asyncio.all_tasks()`/`current_task()` through asyncio's task-lifetime functions.
 //!
 //! Nothing here relies on the GIL to protect the loop's own data: the `LocalLoop` is
-//! reachable only from its thread ([`thread_bound`]), and the state shared with other
+//! reachable only from its thread (module `thread_bound`), and the state shared with other
 //! threads is atomics, mutexes or the loop's `Send` [`LoopHandle`](aioloop::LoopHandle).
 //!
 //! ```
