@@ -15,6 +15,18 @@ use std::thread::{self, ThreadId};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::PyResult;
 
+thread_local! {
+    /// This thread's id, read without `thread::current()`'s reference count traffic (the
+    /// check runs on every call into the loop).
+    static THIS_THREAD: ThreadId = thread::current().id();
+}
+
+fn this_thread() -> ThreadId {
+    THIS_THREAD
+        .try_with(|id| *id)
+        .unwrap_or_else(|_| thread::current().id())
+}
+
 pub(crate) struct ThreadBound<T> {
     owner: ThreadId,
     value: ManuallyDrop<T>,
@@ -29,14 +41,14 @@ unsafe impl<T> Sync for ThreadBound<T> {}
 impl<T> ThreadBound<T> {
     pub(crate) fn new(value: T) -> Self {
         ThreadBound {
-            owner: thread::current().id(),
+            owner: this_thread(),
             value: ManuallyDrop::new(value),
         }
     }
 
     /// The value, on its own thread; asyncio's error elsewhere.
     pub(crate) fn get(&self) -> PyResult<&T> {
-        if thread::current().id() == self.owner {
+        if this_thread() == self.owner {
             Ok(&self.value)
         } else {
             Err(PyRuntimeError::new_err(
@@ -48,7 +60,7 @@ impl<T> ThreadBound<T> {
 
 impl<T> Drop for ThreadBound<T> {
     fn drop(&mut self) {
-        if thread::current().id() == self.owner {
+        if this_thread() == self.owner {
             // SAFETY: dropped once, here, on the owner thread (rule 3).
             unsafe { ManuallyDrop::drop(&mut self.value) }
         }

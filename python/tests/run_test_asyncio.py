@@ -174,13 +174,14 @@ def main():
         path = EXPECTED_NATIVE
     if args.write_expected:
         with open(path, "w") as f:
-            f.write(
-                ("# CPython test_asyncio tests (3.11) that fail on aioloop.EventLoop with its native\n"
-                 "# Task only (the common list: test_asyncio_expected_failures.txt), with why.\n"
-                 if native else
-                 "# CPython test_asyncio tests (3.11) that fail on aioloop.EventLoop, with why.\n")
-                "# One per line: <test id> # <reason>. The list only shrinks.\n"
-            )
+            if native:
+                header = (
+                    "# CPython test_asyncio tests (3.11) that fail on aioloop.EventLoop with its\n"
+                    "# native Task only (the common list: test_asyncio_expected_failures.txt).\n"
+                )
+            else:
+                header = "# CPython test_asyncio tests (3.11) that fail on aioloop.EventLoop, with why.\n"
+            f.write(header + "# One per line: <test id> # <reason>. The list only shrinks.\n")
             for tid in sorted(failed):
                 if native and tid in base:
                     continue
