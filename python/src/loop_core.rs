@@ -287,10 +287,26 @@ impl Loop {
                 let fd = inner.lp.as_raw_fd();
                 py.allow_threads(move || wait_readable(fd, wait));
             }
-            if let Err(e) = inner.lp.run_once_all(Some(Duration::ZERO)) {
+            let mut signal_err = None;
+            let ran = inner.lp.run_ready_passes(|| {
+                if inner.stopping.get() || inner.pending.borrow().is_some() {
+                    return false;
+                }
+                match py.check_signals() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        signal_err = Some(e);
+                        false
+                    }
+                }
+            });
+            if let Err(e) = ran {
                 break Err(loop_err(e));
             }
             if let Some(e) = inner.pending.borrow_mut().take() {
+                break Err(e);
+            }
+            if let Some(e) = signal_err {
                 break Err(e);
             }
             if let Err(e) = py.check_signals() {

@@ -493,6 +493,49 @@ impl LocalLoop {
         Ok(())
     }
 
+    /// Runs passes as [`run_once_all`](LocalLoop::run_once_all) does, without waiting,
+    /// while work is ready (a callback, a task, a due timer) and `keep_going()` — called
+    /// after each pass — returns `true`. One entry into the loop for many passes: for a
+    /// host that waits for work itself (the Python binding waits with the GIL released).
+    ///
+    /// # Errors
+    /// As [`run_forever`](LocalLoop::run_forever).
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let lp = Rc::new(aioloop::LocalLoop::new()?);
+    /// let left = Rc::new(Cell::new(100));
+    /// fn step(lp: Rc<aioloop::LocalLoop>, left: Rc<Cell<u32>>) {
+    ///     left.set(left.get() - 1);
+    ///     if left.get() > 0 {
+    ///         let l2 = lp.clone();
+    ///         lp.call_soon(move || step(l2, left)).unwrap();
+    ///     }
+    /// }
+    /// let (l2, n2) = (lp.clone(), left.clone());
+    /// lp.call_soon(move || step(l2, n2))?;
+    /// let mut passes = 0;
+    /// lp.run_ready_passes(|| { passes += 1; true })?;
+    /// assert_eq!((left.get(), passes), (0, 100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_ready_passes(&self, mut keep_going: impl FnMut() -> bool) -> Result<(), LoopError> {
+        let _running = self.enter()?;
+        let mut flavor = LocalFlavor {
+            shared: &self.shared,
+            main_woken: None,
+        };
+        loop {
+            self.core
+                .run_once_limited(&mut flavor, Some(Duration::ZERO), usize::MAX);
+            if !keep_going() || self.next_timeout() != Some(Duration::ZERO) {
+                break;
+            }
+        }
+        self.shared.stopping.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// asyncio's `stop()`: the current iteration finishes, then `run_forever` returns.
     ///
     /// ```
