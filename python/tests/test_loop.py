@@ -310,3 +310,35 @@ def test_run_and_policy():
         assert asyncio.run(main()) is aioloop.EventLoop
     finally:
         asyncio.set_event_loop_policy(old)
+
+
+def test_ctrl_c_interrupts_a_waiting_loop(loop):
+    """The loop waits with the GIL released; SIGINT ends the wait and Python's handler
+    raises KeyboardInterrupt out of run_forever (asyncio: the selector's EINTR)."""
+    import os
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+    t = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+    t.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_forever()  # nothing scheduled: waits until the signal
+    finally:
+        t.join()
+    assert not loop.is_running()
+
+
+def test_runner_cancels_main_task_on_ctrl_c():
+    """asyncio.Runner's SIGINT handler cancels the main task and wakes the loop through
+    call_soon_threadsafe."""
+    import os
+    import signal
+
+    async def main():
+        asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGINT)
+        await asyncio.sleep(10)
+
+    with pytest.raises(KeyboardInterrupt):
+        aioloop.run(main())
