@@ -366,6 +366,34 @@ impl Task {
     }
 }
 
+impl Drop for Task {
+    /// asyncio's `Task.__del__`: an exception nobody retrieved goes to the loop's exception
+    /// handler (without the `task` key: the object is being freed).
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !st.log_traceback {
+            return;
+        }
+        let Some(exc) = st.exception.take() else {
+            return;
+        };
+        Python::with_gil(|py| {
+            let ctx = PyDict::new(py);
+            let r = ctx
+                .set_item("message", "Task exception was never retrieved")
+                .and_then(|()| ctx.set_item("exception", &exc))
+                .and_then(|()| {
+                    self.loop_
+                        .bind(py)
+                        .call_method1("call_exception_handler", (ctx,))
+                });
+            if let Err(e) = r {
+                e.print(py);
+            }
+        });
+    }
+}
+
 #[pymethods]
 impl Task {
     #[new]

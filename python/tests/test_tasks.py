@@ -268,3 +268,28 @@ def test_many_tasks(loop):
 
     assert loop.run_until_complete(main()) == sum(range(10000))
     gc.collect()
+
+
+def test_native_task_exception_never_retrieved_is_reported():
+    lp = aioloop.new_event_loop(native_tasks=True)
+    seen = []
+    lp.set_exception_handler(lambda loop, ctx: seen.append(ctx))
+
+    async def bad():
+        raise ValueError("lost")
+
+    async def main():
+        lp.create_task(bad())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    try:
+        lp.run_until_complete(main())
+        gc.collect()
+        assert any(
+            c["message"] == "Task exception was never retrieved"
+            and isinstance(c["exception"], ValueError)
+            for c in seen
+        )
+    finally:
+        lp.close()
