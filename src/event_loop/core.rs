@@ -140,6 +140,17 @@ impl LoopCore {
 
     /// One iteration; returns how many items ran.
     pub(crate) fn run_once(&self, flavor: &mut impl Flavor, max_wait: Option<Duration>) -> usize {
+        self.run_once_limited(flavor, max_wait, MAX_BATCH)
+    }
+
+    /// One iteration running at most `limit` of the items ready when it began (asyncio's
+    /// `_run_once` has no limit: `usize::MAX`).
+    pub(crate) fn run_once_limited(
+        &self,
+        flavor: &mut impl Flavor,
+        max_wait: Option<Duration>,
+        limit: usize,
+    ) -> usize {
         flavor.pull_remote(self);
         if self.ready.is_empty() {
             if flavor.find_work(self) {
@@ -161,7 +172,7 @@ impl LoopCore {
             self.harvest_io();
         }
         self.fire_due_timers();
-        let n = self.ready.len().min(MAX_BATCH);
+        let n = self.ready.len().min(limit);
         let mut ran = 0;
         // Debug mode or task tracking (event_loop/observed.rs): read once per batch.
         let observed = self.exceptions.tracks_tasks();

@@ -475,6 +475,78 @@ impl LocalLoop {
         Ok(())
     }
 
+    /// Like [`run_once`](LocalLoop::run_once), but runs everything that was ready when the
+    /// iteration began, as asyncio's `BaseEventLoop._run_once` does, instead of at most 256
+    /// items (the Python binding uses it so a pass has asyncio's boundaries).
+    ///
+    /// # Errors
+    /// As [`run_forever`](LocalLoop::run_forever).
+    ///
+    /// ```
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let n = std::rc::Rc::new(std::cell::Cell::new(0));
+    /// for _ in 0..1000 {
+    ///     let n = n.clone();
+    ///     lp.call_soon(move || n.set(n.get() + 1))?;
+    /// }
+    /// lp.run_once_all(Some(std::time::Duration::ZERO))?;
+    /// assert_eq!(n.get(), 1000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_once_all(&self, timeout: Option<Duration>) -> Result<(), LoopError> {
+        let _running = self.enter()?;
+        let mut flavor = LocalFlavor {
+            shared: &self.shared,
+            main_woken: None,
+        };
+        self.core.run_once_limited(&mut flavor, timeout, usize::MAX);
+        self.shared.stopping.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Runs passes as [`run_once_all`](LocalLoop::run_once_all) does, without waiting,
+    /// while work is ready (a callback, a task, a due timer) and `keep_going()` — called
+    /// after each pass — returns `true`. One entry into the loop for many passes: for a
+    /// host that waits for work itself (the Python binding waits with the GIL released).
+    ///
+    /// # Errors
+    /// As [`run_forever`](LocalLoop::run_forever).
+    ///
+    /// ```
+    /// use std::{cell::Cell, rc::Rc};
+    /// let lp = Rc::new(aioloop::LocalLoop::new()?);
+    /// let left = Rc::new(Cell::new(100));
+    /// fn step(lp: Rc<aioloop::LocalLoop>, left: Rc<Cell<u32>>) {
+    ///     left.set(left.get() - 1);
+    ///     if left.get() > 0 {
+    ///         let l2 = lp.clone();
+    ///         lp.call_soon(move || step(l2, left)).unwrap();
+    ///     }
+    /// }
+    /// let (l2, n2) = (lp.clone(), left.clone());
+    /// lp.call_soon(move || step(l2, n2))?;
+    /// let mut passes = 0;
+    /// lp.run_ready_passes(|| { passes += 1; true })?;
+    /// assert_eq!((left.get(), passes), (0, 100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_ready_passes(&self, mut keep_going: impl FnMut() -> bool) -> Result<(), LoopError> {
+        let _running = self.enter()?;
+        let mut flavor = LocalFlavor {
+            shared: &self.shared,
+            main_woken: None,
+        };
+        loop {
+            self.core
+                .run_once_limited(&mut flavor, Some(Duration::ZERO), usize::MAX);
+            if !keep_going() || self.next_timeout() != Some(Duration::ZERO) {
+                break;
+            }
+        }
+        self.shared.stopping.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// asyncio's `stop()`: the current iteration finishes, then `run_forever` returns.
     ///
     /// ```

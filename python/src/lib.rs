@@ -1,0 +1,46 @@
+//! aioloop as a Python asyncio event loop: the extension module `aioloop._aioloop`.
+//!
+//! The Python package `aioloop` (python/aioloop/__init__.py) defines `EventLoop` as a
+//! subclass of [`Loop`] and `asyncio.AbstractEventLoop`. The scheduling core — the ready
+//! queue, the timers, the iteration, the cross-thread inbox — is aioloop's
+//! [`LocalLoop`](aioloop::LocalLoop); Python callbacks are closures on it. [`Task`] is a
+//! native task that drives a coroutine with `send`/`throw` and keeps itself visible to
+//! `asyncio.all_tasks()`/`current_task()` through asyncio's task-lifetime functions.
+//!
+//! Nothing here relies on the GIL to protect the loop's own data: the `LocalLoop` is
+//! reachable only from its thread (module `thread_bound`), and the state shared with other
+//! threads is atomics, mutexes or the loop's `Send` [`LoopHandle`](aioloop::LoopHandle).
+//!
+//! ```
+//! // Building this crate links libpython; the module is registered by `#[pymodule]`.
+//! let _ = _aioloop::MODULE_NAME;
+//! ```
+
+use pyo3::prelude::*;
+
+mod asyncio;
+mod handle;
+mod loop_core;
+mod task;
+mod thread_bound;
+
+pub use handle::{Handle, TimerHandle};
+pub use loop_core::Loop;
+pub use task::Task;
+
+/// The extension module's import name inside the `aioloop` package.
+///
+/// ```
+/// assert_eq!(_aioloop::MODULE_NAME, "aioloop._aioloop");
+/// ```
+pub const MODULE_NAME: &str = "aioloop._aioloop";
+
+#[pymodule]
+fn _aioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Loop>()?;
+    m.add_class::<Handle>()?;
+    m.add_class::<TimerHandle>()?;
+    m.add_class::<Task>()?;
+    m.add_class::<task::TaskIter>()?;
+    Ok(())
+}

@@ -1,0 +1,337 @@
+//! `Loop`: the Rust base class of `aioloop.EventLoop`, a `LocalLoop` plus the iteration
+//! driver that waits for work with the GIL released.
+//!
+//! Driving: each iteration waits (GIL released) until the loop's fd is readable — work
+//! from another thread — or its earliest timer is due, then runs one `LocalLoop` pass with
+//! the GIL held, running everything that was ready when the pass began (asyncio's
+//! `_run_once`). Between passes it checks Python's signal flags, so Ctrl-C interrupts a
+//! waiting loop. A `KeyboardInterrupt`/`SystemExit` raised by a callback ends the pass's
+//! run (the rest of the pass still runs) and propagates out of `run_forever`.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aioloop::{LocalLoop, LoopError, LoopHandle};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::asyncio::{copy_context, error_context};
+use crate::handle::{Handle, Payload, TimerHandle};
+use crate::thread_bound::ThreadBound;
+
+struct Inner {
+    lp: LocalLoop,
+    stopping: Cell<bool>,
+    /// A `KeyboardInterrupt`/`SystemExit` from a callback, raised after the pass.
+    pending: RefCell<Option<PyErr>>,
+}
+
+/// The Rust core of `aioloop.EventLoop` (which subclasses it and `AbstractEventLoop`).
+#[pyclass(subclass, frozen, module = "aioloop._aioloop")]
+pub struct Loop {
+    inner: ThreadBound<Inner>,
+    handle: LoopHandle,
+    /// asyncio's debug mode, mirrored here so that creating a handle need not ask Python.
+    debug: AtomicBool,
+}
+
+pub(crate) fn loop_err(e: LoopError) -> PyErr {
+    PyRuntimeError::new_err(e.to_string())
+}
+
+impl Loop {
+    /// Queues `f` on this loop (its own thread only).
+    pub(crate) fn schedule(&self, f: impl FnOnce() + 'static) -> PyResult<()> {
+        self.inner.get()?.lp.call_soon(f).map_err(loop_err)?;
+        Ok(())
+    }
+
+    /// `call_soon(callback, *args, context=context)` from Rust.
+    pub(crate) fn call_soon_impl(
+        slf: &Bound<'_, Loop>,
+        callback: PyObject,
+        args: Py<PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let inner = slf.get().inner.get()?;
+        let h = Py::new(
+            py,
+            Handle::new(
+                payload(py, callback, args, context)?,
+                slf.clone().into_any().unbind(),
+                source_traceback(slf)?,
+            ),
+        )?;
+        let run = h.clone_ref(py);
+        inner
+            .lp
+            .call_soon(move || Python::with_gil(|py| Handle::run(run.bind(py))))
+            .map_err(loop_err)?;
+        Ok(h)
+    }
+
+    fn timer(
+        slf: &Bound<'_, Loop>,
+        when: f64,
+        callback: PyObject,
+        args: Py<PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<TimerHandle>> {
+        let py = slf.py();
+        let inner = slf.get().inner.get()?;
+        let base = Handle::new(
+            payload(py, callback, args, context)?,
+            slf.clone().into_any().unbind(),
+            source_traceback(slf)?,
+        );
+        let h = Py::new(
+            py,
+            PyClassInitializer::from(base).add_subclass(TimerHandle::new(when)),
+        )?;
+        let run = h.clone_ref(py);
+        let t = inner
+            .lp
+            .call_at(when, move || {
+                Python::with_gil(|py| Handle::run(run.bind(py).as_super()))
+            })
+            .map_err(|e| match e {
+                LoopError::InvalidDelay(d) => {
+                    PyErr::new::<pyo3::exceptions::PyValueError, _>(d.to_string())
+                }
+                e => loop_err(e),
+            })?;
+        let _ = h.get().timer.set(t);
+        Ok(h)
+    }
+}
+
+/// The creating frames, in debug mode (asyncio's `format_helpers.extract_stack` of the
+/// caller: this method has no Python frame of its own).
+fn source_traceback(slf: &Bound<'_, Loop>) -> PyResult<Option<PyObject>> {
+    if !slf.get().debug.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
+    let py = slf.py();
+    let frame = py.import("sys")?.getattr("_getframe")?.call1((0,))?;
+    let tb = py
+        .import("asyncio.format_helpers")?
+        .getattr("extract_stack")?
+        .call1((frame,))?;
+    Ok(Some(tb.unbind()))
+}
+
+fn payload(
+    py: Python<'_>,
+    callback: PyObject,
+    args: Py<PyTuple>,
+    context: Option<PyObject>,
+) -> PyResult<Payload> {
+    let context = match context {
+        Some(c) if !c.is_none(py) => c,
+        _ => copy_context(py)?,
+    };
+    Ok(Payload {
+        callback,
+        args,
+        context,
+    })
+}
+
+/// Reports a callback's exception: `KeyboardInterrupt`/`SystemExit` are kept to be raised
+/// out of `run_forever`; anything else goes to `loop.call_exception_handler`.
+pub(crate) fn report_error(
+    py: Python<'_>,
+    lp: &Bound<'_, PyAny>,
+    e: PyErr,
+    message: String,
+    key: &str,
+    obj: &Bound<'_, PyAny>,
+) {
+    if e.is_instance_of::<PyKeyboardInterrupt>(py) || e.is_instance_of::<PySystemExit>(py) {
+        if let Ok(l) = lp.downcast::<Loop>() {
+            if let Ok(inner) = l.get().inner.get() {
+                inner.pending.borrow_mut().get_or_insert(e);
+                return;
+            }
+        }
+        e.restore(py);
+        return;
+    }
+    let exc = e.into_value(py);
+    let r = error_context(py, message, exc.bind(py), key, obj)
+        .and_then(|ctx| lp.call_method1("call_exception_handler", (ctx,)));
+    if let Err(e) = r {
+        // call_exception_handler guards itself; this is a broken override.
+        e.print(py);
+    }
+}
+
+/// Waits until `fd` is readable or `timeout` passes (`None`: no limit); EINTR returns early
+/// so that the caller checks Python's signals.
+fn wait_readable(fd: i32, timeout: Option<Duration>) {
+    let ms = match timeout {
+        None => -1,
+        Some(d) => i32::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
+    };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on the stack for the duration of the call; `fd` is the
+    // loop's poller, alive while the loop is (the caller holds it).
+    unsafe { libc::poll(&mut p, 1, ms) };
+}
+
+#[pymethods]
+impl Loop {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let lp = LocalLoop::new().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        Ok(Loop {
+            debug: AtomicBool::new(false),
+            handle: lp.handle(),
+            inner: ThreadBound::new(Inner {
+                lp,
+                stopping: Cell::new(false),
+                pending: RefCell::new(None),
+            }),
+        })
+    }
+
+    /// asyncio's `loop.time()`: the loop clock, in seconds.
+    fn time(&self) -> PyResult<f64> {
+        Ok(self.inner.get()?.lp.time())
+    }
+
+    #[pyo3(signature = (callback, *args, context = None))]
+    fn call_soon(
+        slf: &Bound<'_, Loop>,
+        callback: PyObject,
+        args: Py<PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<Handle>> {
+        Loop::call_soon_impl(slf, callback, args, context)
+    }
+
+    #[pyo3(signature = (delay, callback, *args, context = None))]
+    fn call_later(
+        slf: &Bound<'_, Loop>,
+        delay: Option<f64>,
+        callback: PyObject,
+        args: Py<PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<TimerHandle>> {
+        let delay = delay.ok_or_else(|| PyTypeError::new_err("delay must not be None"))?;
+        let now = slf.get().inner.get()?.lp.time();
+        Loop::timer(slf, now + delay, callback, args, context)
+    }
+
+    #[pyo3(signature = (when, callback, *args, context = None))]
+    fn call_at(
+        slf: &Bound<'_, Loop>,
+        when: Option<f64>,
+        callback: PyObject,
+        args: Py<PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<TimerHandle>> {
+        let when = when.ok_or_else(|| PyTypeError::new_err("when cannot be None"))?;
+        Loop::timer(slf, when, callback, args, context)
+    }
+
+    /// Any thread: queues the callback through the loop's `Send` handle and wakes it.
+    #[pyo3(signature = (callback, *args, context = None))]
+    fn call_soon_threadsafe(
+        slf: &Bound<'_, Loop>,
+        callback: PyObject,
+        args: Py<PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let h = Py::new(
+            py,
+            Handle::new(
+                payload(py, callback, args, context)?,
+                slf.clone().into_any().unbind(),
+                source_traceback(slf)?,
+            ),
+        )?;
+        let run = h.clone_ref(py);
+        slf.get()
+            .handle
+            .call_soon_threadsafe(move || Python::with_gil(|py| Handle::run(run.bind(py))))
+            .map_err(loop_err)?;
+        Ok(h)
+    }
+
+    /// asyncio's `stop()`: the running pass finishes, then `run_forever` returns.
+    fn stop(&self) -> PyResult<()> {
+        self.inner.get()?.stopping.set(true);
+        Ok(())
+    }
+
+    /// The iterations of `run_forever` (the Python side sets the running loop and hooks).
+    fn _run_forever_core(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.get()?;
+        let result = loop {
+            let wait = if inner.stopping.get() {
+                Some(Duration::ZERO)
+            } else {
+                inner.lp.next_timeout()
+            };
+            if wait != Some(Duration::ZERO) {
+                let fd = inner.lp.as_raw_fd();
+                py.allow_threads(move || wait_readable(fd, wait));
+            }
+            let mut signal_err = None;
+            let ran = inner.lp.run_ready_passes(|| {
+                if inner.stopping.get() || inner.pending.borrow().is_some() {
+                    return false;
+                }
+                match py.check_signals() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        signal_err = Some(e);
+                        false
+                    }
+                }
+            });
+            if let Err(e) = ran {
+                break Err(loop_err(e));
+            }
+            if let Some(e) = inner.pending.borrow_mut().take() {
+                break Err(e);
+            }
+            if let Some(e) = signal_err {
+                break Err(e);
+            }
+            if let Err(e) = py.check_signals() {
+                break Err(e);
+            }
+            if inner.stopping.get() {
+                break Ok(());
+            }
+        };
+        inner.stopping.set(false);
+        result
+    }
+
+    /// Cancels what the Rust loop still holds and refuses new work.
+    fn _close_core(&self) -> PyResult<()> {
+        self.inner.get()?.lp.close().map_err(loop_err)
+    }
+
+    /// Mirrors `set_debug` (any thread).
+    fn _set_debug_core(&self, on: bool) {
+        self.debug.store(on, Ordering::Relaxed);
+    }
+
+    /// Any thread.
+    fn _is_closed_core(&self) -> bool {
+        self.handle.is_closed()
+    }
+}

@@ -1,0 +1,736 @@
+//! A native task: drives a coroutine with `send`/`throw` from Rust and keeps itself visible
+//! to asyncio through its task-lifetime functions, as the "Extending" page prescribes:
+//! `_register_task` from the constructor, `_enter_task`/`_leave_task` around every
+//! `send`/`throw`, `_unregister_task` when it finishes. It is a future to asyncio
+//! (`_asyncio_future_blocking`, `add_done_callback`, `result`, `cancel`, ...), so
+//! `gather`, `wait_for`, `TaskGroup` and `asyncio.timeout` work on it.
+//!
+//! The step follows `asyncio.Task.__step` (3.11) line by line; the state is behind a mutex
+//! held only between Python calls (callbacks may re-enter the task), not the GIL.
+
+use std::sync::Mutex;
+
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyRuntimeError, PyStopIteration, PySystemExit, PyTypeError,
+};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::asyncio;
+use crate::handle::run_in_context;
+use crate::loop_core::{report_error, Loop};
+
+#[derive(Clone, Copy, PartialEq)]
+enum St {
+    Pending,
+    Cancelled,
+    Finished,
+}
+
+struct State {
+    st: St,
+    result: Option<PyObject>,
+    exception: Option<PyObject>,
+    cancelled_exc: Option<PyObject>,
+    cancel_message: Option<PyObject>,
+    must_cancel: bool,
+    num_cancels: u64,
+    callbacks: Vec<(PyObject, PyObject)>,
+    fut_waiter: Option<PyObject>,
+    blocking: bool,
+    name: PyObject,
+    log_traceback: bool,
+}
+
+/// A task implemented in Rust (`aioloop.Task`), created by `EventLoop(native_tasks=True)`
+/// or `aioloop.task_factory`.
+#[pyclass(frozen, weakref, dict, module = "aioloop._aioloop")]
+pub struct Task {
+    coro: PyObject,
+    loop_: Py<Loop>,
+    context: PyObject,
+    state: Mutex<State>,
+}
+
+/// What `await task` iterates: yields the task while it is pending, then returns its result.
+#[pyclass(module = "aioloop._aioloop")]
+pub struct TaskIter {
+    task: Option<Py<Task>>,
+}
+
+extern "C" {
+    // pyo3-ffi 0.23 declares it without its `PySendResult` return value.
+    fn PyIter_Send(
+        iter: *mut ffi::PyObject,
+        arg: *mut ffi::PyObject,
+        presult: *mut *mut ffi::PyObject,
+    ) -> std::os::raw::c_int;
+}
+
+enum Sent {
+    Yielded(PyObject),
+    Returned(PyObject),
+}
+
+fn send_none(py: Python<'_>, coro: &Bound<'_, PyAny>) -> PyResult<Sent> {
+    let mut out: *mut ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: GIL held; `coro` is alive; PyIter_Send returns a new reference in `out`
+    // on PYGEN_RETURN (0) and PYGEN_NEXT (1), and sets an exception on -1.
+    let r = unsafe { PyIter_Send(coro.as_ptr(), ffi::Py_None(), &mut out) };
+    if r < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: `out` is a new, non-null reference (see above).
+    let obj = unsafe { PyObject::from_owned_ptr(py, out) };
+    Ok(if r == 0 {
+        Sent::Returned(obj)
+    } else {
+        Sent::Yielded(obj)
+    })
+}
+
+fn throw(py: Python<'_>, coro: &Bound<'_, PyAny>, exc: PyObject) -> PyResult<Sent> {
+    match coro.call_method1("throw", (exc,)) {
+        Ok(y) => Ok(Sent::Yielded(y.unbind())),
+        Err(e) if e.is_instance_of::<PyStopIteration>(py) => {
+            let v = e.value(py).getattr("value")?.unbind();
+            Ok(Sent::Returned(v))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Task {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a step of the task (with `exc` to throw) on its loop.
+    fn schedule_step(slf: &Bound<'_, Task>, exc: Option<PyObject>) -> PyResult<()> {
+        let py = slf.py();
+        let task = slf.clone().unbind();
+        slf.get().loop_.get().schedule(move || {
+            Python::with_gil(|py| {
+                let t = task.bind(py);
+                let ctx = t.get().context.bind(py);
+                if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
+                    let lp = t.get().loop_.bind(py).clone().into_any();
+                    report_error(
+                        py,
+                        &lp,
+                        e,
+                        format!(
+                            "Exception in callback {}.__step()",
+                            t.repr().map(|r| r.to_string()).unwrap_or_default()
+                        ),
+                        "task",
+                        t.as_any(),
+                    );
+                }
+            })
+        })?;
+        let _ = py;
+        Ok(())
+    }
+
+    fn make_cancelled_error(py: Python<'_>, st: &mut State) -> PyResult<PyObject> {
+        if let Some(e) = st.cancelled_exc.take() {
+            return Ok(e);
+        }
+        let cls = asyncio::cancelled_error(py)?;
+        Ok(match &st.cancel_message {
+            None => cls.call0()?.unbind(),
+            Some(m) => cls.call1((m,))?.unbind(),
+        })
+    }
+
+    /// Moves the task to a final state and schedules its done callbacks.
+    fn finish(slf: &Bound<'_, Task>, f: impl FnOnce(&mut State)) -> PyResult<()> {
+        let py = slf.py();
+        let callbacks = {
+            let mut st = slf.get().lock();
+            f(&mut st);
+            std::mem::take(&mut st.callbacks)
+        };
+        asyncio::unregister_task(py)?.call1((slf,))?;
+        let lp = slf.get().loop_.bind(py);
+        for (cb, ctx) in callbacks {
+            let args = PyTuple::new(py, [slf.as_any()])?.unbind();
+            Loop::call_soon_impl(lp, cb, args, Some(ctx))?;
+        }
+        Ok(())
+    }
+
+    fn step(slf: &Bound<'_, Task>, exc: Option<PyObject>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut exc = exc;
+        {
+            let mut st = this.lock();
+            if st.st != St::Pending {
+                drop(st);
+                return Err(PyErr::from_value(
+                    asyncio::invalid_state_error(py)?
+                        .call1((format!("_step(): already done: {}", slf.repr()?),))?,
+                ));
+            }
+            if st.must_cancel {
+                let is_cancel = match &exc {
+                    Some(e) => e.bind(py).is_instance(asyncio::cancelled_error(py)?)?,
+                    None => false,
+                };
+                if !is_cancel {
+                    exc = Some(Task::make_cancelled_error(py, &mut st)?);
+                }
+                st.must_cancel = false;
+            }
+            st.fut_waiter = None;
+        }
+        let lp = this.loop_.bind(py);
+        asyncio::enter_task(py)?.call1((lp, slf))?;
+        let coro = this.coro.bind(py);
+        let sent = match exc {
+            None => send_none(py, coro),
+            Some(e) => throw(py, coro, e),
+        };
+        let r = Task::after_send(slf, sent);
+        let left = asyncio::leave_task(py)?.call1((lp, slf));
+        r?;
+        left.map(drop)
+    }
+
+    fn after_send(slf: &Bound<'_, Task>, sent: PyResult<Sent>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        match sent {
+            Ok(Sent::Returned(v)) => Task::finish(slf, |st| {
+                if st.must_cancel {
+                    st.must_cancel = false;
+                    st.st = St::Cancelled;
+                } else {
+                    st.result = Some(v);
+                    st.st = St::Finished;
+                }
+            }),
+            Err(e) if e.is_instance(py, asyncio::cancelled_error(py)?) => {
+                let v = e.into_value(py).into_any();
+                Task::finish(slf, |st| {
+                    st.cancelled_exc = Some(v);
+                    st.cancel_message = None;
+                    st.st = St::Cancelled;
+                })
+            }
+            Err(e) => {
+                let fatal = e.is_instance_of::<PyKeyboardInterrupt>(py)
+                    || e.is_instance_of::<PySystemExit>(py);
+                let v = e.clone_ref(py).into_value(py).into_any();
+                Task::finish(slf, |st| {
+                    st.exception = Some(v);
+                    st.log_traceback = true;
+                    st.st = St::Finished;
+                })?;
+                if fatal {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            }
+            Ok(Sent::Yielded(result)) => {
+                let result = result.bind(py);
+                let blocking = match result.getattr(pyo3::intern!(py, "_asyncio_future_blocking")) {
+                    Ok(b) if !b.is_none() => Some(b.is_truthy()?),
+                    _ => None,
+                };
+                let err = |msg: String| -> PyResult<()> {
+                    Task::schedule_step(
+                        slf,
+                        Some(PyRuntimeError::new_err(msg).into_value(py).into_any()),
+                    )
+                };
+                match blocking {
+                    Some(blocking) => {
+                        let its_loop = match result.call_method0(pyo3::intern!(py, "get_loop")) {
+                            Ok(l) => l,
+                            Err(_) => asyncio::get_loop(py)?.call1((result,))?,
+                        };
+                        if !its_loop.is(this.loop_.bind(py)) {
+                            err(format!(
+                                "Task {} got Future {} attached to a different loop",
+                                slf.repr()?,
+                                result.repr()?
+                            ))
+                        } else if !blocking {
+                            err(format!(
+                                "yield was used instead of yield from in task {} with {}",
+                                slf.repr()?,
+                                result.repr()?
+                            ))
+                        } else if result.is(slf) {
+                            err(format!("Task cannot await on itself: {}", slf.repr()?))
+                        } else {
+                            result.setattr(pyo3::intern!(py, "_asyncio_future_blocking"), false)?;
+                            let kw = PyDict::new(py);
+                            kw.set_item(pyo3::intern!(py, "context"), &this.context)?;
+                            result.call_method(
+                                pyo3::intern!(py, "add_done_callback"),
+                                (slf.getattr(pyo3::intern!(py, "_wakeup"))?,),
+                                Some(&kw),
+                            )?;
+                            let msg = {
+                                let mut st = this.lock();
+                                st.fut_waiter = Some(result.clone().unbind());
+                                st.must_cancel
+                                    .then(|| st.cancel_message.as_ref().map(|m| m.clone_ref(py)))
+                            };
+                            if let Some(msg) = msg {
+                                let kw = PyDict::new(py);
+                                kw.set_item("msg", msg)?;
+                                if result.call_method("cancel", (), Some(&kw))?.is_truthy()? {
+                                    this.lock().must_cancel = false;
+                                }
+                            }
+                            Ok(())
+                        }
+                    }
+                    None if result.is_none() => Task::schedule_step(slf, None),
+                    None if asyncio::isgenerator(py)?.call1((result,))?.is_truthy()? => {
+                        err(format!(
+                            "yield was used instead of yield from for generator in task {} with {}",
+                            slf.repr()?,
+                            result.repr()?
+                        ))
+                    }
+                    None => err(format!("Task got bad yield: {}", result.repr()?)),
+                }
+            }
+        }
+    }
+
+    /// Creates and schedules a task (the constructor, also used by the task factory).
+    pub(crate) fn create(
+        py: Python<'_>,
+        coro: &Bound<'_, PyAny>,
+        lp: &Bound<'_, Loop>,
+        name: Option<PyObject>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<Task>> {
+        // SAFETY: GIL held; a type check on a live object.
+        let is_coro = unsafe { ffi::PyCoro_CheckExact(coro.as_ptr()) } != 0
+            || asyncio::iscoroutine(py)?.call1((coro,))?.is_truthy()?;
+        if !is_coro {
+            return Err(PyTypeError::new_err(format!(
+                "a coroutine was expected, got {}",
+                coro.repr()?
+            )));
+        }
+        let context = match context {
+            Some(c) if !c.is_none(py) => c,
+            _ => asyncio::copy_context(py)?,
+        };
+        let name = match name {
+            Some(n) if !n.is_none(py) => n.bind(py).str()?.into_any().unbind(),
+            _ => {
+                let counter = py.import("asyncio.tasks")?.getattr("_task_name_counter")?;
+                let n: u64 = counter.call0()?.extract()?;
+                pyo3::types::PyString::new(py, &format!("Task-{n}"))
+                    .into_any()
+                    .unbind()
+            }
+        };
+        let task = Bound::new(
+            py,
+            Task {
+                coro: coro.clone().unbind(),
+                loop_: lp.clone().unbind(),
+                context,
+                state: Mutex::new(State {
+                    st: St::Pending,
+                    result: None,
+                    exception: None,
+                    cancelled_exc: None,
+                    cancel_message: None,
+                    must_cancel: false,
+                    num_cancels: 0,
+                    callbacks: Vec::new(),
+                    fut_waiter: None,
+                    blocking: false,
+                    name,
+                    log_traceback: false,
+                }),
+            },
+        )?;
+        Task::schedule_step(&task, None)?;
+        asyncio::register_task(py)?.call1((&task,))?;
+        Ok(task.unbind())
+    }
+}
+
+impl Drop for Task {
+    /// asyncio's `Task.__del__`: an exception nobody retrieved goes to the loop's exception
+    /// handler (without the `task` key: the object is being freed).
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !st.log_traceback {
+            return;
+        }
+        let Some(exc) = st.exception.take() else {
+            return;
+        };
+        Python::with_gil(|py| {
+            let ctx = PyDict::new(py);
+            let r = ctx
+                .set_item("message", "Task exception was never retrieved")
+                .and_then(|()| ctx.set_item("exception", &exc))
+                .and_then(|()| {
+                    self.loop_
+                        .bind(py)
+                        .call_method1("call_exception_handler", (ctx,))
+                });
+            if let Err(e) = r {
+                e.print(py);
+            }
+        });
+    }
+}
+
+#[pymethods]
+impl Task {
+    #[new]
+    #[pyo3(signature = (coro, *, r#loop, name = None, context = None))]
+    fn py_new(
+        py: Python<'_>,
+        coro: &Bound<'_, PyAny>,
+        r#loop: &Bound<'_, PyAny>,
+        name: Option<PyObject>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<Task>> {
+        let lp = r#loop
+            .downcast::<Loop>()
+            .map_err(|_| PyTypeError::new_err("aioloop.Task needs an aioloop event loop"))?;
+        Task::create(py, coro, lp, name, context)
+    }
+
+    fn _wakeup(slf: &Bound<'_, Task>, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        match future.call_method0(pyo3::intern!(py, "result")) {
+            Ok(_) => Task::step(slf, None),
+            Err(e) => Task::step(slf, Some(e.into_value(py).into_any())),
+        }
+    }
+
+    #[getter]
+    fn _asyncio_future_blocking(&self) -> bool {
+        self.lock().blocking
+    }
+
+    #[setter(_asyncio_future_blocking)]
+    fn set_blocking(&self, v: bool) -> PyResult<()> {
+        if v {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "_asyncio_future_blocking can only be set to False",
+            ));
+        }
+        self.lock().blocking = false;
+        Ok(())
+    }
+
+    #[getter]
+    fn _source_traceback(&self) -> Option<PyObject> {
+        None
+    }
+
+    #[getter]
+    fn _loop(&self, py: Python<'_>) -> Py<Loop> {
+        self.loop_.clone_ref(py)
+    }
+
+    #[getter]
+    fn _coro(&self, py: Python<'_>) -> PyObject {
+        self.coro.clone_ref(py)
+    }
+
+    #[getter]
+    fn _fut_waiter(&self, py: Python<'_>) -> Option<PyObject> {
+        self.lock().fut_waiter.as_ref().map(|f| f.clone_ref(py))
+    }
+
+    #[getter]
+    fn _cancel_message(&self, py: Python<'_>) -> Option<PyObject> {
+        self.lock().cancel_message.as_ref().map(|m| m.clone_ref(py))
+    }
+
+    #[setter(_cancel_message)]
+    fn set_cancel_message(&self, msg: Option<PyObject>) {
+        self.lock().cancel_message = msg;
+    }
+
+    #[getter]
+    fn _must_cancel(&self) -> bool {
+        self.lock().must_cancel
+    }
+
+    #[getter]
+    fn _state(&self) -> &'static str {
+        match self.lock().st {
+            St::Pending => "PENDING",
+            St::Cancelled => "CANCELLED",
+            St::Finished => "FINISHED",
+        }
+    }
+
+    #[pyo3(signature = (msg = None))]
+    fn cancel(&self, py: Python<'_>, msg: Option<PyObject>) -> PyResult<bool> {
+        let waiter = {
+            let mut st = self.lock();
+            st.log_traceback = false;
+            if st.st != St::Pending {
+                return Ok(false);
+            }
+            st.num_cancels += 1;
+            st.fut_waiter.as_ref().map(|f| f.clone_ref(py))
+        };
+        if let Some(w) = waiter {
+            let kw = PyDict::new(py);
+            kw.set_item("msg", msg.as_ref().map(|m| m.clone_ref(py)))?;
+            if w.bind(py)
+                .call_method("cancel", (), Some(&kw))?
+                .is_truthy()?
+            {
+                return Ok(true);
+            }
+        }
+        let mut st = self.lock();
+        st.must_cancel = true;
+        st.cancel_message = msg;
+        Ok(true)
+    }
+
+    fn cancelling(&self) -> u64 {
+        self.lock().num_cancels
+    }
+
+    fn uncancel(&self) -> u64 {
+        let mut st = self.lock();
+        st.num_cancels = st.num_cancels.saturating_sub(1);
+        st.num_cancels
+    }
+
+    fn cancelled(&self) -> bool {
+        self.lock().st == St::Cancelled
+    }
+
+    fn done(&self) -> bool {
+        self.lock().st != St::Pending
+    }
+
+    fn result(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let mut st = self.lock();
+        match st.st {
+            St::Cancelled => {
+                let e = Task::make_cancelled_error(py, &mut st)?;
+                Err(PyErr::from_value(e.into_bound(py)))
+            }
+            St::Pending => Err(PyErr::from_value(
+                asyncio::invalid_state_error(py)?.call1(("Result is not ready.",))?,
+            )),
+            St::Finished => {
+                st.log_traceback = false;
+                if let Some(e) = &st.exception {
+                    return Err(PyErr::from_value(e.bind(py).clone()));
+                }
+                Ok(st
+                    .result
+                    .as_ref()
+                    .map(|r| r.clone_ref(py))
+                    .unwrap_or_else(|| py.None()))
+            }
+        }
+    }
+
+    fn exception(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        let mut st = self.lock();
+        match st.st {
+            St::Cancelled => {
+                let e = Task::make_cancelled_error(py, &mut st)?;
+                Err(PyErr::from_value(e.into_bound(py)))
+            }
+            St::Pending => Err(PyErr::from_value(
+                asyncio::invalid_state_error(py)?.call1(("Exception is not set.",))?,
+            )),
+            St::Finished => {
+                st.log_traceback = false;
+                Ok(st.exception.as_ref().map(|e| e.clone_ref(py)))
+            }
+        }
+    }
+
+    fn _make_cancelled_error(&self, py: Python<'_>) -> PyResult<PyObject> {
+        Task::make_cancelled_error(py, &mut self.lock())
+    }
+
+    #[pyo3(signature = (f, *, context = None))]
+    fn add_done_callback(
+        slf: &Bound<'_, Task>,
+        f: PyObject,
+        context: Option<PyObject>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let context = match context {
+            Some(c) if !c.is_none(py) => c,
+            _ => asyncio::copy_context(py)?,
+        };
+        {
+            let mut st = slf.get().lock();
+            if st.st == St::Pending {
+                st.callbacks.push((f, context));
+                return Ok(());
+            }
+        }
+        let args = PyTuple::new(py, [slf.as_any()])?.unbind();
+        Loop::call_soon_impl(slf.get().loop_.bind(py), f, args, Some(context))?;
+        Ok(())
+    }
+
+    fn remove_done_callback(&self, py: Python<'_>, f: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let callbacks = std::mem::take(&mut self.lock().callbacks);
+        let mut kept = Vec::with_capacity(callbacks.len());
+        let mut removed = 0;
+        for (cb, ctx) in callbacks {
+            if cb.bind(py).eq(f)? {
+                removed += 1;
+            } else {
+                kept.push((cb, ctx));
+            }
+        }
+        let mut st = self.lock();
+        kept.append(&mut st.callbacks);
+        st.callbacks = kept;
+        Ok(removed)
+    }
+
+    fn get_loop(&self, py: Python<'_>) -> Py<Loop> {
+        self.loop_.clone_ref(py)
+    }
+
+    fn get_coro(&self, py: Python<'_>) -> PyObject {
+        self.coro.clone_ref(py)
+    }
+
+    fn get_context(&self, py: Python<'_>) -> PyObject {
+        self.context.clone_ref(py)
+    }
+
+    fn get_name(&self, py: Python<'_>) -> PyObject {
+        self.lock().name.clone_ref(py)
+    }
+
+    fn set_name(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let s = value.str()?.into_any().unbind();
+        self.lock().name = s;
+        Ok(())
+    }
+
+    #[pyo3(signature = (*, limit = None))]
+    fn get_stack(slf: &Bound<'_, Task>, limit: Option<PyObject>) -> PyResult<PyObject> {
+        let py = slf.py();
+        let f = py
+            .import("asyncio.base_tasks")?
+            .getattr("_task_get_stack")?;
+        Ok(f.call1((slf, limit))?.unbind())
+    }
+
+    fn set_result(&self, _result: PyObject) -> PyResult<()> {
+        Err(PyRuntimeError::new_err(
+            "Task does not support set_result operation",
+        ))
+    }
+
+    fn set_exception(&self, _exception: PyObject) -> PyResult<()> {
+        Err(PyRuntimeError::new_err(
+            "Task does not support set_exception operation",
+        ))
+    }
+
+    fn __await__(slf: &Bound<'_, Task>) -> TaskIter {
+        TaskIter {
+            task: Some(slf.clone().unbind()),
+        }
+    }
+
+    fn __iter__(slf: &Bound<'_, Task>) -> TaskIter {
+        Task::__await__(slf)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let (state, name, extra) = {
+            let st = self.lock();
+            let state = match st.st {
+                St::Pending if st.must_cancel => "cancelling",
+                St::Pending => "pending",
+                St::Cancelled => "cancelled",
+                St::Finished => "finished",
+            };
+            let extra = match (&st.exception, &st.result, st.st) {
+                (Some(e), _, _) => format!(" exception={}", e.bind(py).repr()?),
+                (None, Some(r), St::Finished) => format!(" result={}", r.bind(py).repr()?),
+                _ => String::new(),
+            };
+            (state, st.name.bind(py).repr()?.to_string(), extra)
+        };
+        Ok(format!(
+            "<Task {state} name={name} coro={}{extra}>",
+            self.coro.bind(py).repr()?
+        ))
+    }
+
+    #[classmethod]
+    fn __class_getitem__(
+        cls: &Bound<'_, pyo3::types::PyType>,
+        _item: PyObject,
+    ) -> Py<pyo3::types::PyType> {
+        cls.clone().unbind()
+    }
+}
+
+#[pymethods]
+impl TaskIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> PyResult<PyObject> {
+        let Some(task) = self.task.as_ref().map(|t| t.clone_ref(py)) else {
+            return Err(PyStopIteration::new_err(()));
+        };
+        let t = task.bind(py);
+        if !t.get().done() {
+            t.get().lock().blocking = true;
+            return Ok(task.into_any());
+        }
+        self.task = None;
+        let r = t.get().result(py)?;
+        Err(PyStopIteration::new_err((r,)))
+    }
+
+    fn send(&mut self, py: Python<'_>, _value: PyObject) -> PyResult<PyObject> {
+        self.__next__(py)
+    }
+
+    #[pyo3(signature = (typ, val = None, _tb = None))]
+    fn throw(
+        &mut self,
+        py: Python<'_>,
+        typ: PyObject,
+        val: Option<PyObject>,
+        _tb: Option<PyObject>,
+    ) -> PyResult<PyObject> {
+        let t = typ.bind(py);
+        let e = match val {
+            Some(v) if !v.is_none(py) => PyErr::from_value(v.into_bound(py)),
+            _ if t.is_instance_of::<pyo3::types::PyType>() => PyErr::from_value(t.call0()?),
+            _ => PyErr::from_value(t.clone()),
+        };
+        Err(e)
+    }
+}

@@ -1,0 +1,344 @@
+"""The loop itself: scheduling, pass boundaries, lifecycle, threads, executor, errors.
+
+Names follow asyncio's tests (test_events.EventLoopTestsMixin, test_base_events) where a
+test is the same check."""
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+
+import pytest
+
+import aioloop
+
+
+def test_is_an_abstract_event_loop(loop):
+    assert isinstance(loop, asyncio.AbstractEventLoop)
+    assert isinstance(loop, aioloop.EventLoop)
+
+
+def test_call_soon_fifo_with_args(loop):
+    log = []
+    for i in range(5):
+        loop.call_soon(log.append, i)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert log == [0, 1, 2, 3, 4]
+
+
+def test_handle_cancel(loop):
+    log = []
+    h = loop.call_soon(log.append, 1)
+    assert isinstance(h, aioloop.Handle) and not h.cancelled()
+    h.cancel()
+    assert h.cancelled()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert log == []
+
+
+def test_call_later_order_and_when(loop):
+    log = []
+    t0 = loop.time()
+    h2 = loop.call_later(0.02, log.append, 2)
+    h1 = loop.call_later(0.01, log.append, 1)
+    assert isinstance(h1, aioloop.TimerHandle)
+    assert h1.when() == pytest.approx(t0 + 0.01, abs=0.005)
+    h3 = loop.call_at(h2.when() + 0.01, log.append, 3)
+    loop.call_at(h3.when(), loop.stop)
+    loop.run_forever()
+    assert log == [1, 2, 3]
+    assert loop.time() >= h3.when()
+
+
+def test_timer_cancel(loop):
+    log = []
+    h = loop.call_later(0.001, log.append, 1)
+    h.cancel()
+    assert h.cancelled()
+    loop.call_later(0.005, loop.stop)
+    loop.run_forever()
+    assert log == []
+
+
+def test_call_later_none_delay_is_type_error(loop):
+    with pytest.raises(TypeError):
+        loop.call_later(None, print)
+
+
+def test_pass_runs_everything_ready_at_its_start(loop):
+    """asyncio's _run_once: all callbacks ready when the pass began run (no 256 cap);
+    what they schedule waits for the next pass, and stop() ends after this pass."""
+    log = []
+
+    def cb(i):
+        log.append(i)
+        loop.call_soon(log.append, "late")
+
+    loop.call_soon(loop.stop)
+    for i in range(1000):
+        loop.call_soon(cb, i)
+    loop.run_forever()
+    assert log == list(range(1000))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert log[1000:] == ["late"] * 1000
+
+
+def test_stop_before_run_forever_runs_one_pass(loop):
+    log = []
+    loop.stop()
+    loop.call_soon(log.append, 1)
+    loop.run_forever()
+    assert log == [1]
+
+
+def test_context_is_copied_and_passed(loop):
+    var = contextvars.ContextVar("var", default="default")
+    seen = []
+    var.set("outer")
+    loop.call_soon(lambda: seen.append(var.get()))
+    ctx = contextvars.Context()
+    ctx.run(var.set, "inner")
+    loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["outer", "inner"]
+
+
+def test_run_until_complete_result_and_error(loop):
+    async def ok():
+        await asyncio.sleep(0)
+        return 5
+
+    async def bad():
+        raise ValueError("x")
+
+    assert loop.run_until_complete(ok()) == 5
+    with pytest.raises(ValueError):
+        loop.run_until_complete(bad())
+
+
+def test_run_until_complete_stopped(loop):
+    fut = loop.create_future()
+    loop.call_soon(loop.stop)
+    with pytest.raises(RuntimeError, match="Event loop stopped before Future completed."):
+        loop.run_until_complete(fut)
+
+
+def test_is_running_and_get_running_loop(loop):
+    async def main():
+        assert loop.is_running()
+        assert asyncio.get_running_loop() is loop
+        with pytest.raises(RuntimeError, match="already running"):
+            loop.run_forever()
+
+    assert not loop.is_running()
+    loop.run_until_complete(main())
+    assert not loop.is_running()
+
+
+def test_close(loop):
+    assert not loop.is_closed()
+    loop.close()
+    assert loop.is_closed()
+    loop.close()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.call_soon(print)
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.run_forever()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.call_soon_threadsafe(print)
+
+
+def test_close_running_loop(loop):
+    async def main():
+        with pytest.raises(RuntimeError, match="Cannot close a running event loop"):
+            loop.close()
+
+    loop.run_until_complete(main())
+
+
+def test_call_soon_threadsafe_wakes_a_waiting_loop(loop):
+    got = []
+
+    def worker():
+        loop.call_soon_threadsafe(got.append, threading.get_ident())
+        loop.call_soon_threadsafe(loop.stop)
+
+    t = threading.Timer(0.01, worker)
+    t.start()
+    loop.run_forever()  # waits with the GIL released until the thread posts
+    t.join()
+    assert got and got[0] != threading.get_ident()
+
+
+def test_wrong_thread_is_runtime_error_not_panic(loop):
+    errors = []
+
+    def worker():
+        for f in (lambda: loop.call_soon(print), loop.stop, loop.time, lambda: loop.call_later(1, print)):
+            try:
+                f()
+            except RuntimeError as e:
+                errors.append(str(e))
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert len(errors) == 4
+    assert all("other than the current one" in e for e in errors)
+
+
+def test_callback_exception_goes_to_handler(loop):
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+    assert loop.get_exception_handler() is not None
+
+    def boom():
+        raise ZeroDivisionError
+
+    h = loop.call_soon(boom)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(contexts) == 1
+    assert isinstance(contexts[0]["exception"], ZeroDivisionError)
+    assert contexts[0]["handle"] is h
+    assert "Exception in callback" in contexts[0]["message"]
+
+
+def test_default_exception_handler_logs(loop, caplog):
+    loop.call_exception_handler({"message": "hello there"})
+    assert "hello there" in caplog.text
+    loop.default_exception_handler({"message": "again"})
+    assert "again" in caplog.text
+
+
+def test_keyboard_interrupt_propagates_from_run_forever(loop):
+    def ki():
+        raise KeyboardInterrupt
+
+    loop.call_soon(ki)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert not loop.is_running()
+
+
+def test_debug(loop):
+    loop.set_debug(True)
+    assert loop.get_debug()
+    loop.set_debug(False)
+    assert not loop.get_debug()
+
+
+def test_run_in_executor_default_is_thread_pool(loop):
+    async def main():
+        r = await loop.run_in_executor(None, threading.get_ident)
+        assert isinstance(loop._default_executor, concurrent.futures.ThreadPoolExecutor)
+        return r
+
+    assert loop.run_until_complete(main()) != threading.get_ident()
+    loop.run_until_complete(loop.shutdown_default_executor())
+    with pytest.raises(RuntimeError):
+        loop.run_in_executor(None, print)
+
+
+def test_shutdown_asyncgens(loop):
+    closed = []
+
+    async def agen():
+        try:
+            yield 1
+            yield 2
+        finally:
+            closed.append(True)
+
+    async def main():
+        g = agen()
+        await g.__anext__()
+        return g
+
+    g = loop.run_until_complete(main())
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    assert closed == [True]
+    del g
+
+
+def test_task_factory(loop):
+    made = []
+
+    def factory(lp, coro, **kw):
+        t = asyncio.Task(coro, loop=lp, **kw)
+        made.append(t)
+        return t
+
+    assert loop.get_task_factory() is None
+    loop.set_task_factory(factory)
+    assert loop.get_task_factory() is factory
+
+    async def main():
+        return 3
+
+    assert loop.run_until_complete(main()) == 3
+    assert len(made) == 1
+    loop.set_task_factory(None)
+
+
+def test_native_task_factory_selectable():
+    lp = aioloop.new_event_loop()
+    lp.set_task_factory(aioloop.task_factory)
+
+    async def main():
+        return type(asyncio.current_task())
+
+    try:
+        assert lp.run_until_complete(main()) is aioloop.Task
+    finally:
+        lp.close()
+
+
+def test_run_and_policy():
+    async def main():
+        return type(asyncio.get_running_loop())
+
+    assert aioloop.run(main()) is aioloop.EventLoop
+    old = asyncio.get_event_loop_policy()
+    try:
+        aioloop.install()
+        assert isinstance(asyncio.get_event_loop_policy(), aioloop.EventLoopPolicy)
+        assert asyncio.run(main()) is aioloop.EventLoop
+    finally:
+        asyncio.set_event_loop_policy(old)
+
+
+def test_ctrl_c_interrupts_a_waiting_loop(loop):
+    """The loop waits with the GIL released; SIGINT ends the wait and Python's handler
+    raises KeyboardInterrupt out of run_forever (asyncio: the selector's EINTR)."""
+    import os
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread")
+    t = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+    t.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_forever()  # nothing scheduled: waits until the signal
+    finally:
+        t.join()
+    assert not loop.is_running()
+
+
+def test_runner_cancels_main_task_on_ctrl_c():
+    """asyncio.Runner's SIGINT handler cancels the main task and wakes the loop through
+    call_soon_threadsafe."""
+    import os
+    import signal
+
+    async def main():
+        asyncio.get_running_loop().call_later(0.05, os.kill, os.getpid(), signal.SIGINT)
+        await asyncio.sleep(10)
+
+    with pytest.raises(KeyboardInterrupt):
+        aioloop.run(main())
