@@ -114,7 +114,11 @@ fn semaphore_release_races_cancel_and_newcomer() {
         let newcomer_got = newcomer.join().unwrap();
 
         assert!(!newcomer_got, "the newcomer overtook a queued waiter");
-        assert_eq!(sem.value(), 0, "a permit counted while handed to the waiter");
+        assert_eq!(
+            sem.value(),
+            0,
+            "a permit counted while handed to the waiter"
+        );
         assert!(poll(b.as_mut(), &wb).is_ready(), "the permit was lost");
         drop(b);
         assert_eq!(sem.value(), 1);
