@@ -549,6 +549,11 @@ fn dropped_run_withdraws_the_groups_own_cancel() {
     let t = rt.spawn(async {
         let tg = TaskGroup::new();
         let (tx, rx) = std::sync::mpsc::channel();
+        // This task blocks its worker thread below until the child has run. The first task
+        // a step spawns waits in the worker's LIFO slot, which no peer may steal (a
+        // runtime divergence, ARCHITECTURE.md "S3, T2"): a task spawned first takes the
+        // slot, so the group's child goes to the stealable queue and the other worker runs it.
+        aioloop::create_task(async {}).detach();
         {
             let mut run = pin!(tg.run(|tg| async move {
                 let child = tg.create_task(async { panic!("child fails") })?;
