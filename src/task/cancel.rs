@@ -626,7 +626,8 @@ impl Extra {
 /// (cancelling what it was waiting on) and returns `Err(CancelledError)` with the message
 /// given to `cancel` — also when `future` became ready in the step that carries the cancel
 /// (asyncio raises at the await). The caller may then `.await` cleanup and either
-/// propagate the cancellation ([`CancelledError::reraise`]) or suppress it: returning a
+/// propagate the cancellation
+/// ([`CancelledError::reraise`](crate::CancelledError::reraise)) or suppress it: returning a
 /// value ends the task with that value (asyncio's rule; call
 /// [`Task::uncancel`](crate::Task::uncancel) / [`TaskRef::uncancel`](crate::TaskRef::uncancel)
 /// on the current task too, so enclosing timeouts and groups read the right count).
