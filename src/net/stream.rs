@@ -86,14 +86,15 @@ macro_rules! stream_api {
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
                 use std::io::Read;
-                let len = buf.len();
-                // A stream read shorter than the buffer emptied the socket (reactor R2);
-                // 0 (EOF) says nothing about later readiness.
+                // Readiness is cleared only on EWOULDBLOCK: a short read does not prove
+                // the socket empty for good — when the peer's close (EOF) had already
+                // arrived, no later edge would come and the next read would wait forever
+                // (seen in the `read_exact` doc test).
                 self.io.poll_io_draining(
                     $crate::event_loop::reactor::Direction::Read,
                     cx,
                     || self.io.get_ref().read(buf),
-                    |&n| n > 0 && n < len,
+                    |_| false,
                 )
             }
 
