@@ -1012,10 +1012,15 @@ fn cross_worker_stress_with_random_cancellations() {
         let received = rt.block_on(async {
             let q: Arc<Queue<u64>> = Arc::new(Queue::new(4));
             let cancels = Arc::new(AtomicUsize::new(0));
+            // A task cancelled before its first step never runs its body (asyncio's
+            // `Task.cancel` before the first `__step`), so a producer cancelled that early
+            // would put nothing: chaos starts once every victim is inside its retry loop.
+            let started = Arc::new(AtomicUsize::new(0));
             let producers: Vec<_> = (0..PRODUCERS)
                 .map(|p| {
-                    let q = q.clone();
+                    let (q, started) = (q.clone(), started.clone());
                     create_task(async move {
+                        started.fetch_add(1, Ordering::SeqCst);
                         for i in 0..PER_PRODUCER {
                             let item = p * PER_PRODUCER + i;
                             loop {
@@ -1031,8 +1036,9 @@ fn cross_worker_stress_with_random_cancellations() {
             let received = Arc::new(Mutex::new(vec![]));
             let consumers: Vec<_> = (0..4)
                 .map(|_| {
-                    let (q, received) = (q.clone(), received.clone());
+                    let (q, received, started) = (q.clone(), received.clone(), started.clone());
                     create_task(async move {
+                        started.fetch_add(1, Ordering::SeqCst);
                         loop {
                             match catch_cancel(q.get()).await {
                                 Ok(Ok(item)) => received.lock().unwrap().push(item),
@@ -1052,6 +1058,9 @@ fn cross_worker_stress_with_random_cancellations() {
             let chaos = create_task({
                 let (stop, cancels) = (stop.clone(), cancels.clone());
                 async move {
+                    while started.load(Ordering::SeqCst) < victims.len() {
+                        yield_now().await;
+                    }
                     let mut rng = fastrand::Rng::with_seed(12);
                     while !stop.load(Ordering::SeqCst) {
                         let v = &victims[rng.usize(..victims.len())];
