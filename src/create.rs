@@ -28,6 +28,7 @@ where
 }
 
 /// `spawn_current` for a task created at `site` (O4).
+#[inline]
 pub(crate) fn spawn_current_at<F>(
     future: F,
     opts: SpawnOpts,
@@ -53,6 +54,7 @@ where
     spawn_on_loop_at(owner, future, opts, Location::caller())
 }
 
+#[inline]
 fn spawn_on_loop_at<F>(
     owner: &LoopRef,
     future: F,

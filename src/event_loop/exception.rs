@@ -224,7 +224,10 @@ impl HandlerSlot {
     /// debug mode, with task tracking on, or with the `tracing` feature (for the spans).
     #[inline]
     pub(crate) fn tracks_tasks(&self) -> bool {
-        cfg!(feature = "tracing") || self.tracking.load(Ordering::Relaxed)
+        // `--cfg aioloop_unobserved` (measurement only, benches/observe_cost.sh) compiles
+        // observation out, for the A/B of what it costs when nobody looks.
+        !cfg!(aioloop_unobserved)
+            && (cfg!(feature = "tracing") || self.tracking.load(Ordering::Relaxed))
     }
 
     pub(crate) fn set_slow_callback_duration(&self, d: std::time::Duration) {

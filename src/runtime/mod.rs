@@ -727,6 +727,7 @@ impl Handle {
     }
 
     /// `spawn_with`, for a task created at `site` (O4).
+    #[inline]
     pub(crate) fn spawn_at<F>(
         &self,
         future: F,
