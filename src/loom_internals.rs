@@ -450,6 +450,41 @@ impl CallbackSink {
 
 // ---- Reactor models: the readiness word, the slab and the fake poller ---------------------
 
+/// A runtime worker's driver (reactor rule R11, `reactor/quiet.rs`): with no source it
+/// sleeps in a condvar, with one in its (fake) poller.
+pub struct WorkerParkModel {
+    driver: std::sync::Arc<crate::event_loop::reactor::Driver>,
+}
+
+impl Default for WorkerParkModel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WorkerParkModel {
+    pub fn new() -> WorkerParkModel {
+        WorkerParkModel {
+            driver: std::sync::Arc::new(crate::event_loop::reactor::Driver::new_worker().unwrap()),
+        }
+    }
+
+    /// The owner sleeps until woken (or spuriously); how many sources it made ready.
+    pub fn park(&self) -> usize {
+        self.driver.park(None)
+    }
+
+    /// Wakes the owner where it sleeps, or leaves it the token.
+    pub fn unpark(&self) {
+        self.driver.unpark()
+    }
+
+    /// Another thread registers a source on this driver (rule R7's `fd % n` case).
+    pub fn register(&self) -> IoModel {
+        IoModel::on(self.driver.clone())
+    }
+}
+
 /// One source registered on one loop's driver (the fake poller of `reactor/mod.rs`), for
 /// the reactor models: the real readiness word, waker slots, slab and dispatch.
 pub struct IoModel {
@@ -465,9 +500,12 @@ pub struct IoReady(crate::event_loop::reactor::ReadyEvent);
 
 impl IoModel {
     pub fn new() -> IoModel {
-        use crate::event_loop::reactor::{Driver, ScheduledIo};
-        let driver = std::sync::Arc::new(Driver::new().unwrap());
-        let io = std::sync::Arc::new(ScheduledIo::default());
+        use crate::event_loop::reactor::Driver;
+        Self::on(std::sync::Arc::new(Driver::new().unwrap()))
+    }
+
+    fn on(driver: std::sync::Arc<crate::event_loop::reactor::Driver>) -> IoModel {
+        let io = std::sync::Arc::new(crate::event_loop::reactor::ScheduledIo::default());
         // SAFETY: the fake poller has no descriptors (reactor/mod.rs, loom `sys`).
         let key = unsafe { driver.register(-1, io.clone()).unwrap() };
         IoModel {

@@ -103,3 +103,40 @@ fn event_arrives_while_owner_parks() {
 fn futures_noop_waker() -> std::task::Waker {
     std::task::Waker::noop().clone()
 }
+
+/// Rule R11 (`reactor/quiet.rs` rules 1–3): a worker with no source sleeps in its condvar;
+/// a wake-up from another thread at any point — before, during or after the announcement
+/// — ends the park, never lost (a lost one leaves the owner asleep: loom's deadlock).
+#[test]
+fn worker_condvar_park_never_loses_a_wake_up() {
+    loom::model(|| {
+        let park = Arc::new(aioloop::loom_internals::WorkerParkModel::new());
+        let waker = {
+            let park = park.clone();
+            loom::thread::spawn(move || park.unpark())
+        };
+        park.park();
+        waker.join().unwrap();
+    });
+}
+
+/// Rule R11 (`reactor/quiet.rs` rule 4): a source registered on a worker asleep in its
+/// condvar, and its event, reach the worker: the registrant moves it to its poller, or the
+/// worker saw the source before sleeping. The worker parks until a harvest dispatches it.
+#[test]
+fn source_registered_while_the_worker_sleeps_in_its_condvar() {
+    loom::model(|| {
+        let park = Arc::new(aioloop::loom_internals::WorkerParkModel::new());
+        let registrant = {
+            let park = park.clone();
+            loom::thread::spawn(move || {
+                let io = park.register();
+                io.inject_readable();
+                io
+            })
+        };
+        // Spurious returns (the move to the poller) just park again.
+        while park.park() == 0 {}
+        drop(registrant.join().unwrap());
+    });
+}

@@ -118,7 +118,7 @@ impl LoopCore {
     fn harvest_io(&self) {
         self.since_harvest.set(0);
         if self.io.has_sources() {
-            self.io.park(Some(Duration::ZERO));
+            self.io.poll_now();
         }
     }
 

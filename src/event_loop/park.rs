@@ -1,8 +1,9 @@
 //! Where an idle loop sleeps, and how it is woken.
 //!
 //! A loop parks inside its own poller (its reactor [`Driver`]: `wait` with the next deadline
-//! as the timeout) and is woken with `Poller::notify`, which is sticky: a notify that
-//! arrives before the `wait` makes the next `wait` return at once. That stickiness is what
+//! as the timeout) and is woken with `Poller::notify` — or, a runtime worker with no I/O
+//! source, in a condvar (reactor rule R11). Either way the wake-up is sticky: one that
+//! arrives before the sleep makes the next sleep return at once. That stickiness is what
 //! the parking protocol in `runtime/idle.rs` relies on, so it is the whole contract of
 //! [`Park`]. Every park also dispatches the I/O events its wait harvested (reactor rule R8).
 //! Under `--cfg loom` the driver's poller is a mutex-and-condvar fake with the same sticky
@@ -30,9 +31,18 @@ pub(crate) struct Parker {
 }
 
 impl Parker {
+    /// A `LocalLoop`'s parker: every wake-up makes its poller's descriptor readable.
     pub(crate) fn new() -> io::Result<Parker> {
         Ok(Parker {
             driver: Arc::new(Driver::new()?),
+        })
+    }
+
+    /// A runtime worker's parker: with no I/O source registered it sleeps in a condvar
+    /// (reactor rule R11).
+    pub(crate) fn new_worker() -> io::Result<Parker> {
+        Ok(Parker {
+            driver: Arc::new(Driver::new_worker()?),
         })
     }
 

@@ -62,7 +62,7 @@ impl Shared {
         let locals: Vec<Local<Runnable>> = (0..workers).map(|_| queue::new_local()).collect();
         let stealers = locals.iter().map(Local::stealer).collect();
         let parkers = (0..workers)
-            .map(|_| Parker::new())
+            .map(|_| Parker::new_worker())
             .collect::<std::io::Result<Vec<_>>>()?
             .into_boxed_slice();
         let shared = Shared {

@@ -50,12 +50,19 @@
 //!   a peer's driver that has sources and has not been harvested for `PEER_IO_STALE`
 //!   (`Driver::harvest_if_stuck`), so that a task that never yields does not stall the
 //!   sockets of its worker. It try-locks the harvest: an owner parked in its poller holds
-//!   that lock, so a sleeping loop is never harvested by another thread. The zero-timeout
-//!   wait may consume the owner's wake-up token; the harvester notifies the owner's poller
-//!   afterwards, so the token is back (the owner's next park may return spuriously, which
-//!   `Park` allows). The woken tasks join the harvester's queue (the one loop in R8 whose
+//!   that lock, so a sleeping loop is never harvested by another thread. A worker's
+//!   wake-up token lives in its parking word (R11), which the harvest does not touch; on
+//!   a driver whose token lives in the poller, the zero-timeout wait may consume it, so the
+//!   harvester notifies the poller afterwards to give it back (the owner's next park may
+//!   return spuriously, which `Park` allows). The woken tasks join the harvester's queue (the one loop in R8 whose
 //!   events another thread dispatches). While a peer with sources runs, an idle worker parks
 //!   for at most `PEER_IO_STALE`.
+//! - **R11 (where a worker sleeps).** A runtime worker whose driver has no source sleeps
+//!   in a condvar instead of its poller, and a wake-up goes where the parking word says it
+//!   sleeps; a source registered meanwhile moves it to the poller. The protocol (a sticky
+//!   token in one word, announce-then-sleep, the registration handshake) is numbered in
+//!   `reactor/quiet.rs`. A `LocalLoop`'s driver always sleeps in its poller: its host may
+//!   watch the poller's descriptor, which every wake-up must make readable.
 //! - **R9 (descriptor lifetime).** A registered descriptor stays open until its
 //!   registration is dropped (which deletes it from the poller before the owner closes it):
 //!   the `# Safety` contract of [`Registration::new`].
@@ -63,6 +70,7 @@
 //! Under `--cfg loom` the poller is a fake (a condvar, a sticky token and a queue of
 //! injected events) so the models drive the real word, slots, slab and dispatch.
 
+mod quiet;
 pub(crate) mod readiness;
 pub(crate) mod slab;
 
@@ -89,6 +97,9 @@ pub(crate) struct Driver {
     sources: AtomicUsize,
     /// The loop clock when a harvest last began or ended (rule R10's staleness).
     harvested_at: AtomicU64,
+    /// A runtime worker's condvar for parks with no source registered (rule R11); `None`
+    /// for a `LocalLoop`, whose host may watch the poller's descriptor for every wake-up.
+    quiet: Option<quiet::Quiet>,
 }
 
 #[derive(Default)]
@@ -99,21 +110,48 @@ struct Harvest {
 }
 
 impl Driver {
+    /// A driver whose every wake-up goes through its poller (a `LocalLoop`'s: its host may
+    /// be watching the poller's descriptor).
     pub(crate) fn new() -> io::Result<Driver> {
+        Self::with_quiet(None)
+    }
+
+    /// A runtime worker's driver: it sleeps in a condvar while it has no source (R11).
+    pub(crate) fn new_worker() -> io::Result<Driver> {
+        Self::with_quiet(Some(quiet::Quiet::new()))
+    }
+
+    fn with_quiet(quiet: Option<quiet::Quiet>) -> io::Result<Driver> {
         Ok(Driver {
             sys: sys::Sys::new()?,
             slab: Mutex::new(Slab::default()),
             harvest: Mutex::new(Harvest::default()),
             sources: AtomicUsize::new(0),
             harvested_at: AtomicU64::new(0),
+            quiet,
         })
     }
 
-    /// Sleeps in the poller for at most `timeout` (sticky token: `Park`'s contract), then
-    /// dispatches what it harvested (rules R1, R8). Returns how many sources were made ready.
+    /// Sleeps for at most `timeout` (sticky token: `Park`'s contract): in the poller, then
+    /// dispatching what it harvested (rules R1, R8), or, for a worker with no source, in
+    /// its condvar (R11). Returns how many sources were made ready.
     pub(crate) fn park(&self, timeout: Option<Duration>) -> usize {
+        match &self.quiet {
+            Some(q) => q.park(timeout, || self.has_sources_seqcst(), |t| self.poll(t)),
+            None => self.poll(timeout),
+        }
+    }
+
+    /// A blocking or zero-timeout wait in the poller, dispatching what it harvested.
+    fn poll(&self, timeout: Option<Duration>) -> usize {
         let mut h = self.harvest.lock();
         self.harvest_locked(&mut h, timeout)
+    }
+
+    /// The busy loop's zero-timeout harvest (R8): never sleeps, so it leaves the parking
+    /// word alone.
+    pub(crate) fn poll_now(&self) -> usize {
+        self.poll(Some(Duration::ZERO))
     }
 
     /// Rule R10: harvests (zero timeout) if this driver has sources, was last harvested
@@ -133,7 +171,10 @@ impl Driver {
         };
         let n = self.harvest_locked(&mut h, Some(Duration::ZERO));
         drop(h);
-        self.sys.notify();
+        if self.quiet.is_none() {
+            // The wait may have consumed the owner's token, which lives in the poller.
+            self.sys.notify();
+        }
         n
     }
 
@@ -167,12 +208,20 @@ impl Driver {
 
     /// Wakes the loop parked here, or makes its next park return at once.
     pub(crate) fn unpark(&self) {
-        self.sys.notify();
+        match &self.quiet {
+            Some(q) => q.unpark(|| self.sys.notify()),
+            None => self.sys.notify(),
+        }
     }
 
     /// Whether any source is registered here (a busy loop skips its harvest otherwise).
     pub(crate) fn has_sources(&self) -> bool {
         self.sources.load(Ordering::Relaxed) > 0
+    }
+
+    /// `has_sources` in the order rule R11 needs (quiet.rs, rule 4).
+    fn has_sources_seqcst(&self) -> bool {
+        self.sources.load(Ordering::SeqCst) > 0
     }
 
     /// Registers `fd` for both directions, edge-triggered, under a fresh key.
@@ -186,7 +235,11 @@ impl Driver {
             self.slab.lock().remove(key);
             return Err(e);
         }
-        self.sources.fetch_add(1, Ordering::Relaxed);
+        self.sources.fetch_add(1, Ordering::SeqCst);
+        if let Some(q) = &self.quiet {
+            // R11: an owner asleep in its condvar would not hear this source's events.
+            q.source_added(|| self.sys.notify());
+        }
         Ok(key)
     }
 
