@@ -4,16 +4,19 @@
 //!
 //! # Layout
 //!
-//! Time is cut into ticks of 2^20 ns (about 1 ms). Six levels of 64 slots each cover 64
-//! ticks, 64² ticks, … 64⁶ ticks (about 2.3 years) ahead of the wheel's `elapsed` tick; an
+//! Time is cut into ticks of 2^18 ns (262 µs). Seven levels of 64 slots each cover 64
+//! ticks, 64² ticks, … 64⁷ ticks (about 36 years) ahead of the wheel's `elapsed` tick; an
 //! entry further out waits in the `far` list until the wheel reaches the next turn of its
 //! top level. A slot is an intrusive doubly linked list of entries; `occupied` has one bit
-//! per non-empty slot. An entry whose tick the wheel has reached moves to `near`, a binary
-//! heap ordered by `(deadline, sequence)`: so deadlines stay exact to the nanosecond and
-//! equal deadlines fire in registration order (rule S2), whatever the tick size. Only
-//! `near` is ever sorted, and it holds about one tick's worth of entries; inserting into a
-//! slot and unlinking from one are O(1), and cascading touches each entry at most once per
-//! level. (tokio's time driver is the design reference; its wheel fires a slot's entries in
+//! per non-empty slot. An entry whose tick the wheel has reached moves to `near`, a queue
+//! sorted by `(deadline, sequence)`: so deadlines stay exact to the nanosecond and equal
+//! deadlines fire in registration order (rule S2), whatever the tick size. A slot reached
+//! by the wheel is sorted as one run and appended (its ticks are later than everything in
+//! `near`); a registration whose tick is already reached (a deadline within the current
+//! tick) is inserted in place; a dropped entry leaves a tombstone found by binary search.
+//! So nothing but the entry itself is touched per entry, no node is written while sorting,
+//! and inserting into a slot and unlinking from one are O(1); cascading touches each entry
+//! at most once per level. (tokio's time driver is the design reference; its wheel fires a slot's entries in
 //! list order, rounded to the millisecond.)
 //!
 //! Callbacks (`call_later`) and timeouts stay in the heap of timers.rs; the loop core merges
@@ -47,6 +50,7 @@
 //!
 //! loom models: loom-tests/tests/wheel.rs.
 
+use std::collections::VecDeque;
 use std::marker::PhantomPinned;
 use std::pin::Pin;
 use std::ptr::NonNull;
@@ -55,11 +59,11 @@ use std::task::Waker;
 use crate::shim::{Arc, Mutex, UnsafeCell};
 
 /// log2 of a tick in nanoseconds.
-const TICK_BITS: u32 = 20;
+const TICK_BITS: u32 = 18;
 /// log2 of the slots per level.
 const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
-const LEVELS: usize = 6;
+const LEVELS: usize = 7;
 
 /// Where an entry is linked.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -67,7 +71,7 @@ enum Loc {
     Off,
     Slot(u8, u8),
     Far,
-    Near(usize),
+    Near,
 }
 
 /// The part of an entry the wheel reads and writes (rule 1).
@@ -118,8 +122,11 @@ struct Wheel {
     slots: [[Option<NonNull<TimerEntry>>; SLOTS]; LEVELS],
     occupied: [u64; LEVELS],
     far: Option<NonNull<TimerEntry>>,
-    /// Entries whose tick is reached: a binary min-heap by `(when, seq)`.
-    near: Vec<(i64, u64, NonNull<TimerEntry>)>,
+    /// Entries whose tick is reached, sorted by `(when, seq)`; `None` is a dropped entry's
+    /// tombstone.
+    near: VecDeque<NearItem>,
+    /// The run being sorted by `advance` (kept for its capacity).
+    run: Vec<NearItem>,
     len: usize,
 }
 
@@ -131,7 +138,8 @@ impl Default for Wheel {
             slots: [[None; SLOTS]; LEVELS],
             occupied: [0; LEVELS],
             far: None,
-            near: Vec::new(),
+            near: VecDeque::new(),
+            run: Vec::new(),
             len: 0,
         }
     }
@@ -140,6 +148,9 @@ impl Default for Wheel {
 // SAFETY: the wheel's pointers are to entries that are `Send + Sync` and only dereferenced
 // under the mutex that owns the wheel (rules 1, 2).
 unsafe impl Send for Wheel {}
+
+/// An entry of `near`: its key and, unless dropped since, the entry.
+type NearItem = (i64, u64, Option<NonNull<TimerEntry>>);
 
 /// The tick of a deadline: the signed nanoseconds mapped onto `u64` in order, then cut.
 fn tick(when: i64) -> u64 {
@@ -173,7 +184,8 @@ impl Wheel {
         let t = tick(when);
         if t <= self.elapsed {
             // SAFETY: as above.
-            unsafe { self.near_push(when, seq, e) };
+            unsafe { with_node(e, |n| n.loc = Loc::Near) };
+            self.near_insert((when, seq, Some(e)));
             return;
         }
         let bit = 63 - (self.elapsed ^ t).leading_zeros();
@@ -204,9 +216,19 @@ impl Wheel {
         let loc = unsafe { with_node(e, |n| n.loc) };
         match loc {
             Loc::Off => {}
-            Loc::Near(i) => {
+            Loc::Near => {
                 // SAFETY: as above.
-                unsafe { self.near_remove(i) };
+                let key = unsafe {
+                    with_node(e, |n| {
+                        n.loc = Loc::Off;
+                        (n.when, n.seq)
+                    })
+                };
+                let i = self
+                    .near
+                    .binary_search_by(|it| (it.0, it.1).cmp(&key))
+                    .expect("an entry marked near is in near");
+                self.near[i].2 = None;
             }
             Loc::Far => {
                 // SAFETY: as above; `e` is in `far`.
@@ -262,105 +284,61 @@ impl Wheel {
                 }
                 None => self.far.take(),
             };
+            let mut run = std::mem::take(&mut self.run);
             while let Some(e) = list {
                 // SAFETY: lock held (we are inside it: `&mut self` comes from the guard);
                 // `e` was linked, so it is live and pinned (rule 2).
-                list = unsafe {
+                let (when, seq, next) = unsafe {
                     with_node(e, |n| {
                         n.loc = Loc::Off;
                         n.prev = None;
-                        n.next.take()
+                        (n.when, n.seq, n.next.take())
                     })
                 };
-                // SAFETY: as above.
-                unsafe { self.link(e) };
+                list = next;
+                if tick(when) <= self.elapsed {
+                    // SAFETY: as above.
+                    unsafe { with_node(e, |n| n.loc = Loc::Near) };
+                    run.push((when, seq, Some(e)));
+                } else {
+                    // SAFETY: as above.
+                    unsafe { self.link(e) };
+                }
             }
+            // Every tick in `near` is before `elapsed`, every tick of the run is `elapsed`:
+            // the sorted run goes at the end.
+            run.sort_unstable_by_key(|it| (it.0, it.1));
+            self.near.extend(run.drain(..));
+            self.run = run;
         }
         self.elapsed = self.elapsed.max(now_tick);
     }
 
-    // ---- near: a binary heap whose entries know their index ----
-
-    /// # Safety
-    /// Lock held; `e` is live and pinned (rule 2).
-    unsafe fn near_push(&mut self, when: i64, seq: u64, e: NonNull<TimerEntry>) {
-        self.near.push((when, seq, e));
-        let i = self.near.len() - 1;
-        // SAFETY: this function's contract.
-        unsafe { self.sift_up(i) };
+    /// Inserts into `near` in order: at the end for a deadline not before the last one
+    /// (the common case), else at its place.
+    fn near_insert(&mut self, item: NearItem) {
+        let key = (item.0, item.1);
+        match self.near.back() {
+            Some(b) if (b.0, b.1) > key => {
+                let i = self.near.partition_point(|it| (it.0, it.1) < key);
+                self.near.insert(i, item);
+            }
+            _ => self.near.push_back(item),
+        }
     }
 
-    /// # Safety
-    /// Lock held; every entry in `near` is live (rule 2).
-    unsafe fn near_remove(&mut self, i: usize) -> NonNull<TimerEntry> {
-        let last = self.near.len() - 1;
-        self.near.swap(i, last);
-        let (_, _, e) = self.near.pop().expect("non-empty");
-        // SAFETY: this function's contract.
-        unsafe { with_node(e, |n| n.loc = Loc::Off) };
-        if i < self.near.len() {
-            // SAFETY: as above.
-            unsafe {
-                self.sift_down(i);
-                self.sift_up(i);
+    /// The first live item of `near`, tombstones before it dropped.
+    fn near_front(&mut self) -> Option<(i64, NonNull<TimerEntry>)> {
+        while let Some(&(when, _, e)) = self.near.front() {
+            match e {
+                Some(e) => return Some((when, e)),
+                None => {
+                    self.near.pop_front();
+                }
             }
         }
-        e
+        None
     }
-
-    /// # Safety
-    /// As `near_remove`.
-    unsafe fn sift_up(&mut self, mut i: usize) {
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            if key(&self.near[parent]) <= key(&self.near[i]) {
-                break;
-            }
-            self.near.swap(parent, i);
-            // SAFETY: this function's contract.
-            unsafe { self.set_index(i) };
-            i = parent;
-        }
-        // SAFETY: as above.
-        unsafe { self.set_index(i) };
-    }
-
-    /// # Safety
-    /// As `near_remove`.
-    unsafe fn sift_down(&mut self, mut i: usize) {
-        let len = self.near.len();
-        loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut min = i;
-            if l < len && key(&self.near[l]) < key(&self.near[min]) {
-                min = l;
-            }
-            if r < len && key(&self.near[r]) < key(&self.near[min]) {
-                min = r;
-            }
-            if min == i {
-                break;
-            }
-            self.near.swap(min, i);
-            // SAFETY: this function's contract.
-            unsafe { self.set_index(i) };
-            i = min;
-        }
-        // SAFETY: as above.
-        unsafe { self.set_index(i) };
-    }
-
-    /// # Safety
-    /// As `near_remove`.
-    unsafe fn set_index(&mut self, i: usize) {
-        let e = self.near[i].2;
-        // SAFETY: this function's contract.
-        unsafe { with_node(e, |n| n.loc = Loc::Near(i)) };
-    }
-}
-
-fn key(item: &(i64, u64, NonNull<TimerEntry>)) -> (i64, u64) {
-    (item.0, item.1)
 }
 
 /// Pushes `e` at the front of the list `head`.
@@ -416,8 +394,8 @@ impl SleepWheel {
     /// else a lower bound of it, the first nanosecond of the next slot to expire (waking
     /// then moves that slot's entries towards `near`). O(1).
     pub(crate) fn next_wake(&self) -> Option<i64> {
-        let w = self.inner.lock();
-        if let Some(&(when, ..)) = w.near.first() {
+        let mut w = self.inner.lock();
+        if let Some((when, _)) = w.near_front() {
             return Some(when);
         }
         w.next_expiration().map(|(_, t)| tick_start(t))
@@ -427,8 +405,8 @@ impl SleepWheel {
     /// slots hold disjoint, ordered tick ranges, so it is in `near` or in the next slot to
     /// expire, which this scans.
     pub(crate) fn next_deadline(&self) -> Option<i64> {
-        let w = self.inner.lock();
-        if let Some(&(when, ..)) = w.near.first() {
+        let mut w = self.inner.lock();
+        if let Some((when, _)) = w.near_front() {
             return Some(when);
         }
         let (at, _) = w.next_expiration()?;
@@ -462,16 +440,17 @@ impl SleepWheel {
             return;
         }
         w.advance(tick(now));
-        while let Some(&(when, ..)) = w.near.first() {
+        while let Some((when, e)) = w.near_front() {
             if when > now {
                 break;
             }
-            // SAFETY: lock held; entries in `near` are live (rule 2).
-            let e = unsafe { w.near_remove(0) };
+            w.near.pop_front();
             w.len -= 1;
-            // SAFETY: as above; rule 4: fired under the lock, waker taken.
+            // SAFETY: lock held; a live item of `near` is a linked, live entry (rule 2);
+            // rule 4: unlinked and fired under the lock, waker taken.
             let (waker, task) = unsafe {
                 with_node(e, |n| {
+                    n.loc = Loc::Off;
                     n.fired = true;
                     (n.waker.take(), n.task)
                 })
@@ -485,11 +464,16 @@ impl SleepWheel {
     pub(crate) fn clear(&self, out: &mut Vec<Waker>) {
         let mut w = self.inner.lock();
         let w = &mut *w;
-        while let Some(&(.., e)) = w.near.last() {
-            // SAFETY: lock held; entries in `near` are live (rule 2).
-            unsafe { w.unlink(e) };
-            // SAFETY: as above.
-            out.extend(unsafe { with_node(e, |n| n.waker.take()) });
+        for (.., e) in std::mem::take(&mut w.near) {
+            if let Some(e) = e {
+                // SAFETY: lock held; a live item of `near` is a linked, live entry (rule 2).
+                out.extend(unsafe {
+                    with_node(e, |n| {
+                        n.loc = Loc::Off;
+                        n.waker.take()
+                    })
+                });
+            }
         }
         let heads = w
             .slots
@@ -635,8 +619,17 @@ mod tests {
         Waker::from(std::sync::Arc::new(Flag))
     }
 
-    fn entries(n: usize) -> Vec<Pin<Box<TimerEntry>>> {
-        (0..n).map(|_| Box::pin(TimerEntry::new())).collect()
+    /// Entries registered at `deadlines`, each with its index as its task id.
+    fn register_all(wheel: &Arc<SleepWheel>, deadlines: &[i64]) -> Vec<Pin<Box<TimerEntry>>> {
+        let mut es: Vec<_> = deadlines
+            .iter()
+            .map(|_| Box::pin(TimerEntry::new()))
+            .collect();
+        for (i, (e, &d)) in es.iter_mut().zip(deadlines).enumerate() {
+            e.as_mut()
+                .register(wheel.clone(), d, waker(), Some(i as u64));
+        }
+        es
     }
 
     /// Rule S2: deadline order, ties in registration order, across levels and cascades.
@@ -655,61 +648,76 @@ mod tests {
             (1 << 32) + 5,
             (1 << 20) + 1,
         ];
-        let mut es = entries(deadlines.len());
-        for (e, &d) in es.iter_mut().zip(&deadlines) {
-            e.as_mut()
-                .register(wheel.clone(), d, waker(), Some(d as u64));
-        }
+        let es = register_all(&wheel, &deadlines);
         let mut out = Vec::new();
         let mut now = -10;
         let mut order = Vec::new();
         while !wheel.is_empty() {
             let next = wheel.next_wake().expect("entries left");
             assert!(wheel.next_deadline().expect("entries left") >= next);
-            assert!(next >= now.min(next));
             now = next.max(now);
             wheel.take_due(now, &mut out);
             order.extend(out.drain(..).map(|d| (d.when, d.task)));
         }
-        let mut expected: Vec<(i64, Option<u64>)> =
-            deadlines.iter().map(|&d| (d, Some(d as u64))).collect();
+        let mut expected: Vec<(i64, Option<u64>)> = (0..deadlines.len())
+            .map(|i| (deadlines[i], Some(i as u64)))
+            .collect();
         expected.sort_by_key(|&(d, _)| d); // stable: ties keep registration order
         assert_eq!(order, expected);
         assert!(es.iter().all(|e| e.poll_fired(&waker())));
     }
 
+    /// Random registrations (some within the tick already reached, out of order), drops
+    /// (in slots and in `near`) and firings, against a sorted reference.
     #[test]
-    fn dropped_entries_never_fire_and_unlink() {
+    fn matches_a_sorted_reference_under_random_operations() {
         let wheel = Arc::new(SleepWheel::new());
-        let mut es = entries(300);
-        for (i, e) in es.iter_mut().enumerate() {
-            e.as_mut()
-                .register(wheel.clone(), (i as i64) << 18, waker(), Some(i as u64));
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |m: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % m
+        };
+        let mut live: std::collections::BTreeMap<(i64, u64), Pin<Box<TimerEntry>>> =
+            Default::default();
+        let (mut now, mut seq, mut out) = (1_000_000i64, 0u64, Vec::new());
+        for _ in 0..5_000 {
+            match next(10) {
+                0..=4 => {
+                    let span = if next(2) == 0 { 300_000 } else { 1 << 30 };
+                    let when = now + next(span) as i64;
+                    seq += 1;
+                    let mut e = Box::pin(TimerEntry::new());
+                    e.as_mut().register(wheel.clone(), when, waker(), Some(seq));
+                    live.insert((when, seq), e);
+                }
+                5 | 6 if !live.is_empty() => {
+                    let k = *live.keys().nth(next(live.len() as u64) as usize).unwrap();
+                    live.remove(&k);
+                }
+                _ => {
+                    now += next(400_000) as i64;
+                    wheel.take_due(now, &mut out);
+                    let due: Vec<_> = live.range(..(now + 1, 0)).map(|(k, _)| *k).collect();
+                    let got: Vec<_> = out.drain(..).map(|d| (d.when, d.task.unwrap())).collect();
+                    assert_eq!(got, due);
+                    for k in due {
+                        assert!(live.remove(&k).unwrap().poll_fired(&waker()));
+                    }
+                    let exact = live.keys().next().map(|k| k.0);
+                    assert_eq!(wheel.next_deadline(), exact);
+                    assert!(wheel.next_wake() <= exact);
+                }
+            }
         }
-        let mut out = Vec::new();
-        wheel.take_due(1 << 24, &mut out); // some in near, the rest in slots
-        let fired = out.len();
-        let kept: Vec<_> = es
-            .drain(..)
-            .enumerate()
-            .filter(|(i, _)| i % 2 == 0)
-            .collect();
-        out.clear();
-        wheel.take_due(i64::MAX, &mut out);
-        let expected = kept.iter().filter(|(i, _)| *i >= fired).count();
-        assert_eq!(out.len(), expected);
-        assert!(out.iter().all(|d| d.task.unwrap() % 2 == 0));
-        assert!(wheel.is_empty());
     }
 
     #[test]
     fn clear_unlinks_without_firing() {
         let wheel = Arc::new(SleepWheel::new());
-        let mut es = entries(10);
-        for (i, e) in es.iter_mut().enumerate() {
-            e.as_mut()
-                .register(wheel.clone(), i as i64 * 1_000_000_000, waker(), None);
-        }
+        let deadlines: Vec<i64> = (0..10).map(|i| i * 1_000_000_000).collect();
+        let es = register_all(&wheel, &deadlines);
         let mut out = Vec::new();
         wheel.take_due(0, &mut Vec::new());
         wheel.clear(&mut out);
