@@ -86,3 +86,30 @@ fn clear_races_drop_and_poll() {
         assert!(wheel.is_empty());
     });
 }
+
+/// Rules 1, 2: two owners drop two entries of one slot on two threads while the loop fires
+/// a third. A drop moves the slot's last entry into the freed index and writes that
+/// entry's node: under the lock, so the other owner's drop (or the firing) finds it where
+/// the node says, whatever the order.
+#[test]
+fn drops_in_one_slot_race_each_other_and_fire() {
+    loom::model(|| {
+        let wheel = Arc::new(WheelModel::new());
+        let (fc, fw) = counting_waker();
+        let (ac, aw) = counting_waker();
+        let (bc, bw) = counting_waker();
+        // Same slot (same tick, far ahead); the fired one is due at once.
+        let due = wheel.register(0, fw);
+        let a = wheel.register(1 << 40, aw);
+        let b = wheel.register((1 << 40) + 1, bw);
+        let t1 = loom::thread::spawn(move || drop(a));
+        let t2 = loom::thread::spawn(move || drop(b));
+        assert_eq!(wheel.fire(0), 1);
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert!(due.poll_fired(&counting_waker().1));
+        drop(due);
+        assert!(wheel.is_empty());
+        assert_eq!((fc.wakes(), ac.wakes(), bc.wakes()), (1, 0, 0));
+    });
+}

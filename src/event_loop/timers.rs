@@ -1,4 +1,7 @@
-//! A loop's timers: a binary min-heap of `(deadline, sequence)`.
+//! A loop's timers: a binary min-heap of `(deadline, sequence)` for callbacks, timeouts and
+//! sleeps registered from a `block_on` thread. A `Sleep` polled on a loop thread goes to the
+//! loop's sleep wheel instead (wheel.rs, where the measurements below led), and the loop
+//! core merges the two by deadline when it fires them ([`TimerQueue::fire_due`]).
 //!
 //! Why a heap and not a wheel: asyncio's loop uses a heap; it gives exact ordering (rule S2:
 //! timers fire in deadline order, ties in scheduling order, negative delays included) with no

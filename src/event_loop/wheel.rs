@@ -7,8 +7,9 @@
 //! Time is cut into ticks of 2^18 ns (262 µs). Seven levels of 64 slots each cover 64
 //! ticks, 64² ticks, … 64⁷ ticks (about 36 years) ahead of the wheel's `elapsed` tick; an
 //! entry further out waits in the `far` list until the wheel reaches the next turn of its
-//! top level. A slot is an intrusive doubly linked list of entries; `occupied` has one bit
-//! per non-empty slot. An entry whose tick the wheel has reached moves to `near`, a queue
+//! top level. A slot is a vector of `(deadline, sequence, entry pointer)`, each entry
+//! knowing its index (moving entries reads only the vector; their misses overlap where a
+//! linked list's would follow one another); `occupied` has one bit per non-empty slot. An entry whose tick the wheel has reached moves to `near`, a queue
 //! sorted by `(deadline, sequence)`: so deadlines stay exact to the nanosecond and equal
 //! deadlines fire in registration order (rule S2), whatever the tick size. A slot reached
 //! by the wheel is sorted as one run and appended (its ticks are later than everything in
@@ -65,12 +66,12 @@ const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
 const LEVELS: usize = 7;
 
-/// Where an entry is linked.
+/// Where an entry is linked: a slot (level, slot, index in it), `far` (index), `near`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Loc {
     Off,
-    Slot(u8, u8),
-    Far,
+    Slot(u8, u8, u32),
+    Far(u32),
     Near,
 }
 
@@ -78,8 +79,6 @@ enum Loc {
 struct Node {
     when: i64,
     seq: u64,
-    prev: Option<NonNull<TimerEntry>>,
-    next: Option<NonNull<TimerEntry>>,
     loc: Loc,
     fired: bool,
     waker: Option<Waker>,
@@ -119,9 +118,12 @@ struct Wheel {
     /// the signed deadlines, see `tick`).
     elapsed: u64,
     seq: u64,
-    slots: [[Option<NonNull<TimerEntry>>; SLOTS]; LEVELS],
+    /// Per level and slot, its entries with their keys: moving a slot's entries reads no
+    /// entry (the key is here), so the entries' cache misses overlap instead of following
+    /// one another as a linked list's would.
+    slots: Box<[[Vec<Item>; SLOTS]; LEVELS]>,
     occupied: [u64; LEVELS],
-    far: Option<NonNull<TimerEntry>>,
+    far: Vec<Item>,
     /// Entries whose tick is reached, sorted by `(when, seq)`; `None` is a dropped entry's
     /// tombstone.
     near: VecDeque<NearItem>,
@@ -135,9 +137,9 @@ impl Default for Wheel {
         Wheel {
             elapsed: 0,
             seq: 0,
-            slots: [[None; SLOTS]; LEVELS],
+            slots: Box::new(std::array::from_fn(|_| std::array::from_fn(|_| Vec::new()))),
             occupied: [0; LEVELS],
-            far: None,
+            far: Vec::new(),
             near: VecDeque::new(),
             run: Vec::new(),
             len: 0,
@@ -148,6 +150,9 @@ impl Default for Wheel {
 // SAFETY: the wheel's pointers are to entries that are `Send + Sync` and only dereferenced
 // under the mutex that owns the wheel (rules 1, 2).
 unsafe impl Send for Wheel {}
+
+/// An entry of a slot: its key and the entry.
+type Item = (i64, u64, NonNull<TimerEntry>);
 
 /// An entry of `near`: its key and, unless dropped since, the entry.
 type NearItem = (i64, u64, Option<NonNull<TimerEntry>>);
@@ -174,72 +179,66 @@ unsafe fn with_node<R>(e: NonNull<TimerEntry>, f: impl FnOnce(&mut Node) -> R) -
 }
 
 impl Wheel {
-    /// Links `e` (whose node has `when`, `seq` set and `loc == Off`).
+    /// Links the entry of `item` (its node's `loc` is `Off`) where its tick says.
     ///
     /// # Safety
-    /// Lock held; `e` is live and pinned (rule 2).
-    unsafe fn link(&mut self, e: NonNull<TimerEntry>) {
-        // SAFETY: this function's contract.
-        let (when, seq) = unsafe { with_node(e, |n| (n.when, n.seq)) };
+    /// Lock held; the entry is live and pinned (rule 2).
+    unsafe fn link(&mut self, item: Item) {
+        let (when, seq, e) = item;
         let t = tick(when);
-        if t <= self.elapsed {
-            // SAFETY: as above.
-            unsafe { with_node(e, |n| n.loc = Loc::Near) };
+        let loc = if t <= self.elapsed {
             self.near_insert((when, seq, Some(e)));
-            return;
-        }
-        let bit = 63 - (self.elapsed ^ t).leading_zeros();
-        let level = (bit / SLOT_BITS) as usize;
-        if level >= LEVELS {
-            // SAFETY: as above.
-            unsafe { push_front(&mut self.far, e, Loc::Far) };
-            return;
-        }
-        let slot = ((t >> (SLOT_BITS * level as u32)) as usize) & (SLOTS - 1);
-        // SAFETY: as above.
-        unsafe {
-            push_front(
-                &mut self.slots[level][slot],
-                e,
-                Loc::Slot(level as u8, slot as u8),
-            )
+            Loc::Near
+        } else {
+            let bit = 63 - (self.elapsed ^ t).leading_zeros();
+            let level = (bit / SLOT_BITS) as usize;
+            if level >= LEVELS {
+                self.far.push(item);
+                Loc::Far((self.far.len() - 1) as u32)
+            } else {
+                let slot = ((t >> (SLOT_BITS * level as u32)) as usize) & (SLOTS - 1);
+                let v = &mut self.slots[level][slot];
+                v.push(item);
+                self.occupied[level] |= 1 << slot;
+                Loc::Slot(level as u8, slot as u8, (v.len() - 1) as u32)
+            }
         };
-        self.occupied[level] |= 1 << slot;
+        // SAFETY: this function's contract.
+        unsafe { with_node(e, |n| n.loc = loc) };
     }
 
     /// Unlinks `e` from wherever it is (nothing if `Off`).
     ///
     /// # Safety
-    /// Lock held; `e` is live (rule 2).
+    /// Lock held; `e` and every linked entry are live (rule 2).
     unsafe fn unlink(&mut self, e: NonNull<TimerEntry>) {
         // SAFETY: this function's contract.
-        let loc = unsafe { with_node(e, |n| n.loc) };
+        let (loc, key) = unsafe {
+            with_node(e, |n| {
+                let loc = n.loc;
+                n.loc = Loc::Off;
+                (loc, (n.when, n.seq))
+            })
+        };
         match loc {
             Loc::Off => {}
             Loc::Near => {
-                // SAFETY: as above.
-                let key = unsafe {
-                    with_node(e, |n| {
-                        n.loc = Loc::Off;
-                        (n.when, n.seq)
-                    })
-                };
                 let i = self
                     .near
                     .binary_search_by(|it| (it.0, it.1).cmp(&key))
                     .expect("an entry marked near is in near");
                 self.near[i].2 = None;
             }
-            Loc::Far => {
-                // SAFETY: as above; `e` is in `far`.
-                unsafe { remove_from(&mut self.far, e) };
+            Loc::Far(i) => {
+                // SAFETY: as above.
+                unsafe { swap_remove(&mut self.far, i as usize, Loc::Far) };
             }
-            Loc::Slot(l, s) => {
-                let (l, s) = (l as usize, s as usize);
-                // SAFETY: as above; `e` is in that slot.
-                unsafe { remove_from(&mut self.slots[l][s], e) };
-                if self.slots[l][s].is_none() {
-                    self.occupied[l] &= !(1 << s);
+            Loc::Slot(l, s, i) => {
+                let v = &mut self.slots[l as usize][s as usize];
+                // SAFETY: as above.
+                unsafe { swap_remove(v, i as usize, |i| Loc::Slot(l, s, i)) };
+                if v.is_empty() {
+                    self.occupied[l as usize] &= !(1 << s);
                 }
             }
         }
@@ -262,7 +261,7 @@ impl Wheel {
             return Some((Some((level, slot)), base + ((slot as u64) << shift)));
         }
         let turn = (1u64 << (SLOT_BITS * LEVELS as u32)) - 1;
-        self.far.map(|_| (None, (self.elapsed | turn) + 1))
+        (!self.far.is_empty()).then(|| (None, (self.elapsed | turn) + 1))
     }
 
     /// Moves the wheel to `now_tick`: every slot that starts by then is emptied, its
@@ -277,32 +276,24 @@ impl Wheel {
                 break;
             }
             self.elapsed = start;
-            let mut list = match at {
+            let mut items = match at {
                 Some((l, s)) => {
                     self.occupied[l] &= !(1 << s);
-                    self.slots[l][s].take()
+                    std::mem::take(&mut self.slots[l][s])
                 }
-                None => self.far.take(),
+                None => std::mem::take(&mut self.far),
             };
             let mut run = std::mem::take(&mut self.run);
-            while let Some(e) = list {
-                // SAFETY: lock held (we are inside it: `&mut self` comes from the guard);
-                // `e` was linked, so it is live and pinned (rule 2).
-                let (when, seq, next) = unsafe {
-                    with_node(e, |n| {
-                        n.loc = Loc::Off;
-                        n.prev = None;
-                        (n.when, n.seq, n.next.take())
-                    })
-                };
-                list = next;
-                if tick(when) <= self.elapsed {
-                    // SAFETY: as above.
-                    unsafe { with_node(e, |n| n.loc = Loc::Near) };
-                    run.push((when, seq, Some(e)));
+            for &item in &items {
+                if tick(item.0) <= self.elapsed {
+                    // SAFETY: lock held (`&mut self` comes from the guard); the entry was
+                    // linked, so it is live and pinned (rule 2).
+                    unsafe { with_node(item.2, |n| n.loc = Loc::Near) };
+                    run.push((item.0, item.1, Some(item.2)));
                 } else {
-                    // SAFETY: as above.
-                    unsafe { self.link(e) };
+                    // SAFETY: as above. It goes to a lower level (or back to `far`, whose
+                    // vector was taken): never into `items`.
+                    unsafe { self.link(item) };
                 }
             }
             // Every tick in `near` is before `elapsed`, every tick of the run is `elapsed`:
@@ -310,6 +301,15 @@ impl Wheel {
             run.sort_unstable_by_key(|it| (it.0, it.1));
             self.near.extend(run.drain(..));
             self.run = run;
+            // Keep the emptied vector's capacity for the slot's next turn.
+            items.clear();
+            let home = match at {
+                Some((l, s)) => &mut self.slots[l][s],
+                None => &mut self.far,
+            };
+            if home.is_empty() {
+                *home = items;
+            }
         }
         self.elapsed = self.elapsed.max(now_tick);
     }
@@ -341,46 +341,16 @@ impl Wheel {
     }
 }
 
-/// Pushes `e` at the front of the list `head`.
+/// Removes item `i` of `v` by moving the last one into its place, and tells the moved
+/// entry its new index (`loc(i)`).
 ///
 /// # Safety
-/// Lock held; `e` and every entry of the list are live (rule 2).
-unsafe fn push_front(head: &mut Option<NonNull<TimerEntry>>, e: NonNull<TimerEntry>, loc: Loc) {
-    let old = head.replace(e);
-    // SAFETY: this function's contract.
-    unsafe {
-        with_node(e, |n| {
-            n.prev = None;
-            n.next = old;
-            n.loc = loc;
-        })
-    };
-    if let Some(old) = old {
-        // SAFETY: as above.
-        unsafe { with_node(old, |n| n.prev = Some(e)) };
-    }
-}
-
-/// Removes `e` from the list `head` it is in.
-///
-/// # Safety
-/// As `push_front`, and `e` is in that list.
-unsafe fn remove_from(head: &mut Option<NonNull<TimerEntry>>, e: NonNull<TimerEntry>) {
-    // SAFETY: this function's contract.
-    let (prev, next) = unsafe {
-        with_node(e, |n| {
-            n.loc = Loc::Off;
-            (n.prev.take(), n.next.take())
-        })
-    };
-    match prev {
-        // SAFETY: as above.
-        Some(p) => unsafe { with_node(p, |n| n.next = next) },
-        None => *head = next,
-    }
-    if let Some(nx) = next {
-        // SAFETY: as above.
-        unsafe { with_node(nx, |n| n.prev = prev) };
+/// Lock held; every entry in `v` is live (rule 2).
+unsafe fn swap_remove(v: &mut Vec<Item>, i: usize, loc: impl Fn(u32) -> Loc) {
+    v.swap_remove(i);
+    if let Some(&(.., moved)) = v.get(i) {
+        // SAFETY: this function's contract.
+        unsafe { with_node(moved, |n| n.loc = loc(i as u32)) };
     }
 }
 
@@ -403,28 +373,18 @@ impl SleepWheel {
 
     /// The earliest deadline in the wheel, exactly (for embedders: `next_timeout`). The
     /// slots hold disjoint, ordered tick ranges, so it is in `near` or in the next slot to
-    /// expire, which this scans.
+    /// expire, whose keys this scans.
     pub(crate) fn next_deadline(&self) -> Option<i64> {
         let mut w = self.inner.lock();
         if let Some((when, _)) = w.near_front() {
             return Some(when);
         }
         let (at, _) = w.next_expiration()?;
-        let mut e = match at {
-            Some((l, s)) => w.slots[l][s],
-            None => w.far,
+        let items = match at {
+            Some((l, s)) => &w.slots[l][s],
+            None => &w.far,
         };
-        let mut min = i64::MAX;
-        while let Some(cur) = e {
-            // SAFETY: lock held; a linked entry is live (rules 1, 2).
-            e = unsafe {
-                with_node(cur, |n| {
-                    min = min.min(n.when);
-                    n.next
-                })
-            };
-        }
-        Some(min)
+        items.iter().map(|it| it.0).min()
     }
 
     /// Whether no entry is linked.
@@ -464,29 +424,23 @@ impl SleepWheel {
     pub(crate) fn clear(&self, out: &mut Vec<Waker>) {
         let mut w = self.inner.lock();
         let w = &mut *w;
-        for (.., e) in std::mem::take(&mut w.near) {
-            if let Some(e) = e {
-                // SAFETY: lock held; a live item of `near` is a linked, live entry (rule 2).
-                out.extend(unsafe {
-                    with_node(e, |n| {
-                        n.loc = Loc::Off;
-                        n.waker.take()
-                    })
-                });
-            }
-        }
-        let heads = w
+        let near = std::mem::take(&mut w.near)
+            .into_iter()
+            .filter_map(|it| it.2);
+        let slots = w
             .slots
             .iter_mut()
             .flatten()
             .chain(std::iter::once(&mut w.far));
-        for head in heads {
-            while let Some(e) = *head {
-                // SAFETY: lock held; `e` heads this list, so it is live (rule 2).
-                unsafe { remove_from(head, e) };
-                // SAFETY: as above.
-                out.extend(unsafe { with_node(e, |n| n.waker.take()) });
-            }
+        let linked = slots.flat_map(|v| std::mem::take(v).into_iter().map(|it| it.2));
+        for e in near.chain(linked) {
+            // SAFETY: lock held; a linked entry is live (rule 2).
+            out.extend(unsafe {
+                with_node(e, |n| {
+                    n.loc = Loc::Off;
+                    n.waker.take()
+                })
+            });
         }
         w.occupied = [0; LEVELS];
         w.len = 0;
@@ -501,8 +455,6 @@ impl TimerEntry {
             node: UnsafeCell::new(Node {
                 when: 0,
                 seq: 0,
-                prev: None,
-                next: None,
                 loc: Loc::Off,
                 fired: false,
                 waker: None,
@@ -537,7 +489,7 @@ impl TimerEntry {
         });
         let e = NonNull::from(&*this);
         // SAFETY: the lock is held; the entry is live and pinned (this `Pin`, rule 2).
-        unsafe { w.link(e) };
+        unsafe { w.link((when, seq, e)) };
         w.len += 1;
         drop(w);
         this.wheel = Some(wheel);
