@@ -397,6 +397,11 @@ impl SleepWheel {
     pub(crate) fn take_due(&self, now: i64, out: &mut Vec<Due>) {
         let mut w = self.inner.lock();
         if w.len == 0 {
+            // Empty: the wheel may jump to now, so that the next registrations are placed
+            // relative to the present (a fresh wheel starts at tick 0, which would send
+            // them all to `far` and walk them up turn by turn); tombstones go too.
+            w.elapsed = w.elapsed.max(tick(now));
+            w.near.clear();
             return;
         }
         w.advance(tick(now));
