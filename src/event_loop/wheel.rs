@@ -36,7 +36,10 @@
 //!    the node's `loc` is not `Off`. An entry is linked only through `Pin<&mut TimerEntry>`
 //!    (it is `!Unpin`), so it does not move while linked; its `Drop` takes the lock and
 //!    unlinks it before the memory is released. So every pointer the wheel holds is to a
-//!    live entry, dereferenced only under the lock (rule 1).
+//!    live entry, dereferenced only under the lock (rule 1). (The owner's `&mut Sleep`
+//!    while polling does not exclude the wheel's shared access to the node: the node is in
+//!    an `UnsafeCell` of a `!Unpin` type, for which `&mut` asserts no uniqueness — the
+//!    property every intrusive future, tokio's timer entry included, relies on.)
 //! 3. **Registered once, with one wheel.** An entry keeps an `Arc` of the wheel it was
 //!    registered with (the wheel outlives every entry in it) and is never registered again.
 //! 4. **Fired is final.** Firing unlinks the entry, sets `fired` and takes its waker, all
