@@ -596,3 +596,65 @@ impl Default for IoModel {
         IoModel::new()
     }
 }
+
+// ---- Model: the sleep wheel (event_loop/wheel.rs) ------------------------------------------
+
+/// A loop's sleep wheel, driven by hand: the models register entries, fire, clear, and poll
+/// or drop entries from other threads (wheel.rs rules 1–6).
+pub struct WheelModel(Arc<crate::event_loop::wheel::SleepWheel>);
+
+/// A timer entry as a `Sleep` embeds it (`!Unpin`, so it lives in a `Pin<Box<_>>` here).
+pub struct WheelEntry(crate::event_loop::wheel::TimerEntry);
+
+impl WheelModel {
+    pub fn new() -> WheelModel {
+        WheelModel(Arc::new(crate::event_loop::wheel::SleepWheel::new()))
+    }
+
+    /// A new entry registered at `when` with `waker`, as a `Sleep`'s first poll does.
+    pub fn register(&self, when: i64, waker: std::task::Waker) -> std::pin::Pin<Box<WheelEntry>> {
+        let mut e = Box::pin(WheelEntry(crate::event_loop::wheel::TimerEntry::new()));
+        // SAFETY: a pin projection onto the only field; it is never moved out.
+        let entry = unsafe { e.as_mut().map_unchecked_mut(|w| &mut w.0) };
+        entry.register(self.0.clone(), when, waker, None);
+        e
+    }
+
+    /// The loop's firing at `now`: due entries are taken under the lock and woken after it
+    /// (rule 5). Returns how many fired.
+    pub fn fire(&self, now: i64) -> usize {
+        let mut due = Vec::new();
+        self.0.take_due(now, &mut due);
+        let n = due.len();
+        for d in due {
+            if let Some(w) = d.waker {
+                w.wake();
+            }
+        }
+        n
+    }
+
+    /// The loop's shutdown (rule 6). Returns how many wakers it dropped.
+    pub fn clear(&self) -> usize {
+        let mut wakers = Vec::new();
+        self.0.clear(&mut wakers);
+        wakers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Default for WheelModel {
+    fn default() -> Self {
+        WheelModel::new()
+    }
+}
+
+impl WheelEntry {
+    /// A `Sleep`'s later poll: whether it fired; if not, `waker` is the one to wake.
+    pub fn poll_fired(&self, waker: &std::task::Waker) -> bool {
+        self.0.poll_fired(waker)
+    }
+}

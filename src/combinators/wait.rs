@@ -306,7 +306,7 @@ pub fn as_completed_with_timeout<H: TaskHandle>(
 ) -> AsCompletedTimeout<H::Output, H> {
     AsCompletedTimeout {
         inner: as_completed(tasks),
-        deadline: crate::sleep(timeout),
+        deadline: Box::pin(crate::sleep(timeout)),
         timed_out: 0,
         expired: false,
     }
@@ -328,7 +328,7 @@ pub fn as_completed_with_timeout<H: TaskHandle>(
 #[must_use = "streams do nothing unless polled"]
 pub struct AsCompletedTimeout<T, H = crate::Task<T>> {
     inner: AsCompleted<T, H>,
-    deadline: Sleep,
+    deadline: Pin<Box<Sleep>>,
     /// How many `Err(TimeoutError)` were yielded since the deadline passed.
     timed_out: usize,
     expired: bool,
@@ -385,7 +385,7 @@ impl<T, H> AsCompletedTimeout<T, H> {
             if let Poll::Ready(t) = self.inner.poll_next_task(cx) {
                 return Poll::Ready(t.map(Ok));
             }
-            if Pin::new(&mut self.deadline).poll(cx).is_pending() {
+            if self.deadline.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
             self.expired = true;

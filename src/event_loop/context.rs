@@ -233,6 +233,12 @@ pub(crate) fn add_timer(when: i64, action: TimerAction) -> Result<(), TimerActio
     })
 }
 
+/// The sleep wheel of the loop whose iterations this thread runs (`None` on a `block_on`
+/// thread or with no loop: a `Sleep` then takes the timer-heap path of [`add_timer`]).
+pub(crate) fn sleep_wheel() -> Option<crate::shim::Arc<super::wheel::SleepWheel>> {
+    with(|c| c.and_then(|c| c.core).map(|core| core.sleeps().clone()))
+}
+
 /// [`add_timer`] restricted to a thread running iterations of `target` (a runtime's
 /// `call_later`): gives the action back on any other thread.
 pub(crate) fn add_timer_for<T: Loop>(

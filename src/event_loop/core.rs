@@ -36,6 +36,7 @@ use super::lifo::LifoSlot;
 use super::observed;
 use super::stats::{self, LoopStats, StatsRef};
 use super::timers::{TimerAction, TimerQueue};
+use super::wheel::{Due, SleepWheel};
 use crate::event_loop::exception::{ExceptionContext, HandlerSlot};
 use crate::event_loop::queue::{self, Local};
 use crate::event_loop::reactor::Driver;
@@ -59,6 +60,10 @@ pub(crate) trait Flavor {
 pub(crate) struct LoopCore {
     pub(crate) ready: Local<Runnable>,
     timers: RefCell<TimerQueue>,
+    /// The sleeps registered here (wheel.rs), shared with their `Sleep`s.
+    sleeps: crate::shim::Arc<SleepWheel>,
+    /// The sleeps found due by the last firing, kept for its capacity.
+    due_sleeps: RefCell<Vec<Due>>,
     /// The clock as last read to fire timers (`i64::MIN` before): never ahead of the real
     /// clock, current while this loop has timers. Timeout scopes test deadlines against it
     /// instead of reading the clock on every poll.
@@ -97,6 +102,8 @@ impl LoopCore {
         LoopCore {
             ready,
             timers: RefCell::new(TimerQueue::default()),
+            sleeps: crate::shim::Arc::new(SleepWheel::new()),
+            due_sleeps: RefCell::new(Vec::new()),
             fired_at: Cell::new(i64::MIN),
             exceptions,
             stats,
@@ -227,7 +234,8 @@ impl LoopCore {
 
     /// How long step 2 may sleep: until the earliest timer, capped by `max_wait`.
     fn wait_budget(&self, max_wait: Option<Duration>) -> Option<Duration> {
-        let next = self.timers.borrow_mut().next_deadline();
+        let heap = self.timers.borrow_mut().next_deadline();
+        let next = min_deadline(heap, self.sleeps.next_wake());
         let until_timer = next.and_then(clock::until);
         match (until_timer, max_wait) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -237,14 +245,20 @@ impl LoopCore {
 
     /// The deadline of the earliest live timer, on the loop clock (for embedders).
     pub(crate) fn next_deadline(&self) -> Option<i64> {
-        self.timers.borrow_mut().next_deadline()
+        let heap = self.timers.borrow_mut().next_deadline();
+        min_deadline(heap, self.sleeps.next_deadline())
+    }
+
+    /// The wheel of this loop's sleeps (for `Sleep`s polled on this thread).
+    pub(crate) fn sleeps(&self) -> &crate::shim::Arc<SleepWheel> {
+        &self.sleeps
     }
 
     fn fire_due_timers(&self) {
         let mut timers = self.timers.borrow_mut();
         // Dead entries on top (finished timeouts, dropped sleeps) go first, without reading
         // the clock; with no live entry left there is nothing to fire.
-        if timers.next_deadline().is_none() {
+        if timers.next_deadline().is_none() && self.sleeps.is_empty() {
             drop(timers);
             self.report_timer_panics();
             return;
@@ -252,7 +266,12 @@ impl LoopCore {
         let mut due = Vec::new();
         let now = clock::now();
         self.fired_at.set(now);
-        let fired = timers.fire_due(now, |h| due.push(h));
+        // The wheel hands its due sleeps out of its lock (wheel.rs rule 5); the heap wakes
+        // them in deadline order among its own entries.
+        let mut sleeps = self.due_sleeps.borrow_mut();
+        self.sleeps.take_due(now, &mut sleeps);
+        let fired = timers.fire_due(now, &mut sleeps.drain(..).peekable(), |h| due.push(h));
+        drop(sleeps);
         drop(timers);
         LoopStats::bump(&self.stats.timers_fired, fired);
         for h in due {
@@ -315,7 +334,24 @@ impl LoopCore {
             discard(item, &self.exceptions);
         }
         self.timers.borrow_mut().clear();
+        let mut wakers = Vec::new();
+        self.sleeps.clear(&mut wakers);
+        for w in wakers {
+            if let Err(p) = crate::unwind::drop_caught(w) {
+                self.exceptions.call(ExceptionContext::panicked(
+                    "Exception dropping a sleep's waker",
+                    p,
+                ));
+            }
+        }
         self.report_timer_panics();
+    }
+}
+
+fn min_deadline(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

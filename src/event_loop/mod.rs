@@ -18,6 +18,7 @@ pub(crate) mod reactor;
 pub(crate) mod sleep;
 pub(crate) mod stats;
 pub(crate) mod timers;
+pub(crate) mod wheel;
 
 pub use callback::{Handle, TimerHandle};
 pub use local::{spawn_local, LocalLoop, LoopHandle};

@@ -1,9 +1,11 @@
 //! `sleep`, `sleep_until`, `interval`: futures over the current loop's timers.
 //!
-//! A `Sleep` registers one timer entry, on its first poll, in the heap of the loop running
-//! on the polling thread (a runtime worker's own heap; a `LocalLoop`'s; from a `block_on`
-//! thread, the runtime's remote-timer inbox, adopted by a worker). The entry holds the
-//! latest waker, so a task that is stolen by another worker after it started sleeping is
+//! A `Sleep` registers one timer entry, on its first poll, with the loop running on the
+//! polling thread: on a thread that runs the loop's iterations (a runtime worker, a
+//! `LocalLoop`), the entry is the `Sleep`'s own [`TimerEntry`], linked into that loop's
+//! sleep wheel (wheel.rs: no allocation; the `Sleep` is `!Unpin` for it); from a
+//! `block_on` thread, a shared slot goes through the runtime's remote-timer inbox, adopted
+//! by a worker's heap. The entry holds the latest waker, so a task that is stolen by another worker after it started sleeping is
 //! still woken, wherever it runs next: the worker that holds the entry fires it (its poller
 //! timeout is its earliest deadline) and the wake queues the task as any wake does.
 //!
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::clock;
 use super::timers::{SleepSlot, TimerAction};
+use super::wheel::TimerEntry;
 use crate::error::InvalidDelay;
 use crate::event_loop::context;
 use crate::shim::atomic::Ordering;
@@ -86,17 +89,30 @@ pub fn sleep_secs(secs: f64) -> Result<Sleep, InvalidDelay> {
 
 /// The future returned by [`sleep`], [`sleep_until`] and [`sleep_secs`].
 ///
-/// Dropping it before it completes cancels its timer (the entry is purged lazily).
+/// Dropping it before it completes cancels its timer (its entry leaves the loop's wheel
+/// at once). It is `!Unpin`: the timer entry lives inside it (pin it with `Box::pin` or
+/// `std::pin::pin!` to poll it by hand).
 ///
 /// ```
 /// let s = aioloop::sleep(std::time::Duration::from_secs(60));
 /// drop(s); // never polled: nothing was registered
 /// ```
-#[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     state: State,
     deadline: i64,
+    /// Linked into the loop's sleep wheel in state `Linked` (wheel.rs rule 2: pinned from
+    /// then on, unlinked by its own `Drop`).
+    entry: TimerEntry,
+}
+
+impl std::fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sleep")
+            .field("state", &self.state)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -104,6 +120,9 @@ enum State {
     YieldOnce,
     Yielded,
     Unregistered,
+    /// The entry is in the wheel of the loop that polled first.
+    Linked,
+    /// Registered from a thread that runs no iterations (remote inbox), or never due.
     Registered(Arc<SleepSlot>),
     Done,
 }
@@ -118,7 +137,11 @@ impl std::fmt::Debug for SleepSlot {
 
 impl Sleep {
     fn new(state: State, deadline: i64) -> Sleep {
-        Sleep { state, deadline }
+        Sleep {
+            state,
+            deadline,
+            entry: TimerEntry::new(),
+        }
     }
 
     /// The deadline, on the loop clock (seconds, as [`LocalLoop::time`](crate::LocalLoop::time)).
@@ -135,8 +158,11 @@ impl Sleep {
 impl Future for Sleep {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: `entry` is structurally pinned: it is only reached below through
+        // `Pin::new_unchecked` or `&`, never moved out, and dropped in place (`Sleep`'s
+        // `Drop` does not touch it).
+        let this = unsafe { self.get_unchecked_mut() };
         match &this.state {
             State::YieldOnce => {
                 this.state = State::Yielded;
@@ -153,6 +179,15 @@ impl Future for Sleep {
                     return Poll::Ready(());
                 }
                 let task = crate::task::current::with_builtin(|raw| raw.map(|r| r.id()));
+                if this.deadline != clock::NEVER {
+                    if let Some(wheel) = context::sleep_wheel() {
+                        // SAFETY: the entry is pinned with `self` (see above; wheel.rs rule 2).
+                        let entry = unsafe { Pin::new_unchecked(&mut this.entry) };
+                        entry.register(wheel, this.deadline, cx.waker().clone(), task);
+                        this.state = State::Linked;
+                        return Poll::Pending;
+                    }
+                }
                 let slot = SleepSlot::new(cx.waker().clone(), task);
                 if this.deadline != clock::NEVER
                     && context::add_timer(this.deadline, TimerAction::Wake(slot.clone())).is_err()
@@ -163,6 +198,13 @@ impl Future for Sleep {
                     );
                 }
                 this.state = State::Registered(slot);
+                Poll::Pending
+            }
+            State::Linked => {
+                if this.entry.poll_fired(cx.waker()) {
+                    this.state = State::Done;
+                    return Poll::Ready(());
+                }
                 Poll::Pending
             }
             State::Registered(slot) => {

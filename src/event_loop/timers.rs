@@ -1,4 +1,7 @@
-//! A loop's timers: a binary min-heap of `(deadline, sequence)`.
+//! A loop's timers: a binary min-heap of `(deadline, sequence)` for callbacks, timeouts and
+//! sleeps registered from a `block_on` thread. A `Sleep` polled on a loop thread goes to the
+//! loop's sleep wheel instead (wheel.rs, where the measurements below led), and the loop
+//! core merges the two by deadline when it fires them ([`TimerQueue::fire_due`]).
 //!
 //! Why a heap and not a wheel: asyncio's loop uses a heap; it gives exact ordering (rule S2:
 //! timers fire in deadline order, ties in scheduling order, negative delays included) with no
@@ -21,7 +24,10 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::task::Waker;
 
+use std::iter::Peekable;
+
 use super::callback::Handle;
+use super::wheel::Due;
 use crate::event_loop::exception::ExceptionContext;
 use crate::shim::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use crate::shim::Mutex;
@@ -53,15 +59,7 @@ impl SleepSlot {
         self.fired.store(true, AtomicOrdering::Release);
         let w = self.waker.lock().take();
         match w.map(|w| catch(|| w.wake())) {
-            Some(Err(p)) => {
-                let who = self
-                    .task
-                    .map_or_else(|| "outside any task".to_string(), crate::task::name_of);
-                Err(ExceptionContext::panicked(
-                    format!("Exception in the waker of a sleep woken by its timer (task {who})"),
-                    p,
-                ))
-            }
+            Some(Err(p)) => Err(sleep_waker_panicked(self.task, p)),
             _ => Ok(()),
         }
     }
@@ -176,11 +174,24 @@ impl TimerQueue {
     /// sleeps are woken. Cancelled entries are dropped. A panic in code the loop does not
     /// own is kept for [`take_reports`](Self::take_reports) and the firing goes on.
     /// Returns how many entries fired (the loop's `timers_fired` metric).
-    pub(crate) fn fire_due(&mut self, now: i64, mut ready: impl FnMut(Handle)) -> u64 {
+    ///
+    /// `sleeps` are the due sleeps of the loop's wheel (wheel.rs), in deadline order: each
+    /// is woken before the heap's entries with a later deadline (on a tie, after them).
+    pub(crate) fn fire_due(
+        &mut self,
+        now: i64,
+        sleeps: &mut Peekable<impl Iterator<Item = Due>>,
+        mut ready: impl FnMut(Handle),
+    ) -> u64 {
         let mut count = 0;
         while let Some(top) = self.heap.peek() {
             if top.when > now {
                 break;
+            }
+            let when = top.when;
+            while let Some(d) = sleeps.next_if(|d| d.when < when) {
+                count += 1;
+                self.reports.extend(wake_due(d).err());
             }
             let e = self.heap.pop().expect("peeked");
             if e.action.is_cancelled() {
@@ -204,6 +215,10 @@ impl TimerQueue {
             if let Err(ctx) = fired {
                 self.reports.push(ctx);
             }
+        }
+        for d in sleeps {
+            count += 1;
+            self.reports.extend(wake_due(d).err());
         }
         self.maybe_purge();
         count
@@ -252,6 +267,23 @@ impl TimerQueue {
     }
 }
 
+/// Wakes a sleep of the wheel: a panic of its waker (the sleeper's code) is returned as a
+/// report (invariant 7); the sleep itself is over either way.
+fn wake_due(d: Due) -> Result<(), ExceptionContext> {
+    match d.waker.map(|w| catch(|| w.wake())) {
+        Some(Err(p)) => Err(sleep_waker_panicked(d.task, p)),
+        _ => Ok(()),
+    }
+}
+
+fn sleep_waker_panicked(task: Option<u64>, p: crate::unwind::Payload) -> ExceptionContext {
+    let who = task.map_or_else(|| "outside any task".to_string(), crate::task::name_of);
+    ExceptionContext::panicked(
+        format!("Exception in the waker of a sleep woken by its timer (task {who})"),
+        p,
+    )
+}
+
 /// Drops a dead callback's closure now, on the loop thread (the entry may outlive it).
 fn discard_ref(action: &TimerAction) -> Result<(), ExceptionContext> {
     match action {
@@ -265,6 +297,10 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
     use std::rc::Rc;
+
+    fn none() -> Peekable<std::iter::Empty<Due>> {
+        std::iter::empty().peekable()
+    }
 
     fn cb(log: &Rc<RefCell<Vec<i64>>>, v: i64) -> Handle {
         let log = log.clone();
@@ -282,7 +318,7 @@ mod tests {
         q.push(10, TimerAction::Callback(cb(&log, 11)));
         assert_eq!(q.next_deadline(), Some(-5));
         let mut ready = Vec::new();
-        q.fire_due(10, |h| ready.push(h));
+        q.fire_due(10, &mut none(), |h| ready.push(h));
         ready.iter().for_each(|h| h.cb.run());
         assert_eq!(*log.borrow(), vec![-5, 10, 11]);
         assert_eq!(q.next_deadline(), Some(30));
@@ -300,7 +336,7 @@ mod tests {
             h.cancel();
         }
         for _ in 0..200 {
-            q.fire_due(0, |_| unreachable!());
+            q.fire_due(0, &mut none(), |_| unreachable!());
         }
         assert!(
             q.len() <= 100,
@@ -308,7 +344,7 @@ mod tests {
             q.len()
         );
         let mut ready = Vec::new();
-        q.fire_due(i64::MAX - 1, |h| ready.push(h));
+        q.fire_due(i64::MAX - 1, &mut none(), |h| ready.push(h));
         assert_eq!(ready.len(), 100);
     }
 }

@@ -71,6 +71,7 @@ mod waker;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroU64;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -192,11 +193,25 @@ pub trait TaskLike: Send + Sync + 'static {
 /// assert!(!r.done());
 /// assert!(r.to_string().starts_with("<Task pending name='Task-"));
 /// ```
-pub struct TaskRef(Inner);
+pub struct TaskRef(NonNull<()>);
 
-enum Inner {
+/// A `TaskRef` is one word (the registry stores it as its whole entry, 8 bytes: a table
+/// slot per pending task is most of what the registry costs, `benches/memory.rs`). The
+/// word is a tagged pointer:
+/// - low bit 0: the header of a built-in task, for which the `TaskRef` owns one reference;
+/// - low bit 1: `Arc::into_raw` of a [`Foreign`] (one strong count owned), the box around
+///   a third-party task's fat `Arc<dyn TaskLike>`.
+///
+/// Both pointees are at least 8-aligned, so the low bit is free.
+const FOREIGN_TAG: usize = 1;
+
+/// A third-party task behind a thin pointer (see [`TaskRef`]'s layout).
+struct Foreign(Arc<dyn TaskLike>);
+
+/// What a `TaskRef` points to, borrowed from it.
+enum Inner<'a> {
     Builtin(RawTask),
-    Foreign(Arc<dyn TaskLike>),
+    Foreign(&'a Arc<dyn TaskLike>),
 }
 
 // SAFETY: a built-in task may be referenced from any thread: its shared state is atomic and
@@ -217,13 +232,43 @@ impl TaskRef {
     /// assert_eq!(r.name(), "j");
     /// ```
     pub fn new<T: TaskLike>(task: Arc<T>) -> TaskRef {
-        TaskRef(Inner::Foreign(task))
+        let thin = Arc::into_raw(Arc::new(Foreign(task)))
+            .cast_mut()
+            .cast::<()>();
+        let tagged = thin.map_addr(|a| a | FOREIGN_TAG);
+        TaskRef(NonNull::new(tagged).expect("Arc::into_raw is never null"))
     }
 
     /// # Safety
     /// The caller transfers one reference to the live task `raw`.
     pub(crate) unsafe fn from_raw_builtin(raw: RawTask) -> TaskRef {
-        TaskRef(Inner::Builtin(raw))
+        TaskRef(raw.as_ptr().cast())
+    }
+
+    /// The pointee, by the tag (see the layout at [`FOREIGN_TAG`]).
+    fn inner(&self) -> Inner<'_> {
+        if self.0.addr().get() & FOREIGN_TAG == 0 {
+            // SAFETY: an untagged word is a built-in task's header on which this `TaskRef`
+            // owns a reference (`from_raw_builtin`), so the task is live while `self` is.
+            Inner::Builtin(unsafe { RawTask::from_raw(self.0.cast()) })
+        } else {
+            let p = self
+                .0
+                .as_ptr()
+                .map_addr(|a| a & !FOREIGN_TAG)
+                .cast::<Foreign>();
+            // SAFETY: a tagged word is `Arc::into_raw` of a `Foreign` whose strong count
+            // this `TaskRef` owns (`new`, `clone`), so it is live while `self` is.
+            Inner::Foreign(unsafe { &(*p).0 })
+        }
+    }
+
+    /// The untagged `Foreign` pointer of a tagged word.
+    fn foreign_ptr(&self) -> *const Foreign {
+        self.0
+            .as_ptr()
+            .map_addr(|a| a & !FOREIGN_TAG)
+            .cast::<Foreign>()
     }
 
     /// The task's id.
@@ -234,7 +279,7 @@ impl TaskRef {
     /// assert_eq!(t.task_ref().id(), t.id());
     /// ```
     pub fn id(&self) -> u64 {
-        match &self.0 {
+        match self.inner() {
             Inner::Builtin(raw) => raw.id(),
             Inner::Foreign(t) => t.id(),
         }
@@ -248,7 +293,7 @@ impl TaskRef {
     /// assert_eq!(t.task_ref().name(), format!("Task-{}", t.id()));
     /// ```
     pub fn name(&self) -> String {
-        match &self.0 {
+        match self.inner() {
             Inner::Builtin(raw) if raw.header().state.load().is_named() => name_of(raw.id()),
             Inner::Builtin(raw) => default_name(raw.id()),
             Inner::Foreign(t) => t.name(),
@@ -265,7 +310,7 @@ impl TaskRef {
     /// assert!(r.done());
     /// ```
     pub fn done(&self) -> bool {
-        match &self.0 {
+        match self.inner() {
             Inner::Builtin(raw) => raw.header().state.load().is_complete(),
             Inner::Foreign(t) => t.done(),
         }
@@ -278,7 +323,7 @@ impl TaskRef {
     /// assert_eq!(rt.spawn(async {}).task_ref().loop_id(), rt.handle().id());
     /// ```
     pub fn loop_id(&self) -> LoopId {
-        match &self.0 {
+        match self.inner() {
             Inner::Builtin(raw) => raw.loop_id(),
             Inner::Foreign(t) => t.loop_id(),
         }
@@ -400,12 +445,12 @@ impl TaskRef {
     /// assert!(rt.spawn(async {}).task_ref().is_builtin());
     /// ```
     pub fn is_builtin(&self) -> bool {
-        matches!(self.0, Inner::Builtin(_))
+        matches!(self.inner(), Inner::Builtin(_))
     }
 
     pub(crate) fn raw(&self) -> Option<RawTask> {
-        match &self.0 {
-            Inner::Builtin(raw) => Some(*raw),
+        match self.inner() {
+            Inner::Builtin(raw) => Some(raw),
             Inner::Foreign(_) => None,
         }
     }
@@ -466,7 +511,7 @@ impl TaskRef {
 
     /// Whether `all_tasks()` should list it: not done and not hidden by `unregister_task`.
     fn is_listed(&self) -> bool {
-        match &self.0 {
+        match self.inner() {
             Inner::Builtin(raw) => {
                 let s = raw.header().state.load();
                 !s.is_complete() && !s.is_unlisted()
@@ -478,18 +523,26 @@ impl TaskRef {
 
 impl Clone for TaskRef {
     fn clone(&self) -> TaskRef {
-        match &self.0 {
-            Inner::Builtin(raw) => TaskRef(Inner::Builtin(raw.ref_inc())),
-            Inner::Foreign(t) => TaskRef(Inner::Foreign(t.clone())),
+        match self.inner() {
+            Inner::Builtin(raw) => {
+                raw.ref_inc();
+            }
+            // SAFETY: a tagged word is `Arc::into_raw` of a live `Foreign` (see `inner`);
+            // the new `TaskRef` owns the count added here.
+            Inner::Foreign(_) => unsafe { Arc::increment_strong_count(self.foreign_ptr()) },
         }
+        TaskRef(self.0)
     }
 }
 
 impl Drop for TaskRef {
     fn drop(&mut self) {
-        if let Inner::Builtin(raw) = self.0 {
+        match self.inner() {
             // SAFETY: a builtin `TaskRef` owns one reference, released exactly once here.
-            unsafe { raw.ref_dec() }
+            Inner::Builtin(raw) => unsafe { raw.ref_dec() },
+            // SAFETY: a foreign `TaskRef` owns one strong count of its `Foreign` (see
+            // `inner`), released exactly once here.
+            Inner::Foreign(_) => unsafe { drop(Arc::from_raw(self.foreign_ptr())) },
         }
     }
 }
@@ -533,7 +586,7 @@ impl fmt::Debug for TaskRef {
 /// assert_eq!(rt.all_tasks().iter().filter(|t| **t == r).count(), 1);
 /// ```
 pub fn register_task(task: &TaskRef) {
-    match &task.0 {
+    match task.inner() {
         Inner::Builtin(raw) => {
             // A built-in task stays in the registry until it completes; registering only
             // makes it visible again after `unregister_task`.
@@ -560,7 +613,7 @@ pub fn register_task(task: &TaskRef) {
 /// assert!(!rt.all_tasks().contains(&r));
 /// ```
 pub fn unregister_task(task: &TaskRef) {
-    match &task.0 {
+    match task.inner() {
         Inner::Builtin(raw) => raw.header().state.set_unlisted(true),
         Inner::Foreign(t) => {
             registry::remove(t.id());

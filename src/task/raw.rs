@@ -125,6 +125,11 @@ impl RawTask {
         RawTask { ptr }
     }
 
+    /// The header pointer (for an owning wrapper that stores it in its own form).
+    pub(crate) fn as_ptr(self) -> NonNull<Header> {
+        self.ptr
+    }
+
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: a `RawTask` is only made for a live task, and it is only used while its
         // holder owns a reference, which keeps the allocation alive.

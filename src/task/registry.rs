@@ -252,14 +252,17 @@ mod imp {
 
     type IdBuild = BuildHasherDefault<IdHasher>;
 
-    /// A shard's table as dashmap stores it.
-    type Table = RawTable<(u64, SharedValue<TaskRef>)>;
+    /// A shard's table as dashmap stores it. The entry is the one-word `TaskRef` alone (8
+    /// bytes; the map's value is `()`): the key, the task id, is read through it (a built-in
+    /// task's header, which completion has in cache anyway; a third-party task's `id()`,
+    /// which `TaskLike` documents as called under a shard lock).
+    type Table = RawTable<(TaskRef, SharedValue<()>)>;
 
     pub(super) struct Maps {
         /// Task entries. Only the shard locks and tables are used (dashmap's `raw-api`), so
         /// that a snapshot can walk a table by position (rules 1, 3); every operation
         /// hashes and picks the shard as dashmap's own methods do.
-        tasks: DashMap<u64, TaskRef, IdBuild>,
+        tasks: DashMap<TaskRef, (), IdBuild>,
         /// Per shard of `tasks`, by shard index: what the listing protocol adds.
         meta: Box<[Meta]>,
         names: DashMap<u64, Arc<str>, IdBuild>,
@@ -306,7 +309,7 @@ mod imp {
             unsafe {
                 self.table
                     .is_bucket_full(pos)
-                    .then(|| self.table.bucket(pos).as_ref().1.get())
+                    .then(|| &self.table.bucket(pos).as_ref().0)
             }
         }
     }
@@ -336,7 +339,8 @@ mod imp {
             if table.len() == table.capacity() || !t.is_builtin() {
                 layout.fetch_add(1, Relaxed);
             }
-            match table.find_or_find_insert_slot(hash, |e| e.0 == id, |e| self.hash(e.0)) {
+            match table.find_or_find_insert_slot(hash, |e| e.0.id() == id, |e| self.hash(e.0.id()))
+            {
                 Ok(_) => {
                     drop(table);
                     drop(t); // a rejected duplicate, dropped after the lock is released
@@ -345,15 +349,15 @@ mod imp {
                 Err(slot) => {
                     // SAFETY: `slot` was just returned by `find_or_find_insert_slot` on this
                     // table, and the write guard has kept the table unchanged since.
-                    unsafe { table.insert_in_slot(hash, slot, (id, SharedValue::new(t))) };
+                    unsafe { table.insert_in_slot(hash, slot, (t, SharedValue::new(()))) };
                     true
                 }
             }
         }
         pub(super) fn remove(&self, id: u64) -> Option<TaskRef> {
             let hash = self.hash(id);
-            let removed = self.write(hash).0.remove_entry(hash, |e| e.0 == id);
-            removed.map(|(_, t)| t.into_inner())
+            let removed = self.write(hash).0.remove_entry(hash, |e| e.0.id() == id);
+            removed.map(|(t, _)| t)
         }
         pub(super) fn contains(&self, id: u64) -> bool {
             let hash = self.hash(id);
@@ -361,7 +365,7 @@ mod imp {
                 .shard(hash)
                 .0
                 .read()
-                .find(hash, |e| e.0 == id)
+                .find(hash, |e| e.0.id() == id)
                 .is_some();
             found
         }
@@ -391,7 +395,7 @@ mod imp {
             for (lock, meta) in self.tasks.shards().iter().zip(&self.meta[..]) {
                 let mut table = lock.write();
                 meta.layout.fetch_add(1, Relaxed); // rule 2: shrinking relocates
-                table.shrink_to(0, |e| self.hash(e.0));
+                table.shrink_to(0, |e| self.hash(e.0.id()));
             }
             self.names.shrink_to_fit();
         }
