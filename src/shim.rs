@@ -51,6 +51,43 @@ mod imp {
         }
     }
 
+    /// A `std::sync::Condvar` for the shim's [`Mutex`], ignoring poisoning like its `lock`.
+    #[derive(Debug, Default)]
+    pub(crate) struct Condvar(std::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Condvar(std::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<'a, T>(
+            &self,
+            g: std::sync::MutexGuard<'a, T>,
+        ) -> std::sync::MutexGuard<'a, T> {
+            self.0.wait(g).unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// Waits at most `d`; `true` in the second place when the wait timed out. `g`
+        /// guards `_m` (loom's double needs the mutex itself).
+        pub(crate) fn wait_timeout<'a, T>(
+            &self,
+            _m: &'a Mutex<T>,
+            g: std::sync::MutexGuard<'a, T>,
+            d: std::time::Duration,
+        ) -> (std::sync::MutexGuard<'a, T>, bool) {
+            let (g, r) = self.0.wait_timeout(g, d).unwrap_or_else(|e| e.into_inner());
+            (g, r.timed_out())
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one()
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all()
+        }
+    }
+
     /// `std::cell::UnsafeCell` with loom's closure-based access API.
     #[derive(Debug)]
     pub(crate) struct UnsafeCell<T: ?Sized>(std::cell::UnsafeCell<T>);
@@ -120,6 +157,48 @@ mod imp {
     impl<T: Default> Default for Mutex<T> {
         fn default() -> Self {
             Mutex::new(T::default())
+        }
+    }
+
+    /// loom's condvar. loom cannot model time, so `wait_timeout` with a zero duration is a
+    /// timeout that fires at once (the lock is released and taken again, so other threads
+    /// may act in between, as during a real wait), and any other duration waits for a
+    /// notify: a model explores a keep-alive expiry by configuring a zero keep-alive.
+    #[derive(Debug)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Condvar(loom::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<'a, T>(
+            &self,
+            g: loom::sync::MutexGuard<'a, T>,
+        ) -> loom::sync::MutexGuard<'a, T> {
+            self.0.wait(g).unwrap_or_else(|e| e.into_inner())
+        }
+
+        pub(crate) fn wait_timeout<'a, T>(
+            &self,
+            m: &'a Mutex<T>,
+            g: loom::sync::MutexGuard<'a, T>,
+            d: std::time::Duration,
+        ) -> (loom::sync::MutexGuard<'a, T>, bool) {
+            if d.is_zero() {
+                drop(g);
+                loom::thread::yield_now();
+                return (m.lock(), true);
+            }
+            (self.wait(g), false)
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one()
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all()
         }
     }
 
