@@ -414,3 +414,75 @@ fn a_refusing_executor_fails_the_future() {
     assert!(matches!(out, Err(ExecutorError::Shutdown)));
     assert!(!ran.load(Ordering::SeqCst));
 }
+
+/// Issue 11 item 3: host names are resolved on the blocking pool; a literal address never
+/// starts a pool thread.
+#[test]
+fn host_names_resolve_on_the_pool() {
+    let rt = rt(1);
+    rt.block_on(async {
+        let l = aioloop::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        assert_eq!(aioloop::Handle::current().metrics().blocking.threads, 0);
+        let port = l.local_addr().unwrap().port();
+        let c = aioloop::net::TcpStream::connect(("localhost", port)).await;
+        // "localhost" may resolve to ::1 first; some address of it accepts.
+        assert!(c.is_ok(), "{c:?}");
+    });
+    assert_eq!(rt.handle().metrics().blocking.threads, 1);
+}
+
+/// Resolving an unknown host (`.invalid` never resolves, RFC 2606) is a typed `io::Error`,
+/// not a panic, for `connect`, `bind` and `getaddrinfo` alike.
+#[test]
+fn an_unknown_host_is_an_io_error() {
+    let rt = rt(1);
+    let h = rt.handle().clone();
+    let (c, b, g) = rt.block_on(async move {
+        (
+            aioloop::net::TcpStream::connect("no-such-host.invalid:80")
+                .await
+                .err(),
+            aioloop::net::UdpSocket::bind(("no-such-host.invalid", 0))
+                .await
+                .err(),
+            h.getaddrinfo("no-such-host.invalid", 80).await.err(),
+        )
+    });
+    for e in [c, b, g] {
+        let e = e.expect("an unknown host resolved");
+        // The resolver's own error: `Other` would be the pool's `ExecutorError`.
+        assert_ne!(e.kind(), std::io::ErrorKind::Other, "{e}");
+    }
+}
+
+/// asyncio's `loop.getaddrinfo` on a `LocalLoop`: names go to the pool, literal addresses
+/// come back as they are.
+#[test]
+fn getaddrinfo_on_a_local_loop() {
+    let lp = LocalLoop::new().unwrap();
+    let addrs = lp
+        .run_until_complete(lp.getaddrinfo("localhost", 8080))
+        .unwrap()
+        .unwrap();
+    assert!(!addrs.is_empty());
+    assert!(addrs
+        .iter()
+        .all(|a| a.ip().is_loopback() && a.port() == 8080));
+    let literal = lp
+        .run_until_complete(lp.getaddrinfo("::1", 1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(literal, vec!["[::1]:1".parse().unwrap()]);
+}
+
+/// A malformed "host:port" string is `InvalidInput`, as std says.
+#[test]
+fn a_malformed_address_is_invalid_input() {
+    let rt = rt(1);
+    let e = rt
+        .block_on(aioloop::net::TcpListener::bind("no port here"))
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+}

@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::io;
-use std::net::{self, SocketAddr, ToSocketAddrs};
+use std::net::{self, SocketAddr};
 use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::stream::stream_api;
-use super::{connect, each_addr, BACKLOG};
+use super::{connect, each_addr, ToSocketAddrs, BACKLOG};
 use crate::io::Async;
 
 /// A TCP listening socket (asyncio's server socket; `start_server`'s accept side).
@@ -31,7 +31,8 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Binds to `addr` (`SO_REUSEADDR` set, as asyncio's `create_server` does on Unix) and
-    /// listens. Host names are resolved on the calling thread (see [`net`](crate::net)).
+    /// listens. Host names are resolved on the loop's blocking pool (see
+    /// [`net`](crate::net)).
     ///
     /// # Errors
     /// The OS error (`AddrInUse`, `AddrNotAvailable`, …) of the last address tried.
@@ -182,8 +183,8 @@ stream_api!(
 impl TcpStream {
     /// Connects to `addr` without blocking the loop (asyncio's `sock_connect`): the
     /// connect starts at once and the task waits for the socket to turn writable. Each
-    /// resolved address is tried in turn; host names are resolved on the calling thread
-    /// (see [`net`](crate::net)).
+    /// resolved address is tried in turn; host names are resolved on the loop's blocking
+    /// pool (see [`net`](crate::net)).
     ///
     /// # Errors
     /// `ConnectionRefused` for a closed port (rule N6), or the last address's error.
