@@ -196,6 +196,8 @@ pub mod net;
 pub mod queue;
 pub mod runtime;
 mod shim;
+#[cfg(all(unix, not(loom)))]
+pub mod signal;
 pub mod sync;
 pub mod task;
 mod task_group;

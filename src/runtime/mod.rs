@@ -299,7 +299,7 @@ impl Builder {
 
     /// Runs `hook` in `build` once the workers run; what it returns is kept until the
     /// runtime is dropped. An error fails `build` (the runtime is shut down).
-    #[cfg_attr(not(unix), allow(dead_code))]
+    #[cfg_attr(any(not(unix), loom), allow(dead_code))]
     pub(crate) fn on_build(
         mut self,
         hook: impl Fn(&Handle) -> io::Result<Box<dyn Send + Sync>> + Send + Sync + 'static,
