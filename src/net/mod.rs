@@ -41,6 +41,7 @@ use crate::io::Async;
 
 mod addr;
 mod datagram;
+mod serve;
 mod split;
 mod stream;
 mod tcp;
@@ -48,6 +49,7 @@ mod udp;
 pub mod unix;
 
 pub use addr::ToSocketAddrs;
+pub use serve::ACCEPT_RETRY_DELAY;
 /// Socket addresses and raw sockets of any family, for the `sock_*` loop methods
 /// (re-exported from `socket2`).
 pub use socket2::{Domain, SockAddr, Socket, Type};

@@ -92,6 +92,29 @@ impl TcpListener {
         Ok((TcpStream::from_std(s)?, addr))
     }
 
+    /// [`accept`](Self::accept) as a server's accept loop does it (asyncio's): out of
+    /// descriptors (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), the error is reported to the
+    /// loop's exception handler ("socket.accept() out of system resource") and the accept
+    /// retried after [`ACCEPT_RETRY_DELAY`](crate::net::ACCEPT_RETRY_DELAY), so the
+    /// server keeps serving once descriptors are freed; an aborted connection is skipped.
+    ///
+    /// # Errors
+    /// Any other OS error; a resource error when no loop runs on this thread.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// rt.block_on(async {
+    ///     let l = aioloop::net::TcpListener::bind("127.0.0.1:0").await?;
+    ///     let _c = std::net::TcpStream::connect(l.local_addr()?)?;
+    ///     let (_s, _peer) = l.accept_retrying().await?;
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn accept_retrying(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        super::serve::accept_retrying(|| self.accept()).await
+    }
+
     /// The address it listens on.
     ///
     /// # Errors
