@@ -52,6 +52,9 @@ fn test_to_thread() {
         }))
         .unwrap();
     assert!(name.unwrap().starts_with("aioloop-worker-blocking-"));
+    // The future is `Send`: a task of its own can await it on any worker.
+    let spawned = rt.block_on(rt.spawn(aioloop::to_thread(|| 7))).unwrap();
+    assert_eq!(spawned.unwrap(), 7);
 }
 
 /// CPython `test_to_thread_exception`: the closure's panic is the awaiter's error, and the

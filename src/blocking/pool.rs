@@ -174,7 +174,10 @@ impl Pool {
             }
         };
         self.inner.work.notify_all();
-        drop(dropped);
+        // A closure's destructor may panic; the owner is shutting down and must not unwind.
+        for job in dropped {
+            let _ = crate::unwind::drop_caught(job);
+        }
     }
 
     /// Whether every thread has exited after a shutdown; if not, `waker` is woken when the
