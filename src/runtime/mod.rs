@@ -63,6 +63,12 @@ use shared::Shared;
 /// same poll, else it ends cancelled. That worker thread leaves its loop after its current
 /// step, releases its queue and exits on its own.
 ///
+/// The blocking pool (the default executor of [`to_thread`](crate::to_thread) and
+/// [`Handle::run_in_executor`]) is *detached*, not waited for: jobs still queued are
+/// dropped (their awaiters get [`ExecutorError::Shutdown`](crate::ExecutorError)), running
+/// closures finish on their own threads, which then exit. To wait for them, as
+/// `asyncio.run` does, await [`Handle::shutdown_default_executor`] before the drop.
+///
 /// ```
 /// let rt = aioloop::Runtime::new()?; // one worker per core
 /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);

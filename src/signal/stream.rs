@@ -256,7 +256,7 @@ impl std::fmt::Debug for Signal {
 }
 
 /// Waits for Ctrl-C (`SIGINT`), as tokio's `signal::ctrl_c`. Listening starts at the first
-/// poll; once it has, `SIGINT` no longer ends the process (see the [module](self) docs).
+/// poll; once it has, `SIGINT` no longer ends the process (see the [module](crate::signal) docs).
 ///
 /// # Errors
 /// As [`signal`], converted (`InvalidInput` for a signal that cannot be handled).
