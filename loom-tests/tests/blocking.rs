@@ -52,19 +52,19 @@ fn submit_races_shutdown() {
     });
 }
 
-/// B2/B3: two submitters race (two threads allowed), one of them while the thread its
-/// first job started may already be idle: each job gets a wake token, a new thread, or a
-/// place in the queue that a live thread drains.
+/// B2/B3: two submitters race on an empty pool that allows two threads: each job gets a
+/// thread of its own, or waits in the queue for the other's thread (which drains it
+/// before it idles), or wakes that thread idling (a token). (A third job, submitted before
+/// the race, made this model take minutes on a loaded machine; `submit_races_keep_alive_
+/// expiry` covers a submission racing an idling thread.)
 #[test]
 fn two_submitters_race() {
     loom::model(|| {
         let pool = Arc::new(TestPool::new(2, false));
-        let zero = pool.submit(|| 0u8);
         let p = pool.clone();
         let other = loom::thread::spawn(move || p.submit(|| 1u8));
         let two = pool.submit(|| 2u8);
         let one = other.join().unwrap();
-        assert_eq!(block_on(zero).unwrap(), 0);
         assert_eq!(block_on(one).unwrap(), 1);
         assert_eq!(block_on(two).unwrap(), 2);
         assert!(pool.metrics().threads <= 2);
