@@ -14,11 +14,12 @@ import sys
 LAYERS = [
     # (layer, modules, may its modules import each other?)
     ("base", ["shim", "unwind", "error", "contextvars"], False),
+    ("blocking pool", ["blocking"], False),
     ("task core", ["task"], False),
     ("loop core", ["event_loop"], False),
     ("runtime", ["runtime"], False),
     ("features", ["create", "future", "timeout", "task_group", "combinators", "yield_now", "sync",
-                  "queue", "macro_support", "inspect", "io", "net"], True),
+                  "queue", "macro_support", "inspect", "io", "net", "executor", "signal"], True),
     ("test hooks", ["loom_internals"], False),
 ]
 

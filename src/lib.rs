@@ -179,11 +179,13 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod blocking;
 mod combinators;
 pub mod contextvars;
 mod create;
 mod error;
 mod event_loop;
+mod executor;
 mod future;
 mod inspect;
 #[cfg(not(loom))]
@@ -194,6 +196,8 @@ pub mod net;
 pub mod queue;
 pub mod runtime;
 mod shim;
+#[cfg(all(unix, not(loom)))]
+pub mod signal;
 pub mod sync;
 pub mod task;
 mod task_group;
@@ -242,6 +246,9 @@ pub use timeout::{
     TimeoutStateError,
 };
 pub use yield_now::{yield_now, YieldNow};
+
+pub use blocking::{Blocking, BlockingMetrics, ExecutorError, DEFAULT_KEEP_ALIVE};
+pub use executor::{to_thread, Executor, ExecutorJob};
 
 /// Spawns `future` as a task on the runtime running on this thread: asyncio's
 /// `asyncio.create_task`. Call it from inside a task or inside [`Runtime::block_on`].

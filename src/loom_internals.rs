@@ -357,6 +357,8 @@ struct SinkInner {
     queued: AtomicUsize,
     reports: std::sync::Arc<Mutex<Vec<String>>>,
     exceptions: HandlerSlot,
+    /// Never started (no model submits to it): only there to answer `blocking_pool`.
+    blocking: crate::blocking::Pool,
 }
 
 impl Default for CallbackSink {
@@ -389,6 +391,10 @@ impl Loop for SinkInner {
         None
     }
 
+    fn blocking_pool(&self) -> &crate::blocking::Pool {
+        &self.blocking
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -413,6 +419,7 @@ impl CallbackSink {
                 queued: AtomicUsize::new(0),
                 reports,
                 exceptions,
+                blocking: crate::blocking::Pool::new(crate::blocking::Config::default()),
             }),
         }
     }
@@ -656,5 +663,47 @@ impl WheelEntry {
     /// A `Sleep`'s later poll: whether it fired; if not, `waker` is the one to wake.
     pub fn poll_fired(&self, waker: &std::task::Waker) -> bool {
         self.0.poll_fired(waker)
+    }
+}
+
+// ---- Model: the blocking pool (blocking rules B1–B6) ---------------------------------------
+
+/// The real blocking pool, for `loom-tests/tests/blocking.rs`.
+pub struct TestPool(crate::blocking::Pool);
+
+impl TestPool {
+    /// A pool of at most `max_threads`; with `expire_at_once`, an idle thread's keep-alive
+    /// ends as soon as it starts waiting (the shim's zero-duration wait).
+    pub fn new(max_threads: usize, expire_at_once: bool) -> TestPool {
+        TestPool(crate::blocking::Pool::new(crate::blocking::Config {
+            max_threads,
+            keep_alive: if expire_at_once {
+                std::time::Duration::ZERO
+            } else {
+                std::time::Duration::from_secs(3600)
+            },
+            name: "loom-blocking".to_owned(),
+        }))
+    }
+
+    /// `run_in_executor(None, f)` on this pool.
+    pub fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> crate::Blocking<T> {
+        crate::executor::submit(&self.0, f)
+    }
+
+    pub fn shutdown(&self, discard: bool) {
+        self.0.shutdown(discard)
+    }
+
+    /// Blocks until every pool thread has exited (after `shutdown`).
+    pub fn wait_exited(&self) {
+        self.0.wait_exited()
+    }
+
+    pub fn metrics(&self) -> crate::BlockingMetrics {
+        self.0.metrics()
     }
 }

@@ -7,23 +7,7 @@ use std::io::Write;
 use aioloop::net::TcpListener;
 
 mod common;
-use common::{guarded, runtime};
-
-fn set_fd_limit(n: u64) -> u64 {
-    let mut old = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: a valid out-pointer for getrlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
-    let new = libc::rlimit {
-        rlim_cur: n,
-        rlim_max: old.rlim_max,
-    };
-    // SAFETY: a valid rlimit value for setrlimit.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) }, 0);
-    old.rlim_cur
-}
+use common::{exhaust_fds, guarded, runtime, set_fd_limit};
 
 /// N6: `accept` while the process is out of descriptors gives `EMFILE`; after some are
 /// closed, the same listener accepts the waiting connections and they work.
@@ -39,12 +23,7 @@ fn n6_emfile_on_accept_then_recovery() {
                 .map(|_| std::net::TcpStream::connect(addr).unwrap())
                 .collect();
             // Use up every descriptor the (lowered) limit allows.
-            let devnull = std::fs::File::open("/dev/null").unwrap();
-            let mut hog = Vec::new();
-            let old = set_fd_limit(256);
-            while let Ok(f) = devnull.try_clone() {
-                hog.push(f);
-            }
+            let (mut hog, old) = exhaust_fds(256);
             let e = l.accept().await.unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e:?}");
             // Still out of descriptors: the error again, not a hang.

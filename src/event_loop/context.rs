@@ -37,6 +37,9 @@ pub(crate) trait Loop: Send + Sync + 'static {
     /// its iterations (a `block_on` thread) registers on (reactor rule R7: worker `fd % n`).
     #[cfg_attr(loom, allow(dead_code))]
     fn io_driver(&self, fd: i32) -> Option<Arc<super::reactor::Driver>>;
+    /// The loop's default executor (asyncio's `run_in_executor(None, …)`): its blocking
+    /// pool, whose threads start on demand.
+    fn blocking_pool(&self) -> &crate::blocking::Pool;
     /// For [`LoopRef::downcast`]: the kind check, without touching the count.
     fn as_any(&self) -> &dyn Any;
     /// For [`LoopRef::downcast`].
@@ -66,6 +69,11 @@ impl LoopRef {
     }
 
     /// asyncio's `loop.call_exception_handler(ctx)` (rules S8, S9): never panics.
+    /// The loop's blocking pool (see [`Loop::blocking_pool`]).
+    pub(crate) fn blocking_pool(&self) -> &crate::blocking::Pool {
+        self.0.blocking_pool()
+    }
+
     pub(crate) fn call_exception_handler(&self, ctx: ExceptionContext) {
         self.0.exceptions().call(ctx)
     }

@@ -115,6 +115,8 @@ pub struct Metrics {
     pub spawned: u64,
     /// Built-in tasks of this loop that finished (`spawned` minus those still alive).
     pub completed: u64,
+    /// The loop's blocking pool (default executor): threads and queued jobs.
+    pub blocking: crate::blocking::BlockingMetrics,
 }
 
 /// One worker's counters (part of [`Metrics`]).
@@ -226,6 +228,7 @@ impl Metrics {
             tasks,
             spawned,
             completed: spawned.saturating_sub(tasks.live() as u64),
+            blocking: Default::default(),
         }
     }
 }

@@ -9,6 +9,8 @@
 
 mod dump;
 mod graph;
+// Built on the signal module, which needs the reactor (not under loom).
+#[cfg(not(loom))]
 mod signal;
 
 use std::collections::HashMap;

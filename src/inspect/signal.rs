@@ -1,14 +1,12 @@
 //! `Builder::dump_on_signal`: the runtime's task dump written to stderr when the process
 //! receives a signal (`kill -USR1 <pid>`), like `python -m asyncio ps <pid>` from inside.
 //!
-//! Self-contained on purpose (one file, so that a later signal module can absorb it): the
-//! handler, registered through `signal-hook-registry` (which chains with other handlers),
-//! only `write`s one byte to a non-blocking self-pipe — the one async-signal-safe thing
-//! it needs. A thread of ours blocks on the pipe's read end and, per byte, renders the
-//! dump (registry walk, formatting: nothing a signal handler may do) and writes it to
-//! stderr. Dropping the runtime unregisters the handler (signal-hook-registry waits for a
-//! running handler before it returns), then closes the write end: the thread reads
-//! end-of-file and exits.
+//! The handler is the signal module's one mechanism (`signal::Registration`: a
+//! signal-hook-registry action that `write`s one byte to a socket pair). A thread of ours
+//! blocks on the read end and, per wake-up, renders the dump (registry walk, formatting:
+//! nothing a signal handler may do) and writes it to stderr. Dropping the runtime drops the
+//! registration (the action is unregistered, waiting for a running one, then the write end
+//! is closed): the thread reads end-of-file and exits.
 
 use std::io;
 
@@ -38,23 +36,22 @@ impl Builder {
 #[cfg(unix)]
 mod imp {
     use super::io;
+    use crate::signal::Registration;
     use crate::task::LoopId;
-    use std::os::fd::RawFd;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
 
     /// Unregisters the handler and stops the thread when dropped (with the runtime).
     pub(super) struct Guard {
-        id: signal_hook_registry::SigId,
-        write_end: RawFd,
+        reg: Option<Registration>,
         thread: Option<std::thread::JoinHandle<()>>,
     }
 
     impl Drop for Guard {
         fn drop(&mut self) {
-            // After this returns no handler runs with our closure (it waits for one that
-            // is running), so the write end can be closed: the thread sees end-of-file.
-            signal_hook_registry::unregister(self.id);
-            // SAFETY: our own descriptor, closed once, and no handler can write to it now.
-            unsafe { libc::close(self.write_end) };
+            // Unregisters the action (waiting for a running one), then closes the write
+            // end: the thread reads end-of-file.
+            drop(self.reg.take());
             // A signal that arrived before the drop still gets its dump written.
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
@@ -63,72 +60,32 @@ mod imp {
     }
 
     pub(super) fn install(signal: i32, loop_id: LoopId) -> io::Result<Guard> {
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let [read_end, write_end] = fds;
-        // A full pipe must not block the handler: a dump is already pending then.
-        // SAFETY: plain fcntl calls on a descriptor we own.
-        unsafe {
-            let flags = libc::fcntl(write_end, libc::F_GETFL);
-            libc::fcntl(write_end, libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
-        let close_both = || {
-            // SAFETY: our descriptors, not shared with anyone yet.
-            unsafe {
-                libc::close(read_end);
-                libc::close(write_end);
-            }
-        };
-        let action = move || {
-            // SAFETY: `write` is async-signal-safe; the descriptor stays open until the
-            // handler is unregistered (`Guard::drop`). A failed write (pipe full) drops
-            // a redundant request.
-            unsafe { libc::write(write_end, b"!".as_ptr().cast(), 1) };
-        };
-        // SAFETY: the action only calls `write` (async-signal-safe), allocates nothing and
-        // takes no lock.
-        let id = match unsafe { signal_hook_registry::register(signal, action) } {
-            Ok(id) => id,
-            Err(e) => {
-                close_both();
-                return Err(e);
-            }
-        };
-        let spawned = std::thread::Builder::new()
+        let (reg, read_end) = Registration::new(signal)?;
+        // The thread blocks on it; the write end stays non-blocking for the handler.
+        read_end.set_nonblocking(false)?;
+        let thread = std::thread::Builder::new()
             .name("aioloop-dump".into())
-            .spawn(move || reader(read_end, loop_id));
-        match spawned {
-            Ok(thread) => Ok(Guard {
-                id,
-                write_end,
-                thread: Some(thread),
-            }),
-            Err(e) => {
-                signal_hook_registry::unregister(id);
-                close_both();
-                Err(e)
-            }
-        }
+            .spawn(move || reader(read_end, loop_id))?;
+        Ok(Guard {
+            reg: Some(reg),
+            thread: Some(thread),
+        })
     }
 
-    fn reader(read_end: RawFd, loop_id: LoopId) {
+    fn reader(mut read_end: UnixStream, loop_id: LoopId) {
         let mut buf = [0u8; 64];
         loop {
-            // SAFETY: reading into our own buffer from our own descriptor.
-            let n = unsafe { libc::read(read_end, buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
-                let text = super::super::dump::dump_loop(loop_id);
-                // One write per dump, as `eprint!` would, but without its panic on error.
-                use std::io::Write;
-                let _ = std::io::stderr().lock().write_all(text.as_bytes());
-            } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                break; // end-of-file: the runtime is gone
+            match read_end.read(&mut buf) {
+                Ok(0) => break, // end-of-file: the runtime is gone
+                Ok(_) => {
+                    let text = super::super::dump::dump_loop(loop_id);
+                    // One write per dump, as `eprint!` would, but without its panic on error.
+                    use std::io::Write;
+                    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
         }
-        // SAFETY: our descriptor, closed once, by its only user.
-        unsafe { libc::close(read_end) };
     }
 }

@@ -6,9 +6,9 @@
 //! the system call first and waits for readiness only on `EWOULDBLOCK` (rule N1); the
 //! socket registers on the poller of the loop that first waits on it and stays there (N3).
 //!
-//! Host names given to `bind`/`connect` are resolved with the standard library's blocking
-//! resolver **on the calling thread** (aioloop has no blocking pool yet): pass socket
-//! addresses, or resolve elsewhere, where a slow DNS server must not stall a worker.
+//! Host names given to `bind`/`connect` ([`ToSocketAddrs`]) are resolved with the system
+//! resolver on the running loop's blocking pool (its default executor), so a slow DNS
+//! server never stalls a loop; literal addresses are used as they are.
 //!
 //! ```
 //! use aioloop::net::{TcpListener, TcpStream};
@@ -35,17 +35,21 @@
 //! ```
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use crate::io::Async;
 
+mod addr;
 mod datagram;
+mod serve;
 mod split;
 mod stream;
 mod tcp;
 mod udp;
 pub mod unix;
 
+pub use addr::ToSocketAddrs;
+pub use serve::ACCEPT_RETRY_DELAY;
 /// Socket addresses and raw sockets of any family, for the `sock_*` loop methods
 /// (re-exported from `socket2`).
 pub use socket2::{Domain, SockAddr, Socket, Type};
@@ -56,18 +60,6 @@ pub use udp::UdpSocket;
 /// How many connections a listener's backlog holds (the kernel caps it at `somaxconn`).
 const BACKLOG: i32 = 1024;
 
-/// Resolves `addr` (blocking the caller for host names: see the module docs).
-fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
-    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-    if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "could not resolve to any address",
-        ));
-    }
-    Ok(addrs)
-}
-
 /// Runs `f` on each address until one succeeds; the last error otherwise.
 async fn each_addr<T, F, Fut>(addr: impl ToSocketAddrs, mut f: F) -> io::Result<T>
 where
@@ -75,7 +67,7 @@ where
     Fut: std::future::Future<Output = io::Result<T>>,
 {
     let mut last = None;
-    for a in resolve(addr)? {
+    for a in addr::resolve(addr).await? {
         match f(a).await {
             Ok(v) => return Ok(v),
             Err(e) => last = Some(e),

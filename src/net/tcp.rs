@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::io;
-use std::net::{self, SocketAddr, ToSocketAddrs};
+use std::net::{self, SocketAddr};
 use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::stream::stream_api;
-use super::{connect, each_addr, BACKLOG};
+use super::{connect, each_addr, ToSocketAddrs, BACKLOG};
 use crate::io::Async;
 
 /// A TCP listening socket (asyncio's server socket; `start_server`'s accept side).
@@ -31,7 +31,8 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Binds to `addr` (`SO_REUSEADDR` set, as asyncio's `create_server` does on Unix) and
-    /// listens. Host names are resolved on the calling thread (see [`net`](crate::net)).
+    /// listens. Host names are resolved on the loop's blocking pool (see
+    /// [`net`](crate::net)).
     ///
     /// # Errors
     /// The OS error (`AddrInUse`, `AddrNotAvailable`, …) of the last address tried.
@@ -89,6 +90,29 @@ impl TcpListener {
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (s, addr) = self.io.read_with(|l| l.accept()).await?;
         Ok((TcpStream::from_std(s)?, addr))
+    }
+
+    /// [`accept`](Self::accept) as a server's accept loop does it (asyncio's): out of
+    /// descriptors (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`), the error is reported to the
+    /// loop's exception handler ("socket.accept() out of system resource") and the accept
+    /// retried after [`ACCEPT_RETRY_DELAY`](crate::net::ACCEPT_RETRY_DELAY), so the
+    /// server keeps serving once descriptors are freed; an aborted connection is skipped.
+    ///
+    /// # Errors
+    /// Any other OS error; a resource error when no loop runs on this thread.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// rt.block_on(async {
+    ///     let l = aioloop::net::TcpListener::bind("127.0.0.1:0").await?;
+    ///     let _c = std::net::TcpStream::connect(l.local_addr()?)?;
+    ///     let (_s, _peer) = l.accept_retrying().await?;
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn accept_retrying(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        super::serve::accept_retrying(|| self.accept()).await
     }
 
     /// The address it listens on.
@@ -182,8 +206,8 @@ stream_api!(
 impl TcpStream {
     /// Connects to `addr` without blocking the loop (asyncio's `sock_connect`): the
     /// connect starts at once and the task waits for the socket to turn writable. Each
-    /// resolved address is tried in turn; host names are resolved on the calling thread
-    /// (see [`net`](crate::net)).
+    /// resolved address is tried in turn; host names are resolved on the loop's blocking
+    /// pool (see [`net`](crate::net)).
     ///
     /// # Errors
     /// `ConnectionRefused` for a closed port (rule N6), or the last address's error.

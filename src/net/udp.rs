@@ -2,11 +2,11 @@
 
 use std::fmt;
 use std::io;
-use std::net::{self, SocketAddr, ToSocketAddrs};
+use std::net::{self, SocketAddr};
 use std::os::fd::AsRawFd;
 
 use super::datagram::datagram_api;
-use super::each_addr;
+use super::{each_addr, ToSocketAddrs};
 use crate::io::Async;
 
 /// A UDP socket (asyncio's `sock_sendto`, `sock_recvfrom` on a datagram socket).
@@ -36,7 +36,7 @@ datagram_api!(
 );
 
 impl UdpSocket {
-    /// Binds to `addr`; host names are resolved on the calling thread (see
+    /// Binds to `addr`; host names are resolved on the loop's blocking pool (see
     /// [`net`](crate::net)).
     ///
     /// # Errors

@@ -96,6 +96,30 @@ impl UnixListener {
         Ok((UnixStream::from_std(s)?, addr))
     }
 
+    /// [`accept`](Self::accept) as a server's accept loop does it: resource errors are
+    /// reported to the loop's exception handler and retried (see
+    /// [`TcpListener::accept_retrying`](crate::net::TcpListener::accept_retrying)).
+    ///
+    /// # Errors
+    /// As [`TcpListener::accept_retrying`](crate::net::TcpListener::accept_retrying).
+    ///
+    /// ```
+    /// let p = std::env::temp_dir().join(format!("aioloop-doc-{}-ar", std::process::id()));
+    /// let _ = std::fs::remove_file(&p);
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// rt.block_on(async {
+    ///     let l = aioloop::net::unix::UnixListener::bind(&p)?;
+    ///     let _c = std::os::unix::net::UnixStream::connect(&p)?;
+    ///     let (_s, _addr) = l.accept_retrying().await?;
+    ///     Ok::<_, std::io::Error>(())
+    /// })?;
+    /// std::fs::remove_file(&p)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn accept_retrying(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        super::serve::accept_retrying(|| self.accept()).await
+    }
+
     /// The address it listens on.
     ///
     /// # Errors

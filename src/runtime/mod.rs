@@ -63,6 +63,12 @@ use shared::Shared;
 /// same poll, else it ends cancelled. That worker thread leaves its loop after its current
 /// step, releases its queue and exits on its own.
 ///
+/// The blocking pool (the default executor of [`to_thread`](crate::to_thread) and
+/// [`Handle::run_in_executor`]) is *detached*, not waited for: jobs still queued are
+/// dropped (their awaiters get [`ExecutorError::Shutdown`](crate::ExecutorError)), running
+/// closures finish on their own threads, which then exit. To wait for them, as
+/// `asyncio.run` does, await [`Handle::shutdown_default_executor`] before the drop.
+///
 /// ```
 /// let rt = aioloop::Runtime::new()?; // one worker per core
 /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
@@ -106,6 +112,7 @@ pub struct Builder {
     debug: bool,
     track_tasks: bool,
     hooks: BuildHooks,
+    blocking: crate::blocking::Config,
 }
 
 /// The default size of a worker thread's stack, 16 MiB (see [`Builder::thread_stack_size`]
@@ -126,6 +133,7 @@ impl Default for Builder {
             debug: false,
             track_tasks: false,
             hooks: BuildHooks::default(),
+            blocking: crate::blocking::Config::default(),
         }
     }
 }
@@ -261,9 +269,43 @@ impl Builder {
         self
     }
 
+    /// The most threads the runtime's blocking pool (its default executor:
+    /// [`to_thread`](crate::to_thread), [`Handle::run_in_executor`]) may run at once.
+    /// Default: asyncio's `min(32, cpus + 4)`. Zero counts as one.
+    ///
+    /// ```
+    /// let rt = aioloop::Runtime::builder().workers(1).max_blocking_threads(2).build()?;
+    /// assert_eq!(rt.handle().metrics().blocking.max_threads, 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Builder {
+        self.blocking.max_threads = n;
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for another job before it exits
+    /// (default [`DEFAULT_KEEP_ALIVE`](crate::DEFAULT_KEEP_ALIVE), 10 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = aioloop::Runtime::builder()
+    ///     .workers(1)
+    ///     .thread_keep_alive(Duration::from_millis(50))
+    ///     .build()?;
+    /// rt.block_on(aioloop::to_thread(|| ())).unwrap();
+    /// while rt.handle().metrics().blocking.threads > 0 {
+    ///     std::thread::sleep(Duration::from_millis(10)); // the idle thread expires
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn thread_keep_alive(mut self, keep_alive: std::time::Duration) -> Builder {
+        self.blocking.keep_alive = keep_alive;
+        self
+    }
+
     /// Runs `hook` in `build` once the workers run; what it returns is kept until the
     /// runtime is dropped. An error fails `build` (the runtime is shut down).
-    #[cfg_attr(not(unix), allow(dead_code))]
+    #[cfg_attr(any(not(unix), loom), allow(dead_code))]
     pub(crate) fn on_build(
         mut self,
         hook: impl Fn(&Handle) -> io::Result<Box<dyn Send + Sync>> + Send + Sync + 'static,
@@ -287,7 +329,11 @@ impl Builder {
         if self.workers == 0 {
             return Err(BuildError::ZeroWorkers.into());
         }
-        let (shared, locals) = Shared::new(self.workers, self.task_factory)?;
+        let (mut shared, locals) = Shared::new(self.workers, self.task_factory)?;
+        shared.blocking = crate::blocking::Pool::new(crate::blocking::Config {
+            name: format!("{}-blocking", self.thread_name),
+            ..self.blocking.clone()
+        });
         shared.exceptions.set_debug(self.debug);
         shared.exceptions.set_track_tasks(self.track_tasks);
         let shared = Arc::new(shared);
@@ -442,6 +488,11 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         let shared = &self.handle.shared;
         shared.begin_shutdown();
+        // The blocking pool is detached, not joined: queued jobs are dropped (their
+        // awaiters see `ExecutorError::Shutdown`), running closures finish on their own
+        // threads (their results are dropped there) and those threads then exit. To wait
+        // for them, call `Handle::shutdown_default_executor` first, as `asyncio.run` does.
+        shared.blocking.shutdown(true);
         let me = crate::shim::thread::current().id();
         let mut cores = Vec::with_capacity(self.threads.len());
         for t in self.threads.drain(..) {
@@ -546,13 +597,15 @@ impl Handle {
             .enumerate()
             .map(|(i, (s, q))| s.snapshot(i, q.len()))
             .collect();
-        crate::Metrics::assemble(
+        let mut m = crate::Metrics::assemble(
             shared.id,
             &stats,
             &shared.spawned_elsewhere,
             workers,
             shared.injector.len(),
-        )
+        );
+        m.blocking = shared.blocking.metrics();
+        m
     }
 
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {

@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     pub(crate) exceptions: Arc<HandlerSlot>,
     /// The runtime's task factory (T10), fixed at build time.
     pub(crate) task_factory: Option<crate::task::TaskFactory>,
+    /// The default executor (`to_thread`, `run_in_executor`); `Builder` may replace it
+    /// before the runtime starts.
+    pub(crate) blocking: crate::blocking::Pool,
 }
 
 impl Shared {
@@ -78,6 +81,7 @@ impl Shared {
             has_remote_timers: AtomicBool::new(false),
             exceptions: Arc::new(HandlerSlot::default()),
             task_factory,
+            blocking: crate::blocking::Pool::new(crate::blocking::Config::default()),
         };
         Ok((shared, locals))
     }
@@ -269,6 +273,10 @@ impl Loop for Shared {
     fn add_remote_timer(&self, when: i64, action: TimerAction) -> Result<(), TimerAction> {
         Shared::add_remote_timer(self, when, action);
         Ok(())
+    }
+
+    fn blocking_pool(&self) -> &crate::blocking::Pool {
+        &self.blocking
     }
 
     fn io_driver(&self, fd: i32) -> Option<Arc<crate::event_loop::reactor::Driver>> {

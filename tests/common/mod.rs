@@ -53,6 +53,37 @@ where
     }
 }
 
+/// Sets the soft `RLIMIT_NOFILE` to `n` (for the EMFILE tests, each in its own binary);
+/// the previous soft limit.
+pub fn set_fd_limit(n: u64) -> u64 {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid out-pointer for getrlimit.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) }, 0);
+    let new = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: a valid rlimit value for setrlimit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) }, 0);
+    old.rlim_cur
+}
+
+/// Lowers the soft descriptor limit to `limit` and opens descriptors until the process is
+/// out of them: the hog (drop or shrink it to free some) and the previous limit.
+pub fn exhaust_fds(limit: u64) -> (Vec<std::fs::File>, u64) {
+    let devnull = std::fs::File::open("/dev/null").unwrap();
+    let mut hog = Vec::new();
+    let old = set_fd_limit(limit);
+    while let Ok(f) = devnull.try_clone() {
+        hog.push(f);
+    }
+    hog.push(devnull); // kept open too: closing it would free one
+    (hog, old)
+}
+
 /// Waits (polling, generous deadline) until `cond` holds; fails the test only on timeout.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;

@@ -143,6 +143,7 @@ impl LocalLoop {
                 has_task_factory: AtomicBool::new(false),
                 exceptions: exceptions.clone(),
                 spawned_elsewhere: AtomicU64::new(0),
+                blocking: crate::blocking::Pool::new(crate::blocking::Config::default()),
             }),
             core: LoopCore::new(queue::new_local(), exceptions, io, false),
             _not_send: PhantomData,
@@ -579,6 +580,10 @@ impl LocalLoop {
         }
         self.shared.closed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
+        // asyncio's `close()` shuts the default executor down without waiting: queued jobs
+        // are dropped (their awaiters see `ExecutorError::Shutdown`), running ones finish
+        // on their detached threads.
+        self.shared.blocking.shutdown(true);
         let drain_inbox = || core::drain(|| self.shared.inbox.steal(), &self.shared.exceptions);
         core::shut_down(self.shared.id, &[&self.core], drain_inbox, || {
             self.shared.inbox.is_empty()
@@ -608,13 +613,15 @@ impl LocalLoop {
     pub fn metrics(&self) -> crate::Metrics {
         let stats: &crate::event_loop::stats::LoopStats = &self.core.stats;
         let worker = stats.snapshot(0, self.core.ready.len());
-        crate::Metrics::assemble(
+        let mut m = crate::Metrics::assemble(
             self.shared.id,
             &[stats],
             &self.shared.spawned_elsewhere,
             vec![worker],
             self.shared.inbox.len(),
-        )
+        );
+        m.blocking = self.shared.blocking.metrics();
+        m
     }
 
     /// How long a host may wait before calling [`run_once`](LocalLoop::run_once) again:

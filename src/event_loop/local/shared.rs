@@ -56,6 +56,8 @@ pub(crate) struct LocalShared {
     /// Tasks spawned on this loop while it was not running on the spawning thread (the
     /// loop's own iterations count theirs in its `LoopStats`).
     pub(super) spawned_elsewhere: AtomicU64,
+    /// The loop's default executor; threads start on the first job.
+    pub(super) blocking: crate::blocking::Pool,
 }
 
 impl LocalShared {
@@ -242,6 +244,10 @@ impl Loop for LocalShared {
     fn add_remote_timer(&self, _when: i64, action: TimerAction) -> Result<(), TimerAction> {
         // Only a `block_on` thread registers remote timers; a `LocalLoop` has none.
         Err(action)
+    }
+
+    fn blocking_pool(&self) -> &crate::blocking::Pool {
+        &self.blocking
     }
 
     fn io_driver(&self, _fd: i32) -> Option<Arc<crate::event_loop::reactor::Driver>> {
