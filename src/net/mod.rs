@@ -42,6 +42,7 @@ use crate::io::Async;
 mod datagram;
 mod split;
 mod stream;
+pub mod streams;
 mod tcp;
 mod udp;
 pub mod unix;
@@ -57,7 +58,7 @@ pub use udp::UdpSocket;
 const BACKLOG: i32 = 1024;
 
 /// Resolves `addr` (blocking the caller for host names: see the module docs).
-fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+pub(crate) fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     if addrs.is_empty() {
         return Err(io::Error::new(
