@@ -180,6 +180,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod combinators;
+pub mod compat;
 pub mod contextvars;
 mod create;
 mod error;

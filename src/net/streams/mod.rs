@@ -91,7 +91,7 @@ fn pair(
     )
 }
 
-/// Wraps a connected [`TcpStream`] or [`UnixStream`](super::unix::UnixStream) in a
+/// Wraps a connected [`TcpStream`] or [`UnixStream`] in a
 /// reader and a writer (what asyncio's `open_connection(sock=...)` does), `limit` being
 /// the reader's limit.
 ///
