@@ -76,6 +76,10 @@ fn main() -> io::Result<()> {
             workers,
             if http2 { "HTTP/2" } else { "HTTP/1.1" }
         );
-        serve(listener, http2).await
+        // The accept loop runs as a task on the workers (not on this thread, which only
+        // waits), so each connection's task starts on the worker that accepted it.
+        aioloop::create_task(serve(listener, http2))
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?
     })
 }
