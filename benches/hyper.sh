@@ -8,8 +8,8 @@
 # benches/hyper_tokio.rs (tokio current-thread, hyper-util's TokioIo) in release mode,
 # installs wrk with apt-get if it is missing, starts both servers pinned to CPU 0 and runs
 # wrk pinned to CPU 1 (when the machine has two CPUs and taskset), alternating which
-# server goes first in each round. Prints each run's requests/s, the medians and the
-# ratio aioloop / tokio (target: >= 1.0).
+# server goes first in each round. Prints each run's requests/s and the server's CPU time
+# per request (from /proc), the medians and the ratios aioloop / tokio (target: >= 1.0).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,9 +46,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"${server_cpu[@]}" "$BIN/hyper_server" "$AIO_ADDR" 1 >/dev/null &
+"${server_cpu[@]}" "$BIN/hyper_server" "$AIO_ADDR" 1 >/dev/null 2>&1 &
 pids+=($!)
-"${server_cpu[@]}" "$BIN/hyper_tokio" "$TOKIO_ADDR" >/dev/null &
+"${server_cpu[@]}" "$BIN/hyper_tokio" "$TOKIO_ADDR" >/dev/null 2>&1 &
 pids+=($!)
 
 wait_up() {
@@ -63,27 +63,45 @@ wait_up() {
 wait_up "$AIO_ADDR"
 wait_up "$TOKIO_ADDR"
 
-# run NAME ADDR: one wrk run; prints its requests/s.
-run() {
-    local out
-    out="$("${client_cpu[@]}" wrk -t1 -c"$CONNS" -d"$DURATION" "http://$2/")"
-    grep -q 'Non-2xx\|Socket errors' <<<"$out" && echo "  ($1: $(grep 'Non-2xx\|Socket errors' <<<"$out"))" >&2
-    awk '/^Requests\/sec:/ { print $2 }' <<<"$out"
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-aio=() tok=() ratios=()
+# run NAME ADDR PID: one wrk run; prints its requests/s and the server's CPU time per
+# request in µs (the machine is shared: CPU per request moves less with load than req/s).
+run() {
+    local out c0 c1 total rps
+    c0="$(cpu_ticks "$3")"
+    out="$("${client_cpu[@]}" wrk -t1 -c"$CONNS" -d"$DURATION" "http://$2/")"
+    c1="$(cpu_ticks "$3")"
+    if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
+        echo "  ($1: $(grep 'Non-2xx\|Socket errors' <<<"$out"))" >&2
+    fi
+    rps="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")"
+    total="$(awk '/requests in/ { print $1 }' <<<"$out")"
+    echo "$rps $(echo "($c1 - $c0) * 1000000 / $(getconf CLK_TCK) / $total" | bc -l)"
+}
+
+aio=() tok=() ratios=() cpu_ratios=()
 echo "wrk -t1 -c$CONNS -d$DURATION, $ROUNDS alternating rounds, $pinning; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
     if (( r % 2 )); then
-        a="$(run aioloop "$AIO_ADDR")"; t="$(run tokio "$TOKIO_ADDR")"
+        read -r a ac <<<"$(run aioloop "$AIO_ADDR" "${pids[0]}")"
+        read -r t tc <<<"$(run tokio "$TOKIO_ADDR" "${pids[1]}")"
     else
-        t="$(run tokio "$TOKIO_ADDR")"; a="$(run aioloop "$AIO_ADDR")"
+        read -r t tc <<<"$(run tokio "$TOKIO_ADDR" "${pids[1]}")"
+        read -r a ac <<<"$(run aioloop "$AIO_ADDR" "${pids[0]}")"
     fi
     aio+=("$a") tok+=("$t") ratios+=("$(echo "$a / $t" | bc -l)")
-    printf 'round %d: aioloop %10.0f req/s   tokio %10.0f req/s   ratio %.3f\n' "$r" "$a" "$t" "${ratios[-1]}"
+    cpu_ratios+=("$(echo "$tc / $ac" | bc -l)")
+    printf 'round %d: aioloop %8.0f req/s %5.1f µs CPU/req   tokio %8.0f req/s %5.1f µs CPU/req   req/s ratio %.3f   CPU ratio (tokio/aioloop) %.3f\n' \
+        "$r" "$a" "$ac" "$t" "$tc" "${ratios[-1]}" "${cpu_ratios[-1]}"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ma="$(median "${aio[@]}")" mt="$(median "${tok[@]}")"
 printf 'median:  aioloop %10.0f req/s   tokio %10.0f req/s   ratio of medians %.3f, median of round ratios %.3f\n' \
     "$ma" "$mt" "$(echo "$ma / $mt" | bc -l)" "$(median "${ratios[@]}")"
+printf 'median CPU-per-request ratio (tokio/aioloop, > 1: aioloop uses less CPU per request): %.3f\n' \
+    "$(median "${cpu_ratios[@]}")"
