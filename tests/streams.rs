@@ -765,3 +765,30 @@ fn from_stream_wraps_a_socket_pair() {
         );
     });
 }
+
+/// A writer used from a thread that runs no loop buffers what it writes; `drain` on a loop
+/// sends it (the socket registers its wait there, rule N3).
+#[test]
+fn write_from_a_plain_thread_then_drain_on_a_loop() {
+    guarded("plain thread write", || {
+        let rt = runtime(2);
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (a, b) = (
+            aioloop::net::unix::UnixStream::from_std(a).unwrap(),
+            aioloop::net::unix::UnixStream::from_std(b).unwrap(),
+        );
+        let (_ra, wa) = from_stream(a, 1024);
+        let (rb, _wb) = from_stream(b, 1024);
+        wa.write(b"from a plain thread\n").unwrap();
+        assert_eq!(wa.write_buffer_size(), 20);
+        rt.block_on(async {
+            wa.write(b"and a loop\n").unwrap();
+            wa.close();
+            wa.wait_closed().await.unwrap();
+            assert_eq!(
+                rb.read(-1).await.unwrap(),
+                b"from a plain thread\nand a loop\n"
+            );
+        });
+    });
+}

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::{Connection, HIGH_WATER, LOW_WATER};
+use crate::event_loop::context;
 use crate::net::SockAddr;
 use crate::shim::Mutex;
 
@@ -134,8 +135,10 @@ impl StreamWriter {
             return Ok(());
         }
         let mut data = data;
-        if st.pending() == 0 {
-            // Syscall first; a would-block leaves the readiness word as it must be.
+        // Syscall first (on a loop's thread: elsewhere the socket could not register its
+        // wait, and the flush task or `drain` sends the data instead); a would-block
+        // leaves the readiness word as it must be.
+        if st.pending() == 0 && context::current_owner().is_some() {
             let mut cx = Context::from_waker(Waker::noop());
             match self.shared.conn.sock.poll_write_io(&mut cx, data) {
                 Poll::Ready(Ok(n)) => data = &data[n..],
