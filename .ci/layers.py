@@ -19,7 +19,7 @@ LAYERS = [
     ("loop core", ["event_loop"], False),
     ("runtime", ["runtime"], False),
     ("features", ["create", "future", "timeout", "task_group", "combinators", "yield_now", "sync",
-                  "queue", "macro_support", "inspect", "io", "net", "executor", "signal"], True),
+                  "queue", "macro_support", "inspect", "io", "net", "executor", "signal", "compat"], True),
     ("test hooks", ["loom_internals"], False),
 ]
 

@@ -37,7 +37,9 @@
 //!     cancelled just after it was woken leaves its item for the next; `shutdown`.
 //! 12. A socket round trip: a [`aioloop::net::TcpListener`] accepting in one task, a
 //!     [`aioloop::net::TcpStream`] client in another, each read and write trying the
-//!     system call first and waiting on its worker's poller only on `EWOULDBLOCK`.
+//!     system call first and waiting on its worker's poller only on `EWOULDBLOCK`; then
+//!     the same through asyncio's streams (`start_server`, `open_connection`,
+//!     `readline`).
 //!
 //! It exits by itself in well under a second. To look into a running program — call
 //! graphs, the task dump, metrics, slow-poll warnings — see `examples/inspect.rs`.
@@ -121,6 +123,34 @@ fn sockets(rt: &Runtime) {
             t0.elapsed().as_secs_f64() * 1e6
         );
         println!("  {}", server.await.expect("echo task"));
+
+        // The same through asyncio's streams: start_server / open_connection, a line
+        // echoed by `readline` + `write` + `drain`.
+        let server = aioloop::net::streams::start_server(
+            |r, w| async move {
+                if let Ok(line) = r.readline().await {
+                    let _ = w.write(&line);
+                    let _ = w.drain().await;
+                }
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .expect("start_server");
+        let port = server.local_addrs()[0].as_socket().expect("inet").port();
+        let (r, w) = aioloop::net::streams::open_connection("127.0.0.1", port)
+            .await
+            .expect("open_connection");
+        w.write(b"hello, streams\n").expect("write");
+        let line = r.readline().await.expect("readline");
+        println!(
+            "  streams: readline() -> {:?}",
+            String::from_utf8_lossy(&line)
+        );
+        w.close();
+        server.close();
+        server.wait_closed().await;
     });
 }
 

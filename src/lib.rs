@@ -181,6 +181,7 @@
 
 mod blocking;
 mod combinators;
+pub mod compat;
 pub mod contextvars;
 mod create;
 mod error;

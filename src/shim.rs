@@ -49,6 +49,11 @@ mod imp {
                 Err(std::sync::TryLockError::WouldBlock) => None,
             }
         }
+
+        /// The value, through exclusive access (no locking; poisoning ignored).
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut().unwrap_or_else(|e| e.into_inner())
+        }
     }
 
     /// A `std::sync::Condvar` for the shim's [`Mutex`], ignoring poisoning like its `lock`.
@@ -151,6 +156,11 @@ mod imp {
                 Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
                 Err(std::sync::TryLockError::WouldBlock) => None,
             }
+        }
+
+        /// The value, through exclusive access (no locking; poisoning ignored).
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut().unwrap_or_else(|e| e.into_inner())
         }
     }
 

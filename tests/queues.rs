@@ -1078,6 +1078,11 @@ fn cross_worker_stress_with_random_cancellations() {
             for p in producers {
                 let _ = p.await;
             }
+            // The consumers live until the shutdown below, so chaos can still reach one if
+            // the producers were done before it cancelled anything (a loaded machine).
+            while cancels.load(Ordering::SeqCst) == 0 {
+                yield_now().await;
+            }
             stop.store(true, Ordering::SeqCst);
             chaos.await.unwrap();
             q.shutdown(false); // consumers drain what is left, then stop

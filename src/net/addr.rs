@@ -140,7 +140,7 @@ async fn lookup_host(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
 }
 
 /// The addresses of `addr`, host names resolved off the loop; an error if there are none.
-pub(super) async fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+pub(crate) async fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
     let addrs = match sealed::Sealed::lookup(&addr)? {
         Lookup::Ready(v) => v,
         Lookup::Host(host, port) => lookup_host(host, port).await?,

@@ -44,6 +44,7 @@ mod datagram;
 mod serve;
 mod split;
 mod stream;
+pub mod streams;
 mod tcp;
 mod udp;
 pub mod unix;
@@ -53,6 +54,9 @@ pub use serve::ACCEPT_RETRY_DELAY;
 /// Socket addresses and raw sockets of any family, for the `sock_*` loop methods
 /// (re-exported from `socket2`).
 pub use socket2::{Domain, SockAddr, Socket, Type};
+/// What a stream socket offers the ecosystem-trait impls of `compat` (sealed).
+#[allow(unused_imports)]
+pub(crate) use split::sealed::Sealed as StreamIo;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, SplitSocket, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

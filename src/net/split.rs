@@ -31,6 +31,19 @@ pub(crate) mod sealed {
     pub trait Sealed {
         fn poll_read_io(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
         fn poll_write_io(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+        /// A read into memory that need not be initialised (hyper's and tokio's read
+        /// buffers): no zeroing.
+        fn poll_read_uninit(
+            &self,
+            cx: &mut Context<'_>,
+            buf: &mut [std::mem::MaybeUninit<u8>],
+        ) -> Poll<io::Result<usize>>;
+        /// One `writev` of `bufs`.
+        fn poll_write_vectored_io(
+            &self,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>>;
         fn shutdown_io(&self, how: std::net::Shutdown) -> io::Result<()>;
     }
 }
@@ -119,6 +132,22 @@ impl<S: SplitSocket> OwnedReadHalf<S> {
     pub fn pair(s: S) -> (OwnedReadHalf<S>, OwnedWriteHalf<S>) {
         let s = Arc::new(s);
         (OwnedReadHalf(s.clone()), OwnedWriteHalf(s))
+    }
+}
+
+impl<S: SplitSocket> OwnedReadHalf<S> {
+    /// The socket (the ecosystem-trait impls of `compat` read through it).
+    #[allow(dead_code)]
+    pub(crate) fn socket(&self) -> &S {
+        &self.0
+    }
+}
+
+impl<S: SplitSocket> OwnedWriteHalf<S> {
+    /// The socket (the ecosystem-trait impls of `compat` write through it).
+    #[allow(dead_code)]
+    pub(crate) fn socket(&self) -> &S {
+        &self.0
     }
 }
 

@@ -114,6 +114,48 @@ macro_rules! stream_api {
                 )
             }
 
+            fn poll_read_uninit(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [std::mem::MaybeUninit<u8>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                use std::os::fd::AsRawFd;
+                let fd = self.io.as_raw_fd();
+                self.io.poll_io_draining(
+                    $crate::event_loop::reactor::Direction::Read,
+                    cx,
+                    || {
+                        // SAFETY: `buf` is `buf.len()` bytes of writable memory borrowed
+                        // for this call; read(2) writes at most that many into it and never
+                        // reads them, so no uninitialised byte is read. `fd` is this
+                        // socket's, open while `self` is borrowed.
+                        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                        if n < 0 {
+                            Err(std::io::Error::last_os_error())
+                        } else {
+                            Ok(n as usize)
+                        }
+                    },
+                    // As `poll_read_io`: a short read does not prove the socket empty.
+                    |_| false,
+                )
+            }
+
+            fn poll_write_vectored_io(
+                &self,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                use std::io::Write;
+                let len: usize = bufs.iter().map(|b| b.len()).sum();
+                self.io.poll_io_draining(
+                    $crate::event_loop::reactor::Direction::Write,
+                    cx,
+                    || self.io.get_ref().write_vectored(bufs),
+                    |&n| n < len,
+                )
+            }
+
             fn shutdown_io(&self, how: std::net::Shutdown) -> std::io::Result<()> {
                 self.io.get_ref().shutdown(how)
             }

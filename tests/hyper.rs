@@ -1,0 +1,144 @@
+//! hyper on aioloop (feature `hyper`): `examples/hyper_server.rs`'s server, started on
+//! port 0, answers hyper clients running on aioloop too, over HTTP/1.1 (several requests
+//! on one keep-alive connection, and several connections at once) and HTTP/2 (concurrent
+//! streams on one connection, which go through `HyperExecutor`); on the runtime (2
+//! workers) and on a `LocalLoop`.
+
+#[allow(dead_code)]
+#[path = "../examples/hyper_server.rs"]
+mod server;
+
+mod common;
+
+use aioloop::compat::hyper::{HyperExecutor, HyperTimer};
+use aioloop::net::{TcpListener, TcpStream};
+use common::{guarded, new_loop, runtime};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+
+async fn start(http2: bool) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    aioloop::create_task(server::serve(listener, http2));
+    addr
+}
+
+fn get(path: &str) -> hyper::Request<Empty<Bytes>> {
+    hyper::Request::get(path).body(Empty::new()).unwrap()
+}
+
+async fn body_of(resp: hyper::Response<hyper::body::Incoming>) -> Vec<u8> {
+    assert_eq!(resp.status(), 200);
+    resp.into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
+}
+
+/// HTTP/1.1: five requests on one keep-alive connection, then ten connections at once.
+async fn http1_round_trips() {
+    let addr = start(false).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(stream).await.unwrap();
+    aioloop::create_task(conn);
+    for i in 0..5 {
+        // The previous response done, the connection takes the next request.
+        sender.ready().await.unwrap();
+        let resp = sender.send_request(get(&format!("/{i}"))).await.unwrap();
+        assert_eq!(body_of(resp).await, b"Hello, World!");
+    }
+    let clients: Vec<_> = (0..10)
+        .map(|_| {
+            aioloop::create_task(async move {
+                let stream = TcpStream::connect(addr).await.unwrap();
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(stream).await.unwrap();
+                aioloop::create_task(conn);
+                let resp = sender.send_request(get("/")).await.unwrap();
+                body_of(resp).await
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.await.unwrap(), b"Hello, World!");
+    }
+}
+
+/// HTTP/2: twenty concurrent streams on one connection.
+async fn http2_round_trips() {
+    let addr = start(true).await;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::Builder::new(HyperExecutor::new())
+        .timer(HyperTimer)
+        .handshake(stream)
+        .await
+        .unwrap();
+    aioloop::create_task(conn);
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let mut sender = sender.clone();
+            aioloop::create_task(async move {
+                let resp = sender
+                    .send_request(get(&format!("http://x/{i}")))
+                    .await
+                    .unwrap();
+                body_of(resp).await
+            })
+        })
+        .collect();
+    for r in requests {
+        assert_eq!(r.await.unwrap(), b"Hello, World!");
+    }
+}
+
+#[test]
+fn http1_on_runtime() {
+    guarded("http1 runtime", || runtime(2).block_on(http1_round_trips()));
+}
+
+#[test]
+fn http1_on_local_loop() {
+    guarded("http1 local", || {
+        new_loop().run_until_complete(http1_round_trips()).unwrap()
+    });
+}
+
+#[test]
+fn http2_on_runtime() {
+    guarded("http2 runtime", || runtime(2).block_on(http2_round_trips()));
+}
+
+#[test]
+fn http2_on_local_loop() {
+    guarded("http2 local", || {
+        new_loop().run_until_complete(http2_round_trips()).unwrap()
+    });
+}
+
+/// A `UnixStream` pair carries HTTP/1 (hyper I/O on Unix sockets).
+#[test]
+fn http1_over_a_unix_pair() {
+    guarded("http1 unix", || {
+        runtime(2).block_on(async {
+            let (a, b) = aioloop::net::unix::UnixStream::pair().unwrap();
+            aioloop::create_task(async move {
+                let service = hyper::service::service_fn(|req: hyper::Request<_>| async move {
+                    let body = format!("you asked for {}", req.uri().path());
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(Bytes::from(body)),
+                    ))
+                });
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(a, service)
+                    .await
+                    .unwrap();
+            });
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(b).await.unwrap();
+            aioloop::create_task(conn);
+            let resp = sender.send_request(get("/unix")).await.unwrap();
+            assert_eq!(body_of(resp).await, b"you asked for /unix");
+        })
+    });
+}

@@ -1,0 +1,81 @@
+//! tokio's `AsyncRead`/`AsyncWrite` on aioloop's stream types (feature `tokio-io`): tokio's
+//! extension traits, `tokio::io::copy` and tokio-util's codecs run on aioloop tasks, with
+//! no tokio runtime involved.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+
+use aioloop::net::unix::UnixStream;
+use aioloop::net::{TcpListener, TcpStream};
+use futures_core::Stream;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+mod common;
+use common::{guarded, new_loop, runtime};
+
+/// tokio's `read_exact`/`write_all`/`read_to_end`/`shutdown` over TCP.
+async fn tcp_ext_traits() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    let (mut s, _) = l.accept().await.unwrap();
+    // Fully qualified: the inherent methods of the same names would win otherwise.
+    AsyncWriteExt::write_all(&mut c, b"hello tokio")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 5];
+    assert_eq!(AsyncReadExt::read_exact(&mut s, &mut buf).await.unwrap(), 5);
+    assert_eq!(&buf, b"hello");
+    AsyncWriteExt::shutdown(&mut c).await.unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).await.unwrap();
+    assert_eq!(rest, b" tokio");
+}
+
+/// `tokio::io::copy` between owned halves (an echo), a `BufReader` reading lines, and
+/// tokio-util's `FramedRead` + `LinesCodec` as a stream.
+async fn copy_bufreader_and_codec() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let (mut ar, mut aw) = a.into_split();
+    let echo = aioloop::create_task(async move { tokio::io::copy(&mut ar, &mut aw).await });
+    let (br, mut bw) = b.into_split();
+    AsyncWriteExt::write_all(&mut bw, b"one\ntwo\n")
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(br).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("one"));
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("two"));
+    drop(bw);
+    assert_eq!(lines.next_line().await.unwrap(), None);
+    assert_eq!(echo.await.unwrap().unwrap(), 8);
+
+    let (c, mut d) = UnixStream::pair().unwrap();
+    AsyncWriteExt::write_all(&mut d, b"alpha\nbeta\n")
+        .await
+        .unwrap();
+    drop(d);
+    let mut framed = FramedRead::new(c, LinesCodec::new());
+    let mut got = Vec::new();
+    while let Some(line) = poll_fn(|cx| Pin::new(&mut framed).poll_next(cx)).await {
+        got.push(line.unwrap());
+    }
+    assert_eq!(got, ["alpha", "beta"]);
+}
+
+#[test]
+fn tokio_traits_on_runtime() {
+    guarded("tokio runtime", || {
+        let rt = runtime(2);
+        rt.block_on(tcp_ext_traits());
+        rt.block_on(copy_bufreader_and_codec());
+    });
+}
+
+#[test]
+fn tokio_traits_on_local_loop() {
+    guarded("tokio local", || {
+        let lp = new_loop();
+        lp.run_until_complete(tcp_ext_traits()).unwrap();
+        lp.run_until_complete(copy_bufreader_and_codec()).unwrap();
+    });
+}
