@@ -266,6 +266,9 @@ struct Inner {
     waiter: Option<Waiter>,
     /// Rule 6: the key of the awaitable a request was passed on to and not yet answered.
     forwarded: Option<usize>,
+    /// Rule 6: `requests` when a passed-on request was last raised at the await
+    /// (`raise_forwarded`): every request up to it has been delivered.
+    raised_upto: u64,
     /// `requests` when the current (or last) poll began: catch scopes take only requests
     /// up to it, so one arriving mid-poll waits for the next poll, where the *innermost*
     /// scope gets it first.
@@ -274,6 +277,9 @@ struct Inner {
     done: DoneList,
     /// The task's context between polls (T12); `None` while empty or while being polled.
     context: Option<Context>,
+    /// While a poll has `context` out: a copy of it as that poll began (an O(1) copy of a
+    /// persistent map), for `get_context()` from another thread.
+    in_poll: Option<Context>,
 }
 
 impl ExtraSlot {
@@ -392,18 +398,28 @@ impl Extra {
     /// delivered (`forwarded`); refused (the waiter was already done), it is stored, as
     /// asyncio sets `_must_cancel` when `_fut_waiter.cancel()` returns false. Returns
     /// whether the task must be woken.
+    ///
+    /// Refused, the request is delivered already only if the task raised a passed-on
+    /// request at the await meanwhile (the waiter had ended cancelled). A task that read
+    /// the waiter's *value* meanwhile (another worker polled it between `request_suspended`
+    /// and now) has gone on past the await: the request is stored for its next suspension
+    /// point, as asyncio stores a cancel that reaches a running task. (Treating "forwarded
+    /// cleared" as "delivered" lost such requests: a consumer in the 64-consumer pipeline
+    /// of tests/cancel_race.rs never ran its clean-up.)
     pub(crate) fn forward_result(&self, generation: u64, waiter: &Waiter, accepted: bool) -> bool {
         let mut s = self.inner.lock();
         if accepted {
             s.propagated = s.propagated.max(generation);
             false
-        } else if s.forwarded == Some(waiter.key()) {
-            s.forwarded = None;
-            s.must_cancel = true;
-            true
-        } else {
+        } else if s.raised_upto >= generation {
             // The task already raised it at the await (`raise_forwarded`): delivered.
             false
+        } else {
+            if s.forwarded == Some(waiter.key()) {
+                s.forwarded = None;
+            }
+            s.must_cancel = true;
+            true
         }
     }
 
@@ -415,6 +431,7 @@ impl Extra {
             return None;
         }
         s.forwarded = None;
+        s.raised_upto = s.requests;
         Some(s.msg.clone())
     }
 
@@ -545,6 +562,16 @@ impl Extra {
         s.must_cancel && s.requests <= s.poll_gen
     }
 
+    /// An undelivered request is stored (whether or not a scope could take it now). On a
+    /// finished task, it is a `cancel()` that lost the race with the task's last poll: it
+    /// found the task running, and was stored after that poll's completion check.
+    pub(crate) fn undelivered(&self) -> bool {
+        if self.requests.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        self.inner.lock().must_cancel
+    }
+
     /// Rule 6: the request to pass on to an awaited task, once per request.
     pub(crate) fn to_propagate(&self) -> Option<Option<Arc<str>>> {
         let mut s = self.inner.lock();
@@ -597,25 +624,38 @@ impl Extra {
         if !self.has_context.load(Ordering::Acquire) {
             return None;
         }
-        self.inner.lock().context.take()
+        let mut s = self.inner.lock();
+        let ctx = s.context.take();
+        s.in_poll = ctx.as_ref().map(Context::snapshot);
+        ctx
     }
 
-    /// A copy of the task's context between polls, for running code "in the task's
-    /// context" without taking it from a poller that may want it next (`None`: the task has
-    /// none, or it is out being polled).
+    /// A copy of the task's context, for running code "in the task's context" without
+    /// taking it from a poller that may want it next: as the last step left it, or, while a
+    /// poll on another thread has it, as that poll began (`None`: the task has none).
     pub(crate) fn context_snapshot(&self) -> Option<Context> {
         // Acquire: as in `take_context`.
         if !self.has_context.load(Ordering::Acquire) {
             return None;
         }
-        self.inner.lock().context.as_ref().map(Context::snapshot)
+        let s = self.inner.lock();
+        s.context
+            .as_ref()
+            .or(s.in_poll.as_ref())
+            .map(Context::snapshot)
     }
 
     /// The poller (or `create_task`) stores the task's context.
     pub(crate) fn put_context(&self, ctx: Context) {
-        let mut s = self.inner.lock();
-        s.context = Some(ctx);
-        self.has_context.store(true, Ordering::Release);
+        let stale = {
+            let mut s = self.inner.lock();
+            s.context = Some(ctx);
+            self.has_context.store(true, Ordering::Release);
+            s.in_poll.take()
+        };
+        // Dropping the copy may drop the last reference to a value the poll replaced: user
+        // code (a value's destructor) runs outside the lock.
+        drop(stale);
     }
 }
 

@@ -418,8 +418,12 @@ impl<T> Future for Task<T> {
         }
         let key = super::cancel::task_key(self.raw);
         // Rule T3 (task/cancel.rs, rule 6): the awaiter's request was passed on to this task,
-        // which ended cancelled: the cancellation is raised at this await, in the awaiter.
-        if self.raw.cancelled() && super::cancel::raise_if_forwarded(key) {
+        // which ended cancelled — or finished before the request reached it (the request
+        // found it in its last poll, too late to count): the cancellation is raised at this
+        // await, in the awaiter, and this task's outcome is left unread.
+        if (self.raw.cancelled() || self.raw.finished_before_cancel())
+            && super::cancel::raise_if_forwarded(key)
+        {
             return Poll::Pending;
         }
         let out = self.read_output(cx.waker());

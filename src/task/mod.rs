@@ -437,7 +437,9 @@ impl TaskRef {
     /// Called from the task itself, that is the current context; otherwise it is the
     /// context as the task's last step left it (its values at its end, for a finished
     /// task). A task being polled on another thread at this moment has its context in use
-    /// there: the copy is then empty. A third-party task has no context of ours: empty.
+    /// there: the copy is the context as that step began (what the step sets is seen once
+    /// it ends). A task that never had a value set, and a third-party task, give an empty
+    /// context.
     ///
     /// ```
     /// use aioloop::contextvars::ContextVar;

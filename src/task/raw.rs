@@ -335,6 +335,17 @@ impl RawTask {
         self.header().extra.get().map_or(0, |c| c.uncancel())
     }
 
+    /// A finished task that a request passed on to it never reached (task/cancel.rs,
+    /// rule 6): it is done, did not end cancelled, and a `cancel()` that found it still
+    /// running was stored after its completion check. For the awaiter, that request was
+    /// refused (the awaited task had finished first), so it is raised at the await.
+    pub(crate) fn finished_before_cancel(self) -> bool {
+        let st = self.header().state.load();
+        st.is_complete()
+            && !st.is_cancelled_outcome()
+            && self.header().extra.get().is_some_and(|e| e.undelivered())
+    }
+
     /// asyncio's `cancelled()`: done, and the outcome is a cancellation.
     pub(crate) fn cancelled(self) -> bool {
         self.header().state.load().is_cancelled_outcome()
