@@ -267,3 +267,77 @@ fn cancel_from_another_worker_mid_poll_is_delivered_once() {
         }
     });
 }
+
+/// Polls `inner`; when it is pending, runs `hook` once, still inside the task's poll.
+struct ThenHook<F, H> {
+    inner: F,
+    hook: Option<H>,
+}
+
+impl<F: std::future::Future + Unpin, H: FnOnce() + Unpin> std::future::Future for ThenHook<F, H> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let r = std::pin::Pin::new(&mut self.inner).poll(cx);
+        if r.is_pending() {
+            if let Some(h) = self.hook.take() {
+                h();
+            }
+        }
+        r
+    }
+}
+
+// rule T3 ("a running task has the next future it awaits cancelled at once"; mapping
+// point 2): a cancel made from another thread while a worker polls the task, after the poll
+// got past the awaited child's `Pending`, is passed on to that child (asyncio passes a stored
+// request to the future the step yields): the child suppresses it and the awaiter receives
+// its value — its catch scope does not fire and the child is not left running detached.
+#[test]
+fn cancel_arriving_mid_poll_is_passed_on_to_the_awaited_task() {
+    guarded("mid-poll cancel passed on", || {
+        let rt = runtime(2);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (cancelled_tx, cancelled) = std::sync::mpsc::channel::<()>();
+        let (child_started_tx, child_started) = std::sync::mpsc::channel::<()>();
+        let child = rt.spawn(async move {
+            child_started_tx.send(()).unwrap();
+            match catch_cancel(std::future::pending::<()>()).await {
+                Ok(()) => 0,
+                Err(_) => {
+                    current_task().unwrap().uncancel();
+                    42
+                }
+            }
+        });
+        let child_ref = child.task_ref();
+        let parent = rt.spawn(async move {
+            let waited = ThenHook {
+                inner: child,
+                hook: Some(move || {
+                    // Inside the poll, after the child's `Pending`: the test thread (not a
+                    // worker) cancels the parent now.
+                    tx.send(()).unwrap();
+                    cancelled.recv().unwrap();
+                }),
+            };
+            catch_cancel(waited).await.map(|r| r.unwrap())
+        });
+        // Rule T4: a child cancelled before its first step would never run its body.
+        child_started.recv().unwrap();
+        rx.recv().unwrap();
+        assert!(parent.cancel(Some("mid")));
+        cancelled_tx.send(()).unwrap();
+        let got = rt.block_on(parent).unwrap();
+        assert_eq!(got.unwrap(), 42, "the child's value");
+        assert_eq!(
+            child_ref.cancelling(),
+            0,
+            "the child took and suppressed it"
+        );
+        assert!(child_ref.done() && !child_ref.cancelled());
+    });
+}

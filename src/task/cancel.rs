@@ -44,7 +44,11 @@
 //!    cancelled raises at the await: the handle re-arms the request on the awaiting task
 //!    (uncounted) and stays pending, so the enclosing scope takes it. A waiter that
 //!    suppressed the cancellation gives the awaiter its value. A request made by the task
-//!    itself while running is passed on when it next awaits a task or future.
+//!    itself while running is passed on when it next awaits a task or future; one that
+//!    another thread made while the task was being polled is passed on at the start of
+//!    the next poll to what that poll left the task suspended on (asyncio passes it on at
+//!    the end of the step), and lands at the suspension point (rule 3) only if that
+//!    refuses it (it was done).
 //!
 //! The state lives in a lazily allocated [`Extra`] block hung off the task header, so a task
 //! that is never cancelled pays one pointer.
@@ -421,6 +425,32 @@ impl Extra {
             s.must_cancel = true;
             true
         }
+    }
+
+    /// Rule 6 at the start of a poll: a stored request and a waiter published by the last
+    /// poll. The request arrived while the previous poll was running (or the waiter had
+    /// already refused it); asyncio's step would have passed it on to the future the task
+    /// then yielded (`_fut_waiter.cancel()` when `_must_cancel`). Tries that now; returns
+    /// whether the waiter accepted it (then it is delivered and the task polls normally).
+    pub(crate) fn forward_stored(&self) -> bool {
+        let (generation, msg, waiter) = {
+            let s = self.inner.lock();
+            match &s.waiter {
+                Some(w) if s.must_cancel => (s.requests, s.msg.clone(), w.duplicate()),
+                _ => return false,
+            }
+        };
+        let accepted = waiter.cancel(msg);
+        if accepted {
+            let mut s = self.inner.lock();
+            s.propagated = s.propagated.max(generation);
+            if s.must_cancel && s.requests == generation {
+                s.must_cancel = false;
+                s.forwarded = Some(waiter.key());
+            }
+        }
+        drop(waiter); // may release the last reference to a task: no lock held
+        accepted
     }
 
     /// Rule 6: the awaited thing `key` ended cancelled. If the task's request was passed on
