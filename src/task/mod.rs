@@ -655,6 +655,30 @@ pub fn try_current_task() -> Result<Option<TaskRef>, NoRunningLoop> {
     Ok(current::get())
 }
 
+/// Rule L6 with an explicit loop (asyncio's `current_task(loop)`): the task of loop `id`
+/// executing on this thread, or `None` — also when no loop, or another loop, runs here.
+/// Never fails. A runtime's loop is a pool of workers, each executing its own task: the
+/// answer is the one this thread executes (from a task of that runtime: itself).
+///
+/// ```
+/// use aioloop::task::current_task_of;
+/// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let id = rt.handle().id();
+/// assert!(current_task_of(id).is_none()); // no loop runs here: None, not an error
+/// let (mine, other) = rt.block_on(async move {
+///     let lp = aioloop::LocalLoop::new().unwrap();
+///     (current_task_of(id), current_task_of(lp.id()))
+/// });
+/// assert!(mine.is_some()); // block_on's main task
+/// assert!(other.is_none()); // a loop that is not the one running here
+/// ```
+pub fn current_task_of(id: LoopId) -> Option<TaskRef> {
+    if current::running_loop() != Some(id) {
+        return None;
+    }
+    current::get()
+}
+
 /// Rule L7: the unfinished, registered tasks of the loop running on this thread.
 ///
 /// Safe while other threads create and finish tasks: every task alive for the whole call is
