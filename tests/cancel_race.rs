@@ -341,3 +341,31 @@ fn cancel_arriving_mid_poll_is_passed_on_to_the_awaited_task() {
         assert!(child_ref.done() && !child_ref.cancelled());
     });
 }
+
+// rules T3, T7 ("cancel() on a done task returns false" and counts nothing): a cancel racing
+// the task's last step from another thread either reaches it (it ends cancelled, or — when
+// the step was already finishing — keeps its value with the request counted), or reports
+// `false` and leaves `cancelling()` at 0, as on a task that was already done.
+#[test]
+fn cancel_racing_completion_returns_false_only_for_a_done_task() {
+    guarded("cancel vs completion", || {
+        let rt = runtime(2);
+        let (mut refused, mut cancelled) = (0, 0);
+        for _ in 0..2000 {
+            let t = rt.spawn(async { 7 });
+            let r = t.task_ref();
+            let accepted = r.cancel(None);
+            let out = rt.block_on(t);
+            if accepted {
+                if out.is_err() {
+                    cancelled += 1;
+                }
+            } else {
+                refused += 1;
+                assert_eq!(out.unwrap(), 7);
+                assert_eq!(r.cancelling(), 0, "a refused cancel counts nothing");
+            }
+        }
+        assert!(refused + cancelled > 0);
+    });
+}

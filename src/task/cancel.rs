@@ -602,6 +602,16 @@ impl Extra {
         self.inner.lock().must_cancel
     }
 
+    /// A `cancel()` that found the task finished after storing its request takes it back
+    /// (uncounted), unless it was consumed meanwhile.
+    pub(crate) fn withdraw_lost(&self) {
+        let mut s = self.inner.lock();
+        if s.must_cancel {
+            s.must_cancel = false;
+            s.cancelling = s.cancelling.saturating_sub(1);
+        }
+    }
+
     /// Rule 6: the request to pass on to an awaited task, once per request.
     pub(crate) fn to_propagate(&self) -> Option<Option<Arc<str>>> {
         let mut s = self.inner.lock();

@@ -417,27 +417,34 @@ impl<T> Future for Task<T> {
             super::cancel::propagate_to(self.raw);
         }
         let key = super::cancel::task_key(self.raw);
+        let out = self.read_output(cx.waker());
+        let Poll::Ready(res) = out else {
+            let raw = self.raw;
+            super::cancel::note_waiter(|| super::cancel::Waiter::Task(raw.task_ref()));
+            return Poll::Pending;
+        };
         // Rule T3 (task/cancel.rs, rule 6): the awaiter's request was passed on to this task,
         // which ended cancelled — or finished before the request reached it (the request
         // found it in its last poll, too late to count): the cancellation is raised at this
-        // await, in the awaiter, and this task's outcome is left unread.
-        if (self.raw.cancelled() || self.raw.finished_before_cancel())
-            && super::cancel::raise_if_forwarded(key)
-        {
+        // await, in the awaiter. Decided on the outcome already read (checking before the
+        // read raced a completion landing in between, and the request was lost); the outcome
+        // stays in the handle, unread.
+        let raise = match &res {
+            Err(TaskError::Cancelled(_)) => true,
+            Ok(_) => self.raw.finished_before_cancel(),
+            Err(_) => false,
+        };
+        if raise && super::cancel::raise_if_forwarded(key) {
+            self.kept = Some(Box::new(res));
+            self.taken = false;
             return Poll::Pending;
         }
-        let out = self.read_output(cx.waker());
-        if out.is_pending() {
-            let raw = self.raw;
-            super::cancel::note_waiter(|| super::cancel::Waiter::Task(raw.task_ref()));
-        } else {
-            // The task ended otherwise (a value: it suppressed a request passed on to it).
-            super::cancel::answered(key);
-            if self.edge {
-                self.forget_edge();
-            }
+        // The task ended otherwise (a value: it suppressed a request passed on to it).
+        super::cancel::answered(key);
+        if self.edge {
+            self.forget_edge();
         }
-        out
+        Poll::Ready(res)
     }
 }
 
