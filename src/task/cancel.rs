@@ -48,7 +48,11 @@
 //!    another thread made while the task was being polled is passed on at the start of
 //!    the next poll to what that poll left the task suspended on (asyncio passes it on at
 //!    the end of the step), and lands at the suspension point (rule 3) only if that
-//!    refuses it (it was done).
+//!    refuses it (it was done). A refusal is kept on the awaiter unless the awaiter already
+//!    raised a passed-on request at the await (`raised_upto`); an awaited task that finished
+//!    with a value while the request was reaching it counts as refusing it (`cancel()` on it
+//!    returns `false`, or the awaiter, reading its outcome, finds the request undelivered on
+//!    it and raises at the await).
 //!
 //! The state lives in a lazily allocated [`Extra`] block hung off the task header, so a task
 //! that is never cancelled pays one pointer.
