@@ -177,3 +177,76 @@ fn shield_task_cancelled_awaiter_keeps_the_task() {
     go.send(()).unwrap();
     assert_eq!(lp.run_until_complete(outer).unwrap().unwrap(), (true, 9));
 }
+
+/// A child that takes its cancellation and cleans up until the returned sender fires.
+fn slow_cleanup_child(lp: &LocalLoop) -> (oneshot::Sender<()>, Task<i32>) {
+    let (tx, release) = oneshot::channel::<()>();
+    let body = async move {
+        if catch_cancel(std::future::pending::<()>()).await.is_err() {
+            let _ = release.await;
+        }
+        1
+    };
+    (tx, lp.create_task(body).unwrap())
+}
+
+/// The first of two futures to finish (a minimal `select`): polls `a`, then `b`.
+struct First<A, B>(A, B);
+
+impl<A, B> std::future::Future for First<A, B>
+where
+    A: std::future::Future + Unpin,
+    B: std::future::Future + Unpin,
+{
+    type Output = Result<A::Output, B::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        if let Poll::Ready(v) = std::pin::Pin::new(&mut self.0).poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        std::pin::Pin::new(&mut self.1).poll(cx).map(Err)
+    }
+}
+
+// rule T3, mapping point 2 (delivered exactly once): a cancel passed on to the awaited child
+// task is not lost when the awaiter, woken by something else, abandons the child unread (a
+// `select` taking its other branch): the request is put back on the awaiter and raised at
+// its next await, so no code after that await runs. (asyncio cannot show this shape — a task
+// is only woken by what it awaits — so the request simply must not vanish.)
+#[test]
+fn cancel_passed_on_to_an_abandoned_child_is_raised_at_the_next_await() {
+    let lp = new_loop();
+    let (release_tx, child) = slow_cleanup_child(&lp);
+    let child_ref = child.task_ref();
+    let (other_tx, other) = oneshot::channel::<()>();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r2 = reached.clone();
+    let t = lp
+        .create_task(async move {
+            let won = First(child, other).await;
+            assert!(won.is_err(), "the other branch won");
+            r2.store(1, std::sync::atomic::Ordering::SeqCst);
+            aioloop::yield_now().await; // the request lands here
+            r2.store(2, std::sync::atomic::Ordering::SeqCst);
+        })
+        .unwrap();
+    step(&lp, 2);
+    assert!(t.cancel(Some("abandoned")));
+    assert_eq!(child_ref.cancelling(), 1, "passed on to the child");
+    step(&lp, 1); // the child takes it and waits in its clean-up
+    other_tx.send(()).unwrap();
+    let res = lp.run_until_complete(t).unwrap();
+    assert_eq!(
+        res.unwrap_err().to_string(),
+        "CancelledError: abandoned",
+        "raised at the next await"
+    );
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 1);
+    release_tx.send(()).unwrap();
+    step(&lp, 2);
+    assert!(child_ref.done());
+}

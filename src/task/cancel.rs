@@ -460,6 +460,9 @@ impl Extra {
     /// Rule 6: the awaited thing `key` ended cancelled. If the task's request was passed on
     /// to it, it is answered: the message, for the caller to raise at the await.
     pub(crate) fn raise_forwarded(&self, key: usize) -> Option<Option<Arc<str>>> {
+        if self.requests.load(Ordering::Acquire) == 0 {
+            return None; // never cancelled: nothing was passed on
+        }
         let mut s = self.inner.lock();
         if s.forwarded != Some(key) {
             return None;
@@ -581,6 +584,11 @@ impl Extra {
         let mut s = self.inner.lock();
         if s.must_cancel && s.requests <= s.poll_gen {
             s.must_cancel = false;
+            // A request passed on earlier and not yet answered merges into this delivery
+            // (T3: requests before delivery arrive as one): the awaitable it went to, dropped
+            // with the scope's child, must not raise it again (`abandoned`).
+            s.forwarded = None;
+            s.raised_upto = s.requests;
             Some(s.msg.clone())
         } else {
             None
@@ -959,6 +967,24 @@ pub(crate) fn raise_if_forwarded(key: usize) -> bool {
             None => false,
         }
     })
+}
+
+/// Rule 6: the awaiting handle of `key` is dropped by the current task without having read
+/// it (a `select`-like combinator took another branch). A request passed on to `key` and not
+/// answered would then never be raised: it is put back on the task, delivered at its next
+/// suspension point (or, if it now returns, ending it cancelled: mapping point 4).
+pub(crate) fn abandoned(key: usize) {
+    // Nor is the task suspended on it any more: a waiter noted earlier in this poll is
+    // forgotten (a later `cancel()` must not be passed on to a dropped awaitable).
+    let old = FRAME.with(|f| {
+        let mut f = f.borrow_mut();
+        match &f.waiter {
+            Some((_, w)) if f.active && w.key() == key => f.waiter.take(),
+            _ => None,
+        }
+    });
+    drop(old); // a `TaskRef`'s drop may free a task: outside the borrow
+    let _ = raise_if_forwarded(key);
 }
 
 /// Rule 6: the awaited thing `key` was read: any request passed on to it is answered.

@@ -472,6 +472,10 @@ impl<T> Drop for Task<T> {
         if self.edge {
             self.forget_edge();
         }
+        if !self.taken && self.kept.is_none() {
+            // Rule T3: dropped unread by an awaiter whose request was passed on to this task.
+            super::cancel::abandoned(super::cancel::task_key(self.raw));
+        }
         // SAFETY: we are the handle and give up its reference exactly once.
         unsafe { self.raw.drop_join_handle() }
     }
