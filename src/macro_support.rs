@@ -7,8 +7,12 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use crate::shim::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use crate::event_loop::LocalLoop;
 use crate::runtime::Builder;
+use crate::task::TaskRef;
 
 /// The options of `#[aioloop::main(...)]` / `#[aioloop::test(...)]`, as parsed.
 ///
@@ -43,7 +47,7 @@ pub fn run<F: Future<Output = T>, T>(opts: MacroOptions, body: F) -> T {
         let lp = LocalLoop::new().expect("aioloop: cannot create the LocalLoop");
         lp.set_debug(opts.debug);
         let out = lp
-            .run_until_complete(deadline(opts.timeout, body))
+            .run_until_complete(deadline(opts.timeout, then_cancel_remaining(body)))
             .expect("aioloop: a fresh LocalLoop refused to run");
         // Closing cancels what the body left running, on this thread.
         let _ = lp.close();
@@ -54,7 +58,7 @@ pub fn run<F: Future<Output = T>, T>(opts: MacroOptions, body: F) -> T {
             builder = builder.workers(n);
         }
         let rt = builder.build().expect("aioloop: cannot start the runtime");
-        rt.block_on(deadline(opts.timeout, body))
+        rt.block_on(deadline(opts.timeout, then_cancel_remaining(body)))
     };
     match out {
         Some(v) => v,
@@ -63,6 +67,45 @@ pub fn run<F: Future<Output = T>, T>(opts: MacroOptions, body: F) -> T {
             opts.timeout.unwrap_or_default()
         ),
     }
+}
+
+/// `body`, then asyncio.run's `_cancel_all_tasks` (rule T11): every other unfinished task of
+/// the loop is cancelled — through the request protocol, so its `catch_cancel` clean-up
+/// runs and may await — and the main task waits until all have finished, before the loop
+/// is closed (which would drop them unfinished). Tasks started during that clean-up are
+/// left to the close, as asyncio only cancels the tasks alive when the body returned. A
+/// third-party task cannot be watched, and is only cancelled.
+async fn then_cancel_remaining<F: Future>(body: F) -> F::Output {
+    let out = body.await;
+    let me = crate::task::current_task();
+    let left: Vec<TaskRef> = crate::task::all_tasks()
+        .into_iter()
+        .filter(|t| Some(t) != me.as_ref())
+        .collect();
+    if left.is_empty() {
+        return out;
+    }
+    let all_done = crate::future::create_future::<()>();
+    // One count for the loop below, so that callbacks firing meanwhile cannot reach zero.
+    let remaining = Arc::new(AtomicUsize::new(left.len() + 1));
+    let count_down = {
+        let (remaining, all_done) = (remaining.clone(), all_done.clone());
+        move || {
+            if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let _ = all_done.set_result(());
+            }
+        }
+    };
+    for t in &left {
+        t.cancel(None);
+        let cb = count_down.clone();
+        if !t.add_done_callback(Arc::new(move |_: &TaskRef| cb())) {
+            count_down();
+        }
+    }
+    count_down();
+    let _ = all_done.await;
+    out
 }
 
 /// `body`, or `None` once `limit` has passed (the body is then dropped, inside the loop).

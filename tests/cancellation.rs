@@ -937,3 +937,51 @@ fn uncancel_does_not_recall_a_forwarded_request() {
     );
     assert!(child_ref.cancelled());
 }
+
+// rule T3, "repeated requests before delivery produce one cancellation": which message it
+// carries, checked against CPython 3.13.0 (not the rule's "the first message", which holds
+// only for a request passed on): `cancel()` stores `_cancel_message = msg` on every stored
+// request, so a task cancelled twice before its first step, or twice by itself while
+// running, ends with the *last* message; a task suspended on a future passes the first on
+// (`fut.cancel(msg)`), the second finds the future done and is merged into it: the *first*.
+#[test]
+fn repeated_requests_carry_cpythons_message() {
+    let lp = new_loop();
+    let t = lp.create_task(pending::<()>()).unwrap();
+    assert!(t.cancel(Some("a")) && t.cancel(Some("b")));
+    assert_eq!(
+        cancel_message(lp.run_until_complete(t).unwrap()).as_deref(),
+        Some("b"),
+        "stored before its first step"
+    );
+
+    let fut = lp.create_future::<()>();
+    let f2 = fut.clone();
+    let t = lp
+        .create_task(async move {
+            let _ = f2.raising().await;
+        })
+        .unwrap();
+    lp.run_once(NO_WAIT).unwrap();
+    assert!(t.cancel(Some("a")) && t.cancel(Some("b")));
+    assert_eq!(
+        cancel_message(lp.run_until_complete(t).unwrap()).as_deref(),
+        Some("a"),
+        "passed on to the awaited future"
+    );
+    assert!(fut.cancelled());
+
+    let t = lp
+        .create_task(async {
+            let me = current_task().unwrap();
+            me.cancel(Some("a"));
+            me.cancel(Some("b"));
+            yield_now().await;
+        })
+        .unwrap();
+    assert_eq!(
+        cancel_message(lp.run_until_complete(t).unwrap()).as_deref(),
+        Some("b"),
+        "stored by the running task itself"
+    );
+}

@@ -744,3 +744,44 @@ fn builder_names_a_task() {
     assert_eq!(name, "inner");
     assert_eq!(default_name, format!("Task-{id}"));
 }
+
+// rule L6 (CPython test_tasks.test_current_task, `asyncio.current_task(loop=...)`): with an
+// explicit loop the call never fails: None before the task runs and after it finished, the
+// task while it runs (across an await), and None when asked about a loop other than the one
+// running on this thread — on a LocalLoop and on a runtime.
+#[test]
+fn current_task_with_explicit_loop() {
+    use aioloop::task::current_task_of;
+    let lp = aioloop::LocalLoop::new().unwrap();
+    let id = lp.id();
+    assert!(
+        current_task_of(id).is_none(),
+        "no loop running: None, not an error"
+    );
+    let t = lp
+        .create_task(async move {
+            let me = aioloop::current_task().unwrap();
+            assert_eq!(current_task_of(id), Some(me.clone()));
+            yield_now().await;
+            assert_eq!(current_task_of(id), Some(me));
+            let other = runtime(1);
+            assert!(
+                current_task_of(other.handle().id()).is_none(),
+                "another loop"
+            );
+            drop(other);
+        })
+        .unwrap();
+    assert!(current_task_of(id).is_none());
+    lp.run_until_complete(t).unwrap().unwrap();
+    assert!(current_task_of(id).is_none(), "after the task finished");
+
+    let rt = runtime(2);
+    let rid = rt.handle().id();
+    let inside = rt.block_on(rt.spawn(async move {
+        let me = aioloop::current_task().unwrap();
+        current_task_of(rid) == Some(me) && current_task_of(id).is_none()
+    }));
+    assert!(inside.unwrap());
+    assert!(current_task_of(rid).is_none());
+}

@@ -218,3 +218,71 @@ fn t12_local_create_task_with_context() {
         .unwrap();
     assert_eq!(ret, [None, Some(1), Some(2)]);
 }
+
+/// Rule T12 (issue 10): `get_context()` while the task is running. From the task itself it
+/// is its current context (what this step set included); from another thread while a worker
+/// polls it, a copy as the step in progress began (the divergence table's T12 row: asyncio
+/// returns the context object itself); once the step ends, what it set is seen too.
+#[test]
+fn t12_get_context_mid_poll() {
+    guarded("get_context mid-poll", || {
+        let rt = runtime(2);
+        let (running_tx, running) = std::sync::mpsc::channel();
+        let (checked_tx, checked) = std::sync::mpsc::channel::<()>();
+        let t = rt.spawn(async move {
+            CVAR.set(7);
+            aioloop::yield_now().await; // the step that set 7 has ended
+            CVAR.set(8);
+            let own = aioloop::current_task()
+                .unwrap()
+                .get_context()
+                .run(|| CVAR.get());
+            // Holds this worker only until the test thread (not a worker) has looked.
+            running_tx.send(own).unwrap();
+            checked.recv().unwrap();
+        });
+        assert_eq!(running.recv().unwrap(), Some(8), "from the task itself");
+        assert!(!t.done());
+        let mid = t.get_context();
+        assert_eq!(mid.clone().run(|| CVAR.get()), Some(7), "as the step began");
+        checked_tx.send(()).unwrap();
+        wait_until("done", || t.done());
+        assert_eq!(t.get_context().run(|| CVAR.get()), Some(8), "as it ended");
+        assert_eq!(rt.block_on(t).unwrap(), ());
+    });
+}
+
+/// Rule T12: the empty cases of `get_context()`: a task that sets nothing (before its first
+/// step, mid-poll from another thread, and after), and one given an empty context.
+#[test]
+fn t12_get_context_empty_cases() {
+    guarded("get_context empty", || {
+        let rt = runtime(2);
+        // Two rendezvous with the test thread (not a worker): it looks in between.
+        let steps = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let in_task = steps.clone();
+        let t = rt.spawn(async move {
+            in_task.wait();
+            in_task.wait();
+        });
+        steps.wait();
+        assert!(t.get_context().is_empty(), "mid-poll");
+        steps.wait();
+        wait_until("done", || t.done());
+        assert!(t.get_context().is_empty(), "finished");
+
+        let lp = new_loop();
+        let given = lp
+            .run_until_complete(async {
+                CVAR.set(1); // the creator's value is not inherited by a given context
+                let t = Builder::new()
+                    .context(Context::new())
+                    .spawn(pending::<()>());
+                let before = t.get_context().is_empty();
+                aioloop::yield_now().await;
+                (before, t.get_context().is_empty())
+            })
+            .unwrap();
+        assert_eq!(given, (true, true));
+    });
+}

@@ -504,9 +504,10 @@ fn eager_child_failure() {
     assert_eq!(seen_rx.try_recv().unwrap(), (true, true, true));
 }
 
-// rule G1–G3 directly in `block_on`, asyncio.run's shape: the main task is not a built-in
-// task, so the group cannot cancel it; a failing child still aborts the group: the other
-// children are cancelled, the body (blocked forever) is dropped, and the failure returned.
+// rule G1–G3 directly in `block_on`, asyncio.run's shape: the main task is a built-in task
+// (issue 10 item 8), so a failing child aborts the group as in any task: the other children
+// are cancelled, the body's pending await is cancelled through the main task, and the
+// failure is returned.
 #[test]
 fn group_directly_in_block_on() {
     let rt = runtime(2);

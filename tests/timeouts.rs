@@ -479,9 +479,10 @@ fn timeout_in_local_loop_task() {
     assert_eq!(level, 0);
 }
 
-// rule X1, divergence: directly in `block_on` (and `run_until_complete`) there is no built-in
-// task to cancel; the future is dropped at the deadline (asyncio raises "Timeout should be used
-// inside a task").
+// rule X1 directly in `block_on` (and `run_until_complete`): their future runs as a built-in
+// main task (issue 10 item 8, as asyncio wraps it in a Task), so the timeout cancels it through
+// the request protocol as in any task: the future is cancelled (dropped) at the deadline and
+// the scope gives TimeoutError.
 #[test]
 fn timeout_in_block_on_drops_the_future() {
     let (r, drops, ready, local) = guarded("block_on fallback", || {

@@ -624,6 +624,9 @@ impl<T> Drop for Future<T> {
         let Some(i) = self.waiter.take() else {
             return;
         };
+        // Rule T3: the awaiting handle goes away while the awaiting task's request, passed on
+        // to this future, is unanswered: the task keeps it (task/cancel.rs, `abandoned`).
+        crate::task::cancel::abandoned(self.key());
         let mut st = self.inner.state.lock();
         if !st.is_pending() {
             return;

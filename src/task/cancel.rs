@@ -44,7 +44,15 @@
 //!    cancelled raises at the await: the handle re-arms the request on the awaiting task
 //!    (uncounted) and stays pending, so the enclosing scope takes it. A waiter that
 //!    suppressed the cancellation gives the awaiter its value. A request made by the task
-//!    itself while running is passed on when it next awaits a task or future.
+//!    itself while running is passed on when it next awaits a task or future; one that
+//!    another thread made while the task was being polled is passed on at the start of
+//!    the next poll to what that poll left the task suspended on (asyncio passes it on at
+//!    the end of the step), and lands at the suspension point (rule 3) only if that
+//!    refuses it (it was done). A refusal is kept on the awaiter unless the awaiter already
+//!    raised a passed-on request at the await (`raised_upto`); an awaited task that finished
+//!    with a value while the request was reaching it counts as refusing it (`cancel()` on it
+//!    returns `false`, or the awaiter, reading its outcome, finds the request undelivered on
+//!    it and raises at the await).
 //!
 //! The state lives in a lazily allocated [`Extra`] block hung off the task header, so a task
 //! that is never cancelled pays one pointer.
@@ -266,6 +274,9 @@ struct Inner {
     waiter: Option<Waiter>,
     /// Rule 6: the key of the awaitable a request was passed on to and not yet answered.
     forwarded: Option<usize>,
+    /// Rule 6: `requests` when a passed-on request was last raised at the await
+    /// (`raise_forwarded`): every request up to it has been delivered.
+    raised_upto: u64,
     /// `requests` when the current (or last) poll began: catch scopes take only requests
     /// up to it, so one arriving mid-poll waits for the next poll, where the *innermost*
     /// scope gets it first.
@@ -274,6 +285,9 @@ struct Inner {
     done: DoneList,
     /// The task's context between polls (T12); `None` while empty or while being polled.
     context: Option<Context>,
+    /// While a poll has `context` out: a copy of it as that poll began (an O(1) copy of a
+    /// persistent map), for `get_context()` from another thread.
+    in_poll: Option<Context>,
 }
 
 impl ExtraSlot {
@@ -392,29 +406,69 @@ impl Extra {
     /// delivered (`forwarded`); refused (the waiter was already done), it is stored, as
     /// asyncio sets `_must_cancel` when `_fut_waiter.cancel()` returns false. Returns
     /// whether the task must be woken.
+    ///
+    /// Refused, the request is delivered already only if the task raised a passed-on
+    /// request at the await meanwhile (the waiter had ended cancelled). A task that read
+    /// the waiter's *value* meanwhile (another worker polled it between `request_suspended`
+    /// and now) has gone on past the await: the request is stored for its next suspension
+    /// point, as asyncio stores a cancel that reaches a running task. (Treating "forwarded
+    /// cleared" as "delivered" lost such requests: a consumer in the 64-consumer pipeline
+    /// of tests/cancel_race.rs never ran its clean-up.)
     pub(crate) fn forward_result(&self, generation: u64, waiter: &Waiter, accepted: bool) -> bool {
         let mut s = self.inner.lock();
         if accepted {
             s.propagated = s.propagated.max(generation);
             false
-        } else if s.forwarded == Some(waiter.key()) {
-            s.forwarded = None;
-            s.must_cancel = true;
-            true
-        } else {
+        } else if s.raised_upto >= generation {
             // The task already raised it at the await (`raise_forwarded`): delivered.
             false
+        } else {
+            if s.forwarded == Some(waiter.key()) {
+                s.forwarded = None;
+            }
+            s.must_cancel = true;
+            true
         }
+    }
+
+    /// Rule 6 at the start of a poll: a stored request and a waiter published by the last
+    /// poll. The request arrived while the previous poll was running (or the waiter had
+    /// already refused it); asyncio's step would have passed it on to the future the task
+    /// then yielded (`_fut_waiter.cancel()` when `_must_cancel`). Tries that now; returns
+    /// whether the waiter accepted it (then it is delivered and the task polls normally).
+    pub(crate) fn forward_stored(&self) -> bool {
+        let (generation, msg, waiter) = {
+            let s = self.inner.lock();
+            match &s.waiter {
+                Some(w) if s.must_cancel => (s.requests, s.msg.clone(), w.duplicate()),
+                _ => return false,
+            }
+        };
+        let accepted = waiter.cancel(msg);
+        if accepted {
+            let mut s = self.inner.lock();
+            s.propagated = s.propagated.max(generation);
+            if s.must_cancel && s.requests == generation {
+                s.must_cancel = false;
+                s.forwarded = Some(waiter.key());
+            }
+        }
+        drop(waiter); // may release the last reference to a task: no lock held
+        accepted
     }
 
     /// Rule 6: the awaited thing `key` ended cancelled. If the task's request was passed on
     /// to it, it is answered: the message, for the caller to raise at the await.
     pub(crate) fn raise_forwarded(&self, key: usize) -> Option<Option<Arc<str>>> {
+        if self.requests.load(Ordering::Acquire) == 0 {
+            return None; // never cancelled: nothing was passed on
+        }
         let mut s = self.inner.lock();
         if s.forwarded != Some(key) {
             return None;
         }
         s.forwarded = None;
+        s.raised_upto = s.requests;
         Some(s.msg.clone())
     }
 
@@ -530,6 +584,11 @@ impl Extra {
         let mut s = self.inner.lock();
         if s.must_cancel && s.requests <= s.poll_gen {
             s.must_cancel = false;
+            // A request passed on earlier and not yet answered merges into this delivery
+            // (T3: requests before delivery arrive as one): the awaitable it went to, dropped
+            // with the scope's child, must not raise it again (`abandoned`).
+            s.forwarded = None;
+            s.raised_upto = s.requests;
             Some(s.msg.clone())
         } else {
             None
@@ -543,6 +602,26 @@ impl Extra {
         }
         let s = self.inner.lock();
         s.must_cancel && s.requests <= s.poll_gen
+    }
+
+    /// An undelivered request is stored (whether or not a scope could take it now). On a
+    /// finished task, it is a `cancel()` that lost the race with the task's last poll: it
+    /// found the task running, and was stored after that poll's completion check.
+    pub(crate) fn undelivered(&self) -> bool {
+        if self.requests.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        self.inner.lock().must_cancel
+    }
+
+    /// A `cancel()` that found the task finished after storing its request takes it back
+    /// (uncounted), unless it was consumed meanwhile.
+    pub(crate) fn withdraw_lost(&self) {
+        let mut s = self.inner.lock();
+        if s.must_cancel {
+            s.must_cancel = false;
+            s.cancelling = s.cancelling.saturating_sub(1);
+        }
     }
 
     /// Rule 6: the request to pass on to an awaited task, once per request.
@@ -597,25 +676,38 @@ impl Extra {
         if !self.has_context.load(Ordering::Acquire) {
             return None;
         }
-        self.inner.lock().context.take()
+        let mut s = self.inner.lock();
+        let ctx = s.context.take();
+        s.in_poll = ctx.as_ref().map(Context::snapshot);
+        ctx
     }
 
-    /// A copy of the task's context between polls, for running code "in the task's
-    /// context" without taking it from a poller that may want it next (`None`: the task has
-    /// none, or it is out being polled).
+    /// A copy of the task's context, for running code "in the task's context" without
+    /// taking it from a poller that may want it next: as the last step left it, or, while a
+    /// poll on another thread has it, as that poll began (`None`: the task has none).
     pub(crate) fn context_snapshot(&self) -> Option<Context> {
         // Acquire: as in `take_context`.
         if !self.has_context.load(Ordering::Acquire) {
             return None;
         }
-        self.inner.lock().context.as_ref().map(Context::snapshot)
+        let s = self.inner.lock();
+        s.context
+            .as_ref()
+            .or(s.in_poll.as_ref())
+            .map(Context::snapshot)
     }
 
     /// The poller (or `create_task`) stores the task's context.
     pub(crate) fn put_context(&self, ctx: Context) {
-        let mut s = self.inner.lock();
-        s.context = Some(ctx);
-        self.has_context.store(true, Ordering::Release);
+        let stale = {
+            let mut s = self.inner.lock();
+            s.context = Some(ctx);
+            self.has_context.store(true, Ordering::Release);
+            s.in_poll.take()
+        };
+        // Dropping the copy may drop the last reference to a value the poll replaced: user
+        // code (a value's destructor) runs outside the lock.
+        drop(stale);
     }
 }
 
@@ -875,6 +967,24 @@ pub(crate) fn raise_if_forwarded(key: usize) -> bool {
             None => false,
         }
     })
+}
+
+/// Rule 6: the awaiting handle of `key` is dropped by the current task without having read
+/// it (a `select`-like combinator took another branch). A request passed on to `key` and not
+/// answered would then never be raised: it is put back on the task, delivered at its next
+/// suspension point (or, if it now returns, ending it cancelled: mapping point 4).
+pub(crate) fn abandoned(key: usize) {
+    // Nor is the task suspended on it any more: a waiter noted earlier in this poll is
+    // forgotten (a later `cancel()` must not be passed on to a dropped awaitable).
+    let old = FRAME.with(|f| {
+        let mut f = f.borrow_mut();
+        match &f.waiter {
+            Some((_, w)) if f.active && w.key() == key => f.waiter.take(),
+            _ => None,
+        }
+    });
+    drop(old); // a `TaskRef`'s drop may free a task: outside the borrow
+    let _ = raise_if_forwarded(key);
 }
 
 /// Rule 6: the awaited thing `key` was read: any request passed on to it is answered.

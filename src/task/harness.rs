@@ -62,7 +62,7 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
 
     // Catchable cancellation (task/cancel.rs): what was pending when this poll began.
     let extra = cell.header.extra.get();
-    let at_start = extra.map(|c| c.at_start());
+    let mut at_start = extra.map(|c| c.at_start());
     let mut deliver_at = 0;
     let mut drop_unpolled = None;
     if let (Some(c), Some(a)) = (extra, at_start) {
@@ -78,9 +78,15 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
                 unsafe { cancel_and_complete::<F, S>(ptr, 1, msg()) };
                 return;
             }
-            deliver_at = c.suspended_depth();
-            if deliver_at == 0 {
-                drop_unpolled = Some(msg());
+            if c.forward_stored() {
+                // Rule 6 of task/cancel.rs: passed on to what the task is suspended on;
+                // it polls normally and waits for that to end.
+                at_start = Some(c.at_start());
+            } else {
+                deliver_at = c.suspended_depth();
+                if deliver_at == 0 {
+                    drop_unpolled = Some(msg());
+                }
             }
         }
     }

@@ -417,23 +417,34 @@ impl<T> Future for Task<T> {
             super::cancel::propagate_to(self.raw);
         }
         let key = super::cancel::task_key(self.raw);
-        // Rule T3 (task/cancel.rs, rule 6): the awaiter's request was passed on to this task,
-        // which ended cancelled: the cancellation is raised at this await, in the awaiter.
-        if self.raw.cancelled() && super::cancel::raise_if_forwarded(key) {
-            return Poll::Pending;
-        }
         let out = self.read_output(cx.waker());
-        if out.is_pending() {
+        let Poll::Ready(res) = out else {
             let raw = self.raw;
             super::cancel::note_waiter(|| super::cancel::Waiter::Task(raw.task_ref()));
-        } else {
-            // The task ended otherwise (a value: it suppressed a request passed on to it).
-            super::cancel::answered(key);
-            if self.edge {
-                self.forget_edge();
-            }
+            return Poll::Pending;
+        };
+        // Rule T3 (task/cancel.rs, rule 6): the awaiter's request was passed on to this task,
+        // which ended cancelled — or finished before the request reached it (the request
+        // found it in its last poll, too late to count): the cancellation is raised at this
+        // await, in the awaiter. Decided on the outcome already read (checking before the
+        // read raced a completion landing in between, and the request was lost); the outcome
+        // stays in the handle, unread.
+        let raise = match &res {
+            Err(TaskError::Cancelled(_)) => true,
+            Ok(_) => self.raw.finished_before_cancel(),
+            Err(_) => false,
+        };
+        if raise && super::cancel::raise_if_forwarded(key) {
+            self.kept = Some(Box::new(res));
+            self.taken = false;
+            return Poll::Pending;
         }
-        out
+        // The task ended otherwise (a value: it suppressed a request passed on to it).
+        super::cancel::answered(key);
+        if self.edge {
+            self.forget_edge();
+        }
+        Poll::Ready(res)
     }
 }
 
@@ -460,6 +471,10 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         if self.edge {
             self.forget_edge();
+        }
+        if !self.taken && self.kept.is_none() {
+            // Rule T3: dropped unread by an awaiter whose request was passed on to this task.
+            super::cancel::abandoned(super::cancel::task_key(self.raw));
         }
         // SAFETY: we are the handle and give up its reference exactly once.
         unsafe { self.raw.drop_join_handle() }

@@ -482,7 +482,9 @@ impl TaskRef {
     /// Called from the task itself, that is the current context; otherwise it is the
     /// context as the task's last step left it (its values at its end, for a finished
     /// task). A task being polled on another thread at this moment has its context in use
-    /// there: the copy is then empty. A third-party task has no context of ours: empty.
+    /// there: the copy is the context as that step began (what the step sets is seen once
+    /// it ends). A task that never had a value set, and a third-party task, give an empty
+    /// context.
     ///
     /// ```
     /// use aioloop::contextvars::ContextVar;
@@ -704,6 +706,30 @@ pub fn try_current_task() -> Result<Option<TaskRef>, NoRunningLoop> {
         return Err(NoRunningLoop);
     }
     Ok(current::get())
+}
+
+/// Rule L6 with an explicit loop (asyncio's `current_task(loop)`): the task of loop `id`
+/// executing on this thread, or `None` — also when no loop, or another loop, runs here.
+/// Never fails. A runtime's loop is a pool of workers, each executing its own task: the
+/// answer is the one this thread executes (from a task of that runtime: itself).
+///
+/// ```
+/// use aioloop::task::current_task_of;
+/// let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+/// let id = rt.handle().id();
+/// assert!(current_task_of(id).is_none()); // no loop runs here: None, not an error
+/// let (mine, other) = rt.block_on(async move {
+///     let lp = aioloop::LocalLoop::new().unwrap();
+///     (current_task_of(id), current_task_of(lp.id()))
+/// });
+/// assert!(mine.is_some()); // block_on's main task
+/// assert!(other.is_none()); // a loop that is not the one running here
+/// ```
+pub fn current_task_of(id: LoopId) -> Option<TaskRef> {
+    if current::running_loop() != Some(id) {
+        return None;
+    }
+    current::get()
 }
 
 /// Rule L7: the unfinished, registered tasks of the loop running on this thread.

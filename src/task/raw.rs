@@ -196,12 +196,20 @@ impl RawTask {
         if own || h.state.load().is_running() {
             // Running (asyncio: no `_fut_waiter`): stored, raised at its next suspension.
             extra.request(msg, own);
+            if !own && self.lost_to_completion(extra) {
+                return false;
+            }
             self.wake_for_cancel();
             return true;
         }
         // Suspended: passed on to what it awaits, if anything (task/cancel.rs, rule 6).
         match extra.request_suspended(msg.clone()) {
-            None => self.wake_for_cancel(),
+            None => {
+                if self.lost_to_completion(extra) {
+                    return false;
+                }
+                self.wake_for_cancel()
+            }
             Some((generation, waiter)) => {
                 let accepted = waiter.cancel(msg);
                 if extra.forward_result(generation, &waiter, accepted) {
@@ -210,6 +218,23 @@ impl RawTask {
                 drop(waiter); // may release the last reference to a task: no lock held
             }
         }
+        true
+    }
+
+    /// A request just stored found the task completing with a value: its last poll had
+    /// already looked for requests (task/cancel.rs, rule 5) and then finished. asyncio's
+    /// `cancel()` on a done task returns `false` and counts nothing, so the request is
+    /// withdrawn and `cancel` reports `false` — which is what tells an awaiter that passed
+    /// its own request on here to keep it (rule 6; a lost request in the 64-consumer
+    /// pipeline of tests/cancel_race.rs). A completion still in progress is not seen here;
+    /// the awaiter then sees the request left undelivered on the finished task
+    /// ([`RawTask::finished_before_cancel`], read after the outcome: the request's store
+    /// precedes this check, which precedes the completion the awaiter observed).
+    fn lost_to_completion(self, extra: &super::cancel::Extra) -> bool {
+        if !self.finished_before_cancel() {
+            return false;
+        }
+        extra.withdraw_lost();
         true
     }
 
@@ -338,6 +363,17 @@ impl RawTask {
     /// asyncio's `uncancel()` (rule T7).
     pub(crate) fn uncancel(self) -> u32 {
         self.header().extra.get().map_or(0, |c| c.uncancel())
+    }
+
+    /// A finished task that a request passed on to it never reached (task/cancel.rs,
+    /// rule 6): it is done, did not end cancelled, and a `cancel()` that found it still
+    /// running was stored after its completion check. For the awaiter, that request was
+    /// refused (the awaited task had finished first), so it is raised at the await.
+    pub(crate) fn finished_before_cancel(self) -> bool {
+        let st = self.header().state.load();
+        st.is_complete()
+            && !st.is_cancelled_outcome()
+            && self.header().extra.get().is_some_and(|e| e.undelivered())
     }
 
     /// asyncio's `cancelled()`: done, and the outcome is a cancellation.
