@@ -204,4 +204,10 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A failing test can leave a ProcessPoolExecutor behind (test_events'
+    # test_get_event_loop_new_process, listed): the interpreter's exit would join its
+    # workers forever. Its workers exit on their own once this process is gone.
+    os._exit(code)
