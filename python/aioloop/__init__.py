@@ -14,10 +14,12 @@ functions; the default creates asyncio's own ``Task`` with ``loop=self``.
 """
 
 import asyncio
+import selectors
+import socket
 import sys
 import threading
 import weakref
-from asyncio import base_events, coroutines, events
+from asyncio import base_events, coroutines, events, selector_events, unix_events
 
 from ._aioloop import Handle, Loop as _Loop, Task, TimerHandle
 
@@ -63,6 +65,17 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
         self.slow_callback_duration = 0.1
         self._debug = coroutines._is_debug_mode()
         self._set_debug_core(self._debug)
+        # I/O: the handle of each watched descriptor (the watchers themselves are the
+        # Rust loop's), the transports by descriptor (asyncio's _ensure_fd_no_transport),
+        # signal handlers and the self-pipe set_wakeup_fd writes to (made on first use).
+        self._readers = {}
+        self._writers = {}
+        self._transports = weakref.WeakValueDictionary()
+        self._selector = _SelectorView(self)
+        self._signal_handlers = {}
+        self._ssock = None
+        self._csock = None
+        self._internal_fds = 0
 
     def __repr__(self):
         return (
@@ -109,6 +122,15 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
             raise RuntimeError("Cannot close a running event loop")
         if self._is_closed_core():
             return
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
+        if self._ssock is not None:
+            self._close_self_pipe()
+        for handle in (*self._readers.values(), *self._writers.values()):
+            handle.cancel()
+        self._readers.clear()
+        self._writers.clear()
+        self._selector = None  # as asyncio's: transports' repr stops asking
         self._close_core()
         self._executor_shutdown_called = True
         executor = self._default_executor
@@ -170,6 +192,132 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
 
     def _timer_handle_cancelled(self, handle):
         pass
+
+    # -- I/O watchers (the Rust loop's reactor) --------------------------------------
+    def _add_reader(self, fd, callback, *args):
+        return self._watch(self._readers, False, fd, callback, args)
+
+    def _add_writer(self, fd, callback, *args):
+        return self._watch(self._writers, True, fd, callback, args)
+
+    def _remove_reader(self, fd):
+        return self._unwatch(self._readers, False, fd)
+
+    def _remove_writer(self, fd):
+        return self._unwatch(self._writers, True, fd)
+
+    def _watch(self, table, write, fd, callback, args):
+        self._check_closed()
+        fd = selectors._fileobj_to_fd(fd)
+        handle = self._add_watcher(fd, write, callback, *args)
+        old = table.get(fd)
+        table[fd] = handle
+        if old is not None:
+            old.cancel()
+        return handle
+
+    def _unwatch(self, table, write, fd):
+        if self.is_closed():
+            return False
+        try:
+            fd = selectors._fileobj_to_fd(fd)
+        except ValueError:
+            return False
+        handle = table.pop(fd, None)
+        self._remove_watcher(fd, write)
+        if handle is None:
+            return False
+        handle.cancel()
+        return True
+
+    # -- signals (set_wakeup_fd writes the signal number to the self-pipe) -----------
+    def add_signal_handler(self, sig, callback, *args):
+        self._check_closed()
+        if self._ssock is None:
+            self._make_self_pipe()
+        return _Unix.add_signal_handler(self, sig, callback, *args)
+
+    def _stop_serving(self, sock):
+        # The reader's watcher polls a duplicate of the descriptor, closed when the
+        # cancelled watcher next runs: shut the listener down now so that, as with
+        # asyncio, connecting right after Server.close() is refused.
+        self._remove_reader(sock.fileno())
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+
+    def _add_callback_signalsafe(self, handle):
+        # Called from the self-pipe's reader on this loop's thread.
+        self.call_soon(_run_signal_handle, handle)
+
+
+def _run_signal_handle(handle):
+    if not handle._cancelled:
+        handle._run()
+
+
+class _SelectorView:
+    """What asyncio's transports read of ``loop._selector``: whether a descriptor is
+    watched, for their repr (``selector_events._test_selector_event``)."""
+
+    def __init__(self, loop):
+        self._loop = weakref.ref(loop)
+
+    def get_key(self, fd):
+        loop = self._loop()
+        fd = selectors._fileobj_to_fd(fd)
+        reader = loop._readers.get(fd) if loop is not None else None
+        writer = loop._writers.get(fd) if loop is not None else None
+        if reader is None and writer is None:
+            raise KeyError(f"{fd!r} is not registered")
+        mask = (selectors.EVENT_READ if reader else 0) | (selectors.EVENT_WRITE if writer else 0)
+        return selectors.SelectorKey(fd, fd, mask, (reader, writer))
+
+
+_Sel = selector_events.BaseSelectorEventLoop
+_Unix = unix_events._UnixSelectorEventLoop
+
+# asyncio's own I/O layer on top of the watchers above: these methods only use
+# _add_reader/_add_writer/_remove_*, the task and future machinery and the transports
+# table, so they are taken from asyncio's selector loop as they are (none uses super()).
+_BORROWED = {
+    _Base: (
+        "_connect_sock", "_create_connection_transport", "_create_server_getaddrinfo",
+        "_ensure_resolved", "_getaddrinfo_debug", "_log_subprocess", "_sendfile_fallback",
+        "_sock_sendfile_fallback", "_check_sendfile_params", "connect_accepted_socket",
+        "connect_read_pipe", "connect_write_pipe", "create_connection",
+        "create_datagram_endpoint", "create_server", "getaddrinfo", "getnameinfo",
+        "sendfile", "sock_sendfile", "start_tls", "subprocess_exec", "subprocess_shell",
+    ),
+    _Sel: (
+        "add_reader", "add_writer", "remove_reader", "remove_writer",
+        "_ensure_fd_no_transport", "_accept_connection", "_accept_connection2",
+        "_make_datagram_transport", "_make_socket_transport", "_make_ssl_transport",
+        "_start_serving", "_read_from_self", "_make_self_pipe",
+        "_close_self_pipe", "_sendfile_native",
+        "sock_accept", "_sock_accept", "sock_connect", "_sock_connect", "_sock_connect_cb",
+        "sock_recv", "_sock_recv", "sock_recv_into", "_sock_recv_into", "sock_recvfrom",
+        "_sock_recvfrom", "sock_recvfrom_into", "_sock_recvfrom_into", "sock_sendall",
+        "_sock_sendall", "sock_sendto", "_sock_sendto", "_sock_read_done",
+        "_sock_write_done",
+    ),
+    _Unix: (
+        "_check_signal", "_child_watcher_callback", "_handle_signal",
+        "_make_read_pipe_transport", "_make_subprocess_transport",
+        "_make_write_pipe_transport", "_process_self_data", "_sock_add_cancellation_callback",
+        "_sock_sendfile_native", "_sock_sendfile_native_impl", "_sock_sendfile_update_filepos",
+        "create_unix_connection", "create_unix_server", "remove_signal_handler",
+    ),
+}
+for _cls, _names in _BORROWED.items():
+    for _name in _names:
+        _f = vars(_cls)[_name]
+        _code = getattr(_f, "__code__", None)
+        assert _code is None or "__class__" not in _code.co_freevars, _name
+        setattr(EventLoop, _name, _f)
+del _cls, _names, _name, _f, _code
 
 
 def new_event_loop(*, native_tasks=None):

@@ -68,6 +68,36 @@ impl Handle {
             report_error(py, h.loop_.bind(py), e, what, "handle", slf.as_any());
         }
     }
+
+    /// Runs the callback in its context without consuming it: an `add_reader`/`add_writer`
+    /// handle runs once per iteration its descriptor is ready, until cancelled.
+    pub(crate) fn run_repeating(slf: &Bound<'_, Handle>) {
+        let py = slf.py();
+        let h = slf.get();
+        if h.cancelled.load(Ordering::Acquire) {
+            return;
+        }
+        let (callback, args, context) = {
+            let p = h.payload.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(p) = p.as_ref() else { return };
+            (
+                p.callback.clone_ref(py),
+                p.args.clone_ref(py),
+                p.context.clone_ref(py),
+            )
+        };
+        if let Err(e) = run_in_context(py, context.bind(py), || {
+            callback.bind(py).call1(args.bind(py)).map(drop)
+        }) {
+            let p = Payload {
+                callback,
+                args,
+                context,
+            };
+            let what = format!("Exception in callback {}", describe(&p));
+            report_error(py, h.loop_.bind(py), e, what, "handle", slf.as_any());
+        }
+    }
 }
 
 /// Calls `f` inside `context` (`Context.run` without building an argument tuple).

@@ -9,11 +9,14 @@
 //! run (the rest of the pass still runs) and propagates out of `run_forever`.
 
 use std::cell::{Cell, RefCell};
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aioloop::{LocalLoop, LoopError, LoopHandle};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -57,14 +60,7 @@ impl Loop {
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
         let inner = slf.get().inner.get()?;
-        let h = Py::new(
-            py,
-            Handle::new(
-                payload(py, callback, args, context)?,
-                slf.clone().into_any().unbind(),
-                source_traceback(slf)?,
-            ),
-        )?;
+        let h = new_handle(slf, payload(py, callback, args, context)?)?;
         let run = h.clone_ref(py);
         inner
             .lp
@@ -121,6 +117,15 @@ fn source_traceback(slf: &Bound<'_, Loop>) -> PyResult<Option<PyObject>> {
         .getattr("extract_stack")?
         .call1((frame,))?;
     Ok(Some(tb.unbind()))
+}
+
+/// A `Handle` of this loop running `p`.
+fn new_handle(slf: &Bound<'_, Loop>, p: Payload) -> PyResult<Py<Handle>> {
+    let tb = source_traceback(slf)?;
+    Py::new(
+        slf.py(),
+        Handle::new(p, slf.clone().into_any().unbind(), tb),
+    )
 }
 
 fn payload(
@@ -252,14 +257,7 @@ impl Loop {
         context: Option<PyObject>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
-        let h = Py::new(
-            py,
-            Handle::new(
-                payload(py, callback, args, context)?,
-                slf.clone().into_any().unbind(),
-                source_traceback(slf)?,
-            ),
-        )?;
+        let h = new_handle(slf, payload(py, callback, args, context)?)?;
         let run = h.clone_ref(py);
         slf.get()
             .handle
@@ -328,6 +326,59 @@ impl Loop {
     /// Mirrors `set_debug` (any thread).
     fn _set_debug_core(&self, on: bool) {
         self.debug.store(on, Ordering::Relaxed);
+    }
+
+    /// asyncio's `_add_reader`/`_add_writer` core: watches `fd` on the `LocalLoop`'s reactor
+    /// and runs the returned handle once per iteration while `fd` is ready (level-triggered,
+    /// rule N8), replacing an earlier watcher of the same direction. The Python side keeps
+    /// the handle (to cancel it on removal) and checks `fd` against transports.
+    #[pyo3(signature = (fd, write, callback, *args))]
+    fn _add_watcher(
+        slf: &Bound<'_, Loop>,
+        fd: i32,
+        write: bool,
+        callback: PyObject,
+        args: Py<PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let inner = slf.get().inner.get()?;
+        if fd < 0 {
+            return Err(PyValueError::new_err(format!(
+                "Invalid file descriptor: {fd}"
+            )));
+        }
+        let h = new_handle(slf, payload(py, callback, args, None)?)?;
+        let run = h.clone_ref(py);
+        let cb = move || Python::with_gil(|py| Handle::run_repeating(run.bind(py)));
+        // SAFETY: the borrow lasts only for this call, in which the watcher takes its own
+        // duplicate of the descriptor (io::watch), so the registration never outlives the
+        // open file it waits on (reactor rule R9). A number that is not open makes the
+        // duplication fail with EBADF, which is returned as OSError.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let added = if write {
+            inner.lp.add_writer(borrowed, cb)
+        } else {
+            inner.lp.add_reader(borrowed, cb)
+        };
+        added?;
+        Ok(h)
+    }
+
+    /// asyncio's `_remove_reader`/`_remove_writer` core: whether a watcher was removed.
+    fn _remove_watcher(&self, fd: i32, write: bool) -> PyResult<bool> {
+        let inner = self.inner.get()?;
+        if fd < 0 {
+            return Ok(false);
+        }
+        // SAFETY: only the number is read (the watcher table is keyed by it); nothing is
+        // done to the descriptor itself, so it need not be open (reactor rule R9 concerns
+        // the watcher's own duplicate, which removal drops).
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        Ok(if write {
+            inner.lp.remove_writer(borrowed)
+        } else {
+            inner.lp.remove_reader(borrowed)
+        })
     }
 
     /// Any thread.
