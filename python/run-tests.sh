@@ -27,18 +27,22 @@ profile=()
 if [ "${AIOLOOP_PY_RELEASE:-0}" = 1 ]; then profile=(--release); fi
 (source .venv/bin/activate && maturin develop -q "${profile[@]}")
 rc=0
-.venv/bin/python -m pytest -q -p no:cacheprovider tests || rc=$?
+# A hang fails the stage with exit 124 instead of eating CI's time limit.
+timeout 300 .venv/bin/python -m pytest -q -p no:cacheprovider tests || rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "pytest collected no tests (exit 5): python/tests is broken or missing" >&2
     exit 5
+elif [ "$rc" -eq 124 ]; then
+    echo "pytest did not finish within 300 s (a hung test)" >&2
+    exit 124
 elif [ "$rc" -ne 0 ]; then
     exit "$rc"
 fi
 case "$mode" in
 --quick) ;;
---ci) .venv/bin/python tests/run_test_asyncio.py ;;
+--ci) timeout 900 .venv/bin/python tests/run_test_asyncio.py ;;
 *)
-    .venv/bin/python tests/run_test_asyncio.py
-    .venv/bin/python tests/run_test_asyncio.py --native-tasks
+    timeout 900 .venv/bin/python tests/run_test_asyncio.py
+    timeout 900 .venv/bin/python tests/run_test_asyncio.py --native-tasks
     ;;
 esac

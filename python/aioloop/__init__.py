@@ -17,6 +17,7 @@ import asyncio
 import selectors
 import socket
 import sys
+import signal
 import threading
 import weakref
 from asyncio import base_events, coroutines, events, selector_events, unix_events
@@ -110,12 +111,36 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
                 finalizer=self._asyncgen_finalizer_hook,
             )
             events._set_running_loop(self)
-            self._run_forever_core()
+            wakeup = self._install_signal_wakeup()
+            try:
+                self._run_forever_core()
+            finally:
+                if wakeup and not self._signal_handlers:
+                    signal.set_wakeup_fd(-1)
         finally:
             self._thread_id = None
             events._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)
             sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def _install_signal_wakeup(self):
+        """On the main thread, points Python's signal wake-up fd at the self-pipe while the
+        loop runs, as uvloop does: a signal that lands after the loop last checked for one
+        but before it sleeps then still wakes it (Ctrl-C is not lost). Returns whether it
+        installed it (an fd set by someone else is left alone)."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        if self._ssock is None:
+            self._make_self_pipe()
+        fd = self._csock.fileno()
+        try:
+            old = signal.set_wakeup_fd(fd)
+        except (ValueError, OSError):
+            return False
+        if old not in (-1, fd):
+            signal.set_wakeup_fd(old)
+            return False
+        return old == -1
 
     def close(self):
         if self.is_running():

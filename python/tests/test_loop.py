@@ -312,7 +312,22 @@ def test_run_and_policy():
         asyncio.set_event_loop_policy(old)
 
 
-def test_ctrl_c_interrupts_a_waiting_loop(loop):
+@pytest.fixture
+def sigint_raises():
+    """Python's own SIGINT handler for the test. A process started in the background by a
+    non-interactive shell (as CI may start this suite) inherits SIGINT ignored, and then
+    Python installs no KeyboardInterrupt handler: the signal would be lost and the loop
+    wait forever."""
+    import signal
+
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def test_ctrl_c_interrupts_a_waiting_loop(loop, sigint_raises):
     """The loop waits with the GIL released; SIGINT ends the wait and Python's handler
     raises KeyboardInterrupt out of run_forever (asyncio: the selector's EINTR)."""
     import os
@@ -330,7 +345,7 @@ def test_ctrl_c_interrupts_a_waiting_loop(loop):
     assert not loop.is_running()
 
 
-def test_runner_cancels_main_task_on_ctrl_c():
+def test_runner_cancels_main_task_on_ctrl_c(sigint_raises):
     """asyncio.Runner's SIGINT handler cancels the main task and wakes the loop through
     call_soon_threadsafe."""
     import os
