@@ -275,11 +275,12 @@ where
     }
 }
 
-/// What asyncio's accept loop ignores: a connection reset before it was accepted.
+/// What the accept loop retries at once. (A connection aborted before it was accepted is
+/// skipped inside `accept_retrying` already.)
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
     )
 }
 
