@@ -50,11 +50,11 @@
 //!   a peer's driver that has sources and has not been harvested for `PEER_IO_STALE`
 //!   (`Driver::harvest_if_stuck`), so that a task that never yields does not stall the
 //!   sockets of its worker. It try-locks the harvest: an owner parked in its poller holds
-//!   that lock, so a sleeping loop is never harvested by another thread. A worker's
-//!   wake-up token lives in its parking word (R11), which the harvest does not touch; on
-//!   a driver whose token lives in the poller, the zero-timeout wait may consume it, so the
-//!   harvester notifies the poller afterwards to give it back (the owner's next park may
-//!   return spuriously, which `Park` allows). The woken tasks join the harvester's queue (the one loop in R8 whose
+//!   that lock, so a sleeping loop is never harvested by another thread. The zero-timeout
+//!   wait may consume a wake-up written to the poller — a `LocalLoop`'s only token, or the
+//!   copy sent to a worker that announced it sleeps in its poller (R11) but has not taken
+//!   the harvest lock yet — so the harvester notifies the poller afterwards to give it back
+//!   (the owner's next park may return spuriously, which `Park` allows). The woken tasks join the harvester's queue (the one loop in R8 whose
 //!   events another thread dispatches). While a peer with sources runs, an idle worker parks
 //!   for at most `PEER_IO_STALE`.
 //! - **R11 (where a worker sleeps).** A runtime worker whose driver has no source sleeps
@@ -171,10 +171,10 @@ impl Driver {
         };
         let n = self.harvest_locked(&mut h, Some(Duration::ZERO));
         drop(h);
-        if self.quiet.is_none() {
-            // The wait may have consumed the owner's token, which lives in the poller.
-            self.sys.notify();
-        }
+        // The wait may have consumed a token meant for the owner: for a `LocalLoop` its only
+        // token; for a worker, the poller's copy written to an owner that announced it
+        // sleeps there (R11) but had not yet taken the harvest lock. Give it back.
+        self.sys.notify();
         n
     }
 
