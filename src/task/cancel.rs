@@ -57,7 +57,7 @@
 //! The state lives in a lazily allocated [`Extra`] block hung off the task header, so a task
 //! that is never cancelled pays one pointer.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ptr;
 use std::sync::Arc;
 
@@ -146,64 +146,128 @@ pub(crate) fn future_key<T: ?Sized>(p: *const T) -> usize {
 /// The catch-scope bookkeeping of the poll running on this thread (rule 3). The harness
 /// installs a fresh frame around every poll of a built-in task (and restores the previous
 /// one after: an eager first step runs inside another task's poll).
+///
+/// The frame lives in two thread-locals: its counters in a `Cell` of a plain `Copy` value
+/// (read and written by every poll, so it must cost next to nothing: no borrow flag, no
+/// destructor registration), and the waiter in a `RefCell` touched only when a poll saw
+/// an awaited task or future pending (`Scopes::has_waiter` says whether it holds one).
 pub(crate) struct Frame {
+    scopes: Scopes,
+    /// The awaitable last seen pending in this poll, with the scope depth it was seen at.
+    waiter: Option<(u32, Waiter)>,
+}
+
+/// The counters of a [`Frame`].
+#[derive(Clone, Copy)]
+struct Scopes {
     active: bool,
+    /// `WAITER` holds this frame's waiter.
+    has_waiter: bool,
     /// Scopes entered and not yet left.
     depth: u32,
     /// A request pending at the start of the poll is delivered at this depth (0: none).
     deliver_at: u32,
     /// The deepest scope whose child returned `Pending` in this poll.
     deepest: u32,
-    /// The awaitable last seen pending in this poll, with the scope depth it was seen at.
-    waiter: Option<(u32, Waiter)>,
 }
 
-impl Frame {
-    const fn idle() -> Frame {
-        Frame {
+impl Scopes {
+    const fn idle() -> Scopes {
+        Scopes {
             active: false,
+            has_waiter: false,
             depth: 0,
             deliver_at: 0,
             deepest: 0,
-            waiter: None,
         }
     }
 }
 
 crate::shim::thread_local! {
-    static FRAME: RefCell<Frame> = RefCell::new(Frame::idle());
+    static SCOPES: Cell<Scopes> = Cell::new(Scopes::idle());
 }
 
-/// Installs a fresh frame for one poll; returns the one it displaced.
-pub(crate) fn frame_begin(deliver_at: u32) -> Frame {
-    FRAME.with(|f| {
-        f.replace(Frame {
-            active: true,
-            depth: 0,
-            deliver_at,
-            deepest: 0,
-            waiter: None,
-        })
+crate::shim::thread_local! {
+    static WAITER: RefCell<Option<(u32, Waiter)>> = RefCell::new(None);
+}
+
+/// Applies `f` to this thread's frame counters.
+#[inline]
+fn with_scopes<R>(f: impl FnOnce(&mut Scopes) -> R) -> R {
+    SCOPES.with(|c| {
+        let mut s = c.get();
+        let r = f(&mut s);
+        c.set(s);
+        r
     })
 }
 
+/// Takes this thread's frame waiter out if `take` approves of it (never called while the
+/// frame has none); the caller drops it outside the thread-local's borrow.
+fn take_waiter_if(take: impl FnOnce(&Scopes, &(u32, Waiter)) -> bool) -> Option<(u32, Waiter)> {
+    let scopes = SCOPES.with(Cell::get);
+    if !scopes.has_waiter {
+        return None;
+    }
+    let old = WAITER.with(|w| {
+        let mut w = w.borrow_mut();
+        match &*w {
+            Some(v) if take(&scopes, v) => w.take(),
+            _ => None,
+        }
+    });
+    if old.is_some() {
+        with_scopes(|s| s.has_waiter = false);
+    }
+    old
+}
+
+/// Installs a fresh frame for one poll; returns the one it displaced.
+#[inline]
+pub(crate) fn frame_begin(deliver_at: u32) -> Frame {
+    let prev = SCOPES.with(|c| {
+        c.replace(Scopes {
+            active: true,
+            has_waiter: false,
+            depth: 0,
+            deliver_at,
+            deepest: 0,
+        })
+    });
+    let waiter = if prev.has_waiter {
+        WAITER.with(|w| w.borrow_mut().take())
+    } else {
+        None
+    };
+    Frame {
+        scopes: prev,
+        waiter,
+    }
+}
+
 /// Ends the poll's frame, restoring `saved`; returns the suspension depth and waiter.
+#[inline]
 pub(crate) fn frame_end(saved: Frame) -> (u32, Option<Waiter>) {
-    let mine = FRAME.with(|f| f.replace(saved));
-    (mine.deepest, mine.waiter.map(|(_, w)| w))
+    let mut back = saved.scopes;
+    back.has_waiter = saved.waiter.is_some();
+    let mine = SCOPES.with(|c| c.replace(back));
+    if !mine.has_waiter && saved.waiter.is_none() {
+        return (mine.deepest, None);
+    }
+    let waiter = WAITER.with(|w| std::mem::replace(&mut *w.borrow_mut(), saved.waiter));
+    let waiter = if mine.has_waiter { waiter } else { None };
+    (mine.deepest, waiter.map(|(_, w)| w))
 }
 
 /// A `Task<T>` or `aioloop::Future` is returning `Pending` inside a built-in task's poll:
 /// remember it as what the task is suspended on (rule 6).
 pub(crate) fn note_waiter(make: impl FnOnce() -> Waiter) {
-    let old = FRAME.with(|f| {
-        let mut f = f.borrow_mut();
-        if !f.active {
-            return None;
-        }
-        let depth = f.depth;
-        f.waiter.replace((depth, make()))
-    });
+    let scopes = SCOPES.with(Cell::get);
+    if !scopes.active {
+        return;
+    }
+    let old = WAITER.with(|w| w.borrow_mut().replace((scopes.depth, make())));
+    with_scopes(|s| s.has_waiter = true);
     drop(old); // a `TaskRef`'s drop may free a task: outside the borrow
 }
 
@@ -216,8 +280,7 @@ impl ScopeGuard {
     /// Enters a scope; `.1` is whether a request pending since the poll began is to be
     /// delivered here, before the child is polled.
     fn enter() -> (ScopeGuard, bool) {
-        FRAME.with(|f| {
-            let mut f = f.borrow_mut();
+        with_scopes(|f| {
             f.depth += 1;
             let deliver = f.active && f.deliver_at != 0 && f.depth >= f.deliver_at;
             (ScopeGuard { depth: f.depth }, deliver)
@@ -226,36 +289,23 @@ impl ScopeGuard {
 
     /// The request was delivered elsewhere (or withdrawn): no other scope looks for it.
     fn delivery_done() {
-        FRAME.with(|f| f.borrow_mut().deliver_at = 0);
+        with_scopes(|f| f.deliver_at = 0);
     }
 
     /// The child returned `Pending`: this scope encloses the suspension point.
     fn pending(&self) {
-        FRAME.with(|f| {
-            let mut f = f.borrow_mut();
-            f.deepest = f.deepest.max(self.depth);
-        });
+        with_scopes(|f| f.deepest = f.deepest.max(self.depth));
     }
 
     /// The child is being dropped: forget a waiter seen inside it.
     fn forget_waiter(&self) {
-        let old = FRAME.with(|f| {
-            let mut f = f.borrow_mut();
-            match &f.waiter {
-                Some((d, _)) if *d >= self.depth => f.waiter.take(),
-                _ => None,
-            }
-        });
-        drop(old);
+        drop(take_waiter_if(|_, (d, _)| *d >= self.depth));
     }
 }
 
 impl Drop for ScopeGuard {
     fn drop(&mut self) {
-        FRAME.with(|f| {
-            let mut f = f.borrow_mut();
-            f.depth = self.depth - 1;
-        });
+        with_scopes(|f| f.depth = self.depth - 1);
     }
 }
 
@@ -976,14 +1026,8 @@ pub(crate) fn raise_if_forwarded(key: usize) -> bool {
 pub(crate) fn abandoned(key: usize) {
     // Nor is the task suspended on it any more: a waiter noted earlier in this poll is
     // forgotten (a later `cancel()` must not be passed on to a dropped awaitable).
-    let old = FRAME.with(|f| {
-        let mut f = f.borrow_mut();
-        match &f.waiter {
-            Some((_, w)) if f.active && w.key() == key => f.waiter.take(),
-            _ => None,
-        }
-    });
-    drop(old); // a `TaskRef`'s drop may free a task: outside the borrow
+    // (A `TaskRef`'s drop may free a task: dropped outside the thread-local's borrow.)
+    drop(take_waiter_if(|s, (_, w)| s.active && w.key() == key));
     let _ = raise_if_forwarded(key);
 }
 
