@@ -147,21 +147,24 @@ pub(crate) fn future_key<T: ?Sized>(p: *const T) -> usize {
 /// installs a fresh frame around every poll of a built-in task (and restores the previous
 /// one after: an eager first step runs inside another task's poll).
 ///
-/// The frame lives in two thread-locals: its counters in a `Cell` of a plain `Copy` value
+/// The frame lives in thread-locals: its counters in a `Cell` of a plain `Copy` value
 /// (read and written by every poll, so it must cost next to nothing: no borrow flag, no
-/// destructor registration), and the waiter in a `RefCell` touched only when a poll saw
-/// an awaited task or future pending (`Scopes::has_waiter` says whether it holds one).
+/// destructor registration, nothing to move but a few words), and the waiter in a
+/// `RefCell` touched only when a poll saw an awaited task or future pending
+/// (`Scopes::has_waiter` says whether it holds one). A frame displaced while it held a
+/// waiter (the nested poll of an eager start) parks that waiter on `STASHED` until it is
+/// restored.
+#[derive(Clone, Copy)]
 pub(crate) struct Frame {
     scopes: Scopes,
-    /// The awaitable last seen pending in this poll, with the scope depth it was seen at.
-    waiter: Option<(u32, Waiter)>,
 }
 
 /// The counters of a [`Frame`].
 #[derive(Clone, Copy)]
 struct Scopes {
     active: bool,
-    /// `WAITER` holds this frame's waiter.
+    /// `WAITER` holds this frame's waiter (or, for a displaced frame, the top of
+    /// `STASHED` does).
     has_waiter: bool,
     /// Scopes entered and not yet left.
     depth: u32,
@@ -188,7 +191,13 @@ crate::shim::thread_local! {
 }
 
 crate::shim::thread_local! {
+    /// The awaitable last seen pending in this poll, with the scope depth it was seen at.
     static WAITER: RefCell<Option<(u32, Waiter)>> = RefCell::new(None);
+}
+
+crate::shim::thread_local! {
+    /// The waiters of displaced frames, innermost last.
+    static STASHED: RefCell<Vec<(u32, Waiter)>> = RefCell::new(Vec::new());
 }
 
 /// Applies `f` to this thread's frame counters.
@@ -234,29 +243,47 @@ pub(crate) fn frame_begin(deliver_at: u32) -> Frame {
             deepest: 0,
         })
     });
-    let waiter = if prev.has_waiter {
-        WAITER.with(|w| w.borrow_mut().take())
-    } else {
-        None
-    };
-    Frame {
-        scopes: prev,
-        waiter,
+    if prev.has_waiter {
+        stash_waiter();
+    }
+    Frame { scopes: prev }
+}
+
+/// A frame with a waiter was displaced: its waiter waits on `STASHED`.
+#[cold]
+fn stash_waiter() {
+    if let Some(w) = WAITER.with(|w| w.borrow_mut().take()) {
+        STASHED.with(|s| s.borrow_mut().push(w));
     }
 }
 
 /// Ends the poll's frame, restoring `saved`; returns the suspension depth and waiter.
 #[inline]
 pub(crate) fn frame_end(saved: Frame) -> (u32, Option<Waiter>) {
-    let mut back = saved.scopes;
-    back.has_waiter = saved.waiter.is_some();
-    let mine = SCOPES.with(|c| c.replace(back));
-    if !mine.has_waiter && saved.waiter.is_none() {
+    let mine = SCOPES.with(|c| c.replace(saved.scopes));
+    if !mine.has_waiter && !saved.scopes.has_waiter {
         return (mine.deepest, None);
     }
-    let waiter = WAITER.with(|w| std::mem::replace(&mut *w.borrow_mut(), saved.waiter));
-    let waiter = if mine.has_waiter { waiter } else { None };
-    (mine.deepest, waiter.map(|(_, w)| w))
+    (
+        mine.deepest,
+        swap_waiters(mine.has_waiter, saved.scopes.has_waiter),
+    )
+}
+
+/// `frame_end` with a waiter to hand back or to restore.
+#[cold]
+fn swap_waiters(mine: bool, restore: bool) -> Option<Waiter> {
+    let back = if restore {
+        STASHED.with(|s| s.borrow_mut().pop())
+    } else {
+        None
+    };
+    let taken = WAITER.with(|w| std::mem::replace(&mut *w.borrow_mut(), back));
+    if mine {
+        taken.map(|(_, w)| w)
+    } else {
+        None
+    }
 }
 
 /// A `Task<T>` or `aioloop::Future` is returning `Pending` inside a built-in task's poll:
