@@ -35,9 +35,13 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        // Waking while running marks the task NOTIFIED; the worker re-queues it at the back
-        // when this poll returns.
-        cx.waker().wake_by_ref();
+        // In a built-in task's own poll, its poller re-queues it at the back when this poll
+        // returns, told through a thread-local rather than an atomic wake (task/state.rs
+        // rule 7). Anywhere else, waking while running marks the task notified, with the
+        // same effect.
+        if !crate::task::yield_polled_task(cx.waker()) {
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }

@@ -19,7 +19,8 @@ use std::task::Poll;
 
 use aioloop::loom_internals::{shutdown_task, TestScheduler};
 use common::{
-    assert_cancelled_and_released, counting_waker, poll_join, spawn_opener, Gate, Probe, YieldOnce,
+    assert_cancelled_and_released, counting_waker, poll_join, spawn_opener, Gate, Probe, YieldNowOnce,
+    YieldOnce,
 };
 use loom::thread;
 
@@ -143,37 +144,44 @@ fn remote_wake_races_poll() {
     loom::model(|| {
         let sched = TestScheduler::new();
         let probe = Probe::new();
-        let mut join = sched.spawn(1, Gate::new(&probe, 3));
+        let join = sched.spawn(1, Gate::new(&probe, 3));
 
         let opener = spawn_opener(&probe);
-        let spurious = {
-            let probe = probe.clone();
-            thread::spawn(move || {
-                if let Some(w) = probe.clone_waker() {
-                    w.wake_by_ref();
-                }
-            })
-        };
-
+        let spurious = spawn_spurious_waker(&probe);
         sched.run_until(|| join.done());
         opener.join().unwrap();
         spurious.join().unwrap();
 
-        let (_, w) = counting_waker();
-        match poll_join(&mut join, &w) {
-            Poll::Ready(Ok(out)) => assert_eq!(out.value, 3),
-            _ => panic!("done task not ready"),
-        }
-        drop(join);
-        assert_eq!(
-            sched.queued(),
-            0,
-            "a Notified outlived the task's completion"
-        );
+        assert_done_and_freed(&sched, join, 3);
         assert!((1..=3).contains(&probe.polls()), "polls: {}", probe.polls());
         probe.assert_all_dropped_once();
         assert_eq!(sched.alive(), 0, "task allocation not freed");
     });
+}
+
+/// A thread that wakes the task by reference through the waker its probe holds, if any yet.
+fn spawn_spurious_waker(probe: &loom::sync::Arc<Probe>) -> thread::JoinHandle<()> {
+    let probe = probe.clone();
+    thread::spawn(move || {
+        if let Some(w) = probe.clone_waker() {
+            w.wake_by_ref();
+        }
+    })
+}
+
+/// The task is done with `value`, its handle is dropped, and no `Notified` is left queued.
+fn assert_done_and_freed(sched: &TestScheduler, mut join: aioloop::Task<common::Output>, value: u32) {
+    let (_, w) = counting_waker();
+    match poll_join(&mut join, &w) {
+        Poll::Ready(Ok(out)) => assert_eq!(out.value, value),
+        _ => panic!("done task not ready"),
+    }
+    drop(join);
+    assert_eq!(
+        sched.queued(),
+        0,
+        "a Notified outlived the task's completion"
+    );
 }
 
 /// 1(d) Runtime shutdown (`RawTask::shutdown`, as `Runtime::drop` cancels unfinished tasks)
@@ -204,6 +212,30 @@ fn shutdown_races_poll_and_wake() {
 
         assert_cancelled_and_released(join, &probe, "shut-down task not complete");
         assert!(probe.polls() <= 2);
+        assert_eq!(sched.alive(), 0, "task allocation not freed");
+    });
+}
+
+/// 1(e) A task yielding through `aioloop::yield_now` (which, inside the task's own poll,
+/// tells the poller through a thread-local and sets no state bit: task/state.rs rule 7)
+/// racing a remote wake through a clone of its waker. The yield must re-queue the task
+/// exactly once (the remote wake then finds it notified or running and adds nothing), the
+/// task must run to completion (a lost yield would leave it idle: loom's deadlock), and
+/// everything is freed once.
+#[test]
+fn yield_now_races_remote_wake() {
+    loom::model(|| {
+        let sched = TestScheduler::new();
+        let probe = Probe::new();
+        let join = sched.spawn(1, YieldNowOnce::new(&probe));
+        let waking = spawn_spurious_waker(&probe);
+        sched.run_until(|| join.done());
+        waking.join().unwrap();
+
+        assert_done_and_freed(&sched, join, 1);
+        assert_eq!(probe.polls(), 2, "the yield re-queued the task once");
+        probe.assert_all_dropped_once();
+        drop(probe.take_waker()); // the last poll's clone
         assert_eq!(sched.alive(), 0, "task allocation not freed");
     });
 }

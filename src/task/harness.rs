@@ -30,8 +30,8 @@ use crate::unwind;
 
 /// What one poll of the future came to.
 enum PollOutcome<T> {
-    /// The future is pending and the task goes on.
-    Pending,
+    /// The future is pending and the task goes on; `true`: it yielded (state.rs rule 7).
+    Pending(bool),
     /// The task is done with this output; its future is already dropped (in place).
     Complete(Result<T, TaskError>),
 }
@@ -109,7 +109,7 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
         let (depth, waiter) = cancel::frame_end(saved);
         match (&outcome, waiter) {
             // Rules 3 and 6 of task/cancel.rs: where the task is suspended, and on what.
-            (PollOutcome::Pending, waiter) if depth != 0 || waiter.is_some() => {
+            (PollOutcome::Pending(_), waiter) if depth != 0 || waiter.is_some() => {
                 cell.header
                     .extra
                     .get_or_init()
@@ -130,7 +130,7 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     }
     match outcome {
         // SAFETY: RUNNING is ours, and we hold the poller's reference.
-        PollOutcome::Pending => unsafe { after_pending::<F, S>(ptr) },
+        PollOutcome::Pending(yielded) => unsafe { after_pending::<F, S>(ptr, yielded) },
         // SAFETY: RUNNING is ours, the future is gone; we hold the poller's reference.
         PollOutcome::Complete(out) => unsafe { complete::<F, S>(ptr, out, 1) },
     }
@@ -149,8 +149,11 @@ unsafe fn poll_inner<F: Future, S: Schedule>(
     // SAFETY: we hold the poller's reference for as long as the waker is used.
     let waker = unsafe { waker::borrowed(ptr) };
     let mut cx = Context::from_waker(&waker);
+    let saved = waker::poll_begin(ptr);
     // SAFETY: state.rs rule 2: RUNNING is ours and the stage holds the future.
-    match unwind::catch(|| unsafe { cell.poll_future(&mut cx) }) {
+    let polled = unwind::catch(|| unsafe { cell.poll_future(&mut cx) });
+    let yielded = waker::poll_end(saved);
+    match polled {
         Ok(Poll::Pending) => {
             // Rule 3 of task/cancel.rs: a request pending since the start of this poll
             // that no catch scope took ends the task.
@@ -160,7 +163,7 @@ unsafe fn poll_inner<F: Future, S: Schedule>(
             match uncaught {
                 // SAFETY: state.rs rule 2: RUNNING is ours; the future is still in the stage.
                 Some(msg) => PollOutcome::Complete(cancelled(unsafe { cell.drop_future() }, msg)),
-                None => PollOutcome::Pending,
+                None => PollOutcome::Pending(yielded),
             }
         }
         Ok(Poll::Ready(output)) => {
@@ -197,16 +200,17 @@ fn cancelled<T>(dropped: std::thread::Result<()>, msg: Option<Arc<str>>) -> Resu
     }
 }
 
-/// The poll returned `Pending` and the task goes on: give the future back.
+/// The poll returned `Pending` and the task goes on: give the future back; `yielded`: the
+/// task asked to run again (state.rs rule 7).
 ///
 /// # Safety
 /// `ptr` is a live `Cell<F, S>` header; the caller set RUNNING and holds the poller's
 /// reference, which this call consumes.
-unsafe fn after_pending<F: Future, S: Schedule>(ptr: NonNull<Header>) {
+unsafe fn after_pending<F: Future, S: Schedule>(ptr: NonNull<Header>, yielded: bool) {
     // SAFETY: live by the poller's reference (state.rs rule 1); this borrow is not used once
     // that reference is released below.
     let cell = unsafe { Cell::<F, S>::from_header(ptr) };
-    match cell.header.state.transition_to_idle() {
+    match cell.header.state.transition_to_idle(yielded) {
         TransitionToIdle::Ok => {}
         TransitionToIdle::OkNotified => {
             // SAFETY: state.rs rule 5: the poller's reference now stands for NOTIFIED.

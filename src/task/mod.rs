@@ -67,6 +67,7 @@ pub(crate) mod registry;
 pub(crate) mod spawn;
 pub(crate) mod state;
 mod waker;
+pub(crate) use waker::yield_polled_task;
 
 use std::fmt;
 use std::hash::{Hash, Hasher};

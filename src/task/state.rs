@@ -43,6 +43,12 @@
 //!    reference"); when the poll ends it either re-submits it (woken meanwhile) or drops it.
 //! 6. **Immutable after creation:** the vtable, the id and the scheduler, readable through
 //!    any reference.
+//! 7. **A yield is a wake without the atomic.** A task that yields during its own poll
+//!    (`yield_now` with the poll's own waker, task/waker.rs) sets no bit: the poller learns
+//!    it from a thread-local its poll owns, and `transition_to_idle(true)` clears `RUNNING`
+//!    and sets `NOTIFIED` in the one compare-exchange that ends the poll, keeping the
+//!    poller's reference for it — what a `wake_by_ref` during the poll followed by
+//!    `transition_to_idle(false)` achieves with one read-modify-write more.
 //!
 //! **Memory orderings.** Every transition is a compare-exchange or RMW with `AcqRel` (success)
 //! and `Acquire` (failure/loads): the `Release` half publishes what the transitioning thread
@@ -259,14 +265,21 @@ impl State {
         }
     }
 
-    /// The poll returned `Pending`: give the future back.
-    pub(crate) fn transition_to_idle(&self) -> TransitionToIdle {
+    /// The poll returned `Pending`: give the future back. `yielded`: the task asked to run
+    /// again (rule 7), as if it had been woken during the poll.
+    pub(crate) fn transition_to_idle(&self, yielded: bool) -> TransitionToIdle {
         let r = self.fetch_update(|s| {
             debug_assert!(s.is_running());
             if s.is_cancelled() {
                 return None;
             }
-            if s.is_notified() {
+            if yielded {
+                // The poller's reference stands for the NOTIFIED set here (rule 5).
+                Some((
+                    Snapshot((s.0 & !RUNNING) | NOTIFIED),
+                    TransitionToIdle::OkNotified,
+                ))
+            } else if s.is_notified() {
                 Some((Snapshot(s.0 & !RUNNING), TransitionToIdle::OkNotified))
             } else {
                 debug_assert!(s.ref_count() >= 1);
@@ -503,7 +516,7 @@ mod tests {
             st.transition_to_running(),
             TransitionToRunning::Success { .. }
         ));
-        assert_eq!(st.transition_to_idle(), TransitionToIdle::Ok);
+        assert_eq!(st.transition_to_idle(false), TransitionToIdle::Ok);
         assert_eq!(st.load().ref_count(), 2);
         assert!(st.load().is_idle() && !st.load().is_notified());
     }
@@ -519,9 +532,23 @@ mod tests {
             st.transition_to_notified_by_ref(),
             TransitionToNotified::DoNothing
         );
-        assert_eq!(st.transition_to_idle(), TransitionToIdle::OkNotified);
+        assert_eq!(st.transition_to_idle(false), TransitionToIdle::OkNotified);
         assert_eq!(st.load().ref_count(), 3);
         assert!(st.load().is_notified());
+    }
+
+    /// Rule 7: a yield recorded by the poller ends the poll notified, keeping the poller's
+    /// reference for the `Notified`, with no wake during the poll.
+    #[test]
+    fn yield_ends_the_poll_notified_with_pollers_reference() {
+        let st = State::new();
+        assert!(matches!(
+            st.transition_to_running(),
+            TransitionToRunning::Success { .. }
+        ));
+        assert_eq!(st.transition_to_idle(true), TransitionToIdle::OkNotified);
+        assert_eq!(st.load().ref_count(), 3);
+        assert!(st.load().is_notified() && st.load().is_idle());
     }
 
     #[test]
@@ -531,7 +558,7 @@ mod tests {
             st.transition_to_running(),
             TransitionToRunning::Success { .. }
         ));
-        assert_eq!(st.transition_to_idle(), TransitionToIdle::Ok);
+        assert_eq!(st.transition_to_idle(false), TransitionToIdle::Ok);
         assert_eq!(
             st.transition_to_notified_by_ref(),
             TransitionToNotified::Submit
@@ -579,7 +606,7 @@ mod tests {
             TransitionToRunning::Success { .. }
         ));
         assert!(!st.transition_to_shutdown());
-        assert_eq!(st.transition_to_idle(), TransitionToIdle::Cancelled);
+        assert_eq!(st.transition_to_idle(false), TransitionToIdle::Cancelled);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! reference to the task (state.rs rule 1), except the one a poll lends its future
 //! ([`borrowed`]), which borrows the poller's reference.
 
+use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::task::{RawWaker, RawWakerVTable, Waker};
@@ -12,6 +13,45 @@ use super::state::TransitionToNotified;
 
 static WAKER_VTABLE: RawWakerVTable =
     RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+crate::shim::thread_local! {
+    /// The header address of the task whose poll runs on this thread (0: none), with bit 0
+    /// set once that task asked to yield (state.rs rule 7). Headers are word-aligned, so
+    /// bit 0 of an address is free.
+    static POLLING: Cell<usize> = Cell::new(0);
+}
+
+/// The poll of the task at `ptr` begins on this thread; returns the mark it displaced (an
+/// eager first step runs inside another task's poll), for [`poll_end`].
+#[inline]
+pub(super) fn poll_begin(ptr: NonNull<Header>) -> usize {
+    POLLING.with(|p| p.replace(ptr.as_ptr() as usize))
+}
+
+/// The poll begun by [`poll_begin`] returned (or unwound); restores `saved`. Returns
+/// whether the task yielded during it (state.rs rule 7).
+#[inline]
+pub(super) fn poll_end(saved: usize) -> bool {
+    POLLING.with(|p| p.replace(saved)) & 1 != 0
+}
+
+/// `yield_now`'s wake (rule X6): when `waker` is the waker of the built-in task being
+/// polled on this thread, records the yield for its poller (state.rs rule 7) instead of a
+/// wake, and returns `true`; otherwise does nothing and returns `false` (the caller wakes).
+#[inline]
+pub(crate) fn yield_polled_task(waker: &Waker) -> bool {
+    if !std::ptr::eq(waker.vtable(), &WAKER_VTABLE) {
+        return false;
+    }
+    let addr = waker.data() as usize;
+    POLLING.with(|p| {
+        let hit = p.get() == addr;
+        if hit {
+            p.set(addr | 1);
+        }
+        hit
+    })
+}
 
 /// A waker for the task at `ptr` that borrows the caller's reference instead of taking one:
 /// cloning it takes a real reference, and it is never dropped (`ManuallyDrop`), so a poll

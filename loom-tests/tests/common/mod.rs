@@ -174,6 +174,44 @@ impl Drop for YieldOnce {
     }
 }
 
+/// Yields once through `aioloop::yield_now` (in a built-in task's poll: the thread-local
+/// yield of task/state.rs rule 7), leaving a clone of its waker in the probe, then
+/// completes with 1.
+pub struct YieldNowOnce {
+    probe: Arc<Probe>,
+    inner: aioloop::YieldNow,
+}
+
+impl YieldNowOnce {
+    pub fn new(probe: &Arc<Probe>) -> YieldNowOnce {
+        YieldNowOnce {
+            probe: probe.clone(),
+            inner: aioloop::yield_now(),
+        }
+    }
+}
+
+impl Future for YieldNowOnce {
+    type Output = Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Output> {
+        self.probe.polls.fetch_add(1, SeqCst);
+        *self.probe.slot.lock().unwrap() = Some(cx.waker().clone());
+        match Pin::new(&mut self.inner).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Output {
+                probe: self.probe.clone(),
+                value: 1,
+            }),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for YieldNowOnce {
+    fn drop(&mut self) {
+        self.probe.futures_dropped.fetch_add(1, SeqCst);
+    }
+}
+
 /// Polls a join handle once with `waker`.
 pub fn poll_join<T>(task: &mut Task<T>, waker: &Waker) -> Poll<Result<T, TaskError>> {
     Pin::new(task).poll(&mut Context::from_waker(waker))
