@@ -666,7 +666,7 @@ impl WheelEntry {
     }
 }
 
-// ---- Model: the blocking pool (blocking rules B1–B6) ---------------------------------------
+// ---- Model: the blocking pool (blocking rules B1–B7) ---------------------------------------
 
 /// The real blocking pool, for `loom-tests/tests/blocking.rs`.
 pub struct TestPool(crate::blocking::Pool);
@@ -696,6 +696,14 @@ impl TestPool {
 
     pub fn shutdown(&self, discard: bool) {
         self.0.shutdown(discard)
+    }
+
+    /// `set_default_executor(executor)` on this pool (B7).
+    pub fn set_default_executor(
+        &self,
+        executor: std::sync::Arc<dyn crate::Executor>,
+    ) -> Result<(), crate::ExecutorError> {
+        self.0.set_replacement(executor)
     }
 
     /// Blocks until every pool thread has exited (after `shutdown`).
