@@ -81,6 +81,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub(crate) use readiness::{Direction, ReadyEvent, ScheduledIo, READABLE, WRITABLE};
+
+/// Whether a stream read shorter than its buffer may clear read readiness (rule R12):
+/// only where the poller reports a peer's half-close as `READ_CLOSED`.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) const SHORT_READ_CLEARS: bool = sys::REPORTS_READ_CLOSED;
 use slab::Slab;
 
 use crate::shim::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -317,6 +322,11 @@ impl Registration {
         self.io.clear_readiness(ev)
     }
 
+    /// Rule R12.
+    pub(crate) fn clear_drained(&self, ev: ReadyEvent) {
+        self.io.clear_drained(ev)
+    }
+
     fn bind(&self) -> io::Result<()> {
         if self.bound.load(Ordering::Acquire) {
             return Ok(());
@@ -346,142 +356,15 @@ impl Drop for Registration {
     }
 }
 
-/// The system poller behind a [`Driver`].
-#[cfg(not(loom))]
-mod sys {
-    use std::io;
-    use std::os::fd::{BorrowedFd, RawFd};
-    use std::time::Duration;
-
-    use super::{READABLE, WRITABLE};
-
-    pub(super) struct Sys(polling::Poller);
-
-    pub(super) struct Events(polling::Events);
-
-    impl Default for Events {
-        fn default() -> Self {
-            Events(polling::Events::new())
-        }
-    }
-
-    impl Events {
-        /// Hands each harvested `(key, readiness bits)` to `f` and empties the buffer.
-        pub(super) fn drain(&mut self, mut f: impl FnMut(usize, usize)) {
-            for e in self.0.iter() {
-                let r = if e.readable { READABLE } else { 0 };
-                let w = if e.writable { WRITABLE } else { 0 };
-                f(e.key, r | w);
-            }
-            self.0.clear();
-        }
-    }
-
-    impl Sys {
-        pub(super) fn new() -> io::Result<Sys> {
-            Ok(Sys(polling::Poller::new()?))
-        }
-
-        pub(super) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
-            events.0.clear();
-            // An error here (EINTR) is a spurious wake-up, which callers already handle.
-            let _ = self.0.wait(&mut events.0, timeout);
-        }
-
-        pub(super) fn notify(&self) {
-            // Fails only if the eventfd is gone, i.e. never while the loop is alive.
-            let _ = self.0.notify();
-        }
-
-        /// # Safety
-        /// `fd` stays open until [`Sys::delete`] (reactor rule R9).
-        pub(super) unsafe fn add(&self, fd: RawFd, key: usize) -> io::Result<()> {
-            // SAFETY: the caller keeps `fd` open until `delete` (this function's contract).
-            unsafe {
-                self.0
-                    .add_with_mode(fd, polling::Event::all(key), polling::PollMode::Edge)
-            }
-        }
-
-        pub(super) fn delete(&self, fd: RawFd) {
-            // SAFETY: `fd` is open: it stays open until its registration is dropped, which
-            // is what calls this (reactor rule R9).
-            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-            // Fails only if the descriptor was never added or is already gone; nothing to do.
-            let _ = self.0.delete(fd);
-        }
-
-        pub(super) fn as_fd(&self) -> BorrowedFd<'_> {
-            std::os::fd::AsFd::as_fd(&self.0)
-        }
-    }
-}
-
-/// loom's fake poller: a sticky token, a queue of injected events and a condvar.
+// The system poller behind a [`Driver`]: epoll on Linux (one `epoll_wait` per wait, and
+// the peer's half-close reported: rule R12), `polling` elsewhere — or on Linux with
+// `--cfg aioloop_polling`, to test the fallback — and a fake under loom.
+#[cfg(all(not(loom), target_os = "linux", not(aioloop_polling)))]
+#[path = "sys_epoll.rs"]
+mod sys;
+#[cfg(all(not(loom), any(not(target_os = "linux"), aioloop_polling)))]
+#[path = "sys_polling.rs"]
+mod sys;
 #[cfg(loom)]
-mod sys {
-    use std::io;
-    use std::os::fd::RawFd;
-    use std::time::Duration;
-
-    #[derive(Default)]
-    struct State {
-        notified: bool,
-        events: Vec<(usize, usize)>,
-    }
-
-    pub(super) struct Sys {
-        state: loom::sync::Mutex<State>,
-        cv: loom::sync::Condvar,
-    }
-
-    #[derive(Default)]
-    pub(super) struct Events(Vec<(usize, usize)>);
-
-    impl Events {
-        pub(super) fn drain(&mut self, mut f: impl FnMut(usize, usize)) {
-            for (key, bits) in self.0.drain(..) {
-                f(key, bits);
-            }
-        }
-    }
-
-    impl Sys {
-        pub(super) fn new() -> io::Result<Sys> {
-            Ok(Sys {
-                state: loom::sync::Mutex::new(State::default()),
-                cv: loom::sync::Condvar::new(),
-            })
-        }
-
-        pub(super) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
-            let mut s = self.state.lock().unwrap();
-            // Positive timeouts are not modelled (loom has no clock); a zero timeout polls.
-            if timeout != Some(Duration::ZERO) {
-                while !s.notified && s.events.is_empty() {
-                    s = self.cv.wait(s).unwrap();
-                }
-            }
-            s.notified = false;
-            events.0.append(&mut s.events);
-        }
-
-        pub(super) fn notify(&self) {
-            self.state.lock().unwrap().notified = true;
-            self.cv.notify_one();
-        }
-
-        pub(super) fn inject(&self, key: usize, ready: usize) {
-            self.state.lock().unwrap().events.push((key, ready));
-            self.cv.notify_one();
-        }
-
-        /// # Safety
-        /// None under loom; the signature matches the real poller's.
-        pub(super) unsafe fn add(&self, _fd: RawFd, _key: usize) -> io::Result<()> {
-            Ok(())
-        }
-
-        pub(super) fn delete(&self, _fd: RawFd) {}
-    }
-}
+#[path = "sys_fake.rs"]
+mod sys;
