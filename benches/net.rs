@@ -101,13 +101,13 @@ fn tokio_server(rt: &tokio::runtime::Runtime) -> SocketAddr {
 
 /// Starts the ceiling: a single-threaded, level-triggered epoll echo loop with no runtime
 /// (one `epoll_wait` per batch of ready connections, then one `read` and one `write` per
-/// message) on a thread named `raw-echo`; its address.
-fn raw_epoll_server() -> SocketAddr {
+/// message) on a thread named `thread`; its address.
+fn raw_epoll_server(thread: &str) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("address");
     std::thread::Builder::new()
-        .name("raw-echo".into())
+        .name(thread.into())
         .spawn(move || raw_echo_loop(listener))
         .expect("spawn the raw epoll server");
     addr
@@ -240,7 +240,7 @@ fn echo(c: &mut Criterion) {
     let client = tokio_current_thread();
     let mut aio_clients = Clients::connect(&client, aioloop_server(&aio));
     let mut tok_clients = Clients::connect(&client, tokio_server(&tok));
-    let mut raw_clients = Clients::connect(&client, raw_epoll_server());
+    let mut raw_clients = Clients::connect(&client, raw_epoll_server("raw-echo-bench"));
 
     for (name, size) in [("echo_50x64B", 64), ("echo_50x1KiB", 1024)] {
         let mut g = c.benchmark_group(name);
@@ -351,7 +351,7 @@ fn server_costs() {
     let mut servers = [
         ("aioloop", aioloop_server(&aio), "aio-echo-0"),
         ("tokio", tokio_server(&tok), "tok-echo-0"),
-        ("raw_epoll", raw_epoll_server(), "raw-echo"),
+        ("raw_epoll", raw_epoll_server("raw-echo"), "raw-echo"),
     ]
     .map(|(name, addr, thread)| Server {
         name,

@@ -1,7 +1,7 @@
 //! The reactor: I/O readiness on the poller every loop already parks in.
 //!
 //! Each loop — every runtime worker and every `LocalLoop` — owns one [`Driver`]: its
-//! `polling::Poller` (the one it parks in and is woken through), the slab of sources
+//! poller (the one it parks in and is woken through), the slab of sources
 //! registered on it, and the harvest that turns the poller's events into readiness.
 //!
 //! ```text
@@ -63,9 +63,24 @@
 //!   token in one word, announce-then-sleep, the registration handshake) is numbered in
 //!   `reactor/quiet.rs`. A `LocalLoop`'s driver always sleeps in its poller: its host may
 //!   watch the poller's descriptor, which every wake-up must make readable.
+//! - **R12 (closed bits survive a drained read).** A harvested hang-up or peer half-close
+//!   (`EPOLLHUP`, `EPOLLRDHUP`) sets `READ_CLOSED` (and `WRITE_CLOSED` for a hang-up)
+//!   beside the readiness bit. A stream read shorter than its buffer emptied the socket,
+//!   so it clears `READABLE` at once (R2's tick condition) — saving the `EWOULDBLOCK` read
+//!   that would learn it — but keeps the closed bits: a FIN that arrived with the data
+//!   produces no later edge, and the next read must still find the end of stream. An
+//!   `EWOULDBLOCK` (R2) clears the closed bits too: a syscall that would block proves the
+//!   direction open, and a stale closed bit would make every wait return at once. Only a
+//!   poller that reports half-closes clears on short reads (`SHORT_READ_CLEARS`: the
+//!   epoll backend; `polling` registers no `EPOLLRDHUP`). tokio's `ScheduledIo` keeps its
+//!   closed bits the same way.
 //! - **R9 (descriptor lifetime).** A registered descriptor stays open until its
 //!   registration is dropped (which deletes it from the poller before the owner closes it):
 //!   the `# Safety` contract of [`Registration::new`].
+//!
+//! The poller (`sys`): on Linux, epoll directly (`sys_epoll.rs`: one `epoll_wait` per
+//! wait, an `eventfd` write per notify, half-closes reported); elsewhere the `polling`
+//! crate (`sys_polling.rs`). ARCHITECTURE.md records the measurement behind the choice.
 //!
 //! Under `--cfg loom` the poller is a fake (a condvar, a sticky token and a queue of
 //! injected events) so the models drive the real word, slots, slab and dispatch.

@@ -1,9 +1,10 @@
 //! Where a runtime worker with no I/O sources sleeps: a mutex and condvar (a futex on
 //! Linux) instead of its poller (reactor rule R11).
 //!
-//! Sleeping in a `polling::Poller` costs five system calls per wait and waking it an
-//! `eventfd` write; a worker whose poller holds no source can wait for nothing but a
-//! notification, which a condvar delivers with one `futex` call on each side (tokio parks
+//! Sleeping in a `polling::Poller` costs five system calls per wait (one `epoll_wait` with
+//! the Linux epoll backend, `sys_epoll.rs`) and waking it an `eventfd` write; a worker
+//! whose poller holds no source can wait for nothing but a notification, which a condvar
+//! delivers with one `futex` call on each side (tokio parks
 //! every worker that does not hold its I/O driver the same way). A worker that has sources
 //! still sleeps in its poller, so readiness wakes it.
 //!
