@@ -157,21 +157,26 @@ impl Driver {
     /// its condvar (R11). Returns how many sources were made ready.
     pub(crate) fn park(&self, timeout: Option<Duration>) -> usize {
         match &self.quiet {
-            Some(q) => q.park(timeout, || self.has_sources_seqcst(), |t| self.poll(t)),
-            None => self.poll(timeout),
+            Some(q) => q.park(
+                timeout,
+                || self.has_sources_seqcst(),
+                |t, left| self.poll(t, left),
+            ),
+            None => self.poll(timeout, &|| {}),
         }
     }
 
-    /// A blocking or zero-timeout wait in the poller, dispatching what it harvested.
-    fn poll(&self, timeout: Option<Duration>) -> usize {
+    /// A blocking or zero-timeout wait in the poller, then `left()` (the sleep is over:
+    /// quiet.rs rule 3), then the dispatch of what it harvested.
+    fn poll(&self, timeout: Option<Duration>, left: &dyn Fn()) -> usize {
         let mut h = self.harvest.lock();
-        self.harvest_locked(&mut h, timeout)
+        self.harvest_locked(&mut h, timeout, left)
     }
 
     /// The busy loop's zero-timeout harvest (R8): never sleeps, so it leaves the parking
     /// word alone.
     pub(crate) fn poll_now(&self) -> usize {
-        self.poll(Some(Duration::ZERO))
+        self.poll(Some(Duration::ZERO), &|| {})
     }
 
     /// Rule R10: harvests (zero timeout) if this driver has sources, was last harvested
@@ -189,7 +194,7 @@ impl Driver {
         let Some(mut h) = self.harvest.try_lock() else {
             return 0;
         };
-        let n = self.harvest_locked(&mut h, Some(Duration::ZERO));
+        let n = self.harvest_locked(&mut h, Some(Duration::ZERO), &|| {});
         drop(h);
         // The wait may have consumed a token meant for the owner: for a `LocalLoop` its only
         // token; for a worker, the poller's copy written to an owner that announced it
@@ -203,11 +208,12 @@ impl Driver {
             .store(super::clock::now() as u64, Ordering::Relaxed);
     }
 
-    fn harvest_locked(&self, h: &mut Harvest, timeout: Option<Duration>) -> usize {
+    fn harvest_locked(&self, h: &mut Harvest, timeout: Option<Duration>, left: &dyn Fn()) -> usize {
         self.stamp();
         let n = self.slab.lock().begin_harvest();
         let Harvest { events, ready } = h;
         self.sys.wait(events, timeout);
+        left();
         {
             let slab = self.slab.lock();
             events.drain(|key, bits| {
