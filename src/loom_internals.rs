@@ -543,6 +543,13 @@ impl IoModel {
             .inject(self.key, crate::event_loop::reactor::READABLE);
     }
 
+    /// The kernel reports the peer's half-close (`EPOLLIN | EPOLLRDHUP`: reactor rule R12).
+    pub fn inject_read_closed(&self) {
+        use crate::event_loop::reactor::readiness::READ_CLOSED;
+        self.driver
+            .inject(self.key, crate::event_loop::reactor::READABLE | READ_CLOSED);
+    }
+
     /// Whether this source reuses `other`'s slot (same index, newer generation).
     pub fn reuses_slot_of(&self, other: &IoModel) -> bool {
         self.key != other.key && (self.key & 0xFFFF_FFFF) == (other.key & 0xFFFF_FFFF)
@@ -581,6 +588,11 @@ impl IoModel {
     /// Rule R2: the syscall said `EWOULDBLOCK`.
     pub fn clear(&self, ev: IoReady) {
         self.io.clear_readiness(ev.0)
+    }
+
+    /// Rule R12: a read shorter than its buffer emptied the socket.
+    pub fn clear_drained(&self, ev: IoReady) {
+        self.io.clear_drained(ev.0)
     }
 
     /// Whether the word says readable.

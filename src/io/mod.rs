@@ -279,8 +279,8 @@ impl<T: AsFd> Async<T> {
 
     /// [`poll_io`](Self::poll_io) for operations that can tell they drained the socket
     /// (`drained(&result)`: a stream read shorter than its buffer, a partial write): the
-    /// readiness they saw is cleared at once (rule R2), saving the `EWOULDBLOCK` system
-    /// call the next operation would otherwise make to learn it.
+    /// readiness they saw is cleared at once (rule R12: the closed bits stay), saving the
+    /// `EWOULDBLOCK` system call the next operation would otherwise make to learn it.
     pub(crate) fn poll_io_draining<R>(
         &self,
         dir: Direction,
@@ -299,7 +299,7 @@ impl<T: AsFd> Async<T> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(r) => {
                     if drained(&r) {
-                        self.reg.clear_readiness(ev);
+                        self.reg.clear_drained(ev);
                     }
                     return Poll::Ready(Ok(r));
                 }
