@@ -45,6 +45,17 @@ pub(crate) fn loop_err(e: LoopError) -> PyErr {
 }
 
 impl Loop {
+    /// The `LocalLoop` (its own thread only): the socket transports run their reader and
+    /// writer tasks on it.
+    pub(crate) fn local(&self) -> PyResult<&LocalLoop> {
+        Ok(&self.inner.get()?.lp)
+    }
+
+    /// Whether the loop is closed (any thread).
+    pub(crate) fn is_closed_now(&self) -> bool {
+        self.handle.is_closed()
+    }
+
     /// Queues `f` on this loop (its own thread only).
     pub(crate) fn schedule(&self, f: impl FnOnce() + 'static) -> PyResult<()> {
         self.inner.get()?.lp.call_soon(f).map_err(loop_err)?;
