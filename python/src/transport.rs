@@ -53,6 +53,8 @@ pub(crate) struct State {
     protocol: RefCell<Option<PyObject>>,
     /// Whether `protocol` is an `asyncio.BufferedProtocol` (read with `get_buffer`).
     pub(crate) buffered: Cell<bool>,
+    /// `protocol.data_received`, looked up once per protocol (as uvloop does).
+    data_received: RefCell<Option<PyObject>>,
     protocol_connected: Cell<bool>,
     extra: Py<PyDict>,
     server: RefCell<Option<PyObject>>,
@@ -133,6 +135,26 @@ impl State {
         match ctx {
             Some(ctx) => run_in_context(py, ctx.bind(py), || proto.call_method1(name, args)),
             None => proto.call_method1(name, args),
+        }
+    }
+
+    /// `protocol.data_received(data)` in the transport's context.
+    pub(crate) fn data_received(&self, py: Python<'_>, data: Py<PyBytes>) -> PyResult<()> {
+        let cb = self
+            .data_received
+            .borrow()
+            .as_ref()
+            .map(|c| c.clone_ref(py));
+        let Some(cb) = cb else {
+            return self
+                .call_protocol(py, intern!(py, "data_received"), (data,))
+                .map(drop);
+        };
+        let ctx = self.context.borrow().as_ref().map(|c| c.clone_ref(py));
+        let cb = cb.bind(py);
+        match ctx {
+            Some(ctx) => run_in_context(py, ctx.bind(py), || cb.call1((data,)).map(drop)),
+            None => cb.call1((data,)).map(drop),
         }
     }
 
@@ -345,6 +367,7 @@ impl State {
             None => Ok(()),
         };
         *self.protocol.borrow_mut() = None;
+        *self.data_received.borrow_mut() = None;
         let server = self.server.borrow_mut().take();
         let detached = match server {
             Some(s) => s.bind(py).call_method0(intern!(py, "_detach")).map(drop),
@@ -513,6 +536,7 @@ impl SocketTransport {
             sock: RefCell::new(Some(sock.clone().unbind())),
             protocol: RefCell::new(None),
             buffered: Cell::new(false),
+            data_received: RefCell::new(None),
             protocol_connected: Cell::new(false),
             extra: d.unbind(),
             server: RefCell::new(server.filter(|s| !s.is_none()).map(|s| s.clone().unbind())),
@@ -780,8 +804,16 @@ impl SocketTransport {
 }
 
 fn set_protocol_impl(py: Python<'_>, st: &State, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
-    st.buffered
-        .set(protocol.is_instance(buffered_protocol_class(py)?)?);
+    let buffered = protocol.is_instance(buffered_protocol_class(py)?)?;
+    st.buffered.set(buffered);
+    *st.data_received.borrow_mut() = if buffered {
+        None
+    } else {
+        protocol
+            .getattr(intern!(py, "data_received"))
+            .ok()
+            .map(Bound::unbind)
+    };
     *st.protocol.borrow_mut() = Some(protocol.clone().unbind());
     st.protocol_connected.set(true);
     Ok(())

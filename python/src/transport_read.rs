@@ -135,7 +135,7 @@ fn deliver(
         }
         Ok(Got::Skip) => true,
         Ok(Got::Data(b, _)) => {
-            if let Err(e) = st.call_protocol(py, intern!(py, "data_received"), (b,)) {
+            if let Err(e) = st.data_received(py, b) {
                 st.callback_error(
                     py,
                     tr,
@@ -212,6 +212,9 @@ pub(crate) async fn read_loop(tr: Py<SocketTransport>, st: Rc<State>, io: Rc<Asy
         if !go {
             return;
         }
+        // Readiness is cleared only by the EWOULDBLOCK recv: a read shorter than the
+        // buffer does not prove the socket empty when the peer's FIN came with the data
+        // (no later edge would report the EOF; net/stream.rs says the same).
         let got = io
             .read_with(|_| Python::with_gil(|py| read_once(py, &st, fd)))
             .await;
