@@ -357,11 +357,19 @@ mod sys {
 
     pub(super) struct Sys(polling::Poller);
 
-    pub(super) struct Events(polling::Events);
+    /// What a wait harvested: through `polling`, or — a zero-timeout harvest — straight
+    /// from `epoll_wait` (`raw`).
+    pub(super) struct Events(polling::Events, Vec<libc::epoll_event>);
+
+    /// How many events one zero-timeout `epoll_wait` takes (the rest wait for the next).
+    const RAW_EVENTS: usize = 1024;
+
+    /// `polling`'s key for its own notifier and timer descriptors.
+    const POLLING_NOTIFY_KEY: u64 = usize::MAX as u64;
 
     impl Default for Events {
         fn default() -> Self {
-            Events(polling::Events::new())
+            Events(polling::Events::new(), Vec::new())
         }
     }
 
@@ -374,6 +382,18 @@ mod sys {
                 f(e.key, r | w);
             }
             self.0.clear();
+            // The same flag sets as polling's `Event::readable` / `writable`.
+            let rd = (libc::EPOLLIN | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLPRI) as u32;
+            let wr = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+            for e in self.1.drain(..) {
+                let (key, flags) = (e.u64, e.events);
+                if key == POLLING_NOTIFY_KEY {
+                    continue;
+                }
+                let r = if flags & rd != 0 { READABLE } else { 0 };
+                let w = if flags & wr != 0 { WRITABLE } else { 0 };
+                f(key as usize, r | w);
+            }
         }
     }
 
@@ -384,8 +404,36 @@ mod sys {
 
         pub(super) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
             events.0.clear();
+            if timeout == Some(Duration::ZERO) && self.harvest_raw(&mut events.1) {
+                return;
+            }
             // An error here (EINTR) is a spurious wake-up, which callers already handle.
             let _ = self.0.wait(&mut events.0, timeout);
+        }
+
+        /// A zero-timeout harvest as one `epoll_wait`: `polling`'s wait also re-arms its
+        /// timer (`timerfd_settime`, `epoll_ctl`) and its notifier (`read`, `epoll_ctl`)
+        /// every time — four system calls a busy loop pays per iteration. Whether that
+        /// sufficed: `false` when one of polling's own descriptors fired (a notification
+        /// token, or its timer), which its wait must then clear and re-arm, as before.
+        fn harvest_raw(&self, raw: &mut Vec<libc::epoll_event>) -> bool {
+            raw.clear();
+            raw.reserve(RAW_EVENTS);
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&self.0);
+            // SAFETY: `raw` has room for RAW_EVENTS events (reserved above), which is what
+            // epoll_wait may write; `fd` is the poller's epoll descriptor, open while
+            // `self` is.
+            let n = unsafe { libc::epoll_wait(fd, raw.as_mut_ptr(), RAW_EVENTS as i32, 0) };
+            if n <= 0 {
+                // Nothing ready, or EINTR: a spurious wake-up callers handle.
+                return true;
+            }
+            // SAFETY: epoll_wait initialised the first `n` (<= RAW_EVENTS) entries.
+            unsafe { raw.set_len(n as usize) };
+            !raw.iter().any(|e| {
+                let key = e.u64;
+                key == POLLING_NOTIFY_KEY
+            })
         }
 
         pub(super) fn notify(&self) {
