@@ -292,7 +292,10 @@ impl Loop {
             } else {
                 inner.lp.next_timeout()
             };
-            if wait != Some(Duration::ZERO) {
+            // A transport that just received data will likely receive again at once (its
+            // peer answers): go straight to the pass's zero-timeout harvest, sparing the
+            // poll(2) that would only report what that harvest finds (transport.rs).
+            if wait != Some(Duration::ZERO) && !crate::transport::take_io_activity() {
                 let fd = inner.lp.as_raw_fd();
                 py.allow_threads(move || wait_readable(fd, wait));
             }

@@ -219,6 +219,9 @@ pub(crate) async fn read_loop(tr: Py<SocketTransport>, st: Rc<State>, io: Rc<Asy
             .read_with(|_| Python::with_gil(|py| read_once(py, &st, fd)))
             .await;
         let full = matches!(got, Ok(Got::Data(_, n)) if n == MAX_SIZE);
+        if matches!(got, Ok(Got::Data(..) | Got::Into(_))) {
+            crate::transport::note_io_activity();
+        }
         let again = Python::with_gil(|py| deliver(py, tr.bind(py), &st, got));
         if !again {
             return;
