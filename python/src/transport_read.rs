@@ -212,11 +212,17 @@ pub(crate) async fn read_loop(tr: Py<SocketTransport>, st: Rc<State>, io: Rc<Asy
         if !go {
             return;
         }
-        // Readiness is cleared only by the EWOULDBLOCK recv: a read shorter than the
-        // buffer does not prove the socket empty when the peer's FIN came with the data
-        // (no later edge would report the EOF; net/stream.rs says the same).
+        // A read shorter than the buffer emptied the socket: the next waits for a new
+        // edge instead of learning it from an EWOULDBLOCK recv (the reactor keeps a
+        // shut-down peer's EOF readable, `Async::read_with_drained`).
         let got = io
-            .read_with(|_| Python::with_gil(|py| read_once(py, &st, fd)))
+            .read_with_drained(
+                |_| Python::with_gil(|py| read_once(py, &st, fd)),
+                |got| match got {
+                    Got::Data(_, n) => *n < MAX_SIZE,
+                    Got::Skip | Got::Into(_) | Got::Eof | Got::Fail(..) => false,
+                },
+            )
             .await;
         let full = matches!(got, Ok(Got::Data(_, n)) if n == MAX_SIZE);
         if matches!(got, Ok(Got::Data(..) | Got::Into(_))) {

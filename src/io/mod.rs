@@ -299,7 +299,7 @@ impl<T: AsFd> Async<T> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(r) => {
                     if drained(&r) {
-                        self.reg.clear_readiness(ev);
+                        self.reg.clear_drained(ev);
                     }
                     return Poll::Ready(Ok(r));
                 }
@@ -328,6 +328,42 @@ impl<T: AsFd> Async<T> {
     /// ```
     pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
         poll_fn(|cx| self.poll_io(Direction::Read, cx, || op(self.get_ref()))).await
+    }
+
+    /// [`read_with`](Async::read_with) for an operation that can tell it drained the
+    /// descriptor (`drained(&result)`, e.g. a stream `recv` shorter than its buffer): the
+    /// readability it saw is then cleared at once (reactor rule R2), so the next read waits
+    /// for a new edge instead of spending an `EWOULDBLOCK` system call to learn it. Not
+    /// when the peer may have shut down meanwhile: a harvest that saw `EPOLLRDHUP` keeps
+    /// the read side ready for good, and one that could not tell (or a fresh source) leaves
+    /// the clearing to an `EWOULDBLOCK`, so the EOF that came with the data is still read.
+    ///
+    /// # Errors
+    /// As [`read_with`](Async::read_with).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    /// let a = aioloop::io::Async::new(a)?;
+    /// b.write_all(b"ok")?;
+    /// drop(b); // the data and the EOF arrive together
+    /// let (n, eof) = rt.block_on(async {
+    ///     let mut buf = [0u8; 8];
+    ///     let n = a.read_with_drained(|mut s| s.read(&mut buf), |&n| n < 8).await?;
+    ///     let eof = a.read_with_drained(|mut s| s.read(&mut buf), |&n| n < 8).await?;
+    ///     Ok::<_, std::io::Error>((n, eof))
+    /// })?;
+    /// assert_eq!((n, eof), (2, 0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn read_with_drained<R>(
+        &self,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        poll_fn(|cx| self.poll_io_draining(Direction::Read, cx, || op(self.get_ref()), &drained))
+            .await
     }
 
     /// Calls `op` (a non-blocking write-side operation) until it does not fail with

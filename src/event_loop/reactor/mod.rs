@@ -81,6 +81,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub(crate) use readiness::{Direction, ReadyEvent, ScheduledIo, READABLE, WRITABLE};
+#[cfg(not(loom))]
+use readiness::{NO_DRAIN, READ_CLOSED};
 use slab::Slab;
 
 use crate::shim::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -317,6 +319,11 @@ impl Registration {
         self.io.clear_readiness(ev)
     }
 
+    /// `ScheduledIo::clear_drained`: the clear after a drained read or a partial write.
+    pub(crate) fn clear_drained(&self, ev: ReadyEvent) {
+        self.io.clear_drained(ev)
+    }
+
     fn bind(&self) -> io::Result<()> {
         if self.bound.load(Ordering::Acquire) {
             return Ok(());
@@ -353,7 +360,7 @@ mod sys {
     use std::os::fd::{BorrowedFd, RawFd};
     use std::time::Duration;
 
-    use super::{READABLE, WRITABLE};
+    use super::{NO_DRAIN, READABLE, READ_CLOSED, WRITABLE};
 
     pub(super) struct Sys(polling::Poller);
 
@@ -377,7 +384,9 @@ mod sys {
         /// Hands each harvested `(key, readiness bits)` to `f` and empties the buffer.
         pub(super) fn drain(&mut self, mut f: impl FnMut(usize, usize)) {
             for e in self.0.iter() {
-                let r = if e.readable { READABLE } else { 0 };
+                // polling's events do not say whether the peer shut down: a short read
+                // must not clear this readability.
+                let r = if e.readable { READABLE | NO_DRAIN } else { 0 };
                 let w = if e.writable { WRITABLE } else { 0 };
                 f(e.key, r | w);
             }
@@ -390,7 +399,13 @@ mod sys {
                 if key == POLLING_NOTIFY_KEY {
                     continue;
                 }
-                let r = if flags & rd != 0 { READABLE } else { 0 };
+                let mut r = if flags & rd != 0 { READABLE } else { 0 };
+                if flags & libc::EPOLLRDHUP as u32 != 0 {
+                    r |= READABLE | READ_CLOSED;
+                }
+                if flags & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0 {
+                    r |= NO_DRAIN;
+                }
                 let w = if flags & wr != 0 { WRITABLE } else { 0 };
                 f(key as usize, r | w);
             }
@@ -444,11 +459,27 @@ mod sys {
         /// # Safety
         /// `fd` stays open until [`Sys::delete`] (reactor rule R9).
         pub(super) unsafe fn add(&self, fd: RawFd, key: usize) -> io::Result<()> {
-            // SAFETY: the caller keeps `fd` open until `delete` (this function's contract).
-            unsafe {
-                self.0
-                    .add_with_mode(fd, polling::Event::all(key), polling::PollMode::Edge)
+            // polling's `Event::all` in edge mode, plus EPOLLRDHUP (which polling cannot ask
+            // for): the raw harvest then knows when the peer shut down (READ_CLOSED).
+            let flags = libc::EPOLLIN
+                | libc::EPOLLOUT
+                | libc::EPOLLHUP
+                | libc::EPOLLERR
+                | libc::EPOLLPRI
+                | libc::EPOLLRDHUP
+                | libc::EPOLLET;
+            let mut ev = libc::epoll_event {
+                events: flags as u32,
+                u64: key as u64,
+            };
+            let epfd = std::os::fd::AsRawFd::as_raw_fd(&self.0);
+            // SAFETY: `ev` is a valid epoll_event for the call; `epfd` is the poller's
+            // epoll descriptor; the caller keeps `fd` open until `delete` (this function's
+            // contract, reactor rule R9), which removes it through polling (EPOLL_CTL_DEL).
+            if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+                return Err(io::Error::last_os_error());
             }
+            Ok(())
         }
 
         pub(super) fn delete(&self, fd: RawFd) {

@@ -15,7 +15,16 @@ use crate::shim::Mutex;
 pub(crate) const READABLE: usize = 1;
 /// Bit: the source may be writable.
 pub(crate) const WRITABLE: usize = 2;
+/// Bit, sticky: the peer shut its side down (`EPOLLRDHUP`): every later read returns at
+/// once (the rest of the data, then EOF), so no later edge will come and none is needed.
+pub(crate) const READ_CLOSED: usize = 4;
+/// Bit: this readability came from a harvest that could not tell whether the peer had shut
+/// down (or from no harvest: a fresh source), so a short read must not clear it — only an
+/// `EWOULDBLOCK` may ([`ScheduledIo::clear_drained`]).
+pub(crate) const NO_DRAIN: usize = 8;
 const READY_MASK: usize = READABLE | WRITABLE;
+/// Every bit the word keeps besides the tick.
+const BITS_MASK: usize = READY_MASK | READ_CLOSED | NO_DRAIN;
 const TICK_SHIFT: usize = 16;
 const TICK_MASK: usize = 0xFFFF << TICK_SHIFT;
 
@@ -24,15 +33,6 @@ const TICK_MASK: usize = 0xFFFF << TICK_SHIFT;
 pub(crate) enum Direction {
     Read,
     Write,
-}
-
-impl Direction {
-    pub(crate) fn mask(self) -> usize {
-        match self {
-            Direction::Read => READABLE,
-            Direction::Write => WRITABLE,
-        }
-    }
 }
 
 /// What a successful readiness wait saw: the bits of its direction and the tick they
@@ -71,7 +71,7 @@ impl Default for ScheduledIo {
         ScheduledIo {
             // A fresh source is tried at once: asyncio's `sock_*` call the syscall first,
             // and an edge-triggered registration reports only changes after it is made.
-            word: AtomicUsize::new(READY_MASK),
+            word: AtomicUsize::new(READY_MASK | NO_DRAIN),
             waiters: Mutex::new(Waiters::default()),
         }
     }
@@ -82,11 +82,11 @@ impl ScheduledIo {
     /// takes the waiter slot of each direction that became ready and wakes it outside the
     /// lock (a waker may run arbitrary code).
     pub(crate) fn set_readiness(&self, ready: usize) {
-        let ready = ready & READY_MASK;
+        let ready = ready & BITS_MASK;
         let mut cur = self.word.load(Ordering::Acquire);
         loop {
             let tick = ((cur & TICK_MASK) >> TICK_SHIFT).wrapping_add(1) & 0xFFFF;
-            let next = (tick << TICK_SHIFT) | (cur & READY_MASK) | ready;
+            let next = (tick << TICK_SHIFT) | (cur & BITS_MASK) | ready;
             match self
                 .word
                 .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
@@ -138,7 +138,14 @@ impl ScheduledIo {
 
     fn ready_now(&self, dir: Direction) -> Option<ReadyEvent> {
         let cur = self.word.load(Ordering::Acquire);
-        let ready = cur & dir.mask();
+        let ready = match dir {
+            // A shut-down peer keeps the read side ready for good.
+            Direction::Read if cur & (READABLE | READ_CLOSED) != 0 => {
+                cur & (READABLE | READ_CLOSED | NO_DRAIN)
+            }
+            Direction::Read => 0,
+            Direction::Write => cur & WRITABLE,
+        };
         (ready != 0).then_some(ReadyEvent {
             tick: (cur & TICK_MASK) >> TICK_SHIFT,
             ready,
@@ -153,7 +160,8 @@ impl ScheduledIo {
             if (cur & TICK_MASK) >> TICK_SHIFT != ev.tick {
                 return;
             }
-            let next = cur & !ev.ready;
+            // READ_CLOSED is never cleared: EOF stays readable.
+            let next = cur & !(ev.ready & !READ_CLOSED);
             match self
                 .word
                 .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
@@ -161,6 +169,16 @@ impl ScheduledIo {
                 Ok(_) => return,
                 Err(actual) => cur = actual,
             }
+        }
+    }
+
+    /// A drained read (shorter than its buffer) or a partial write: clears what `ev`
+    /// reported as [`clear_readiness`](Self::clear_readiness) does, sparing the
+    /// `EWOULDBLOCK` call — unless `ev` could hide a shut-down peer (`NO_DRAIN`), or
+    /// reported one (`READ_CLOSED`), which only that call may settle.
+    pub(crate) fn clear_drained(&self, ev: ReadyEvent) {
+        if ev.ready & (NO_DRAIN | READ_CLOSED) == 0 {
+            self.clear_readiness(ev);
         }
     }
 
