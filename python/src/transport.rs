@@ -169,10 +169,10 @@ impl State {
                 .map(drop);
         };
         let ctx = self.context.borrow().as_ref().map(|c| c.clone_ref(py));
-        let cb = cb.bind(py);
+        let call = || call_one(py, &cb, &data);
         match ctx {
-            Some(ctx) => run_in_context(py, ctx.bind(py), || cb.call1((data,)).map(drop)),
-            None => cb.call1((data,)).map(drop),
+            Some(ctx) => run_in_context(py, ctx.bind(py), call),
+            None => call(),
         }
     }
 
@@ -819,6 +819,21 @@ impl SocketTransport {
         }
         Ok(format!("<{}>", info.join(" ")))
     }
+}
+
+/// `callable(arg)` through vectorcall: no argument tuple is allocated (per message, that
+/// tuple was also what set the cyclic GC's young generation off most often).
+fn call_one(py: Python<'_>, callable: &PyObject, arg: &Py<PyBytes>) -> PyResult<()> {
+    let args = [arg.as_ptr()];
+    // SAFETY: the GIL is held (`py`); `callable` and the one argument are live objects
+    // borrowed for the call; `args` holds exactly the one pointer the count says, and the
+    // result is a new reference (or NULL with an exception set), owned below.
+    let r = unsafe {
+        pyo3::ffi::PyObject_Vectorcall(callable.as_ptr(), args.as_ptr(), 1, std::ptr::null_mut())
+    };
+    // SAFETY: `r` is the call's new reference or NULL with the error set (checked by
+    // from_owned_ptr_or_err).
+    unsafe { Bound::from_owned_ptr_or_err(py, r) }.map(drop)
 }
 
 fn set_protocol_impl(py: Python<'_>, st: &State, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
