@@ -194,6 +194,16 @@ fn on_eof(py: Python<'_>, tr: &Bound<'_, SocketTransport>, st: &State) {
     }
 }
 
+/// One read attempt, delivered.
+struct Step {
+    /// The task goes on reading.
+    again: bool,
+    /// The read was shorter than the buffer: the socket is empty.
+    drained: bool,
+    /// The read filled the buffer: more may be waiting.
+    full: bool,
+}
+
 /// The reader task (see the module docs).
 pub(crate) async fn read_loop(tr: Py<SocketTransport>, st: Rc<State>, io: Rc<Async<OwnedFd>>) {
     let fd = raw(&io);
@@ -212,23 +222,38 @@ pub(crate) async fn read_loop(tr: Py<SocketTransport>, st: Rc<State>, io: Rc<Asy
         if !go {
             return;
         }
-        // A read shorter than the buffer emptied the socket: the next waits for a new
-        // edge instead of learning it from an EWOULDBLOCK recv (the reactor keeps a
-        // shut-down peer's EOF readable, `Async::read_with_drained`).
-        let got = io
+        // The protocol is called inside the read attempt, under the one GIL scope. A
+        // read shorter than the buffer emptied the socket: the next waits for a new edge
+        // instead of learning it from an EWOULDBLOCK recv (the reactor keeps a shut-down
+        // peer's EOF readable, `Async::read_with_drained`).
+        let step = io
             .read_with_drained(
-                |_| Python::with_gil(|py| read_once(py, &st, fd)),
-                |got| match got {
-                    Got::Data(_, n) => *n < MAX_SIZE,
-                    Got::Skip | Got::Into(_) | Got::Eof | Got::Fail(..) => false,
+                |_| {
+                    Python::with_gil(|py| {
+                        let got = read_once(py, &st, fd)?;
+                        let step = Step {
+                            drained: matches!(got, Got::Data(_, n) if n < MAX_SIZE),
+                            full: matches!(got, Got::Data(_, n) if n == MAX_SIZE),
+                            again: true,
+                        };
+                        if matches!(got, Got::Data(..) | Got::Into(_)) {
+                            crate::transport::note_io_activity();
+                        }
+                        let again = deliver(py, tr.bind(py), &st, Ok(got));
+                        Ok(Step { again, ..step })
+                    })
                 },
+                |step| step.drained,
             )
             .await;
-        let full = matches!(got, Ok(Got::Data(_, n)) if n == MAX_SIZE);
-        if matches!(got, Ok(Got::Data(..) | Got::Into(_))) {
-            crate::transport::note_io_activity();
-        }
-        let again = Python::with_gil(|py| deliver(py, tr.bind(py), &st, got));
+        let (again, full) = match step {
+            Ok(step) => (step.again, step.full),
+            // The wait itself failed (the poller refused the descriptor).
+            Err(e) => (
+                Python::with_gil(|py| deliver(py, tr.bind(py), &st, Err(e))),
+                false,
+            ),
+        };
         if !again {
             return;
         }
