@@ -396,3 +396,19 @@ def test_streams_run_over_it(loop):
         await server.wait_closed()
 
     run(loop, main())
+
+
+def test_data_and_eof_in_one_harvest(loop):
+    """test_read_ready_eof after data: the peer's last bytes and its FIN reach the socket
+    before the loop looks, so one readiness edge carries both. A read shorter than the
+    buffer must not make the transport forget the EOF (the reactor's READ_CLOSED bit)."""
+    p = Recorder()
+    tr, peer = connect(loop, p)
+    run(loop, asyncio.sleep(0.01))  # reading has started and found nothing
+    for _ in range(3):
+        peer.send(b"tail")
+    peer.shutdown(socket.SHUT_WR)
+    run(loop, until(lambda: "lost" in p.calls))
+    assert bytes(p.data) == b"tail" * 3
+    assert p.calls[-2:] == ["eof", "lost"] and p.lost is None
+    peer.close()
