@@ -23,6 +23,10 @@
 //! - **R2 (clear).** A task that saw readiness `(tick, bits)` and got `EWOULDBLOCK` clears
 //!   `bits` only if the word's tick is still `tick`: a dispatch after its syscall may carry a
 //!   newer edge, which must not be lost (edge-triggered registrations report each change once).
+//!   A drained read (shorter than its buffer) may clear the same way without the
+//!   `EWOULDBLOCK`, except readability marked `NO_DRAIN` (a harvest that could not tell
+//!   whether the peer shut down, or a fresh source); `READ_CLOSED` (`EPOLLRDHUP`: the peer
+//!   shut down) is never cleared, so an EOF that came with the data is still read.
 //! - **R3 (wait).** A waiting task stores its waker under the slot lock and reads the word
 //!   again under that lock. With R1 (word first, lock second) either the waiter's re-read
 //!   sees the dispatch's bits, or the dispatch finds the waker in the slot: no lost wake.
