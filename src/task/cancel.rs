@@ -186,23 +186,49 @@ crate::shim::thread_local! {
     static FRAME: RefCell<Frame> = RefCell::new(Frame::idle());
 }
 
+/// The frame a poll displaced, restored when it ends: `None` when the thread had no poll
+/// running (the common case: the fresh frame is set up in place, nothing is moved).
+pub(crate) struct SavedFrame(Option<Frame>);
+
 /// Installs a fresh frame for one poll; returns the one it displaced.
-pub(crate) fn frame_begin(deliver_at: u32) -> Frame {
+pub(crate) fn frame_begin(deliver_at: u32) -> SavedFrame {
     FRAME.with(|f| {
-        f.replace(Frame {
+        let mut f = f.borrow_mut();
+        let fresh = Frame {
             active: true,
             depth: 0,
             deliver_at,
             deepest: 0,
             waiter: None,
-        })
+        };
+        if f.active {
+            // An eager first step inside another task's poll: keep that poll's frame.
+            SavedFrame(Some(std::mem::replace(&mut *f, fresh)))
+        } else {
+            // An idle frame holds no waiter (`frame_end` takes it), so overwriting it
+            // drops nothing.
+            f.active = true;
+            f.depth = 0;
+            f.deliver_at = deliver_at;
+            f.deepest = 0;
+            SavedFrame(None)
+        }
     })
 }
 
 /// Ends the poll's frame, restoring `saved`; returns the suspension depth and waiter.
-pub(crate) fn frame_end(saved: Frame) -> (u32, Option<Waiter>) {
-    let mine = FRAME.with(|f| f.replace(saved));
-    (mine.deepest, mine.waiter.map(|(_, w)| w))
+pub(crate) fn frame_end(saved: SavedFrame) -> (u32, Option<Waiter>) {
+    FRAME.with(|f| {
+        let mut f = f.borrow_mut();
+        let mine = (f.deepest, f.waiter.take().map(|(_, w)| w));
+        match saved.0 {
+            // The frame being overwritten no longer holds a waiter: its drop runs no code
+            // of a task while the cell is borrowed.
+            Some(outer) => *f = outer,
+            None => *f = Frame::idle(),
+        }
+        mine
+    })
 }
 
 /// A `Task<T>` or `aioloop::Future` is returning `Pending` inside a built-in task's poll:
