@@ -4,7 +4,10 @@
 //! `--cfg aioloop_unobserved` and compares the instructions each workload executes — the
 //! cost of the metrics counters and of the tracking checks when nobody looks (issue 13).
 //!
-//! `workloads <chained_spawn|spawn_many_local|yield_many|ping_pong> [iterations]`
+//! `workloads <chained_spawn|spawn_many_local|yield_many|ping_pong|cancel_10k|cancel_10k_tokio> [iterations]`
+//!
+//! `cancel_10k` is `benches/cancel.rs`'s shape (10,000 parked tasks cancelled with
+//! `Task::cancel` from `block_on`'s future and awaited), for counting what a cancel costs.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -38,6 +41,10 @@ fn main() {
         .map(|s| s.parse().unwrap())
         .unwrap_or(20);
     let rt = aioloop::Runtime::builder().workers(1).build().unwrap();
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
     for _ in 0..iters {
         match what.as_str() {
             "chained_spawn" => {
@@ -88,6 +95,45 @@ fn main() {
                 }));
                 rx.recv().unwrap();
             }
+            "cancel_10k" => rt.block_on(async {
+                let (c, rx) = countdown(10_000);
+                let tasks: Vec<_> = (0..10_000)
+                    .map(|_| {
+                        let c = c.clone();
+                        aioloop::create_task(async move {
+                            tick(&c);
+                            std::future::pending::<()>().await
+                        })
+                    })
+                    .collect();
+                rx.recv().unwrap();
+                for t in &tasks {
+                    t.cancel(None);
+                }
+                for t in tasks {
+                    assert!(t.await.unwrap_err().is_cancelled());
+                }
+            }),
+            // The same with tokio (one worker), for comparing instruction counts.
+            "cancel_10k_tokio" => tokio_rt.block_on(async {
+                let (c, rx) = countdown(10_000);
+                let tasks: Vec<_> = (0..10_000)
+                    .map(|_| {
+                        let c = c.clone();
+                        tokio::spawn(async move {
+                            tick(&c);
+                            std::future::pending::<()>().await
+                        })
+                    })
+                    .collect();
+                rx.recv().unwrap();
+                for t in &tasks {
+                    t.abort();
+                }
+                for t in tasks {
+                    assert!(t.await.unwrap_err().is_cancelled());
+                }
+            }),
             _ => panic!("unknown workload"),
         }
     }
