@@ -4,11 +4,15 @@
 //! `--cfg aioloop_unobserved` and compares the instructions each workload executes — the
 //! cost of the metrics counters and of the tracking checks when nobody looks (issue 13).
 //!
-//! `workloads <chained_spawn|spawn_many_local|yield_many|ping_pong> [iterations] [tokio]`
+//! `workloads <chained_spawn|spawn_many_local|yield_many|ping_pong|cancel_10k> [iterations] [tokio]`
 //!
 //! With `tokio` as the third argument the same workload runs on a one-worker tokio
 //! multi-threaded runtime, so that the instructions per poll, wake and spawn can be compared
 //! with tokio's deterministically (issue 9 item 6) rather than by wall clock.
+//!
+//! `cancel_10k` is `benches/cancel.rs`'s shape (10,000 parked tasks cancelled with
+//! `Task::cancel` — tokio: `abort` — from `block_on`'s future and awaited), for counting
+//! what a cancel costs.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -160,6 +164,46 @@ fn main() {
                 });
                 rx.recv().unwrap();
             }
+            "cancel_10k" => match &rt {
+                Rt::Aio(rt) => rt.block_on(async {
+                    let (c, rx) = countdown(10_000);
+                    let tasks: Vec<_> = (0..10_000)
+                        .map(|_| {
+                            let c = c.clone();
+                            aioloop::create_task(async move {
+                                tick(&c);
+                                std::future::pending::<()>().await
+                            })
+                        })
+                        .collect();
+                    rx.recv().unwrap();
+                    for t in &tasks {
+                        t.cancel(None);
+                    }
+                    for t in tasks {
+                        assert!(t.await.unwrap_err().is_cancelled());
+                    }
+                }),
+                Rt::Tok(rt) => rt.block_on(async {
+                    let (c, rx) = countdown(10_000);
+                    let tasks: Vec<_> = (0..10_000)
+                        .map(|_| {
+                            let c = c.clone();
+                            tokio::spawn(async move {
+                                tick(&c);
+                                std::future::pending::<()>().await
+                            })
+                        })
+                        .collect();
+                    rx.recv().unwrap();
+                    for t in &tasks {
+                        t.abort();
+                    }
+                    for t in tasks {
+                        assert!(t.await.unwrap_err().is_cancelled());
+                    }
+                }),
+            },
             _ => panic!("unknown workload"),
         }
     }

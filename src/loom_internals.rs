@@ -543,6 +543,13 @@ impl IoModel {
             .inject(self.key, crate::event_loop::reactor::READABLE);
     }
 
+    /// The kernel reports the peer's half-close (`EPOLLIN | EPOLLRDHUP`: reactor rule R12).
+    pub fn inject_read_closed(&self) {
+        use crate::event_loop::reactor::readiness::READ_CLOSED;
+        self.driver
+            .inject(self.key, crate::event_loop::reactor::READABLE | READ_CLOSED);
+    }
+
     /// Whether this source reuses `other`'s slot (same index, newer generation).
     pub fn reuses_slot_of(&self, other: &IoModel) -> bool {
         self.key != other.key && (self.key & 0xFFFF_FFFF) == (other.key & 0xFFFF_FFFF)
@@ -581,6 +588,11 @@ impl IoModel {
     /// Rule R2: the syscall said `EWOULDBLOCK`.
     pub fn clear(&self, ev: IoReady) {
         self.io.clear_readiness(ev.0)
+    }
+
+    /// Rule R12: a read shorter than its buffer emptied the socket.
+    pub fn clear_drained(&self, ev: IoReady) {
+        self.io.clear_drained(ev.0)
     }
 
     /// Whether the word says readable.
@@ -666,7 +678,7 @@ impl WheelEntry {
     }
 }
 
-// ---- Model: the blocking pool (blocking rules B1–B6) ---------------------------------------
+// ---- Model: the blocking pool (blocking rules B1–B7) ---------------------------------------
 
 /// The real blocking pool, for `loom-tests/tests/blocking.rs`.
 pub struct TestPool(crate::blocking::Pool);
@@ -696,6 +708,14 @@ impl TestPool {
 
     pub fn shutdown(&self, discard: bool) {
         self.0.shutdown(discard)
+    }
+
+    /// `set_default_executor(executor)` on this pool (B7).
+    pub fn set_default_executor(
+        &self,
+        executor: std::sync::Arc<dyn crate::Executor>,
+    ) -> Result<(), crate::ExecutorError> {
+        self.0.set_replacement(executor)
     }
 
     /// Blocks until every pool thread has exited (after `shutdown`).

@@ -1,7 +1,7 @@
 //! The blocking pool and asyncio's executor API: `to_thread` (CPython's
 //! `test_asyncio/test_threads.py`), `run_in_executor` and `shutdown_default_executor`
-//! (`test_events.py`), the pool's thread cap, keep-alive and shutdown (blocking rules
-//! B1–B6 in `src/blocking/mod.rs`).
+//! (`test_events.py`), `set_default_executor` with a user's executor, the pool's thread cap,
+//! keep-alive and shutdown (blocking rules B1–B7 in `src/blocking/mod.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -488,4 +488,129 @@ fn a_malformed_address_is_invalid_input() {
         .block_on(aioloop::net::TcpListener::bind("no port here"))
         .unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+/// A user's executor with threads of its own: counts what it ran, and its `shutdown`
+/// waits for them (asyncio's `ThreadPoolExecutor.shutdown(wait=True)`).
+#[derive(Default)]
+struct Counting {
+    ran: Arc<AtomicUsize>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    shut: AtomicBool,
+}
+
+impl aioloop::Executor for Counting {
+    fn execute(&self, job: aioloop::ExecutorJob) -> Result<(), ExecutorError> {
+        if self.shut.load(Ordering::SeqCst) {
+            return Err(ExecutorError::Shutdown);
+        }
+        let ran = self.ran.clone();
+        let t = std::thread::Builder::new()
+            .name("user-executor".into())
+            .spawn(move || {
+                job();
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        self.threads.lock().unwrap().push(t);
+        Ok(())
+    }
+
+    fn shutdown(&self) {
+        self.shut.store(true, Ordering::SeqCst);
+        for t in self.threads.lock().unwrap().drain(..) {
+            t.join().unwrap();
+        }
+    }
+}
+
+/// asyncio's `loop.set_default_executor(executor)` (`test_events.py`
+/// `test_set_default_executor`): `run_in_executor(None, …)`, `to_thread` and host-name
+/// resolution then run on it, not on the loop's pool (blocking rule B7).
+#[test]
+fn test_set_default_executor() {
+    let rt = rt(1);
+    let ex = Arc::new(Counting::default());
+    rt.handle().set_default_executor(ex.clone()).unwrap();
+    let h = rt.handle().clone();
+    let names = rt.block_on(async move {
+        let a = h
+            .run_in_executor(None, || std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap();
+        let b = aioloop::to_thread(|| std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap();
+        let addrs = h.getaddrinfo("localhost", 80).await.unwrap();
+        assert!(!addrs.is_empty());
+        (a, b)
+    });
+    assert_eq!(names.0.as_deref(), Some("user-executor"));
+    assert_eq!(names.1.as_deref(), Some("user-executor"));
+    // The count goes up after the job delivered its value: wait for the last one.
+    eventually("the lookup ran there too", || {
+        ex.ran.load(Ordering::SeqCst) == 3
+    });
+    assert_eq!(
+        rt.handle().metrics().blocking.threads,
+        0,
+        "the loop's own pool started no thread"
+    );
+}
+
+/// `shutdown_default_executor` on a replaced default executor calls its `shutdown` and
+/// waits for it to return (B7); afterwards the default executor refuses jobs, and
+/// setting another is refused with the same error.
+#[test]
+fn shutdown_default_executor_shuts_the_users_executor() {
+    let lp = LocalLoop::new().unwrap();
+    let ex = Arc::new(Counting::default());
+    lp.set_default_executor(ex.clone()).unwrap();
+    let (tx, rx) = mpsc::channel::<()>();
+    let job = lp.run_in_executor(None, move || rx.recv().is_ok());
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        tx.send(()).unwrap();
+    });
+    lp.run_until_complete(lp.shutdown_default_executor(None))
+        .unwrap()
+        .unwrap();
+    assert!(ex.shut.load(Ordering::SeqCst), "its shutdown was called");
+    assert_eq!(
+        ex.ran.load(Ordering::SeqCst),
+        1,
+        "shutdown returned before the user's executor drained"
+    );
+    assert!(lp.run_until_complete(job).unwrap().unwrap());
+    releaser.join().unwrap();
+    let refused = lp
+        .run_until_complete(lp.run_in_executor(None, || ()))
+        .unwrap();
+    assert!(matches!(refused, Err(ExecutorError::Shutdown)));
+    let again = lp.set_default_executor(Arc::new(Counting::default()));
+    assert!(matches!(again, Err(ExecutorError::Shutdown)));
+}
+
+/// A user's executor whose `shutdown` outlives the timeout: asyncio's timeout error, and
+/// the executor still finishes on its own.
+#[test]
+fn shutdown_default_executor_times_out_on_the_users_executor() {
+    let rt = rt(1);
+    let ex = Arc::new(Counting::default());
+    rt.handle().set_default_executor(ex.clone()).unwrap();
+    let (tx, rx) = mpsc::channel::<()>();
+    let job = rt.handle().run_in_executor(None, move || rx.recv().is_ok());
+    let h = rt.handle().clone();
+    let err = rt
+        .block_on(async move {
+            h.shutdown_default_executor(Some(Duration::from_millis(10)))
+                .await
+        })
+        .unwrap_err();
+    assert!(matches!(err, ExecutorError::JoinTimeout(_)));
+    tx.send(()).unwrap();
+    assert!(rt.block_on(job).unwrap());
+    eventually("the user's executor finishes its shutdown", || {
+        ex.threads.lock().unwrap().is_empty() && ex.ran.load(Ordering::SeqCst) == 1
+    });
 }

@@ -142,3 +142,74 @@ fn http1_over_a_unix_pair() {
         })
     });
 }
+
+/// One I/O object made of a read half and a write half: hyper needs both traits on one
+/// type, and a caller holding `split` halves (borrowed) or `into_split` ones builds this.
+struct Joined<R, W>(R, W);
+
+impl<R: hyper::rt::Read + Unpin, W: Unpin> hyper::rt::Read for Joined<R, W> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<R: Unpin, W: hyper::rt::Write + Unpin> hyper::rt::Write for Joined<R, W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.1).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.1).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.1).poll_shutdown(cx)
+    }
+}
+
+/// hyper's traits on the borrowed halves (`split`) as on the owned ones: an HTTP/1
+/// server reads and writes a socket it only borrows, the client uses owned halves.
+#[test]
+fn http1_over_split_halves() {
+    guarded("http1 halves", || {
+        runtime(2).block_on(async {
+            let (a, b) = aioloop::net::unix::UnixStream::pair().unwrap();
+            let server = aioloop::create_task(async move {
+                let (r, w) = a.split();
+                let service = hyper::service::service_fn(|req: hyper::Request<_>| async move {
+                    let body = format!("halves served {}", req.uri().path());
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(Bytes::from(body)),
+                    ))
+                });
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(Joined(r, w), service)
+                    .await
+            });
+            let (r, w) = b.into_split();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(Joined(r, w))
+                .await
+                .unwrap();
+            let client = aioloop::create_task(conn);
+            let resp = sender.send_request(get("/split")).await.unwrap();
+            assert_eq!(body_of(resp).await, b"halves served /split");
+            drop(sender);
+            client.await.unwrap().unwrap();
+            server.await.unwrap().unwrap();
+        })
+    });
+}

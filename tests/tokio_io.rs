@@ -62,12 +62,36 @@ async fn copy_bufreader_and_codec() {
     assert_eq!(got, ["alpha", "beta"]);
 }
 
+/// `tokio::io::copy` between the borrowed halves of one socket (`split`): an echo that
+/// never gives the socket away.
+async fn copy_between_borrowed_halves() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let echo = aioloop::create_task(async move {
+        let (mut r, mut w) = a.split();
+        tokio::io::copy(&mut r, &mut w).await
+    });
+    let (mut br, mut bw) = b.split();
+    AsyncWriteExt::write_all(&mut bw, b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    AsyncReadExt::read_exact(&mut br, &mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    AsyncWriteExt::shutdown(&mut bw).await.unwrap();
+    assert_eq!(echo.await.unwrap().unwrap(), 4);
+    let mut rest = Vec::new();
+    assert_eq!(
+        br.read_to_end(&mut rest).await.unwrap(),
+        0,
+        "echo ended at EOF"
+    );
+}
+
 #[test]
 fn tokio_traits_on_runtime() {
     guarded("tokio runtime", || {
         let rt = runtime(2);
         rt.block_on(tcp_ext_traits());
         rt.block_on(copy_bufreader_and_codec());
+        rt.block_on(copy_between_borrowed_halves());
     });
 }
 
@@ -77,5 +101,7 @@ fn tokio_traits_on_local_loop() {
         let lp = new_loop();
         lp.run_until_complete(tcp_ext_traits()).unwrap();
         lp.run_until_complete(copy_bufreader_and_codec()).unwrap();
+        lp.run_until_complete(copy_between_borrowed_halves())
+            .unwrap();
     });
 }

@@ -1,5 +1,5 @@
 //! Models of the blocking pool's job queue and idle-thread protocol (`src/blocking/`,
-//! rules B1–B6): the real `Pool` on loom threads, its mutex and condvars loom's doubles.
+//! rules B1–B7): the real `Pool` on loom threads, its mutex and condvars loom's doubles.
 //! A job that no thread ever takes leaves `block_on` waiting forever: loom reports the
 //! deadlock. Every model ends with a shutdown and waits until the pool has no thread left.
 //!
@@ -70,5 +70,53 @@ fn two_submitters_race() {
         assert!(pool.metrics().threads <= 2);
         pool.shutdown(true);
         pool.wait_exited();
+    });
+}
+
+/// A user's executor that runs each job on the submitting thread and refuses jobs once
+/// its `shutdown` has run; counts its shutdowns.
+struct Inline {
+    shut: loom::sync::atomic::AtomicUsize,
+}
+
+impl aioloop::Executor for Inline {
+    fn execute(&self, job: aioloop::ExecutorJob) -> Result<(), ExecutorError> {
+        if self.shut.load(loom::sync::atomic::Ordering::SeqCst) > 0 {
+            return Err(ExecutorError::Shutdown);
+        }
+        job();
+        Ok(())
+    }
+
+    fn shutdown(&self) {
+        self.shut.fetch_add(1, loom::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// B7: a default job racing the shutdown of a pool whose default executor is a user's
+/// runs there (it took the executor first) or is refused with `Shutdown`, never runs on
+/// the closed pool's threads; the user's `shutdown` runs exactly once, as the pool's last
+/// job, and the pool ends with no thread.
+#[test]
+fn default_job_races_shutdown_of_a_replaced_pool() {
+    loom::model(|| {
+        let pool = Arc::new(TestPool::new(1, false));
+        let ex = std::sync::Arc::new(Inline {
+            shut: loom::sync::atomic::AtomicUsize::new(0),
+        });
+        pool.set_default_executor(ex.clone()).unwrap();
+        let p = pool.clone();
+        let stopper = loom::thread::spawn(move || p.shutdown(false));
+        // `Inline` runs the job on this thread; a pool thread would be another.
+        let here = loom::thread::current().id();
+        let job = pool.submit(|| loom::thread::current().id());
+        stopper.join().unwrap();
+        match block_on(job) {
+            Ok(ran_on) => assert_eq!(ran_on, here, "ran on the closed pool's thread"),
+            Err(e) => assert!(matches!(e, ExecutorError::Shutdown)),
+        }
+        pool.wait_exited();
+        assert_eq!(ex.shut.load(loom::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(pool.metrics().threads, 0);
     });
 }

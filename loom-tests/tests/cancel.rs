@@ -21,40 +21,54 @@ use loom::thread;
 /// `cancel` means the task was already done, so it finished with its value.
 #[test]
 fn cancel_races_completion() {
-    loom::model(|| {
-        let sched = TestScheduler::new();
-        let probe = Probe::new();
-        let mut join = sched.spawn(1, Gate::new(&probe, 5));
-        assert!(sched.run_one()); // poll 1: the gate is closed
-        let task = join.task_ref();
-        let canceller = thread::spawn(move || task.cancel(Some("stop")));
-        let opener = {
-            let probe = probe.clone();
-            thread::spawn(move || probe.open())
-        };
-        let done = join.task_ref();
-        let accepted = {
-            // Runs until the task is done: woken by the opener or by the cancel.
-            let r = canceller;
-            opener.join().unwrap();
-            sched.run_until(|| done.done());
-            r.join().unwrap()
-        };
-        let (_, w) = counting_waker();
-        match poll_join(&mut join, &w) {
-            Poll::Ready(Ok(out)) => assert_eq!(out.value, 5),
-            Poll::Ready(Err(TaskError::Cancelled(e))) => {
-                assert!(accepted, "cancelled although cancel() returned false");
-                assert_eq!(e.message(), Some("stop"));
-            }
-            other => panic!("unexpected {:?}", other.map(|r| r.map(|o| o.value))),
+    loom::model(|| cancel_vs_completion(Some("stop")));
+}
+
+/// Issue 9 item 7, rule 7 of `task/cancel.rs`: a bare `cancel()` (no message, the task has
+/// no extra block) is one compare-exchange on the header's slot, taken by the next poll
+/// with another. Raced against the task's completion as `cancel_races_completion` races a
+/// request stored in the block.
+#[test]
+fn bare_cancel_races_completion() {
+    loom::model(|| cancel_vs_completion(None));
+}
+
+/// One run of the completion race with a request carrying `msg`. Also checks the count:
+/// a refused request is not counted (it was withdrawn), an accepted one is (T7).
+fn cancel_vs_completion(msg: Option<&'static str>) {
+    let sched = TestScheduler::new();
+    let probe = Probe::new();
+    let mut join = sched.spawn(1, Gate::new(&probe, 5));
+    assert!(sched.run_one()); // poll 1: the gate is closed
+    let task = join.task_ref();
+    let canceller = thread::spawn(move || task.cancel(msg));
+    let opener = {
+        let probe = probe.clone();
+        thread::spawn(move || probe.open())
+    };
+    let done = join.task_ref();
+    let accepted = {
+        // Runs until the task is done: woken by the opener or by the cancel.
+        let r = canceller;
+        opener.join().unwrap();
+        sched.run_until(|| done.done());
+        r.join().unwrap()
+    };
+    let (_, w) = counting_waker();
+    match poll_join(&mut join, &w) {
+        Poll::Ready(Ok(out)) => assert_eq!(out.value, 5),
+        Poll::Ready(Err(TaskError::Cancelled(e))) => {
+            assert!(accepted, "cancelled although cancel() returned false");
+            assert_eq!(e.message(), msg);
         }
-        drop(join);
-        drop(done);
-        drop(probe.take_waker());
-        assert_eq!(probe.futures_dropped(), 1);
-        assert_eq!(sched.alive(), 0, "task allocation not freed");
-    });
+        other => panic!("unexpected {:?}", other.map(|r| r.map(|o| o.value))),
+    }
+    assert_eq!(done.cancelling(), u32::from(accepted));
+    drop(join);
+    drop(done);
+    drop(probe.take_waker());
+    assert_eq!(probe.futures_dropped(), 1);
+    assert_eq!(sched.alive(), 0, "task allocation not freed");
 }
 
 /// A task whose body waits in a catch scope; `cancel()` from another thread races its
@@ -174,6 +188,39 @@ fn cancel_passed_on_races_awaited_completion() {
         drop(probe.take_waker());
         sched.run_until(|| true); // whatever the drops queued
         assert_eq!(probe.futures_dropped(), 1);
+        assert_eq!(sched.alive(), 0, "task allocation not freed");
+    });
+}
+
+/// Rule 7: two bare `cancel()`s, one of them followed by a reader that inflates the tag
+/// (`cancelling()` needs the block), race each other and the poll that takes the tag.
+/// Exactly one thread wins each transition of the slot: the task ends cancelled exactly
+/// once, every accepted request is counted (asyncio's `cancelling()`; the other thread's
+/// is refused only if the task had already ended), and every block built by a losing
+/// inflation is freed (loom's leak check).
+#[test]
+fn bare_cancels_race_inflation_and_poll() {
+    loom::model(|| {
+        let sched = TestScheduler::new();
+        let (probe, join) = spawn_pending(&sched, 1, 5); // never opened
+        let other = {
+            let task = join.task_ref();
+            thread::spawn(move || {
+                let accepted = task.cancel(None);
+                (accepted, task.cancelling())
+            })
+        };
+        let done = join.task_ref();
+        assert!(done.cancel(None), "cancel() refused on an unfinished task");
+        sched.run_until(|| done.done());
+        let (accepted, seen) = other.join().unwrap();
+        let requests = 1 + u32::from(accepted);
+        assert!((1..=requests).contains(&seen), "cancelling() read {seen}");
+        assert_eq!(done.cancelling(), requests);
+        assert!(done.cancelled());
+        assert_eq!(probe.polls(), 1, "polled after a cancel was pending");
+        drop(done);
+        assert_cancelled_and_released(join, &probe, "cancelled twice, still pending");
         assert_eq!(sched.alive(), 0, "task allocation not freed");
     });
 }

@@ -140,3 +140,63 @@ fn source_registered_while_the_worker_sleeps_in_its_condvar() {
         drop(registrant.join().unwrap());
     });
 }
+
+/// Rule R12: a read that emptied the socket clears `READABLE` but keeps `READ_CLOSED`, so
+/// a half-close whose edge was harvested before (or while) the short read cleared still
+/// ends the stream: the task's next read returns EOF instead of waiting for an edge that
+/// never comes. The peer sends data, then its FIN, each with its own edge, while the
+/// owning loop harvests; the task reads (a short read when data was there) until EOF.
+#[test]
+fn half_close_survives_a_short_read_clear() {
+    #[derive(Default)]
+    struct Kernel {
+        data: bool,
+        eof: bool,
+    }
+    enum Read {
+        Short,
+        Eof,
+        WouldBlock,
+    }
+    loom::model(|| {
+        let io = Arc::new(IoModel::new());
+        let kernel = Arc::new(Mutex::new(Kernel::default()));
+
+        let (io2, kernel2) = (io.clone(), kernel.clone());
+        let peer = loom::thread::spawn(move || {
+            kernel2.lock().unwrap().data = true;
+            io2.inject_readable();
+            kernel2.lock().unwrap().eof = true;
+            io2.inject_read_closed();
+            io2.harvest(false);
+        });
+
+        let mut got_data = false;
+        loom::future::block_on(poll_fn(|cx| loop {
+            let ev = match io.poll_readable(cx) {
+                Poll::Ready(ev) => ev,
+                Poll::Pending => return Poll::Pending,
+            };
+            let read = {
+                let mut k = kernel.lock().unwrap();
+                if std::mem::take(&mut k.data) {
+                    Read::Short
+                } else if k.eof {
+                    Read::Eof
+                } else {
+                    Read::WouldBlock
+                }
+            };
+            match read {
+                Read::Short => {
+                    got_data = true;
+                    io.clear_drained(ev);
+                }
+                Read::Eof => return Poll::Ready(()),
+                Read::WouldBlock => io.clear(ev),
+            }
+        }));
+        assert!(got_data, "the data comes before EOF");
+        peer.join().unwrap();
+    });
+}

@@ -19,10 +19,11 @@ import socket
 import sys
 import signal
 import threading
+import warnings
 import weakref
-from asyncio import base_events, coroutines, events, selector_events, unix_events
+from asyncio import base_events, coroutines, events, futures, selector_events, unix_events
 
-from ._aioloop import Handle, Loop as _Loop, Task, TimerHandle
+from ._aioloop import Handle, Loop as _Loop, SocketTransport as _SocketTransportCore, Task, TimerHandle
 
 __all__ = (
     "EventLoop",
@@ -278,6 +279,49 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
         self.call_soon(_run_signal_handle, handle)
 
 
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        # The Rust transport (python/src/transport.rs) instead of asyncio's
+        # _SelectorSocketTransport; SSL still layers asyncio's sslproto over it.
+        return _SocketTransport(self, sock, protocol, waiter, extra, server)
+
+
+class _SocketTransport(_SocketTransportCore):
+    """asyncio's socket transport, in Rust (``aioloop._aioloop.SocketTransport``); this
+    subclass only schedules what asyncio's ``_SelectorSocketTransport.__init__`` does:
+    ``connection_made``, then reading, then the waiter."""
+
+    _start_tls_compatible = True
+
+    def __init__(self, loop, sock, protocol, waiter=None, extra=None, server=None):
+        loop._transports[self._sock_fd] = self
+        loop.call_soon(protocol.connection_made, self)
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
+
+    # A Rust class cannot also derive from asyncio.Transport (its __slots__ clash with the
+    # Rust object's layout); isinstance() falls back to __class__, so the transport
+    # reports a subclass of asyncio.Transport there (type() still gives this class).
+    @property
+    def __class__(self):
+        return _TransportClass
+
+    def __del__(self, _warn=warnings.warn):
+        sock = self._sock
+        if sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            sock.close()
+
+
+class _TransportClass(asyncio.Transport):
+    """What ``_SocketTransport().__class__`` answers: an ``asyncio.Transport``."""
+
+    __slots__ = ()
+
+
+_TransportClass.__name__ = _TransportClass.__qualname__ = "_SocketTransport"
+
+
 def _run_signal_handle(handle):
     if not handle._cancelled:
         handle._run()
@@ -319,7 +363,7 @@ _BORROWED = {
     _Sel: (
         "add_reader", "add_writer", "remove_reader", "remove_writer",
         "_ensure_fd_no_transport", "_accept_connection", "_accept_connection2",
-        "_make_datagram_transport", "_make_socket_transport", "_make_ssl_transport",
+        "_make_datagram_transport", "_make_ssl_transport",
         "_start_serving", "_read_from_self", "_make_self_pipe",
         "_close_self_pipe", "_sendfile_native",
         "sock_accept", "_sock_accept", "sock_connect", "_sock_connect", "_sock_connect_cb",

@@ -23,10 +23,14 @@ mod handle;
 mod loop_core;
 mod task;
 mod thread_bound;
+mod transport;
+mod transport_read;
+mod transport_write;
 
 pub use handle::{Handle, TimerHandle};
 pub use loop_core::Loop;
 pub use task::Task;
+pub use transport::SocketTransport;
 
 /// The extension module's import name inside the `aioloop` package.
 ///
@@ -42,5 +46,6 @@ fn _aioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TimerHandle>()?;
     m.add_class::<Task>()?;
     m.add_class::<task::TaskIter>()?;
+    m.add_class::<SocketTransport>()?;
     Ok(())
 }

@@ -45,6 +45,17 @@ pub(crate) fn loop_err(e: LoopError) -> PyErr {
 }
 
 impl Loop {
+    /// The `LocalLoop` (its own thread only): the socket transports run their reader and
+    /// writer tasks on it.
+    pub(crate) fn local(&self) -> PyResult<&LocalLoop> {
+        Ok(&self.inner.get()?.lp)
+    }
+
+    /// Whether the loop is closed (any thread).
+    pub(crate) fn is_closed_now(&self) -> bool {
+        self.handle.is_closed()
+    }
+
     /// Queues `f` on this loop (its own thread only).
     pub(crate) fn schedule(&self, f: impl FnOnce() + 'static) -> PyResult<()> {
         self.inner.get()?.lp.call_soon(f).map_err(loop_err)?;
@@ -281,7 +292,10 @@ impl Loop {
             } else {
                 inner.lp.next_timeout()
             };
-            if wait != Some(Duration::ZERO) {
+            // A transport that just received data will likely receive again at once (its
+            // peer answers): go straight to the pass's zero-timeout harvest, sparing the
+            // poll(2) that would only report what that harvest finds (transport.rs).
+            if wait != Some(Duration::ZERO) && !crate::transport::take_io_activity() {
                 let fd = inner.lp.as_raw_fd();
                 py.allow_threads(move || wait_readable(fd, wait));
             }

@@ -27,12 +27,20 @@
 //!   thread or poison the pool; the job's result goes through its own slot (`task.rs`),
 //!   whose receiver may be gone (the awaiting task was cancelled): the result is then
 //!   dropped on the pool thread when it arrives.
+//! - **B7** A loop's default executor may be replaced by a user's [`Executor`]
+//!   (`set_default_executor`), kept in the pool's state: while the pool is open, default
+//!   jobs go to it instead of the pool's threads. Shutting the pool down takes it out
+//!   under the same lock and queues its `shutdown` as the pool's last job, so waiting for
+//!   the pool's threads to exit also waits for the user's executor to drain (asyncio's
+//!   `executor.shutdown(wait=True)` on a helper thread).
 
 mod error;
+mod executor;
 mod pool;
 mod task;
 
 pub use error::ExecutorError;
+pub use executor::{Executor, ExecutorJob};
 pub use pool::{BlockingMetrics, DEFAULT_KEEP_ALIVE};
 pub(crate) use pool::{Config, Job, Pool};
 pub(crate) use task::job;

@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use super::ExecutorError;
-use crate::shim::{Arc, Condvar, Mutex};
+use super::{Executor, ExecutorError};
+use crate::shim::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A queued job: the closure with its result slot already bound (see `task::job`).
 pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -80,6 +80,9 @@ struct State {
     exit_wakers: Vec<Waker>,
     /// Names the next thread.
     next_index: usize,
+    /// The user's executor default jobs go to instead of these threads (B7). A std `Arc`:
+    /// the user hands it over as one, and its count is no part of the pool's protocol.
+    replacement: Option<std::sync::Arc<dyn Executor>>,
 }
 
 struct Inner {
@@ -114,6 +117,7 @@ impl Pool {
                     shutdown: false,
                     exit_wakers: Vec::new(),
                     next_index: 0,
+                    replacement: None,
                 }),
                 work: Condvar::new(),
                 exited: Condvar::new(),
@@ -124,10 +128,15 @@ impl Pool {
 
     /// Queues `job` (B2). On failure the job is handed back, unrun, with the reason.
     pub(crate) fn submit(&self, job: Job) -> Result<(), (Job, ExecutorError)> {
-        let mut st = self.inner.state.lock();
+        let st = self.inner.state.lock();
         if st.shutdown {
             return Err((job, ExecutorError::Shutdown));
         }
+        self.enqueue(st, job)
+    }
+
+    /// Queues `job` for the pool's threads (B2), under the caller's lock.
+    fn enqueue(&self, mut st: MutexGuard<'_, State>, job: Job) -> Result<(), (Job, ExecutorError)> {
         st.queue.push_back(job);
         if st.idle > st.tokens {
             st.tokens += 1;
@@ -163,21 +172,53 @@ impl Pool {
     /// B5: refuses new jobs from now on and tells idle threads to exit. With `discard`, the
     /// queued jobs are dropped (here, outside the lock: their awaiters see `Shutdown`);
     /// without, the threads run them first.
+    /// A user's default executor is dropped unshut when `discard`ing (the loop is going
+    /// away), and otherwise shut down by the pool's last job (B7).
     pub(crate) fn shutdown(&self, discard: bool) {
         let dropped = {
             let mut st = self.inner.state.lock();
             st.shutdown = true;
+            let replacement = st.replacement.take();
             if discard {
-                std::mem::take(&mut st.queue)
+                (std::mem::take(&mut st.queue), replacement)
             } else {
-                VecDeque::new()
+                if let Some(ex) = replacement {
+                    let last: Job = Box::new(move || ex.shutdown());
+                    // No thread could be started: run it here rather than never.
+                    if let Err((last, _)) = self.enqueue(st, last) {
+                        let _ = crate::unwind::catch(last);
+                    }
+                }
+                (VecDeque::new(), None)
             }
         };
         self.inner.work.notify_all();
         // A closure's destructor may panic; the owner is shutting down and must not unwind.
-        for job in dropped {
+        for job in dropped.0 {
             let _ = crate::unwind::drop_caught(job);
         }
+        let _ = crate::unwind::drop_caught(dropped.1);
+    }
+
+    /// B7: makes `executor` the default executor. Refused once the pool is shut down
+    /// (asyncio would accept it, then refuse every job: the same outcome, said earlier).
+    pub(crate) fn set_replacement(
+        &self,
+        executor: std::sync::Arc<dyn Executor>,
+    ) -> Result<(), ExecutorError> {
+        let mut st = self.inner.state.lock();
+        if st.shutdown {
+            return Err(ExecutorError::Shutdown);
+        }
+        let old = st.replacement.replace(executor);
+        drop(st);
+        let _ = crate::unwind::drop_caught(old);
+        Ok(())
+    }
+
+    /// B7: the user's executor default jobs go to, while the pool is open.
+    pub(crate) fn replacement(&self) -> Option<std::sync::Arc<dyn Executor>> {
+        self.inner.state.lock().replacement.clone()
     }
 
     /// Whether every thread has exited after a shutdown; if not, `waker` is woken when the

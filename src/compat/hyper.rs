@@ -1,5 +1,5 @@
 //! hyper 1.x on aioloop (feature `hyper`): `hyper::rt::Read` and `hyper::rt::Write` on
-//! [`TcpStream`], [`UnixStream`] and their owned halves; [`HyperExecutor`], which runs
+//! [`TcpStream`], [`UnixStream`] and their halves (borrowed and owned); [`HyperExecutor`], which runs
 //! the futures hyper spawns (HTTP/2 streams, client connections) as aioloop tasks; and
 //! [`HyperTimer`], hyper's timer on aioloop's [`sleep`](crate::sleep).
 //!
@@ -46,7 +46,9 @@ use hyper::rt::ReadBufCursor;
 
 use crate::event_loop::context;
 use crate::net::unix::UnixStream;
-use crate::net::{OwnedReadHalf, OwnedWriteHalf, SplitSocket, StreamIo, TcpStream};
+use crate::net::{
+    OwnedReadHalf, OwnedWriteHalf, ReadHalf, SplitSocket, StreamIo, TcpStream, WriteHalf,
+};
 use crate::{ExceptionContext, Handle};
 
 /// Reads into hyper's cursor without zeroing it.
@@ -86,6 +88,8 @@ hyper_read!(UnixStream, [], s => s);
 write_trait!(hyper::rt::Write, UnixStream, [], s => s);
 hyper_read!(OwnedReadHalf<S>, [S: SplitSocket], h => h.socket());
 write_trait!(hyper::rt::Write, OwnedWriteHalf<S>, [S: SplitSocket], h => h.socket());
+hyper_read!(ReadHalf<'_, S>, [S: SplitSocket], h => h.socket());
+write_trait!(hyper::rt::Write, WriteHalf<'_, S>, [S: SplitSocket], h => h.socket());
 
 /// hyper's executor on aioloop: each future hyper hands it (an HTTP/2 stream, a client
 /// connection's background work) becomes an aioloop task on the loop running the caller,

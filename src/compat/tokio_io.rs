@@ -1,5 +1,5 @@
-//! tokio's `AsyncRead` and `AsyncWrite` on [`TcpStream`], [`UnixStream`] and their owned
-//! halves (feature `tokio-io`; tokio with no runtime, traits only), so tokio-based
+//! tokio's `AsyncRead` and `AsyncWrite` on [`TcpStream`], [`UnixStream`] and their halves
+//! (borrowed and owned) (feature `tokio-io`; tokio with no runtime, traits only), so tokio-based
 //! libraries (codecs, protocol crates) run on aioloop. Reads fill the `ReadBuf`'s
 //! uninitialised part directly.
 //!
@@ -27,7 +27,9 @@ use std::task::{ready, Context, Poll};
 use tokio::io::ReadBuf;
 
 use crate::net::unix::UnixStream;
-use crate::net::{OwnedReadHalf, OwnedWriteHalf, SplitSocket, StreamIo, TcpStream};
+use crate::net::{
+    OwnedReadHalf, OwnedWriteHalf, ReadHalf, SplitSocket, StreamIo, TcpStream, WriteHalf,
+};
 
 /// Reads into the unfilled part of `buf` without zeroing it.
 fn read_buf<S: StreamIo + ?Sized>(
@@ -67,3 +69,5 @@ tokio_read!(UnixStream, [], s => s);
 write_trait!(tokio::io::AsyncWrite, UnixStream, [], s => s);
 tokio_read!(OwnedReadHalf<S>, [S: SplitSocket], h => h.socket());
 write_trait!(tokio::io::AsyncWrite, OwnedWriteHalf<S>, [S: SplitSocket], h => h.socket());
+tokio_read!(ReadHalf<'_, S>, [S: SplitSocket], h => h.socket());
+write_trait!(tokio::io::AsyncWrite, WriteHalf<'_, S>, [S: SplitSocket], h => h.socket());

@@ -13,49 +13,21 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::blocking::{self, Blocking, ExecutorError, Pool};
+pub use crate::blocking::{Executor, ExecutorJob};
 use crate::error::NoRunningLoop;
 use crate::event_loop::context;
 use crate::{Handle, LocalLoop};
 
-/// A job handed to an [`Executor`]: run it once, on any thread. It catches its closure's
-/// panic itself and delivers the outcome to the [`Blocking`] future awaiting it; dropping it
-/// unrun completes that future with [`ExecutorError::Shutdown`].
-pub type ExecutorJob = Box<dyn FnOnce() + Send + 'static>;
-
-/// Something `run_in_executor` can hand jobs to besides the loop's default executor:
-/// asyncio's `concurrent.futures.Executor` (`submit`).
-///
-/// ```
-/// struct NewThreadEach;
-/// impl aioloop::Executor for NewThreadEach {
-///     fn execute(&self, job: aioloop::ExecutorJob) -> Result<(), aioloop::ExecutorError> {
-///         std::thread::spawn(job);
-///         Ok(())
-///     }
-/// }
-/// let rt = aioloop::Runtime::builder().workers(1).build()?;
-/// let name = rt.block_on(rt.handle().run_in_executor(Some(&NewThreadEach), || {
-///     std::thread::current().name().map(str::to_owned)
-/// }));
-/// assert_eq!(name.unwrap(), None); // an unnamed thread of our own
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub trait Executor: Send + Sync {
-    /// Runs `job` once, eventually, on some thread; an error if it never will (the job
-    /// is dropped and the awaiter gets this error).
-    ///
-    /// # Errors
-    /// Whatever the executor refuses with; [`ExecutorError::Shutdown`] fits a shut-down
-    /// executor.
-    fn execute(&self, job: ExecutorJob) -> Result<(), ExecutorError>;
-}
-
-/// Queues `f` on `pool`; a refused submission gives an already-failed future.
+/// Queues `f` on `pool`, or on the user's executor that replaced it as the loop's default
+/// (rule B7); a refused submission gives an already-failed future.
 pub(crate) fn submit<F, T>(pool: &Pool, f: F) -> Blocking<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    if let Some(ex) = pool.replacement() {
+        return run_on(&*ex, f);
+    }
     let (job, fut) = blocking::job(f);
     match pool.submit(job) {
         Ok(()) => fut,
@@ -67,15 +39,12 @@ where
     }
 }
 
-/// Hands `f` to `executor`, or to `pool` (the loop's default executor) for `None`.
-pub(crate) fn run_in<F, T>(pool: &Pool, executor: Option<&dyn Executor>, f: F) -> Blocking<T>
+/// Hands `f` to a user's executor.
+fn run_on<F, T>(ex: &dyn Executor, f: F) -> Blocking<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let Some(ex) = executor else {
-        return submit(pool, f);
-    };
     let (job, fut) = blocking::job(f);
     match ex.execute(job) {
         Ok(()) => fut,
@@ -83,6 +52,19 @@ where
             drop(fut);
             Blocking::failed(e)
         }
+    }
+}
+
+/// Hands `f` to `executor`, or to the loop's default executor (`pool`, or its
+/// replacement) for `None`.
+pub(crate) fn run_in<F, T>(pool: &Pool, executor: Option<&dyn Executor>, f: F) -> Blocking<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match executor {
+        Some(ex) => run_on(ex, f),
+        None => submit(pool, f),
     }
 }
 
@@ -140,7 +122,8 @@ impl Future for Exited<'_> {
     }
 }
 
-/// asyncio's `shutdown_default_executor(timeout)` on `pool`.
+/// asyncio's `shutdown_default_executor(timeout)` on `pool` (and, through the pool's last
+/// job, on the user's executor that replaced it: B7).
 pub(crate) async fn shutdown_pool(
     pool: &Pool,
     timeout: Option<Duration>,
@@ -181,6 +164,24 @@ macro_rules! executor_loop_api {
             T: Send + 'static,
         {
             run_in(self.loop_ref().blocking_pool(), executor, f)
+        }
+
+        /// asyncio's `loop.set_default_executor(executor)`: from now on `run_in_executor(None,
+        /// …)`, [`to_thread`](crate::to_thread) and host-name resolution hand their jobs to
+        /// `executor` instead of this loop's blocking pool, and
+        /// [`shutdown_default_executor`](Self::shutdown_default_executor) calls its
+        /// [`Executor::shutdown`] and waits for it. Setting another replaces it.
+        ///
+        /// # Errors
+        /// [`ExecutorError::Shutdown`] after `shutdown_default_executor` (asyncio accepts
+        /// the executor there, but then refuses every job with that error).
+        ///
+        #[doc = concat!("```\nstruct Inline;\nimpl aioloop::Executor for Inline {\n    fn execute(&self, job: aioloop::ExecutorJob) -> Result<(), aioloop::ExecutorError> {\n        job();\n        Ok(())\n    }\n}\n", $setup, "\nlp.set_default_executor(std::sync::Arc::new(Inline))?;\nlet here = std::thread::current().id();\nlet ran_on = ", $open, "lp.run_in_executor(None, || std::thread::current().id())", $close, ";\nassert_eq!(ran_on.unwrap(), here); // Inline ran it on the caller's thread\n# Ok::<(), Box<dyn std::error::Error>>(())\n```")]
+        pub fn set_default_executor(
+            &self,
+            executor: std::sync::Arc<dyn Executor>,
+        ) -> Result<(), ExecutorError> {
+            self.loop_ref().blocking_pool().set_replacement(executor)
         }
 
         /// asyncio's `loop.shutdown_default_executor(timeout)`: the default executor

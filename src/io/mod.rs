@@ -279,8 +279,8 @@ impl<T: AsFd> Async<T> {
 
     /// [`poll_io`](Self::poll_io) for operations that can tell they drained the socket
     /// (`drained(&result)`: a stream read shorter than its buffer, a partial write): the
-    /// readiness they saw is cleared at once (rule R2), saving the `EWOULDBLOCK` system
-    /// call the next operation would otherwise make to learn it.
+    /// readiness they saw is cleared at once (rule R12: the closed bits stay), saving the
+    /// `EWOULDBLOCK` system call the next operation would otherwise make to learn it.
     pub(crate) fn poll_io_draining<R>(
         &self,
         dir: Direction,
@@ -299,7 +299,7 @@ impl<T: AsFd> Async<T> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Ok(r) => {
                     if drained(&r) {
-                        self.reg.clear_readiness(ev);
+                        self.reg.clear_drained(ev);
                     }
                     return Poll::Ready(Ok(r));
                 }
@@ -328,6 +328,43 @@ impl<T: AsFd> Async<T> {
     /// ```
     pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
         poll_fn(|cx| self.poll_io(Direction::Read, cx, || op(self.get_ref()))).await
+    }
+
+    /// [`read_with`](Async::read_with) for an operation that can tell it drained the
+    /// descriptor (`drained(&result)`, e.g. a stream `recv` shorter than its buffer): the
+    /// readability it saw is then cleared at once, so the next read waits for a new edge
+    /// instead of spending an `EWOULDBLOCK` system call to learn it. The closed bits stay
+    /// (reactor rule R12): a peer's shutdown harvested with the data keeps the read side
+    /// ready, so the EOF that came with it is still read. Where the poller cannot report a
+    /// shutdown (the `polling` fallback), nothing is cleared early and this is `read_with`.
+    ///
+    /// # Errors
+    /// As [`read_with`](Async::read_with).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let rt = aioloop::Runtime::builder().workers(1).build()?;
+    /// let (a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    /// let a = aioloop::io::Async::new(a)?;
+    /// b.write_all(b"ok")?;
+    /// drop(b); // the data and the EOF arrive together
+    /// let (n, eof) = rt.block_on(async {
+    ///     let mut buf = [0u8; 8];
+    ///     let n = a.read_with_drained(|mut s| s.read(&mut buf), |&n| n < 8).await?;
+    ///     let eof = a.read_with_drained(|mut s| s.read(&mut buf), |&n| n < 8).await?;
+    ///     Ok::<_, std::io::Error>((n, eof))
+    /// })?;
+    /// assert_eq!((n, eof), (2, 0));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn read_with_drained<R>(
+        &self,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        let drained = |r: &R| crate::event_loop::reactor::SHORT_READ_CLEARS && drained(r);
+        poll_fn(|cx| self.poll_io_draining(Direction::Read, cx, || op(self.get_ref()), drained))
+            .await
     }
 
     /// Calls `op` (a non-blocking write-side operation) until it does not fail with

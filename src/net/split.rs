@@ -151,6 +151,22 @@ impl<S: SplitSocket> OwnedWriteHalf<S> {
     }
 }
 
+impl<'a, S: SplitSocket> ReadHalf<'a, S> {
+    /// The socket (the ecosystem-trait impls of `compat` read through it).
+    #[allow(dead_code)]
+    pub(crate) fn socket(&self) -> &'a S {
+        self.0
+    }
+}
+
+impl<'a, S: SplitSocket> WriteHalf<'a, S> {
+    /// The socket (the ecosystem-trait impls of `compat` write through it).
+    #[allow(dead_code)]
+    pub(crate) fn socket(&self) -> &'a S {
+        self.0
+    }
+}
+
 impl<S: SplitSocket> Drop for OwnedWriteHalf<S> {
     fn drop(&mut self) {
         // The peer may be gone already (ENOTCONN): nothing left to tell it.

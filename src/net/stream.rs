@@ -86,15 +86,17 @@ macro_rules! stream_api {
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
                 use std::io::Read;
-                // Readiness is cleared only on EWOULDBLOCK: a short read does not prove
-                // the socket empty for good — when the peer's close (EOF) had already
-                // arrived, no later edge would come and the next read would wait forever
-                // (seen in the `read_exact` doc test).
+                let len = buf.len();
+                // A stream read shorter than its buffer emptied the socket: read readiness
+                // is cleared (saving the next read's EWOULDBLOCK), keeping the closed bit
+                // that says a half-close already arrived (rule R12; only where the poller
+                // reports it: without it the next read would wait forever for an edge
+                // that never comes). 0 (EOF) clears nothing.
                 self.io.poll_io_draining(
                     $crate::event_loop::reactor::Direction::Read,
                     cx,
                     || self.io.get_ref().read(buf),
-                    |_| false,
+                    |&n| $crate::event_loop::reactor::SHORT_READ_CLEARS && n > 0 && n < len,
                 )
             }
 
@@ -121,6 +123,7 @@ macro_rules! stream_api {
             ) -> std::task::Poll<std::io::Result<usize>> {
                 use std::os::fd::AsRawFd;
                 let fd = self.io.as_raw_fd();
+                let len = buf.len();
                 self.io.poll_io_draining(
                     $crate::event_loop::reactor::Direction::Read,
                     cx,
@@ -136,8 +139,8 @@ macro_rules! stream_api {
                             Ok(n as usize)
                         }
                     },
-                    // As `poll_read_io`: a short read does not prove the socket empty.
-                    |_| false,
+                    // As `poll_read_io` (rule R12).
+                    |&n| $crate::event_loop::reactor::SHORT_READ_CLEARS && n > 0 && n < len,
                 )
             }
 

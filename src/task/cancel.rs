@@ -54,8 +54,20 @@
 //!    returns `false`, or the awaiter, reading its outcome, finds the request undelivered on
 //!    it and raises at the await).
 //!
-//! The state lives in a lazily allocated [`Extra`] block hung off the task header, so a task
-//! that is never cancelled pays one pointer.
+//! 7. **A bare request** (no block). The state lives in a lazily allocated [`Extra`] block
+//!    hung off the task header, so a task that is never cancelled pays one pointer. The
+//!    common `cancel()` — no message, from outside the task, on a task that has no block
+//!    (so: suspended at depth 0 on nothing recorded, no callbacks, no context) — does not
+//!    allocate one: it swings the header's pointer from null to the tag `PENDING_BARE`
+//!    (one compare-exchange), which stands for exactly the block `request(None, false)` on
+//!    a fresh block would leave. The next poll swings `PENDING_BARE` to `DELIVERED_BARE`
+//!    (what rules 3/4 leave after dropping the future unpolled) and ends the task
+//!    cancelled without allocating either. Anything else that needs the block while a tag
+//!    is there *inflates* it: builds the block the tag stands for and swings the tag to it
+//!    with a compare-exchange (on failure — the poller took the request, or another thread
+//!    inflated first — it retries from what it found). So every other rule reads a real
+//!    block, and each tag transition is one compare-exchange that exactly one thread wins
+//!    (loom: `loom-tests/tests/cancel.rs`, the `bare_*` models).
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
@@ -367,6 +379,52 @@ struct Inner {
     in_poll: Option<Context>,
 }
 
+/// Rule 7: the slot's tag for one undelivered `cancel()` without a message and no block.
+const PENDING_BARE: usize = 1;
+/// Rule 7: the slot's tag for that request delivered (the task ended cancelled by it).
+const DELIVERED_BARE: usize = 2;
+
+/// A tag of rule 7 as a slot value (never a block's address: a block is 8-aligned).
+fn tag(t: usize) -> *mut Extra {
+    ptr::without_provenance_mut(t)
+}
+
+/// The slot value is a block's address (not null, not a tag of rule 7).
+fn is_block(p: *mut Extra) -> bool {
+    p.addr() > DELIVERED_BARE
+}
+
+/// The poll's view of the slot as it starts (rule 7).
+pub(crate) enum AtPoll<'a> {
+    /// The poll took a bare request: the task ends cancelled (no message).
+    TookBare,
+    /// No bare request; the block, if any.
+    Block(Option<&'a Extra>),
+}
+
+impl Inner {
+    /// Rule 7: the state a slot value that is not a block stands for: nothing (null), a
+    /// fresh block after `request(None, false)` (`PENDING_BARE`), or that request delivered
+    /// at the start of a poll as rules 3/4 deliver it (`DELIVERED_BARE`).
+    fn standing_for(slot: usize) -> Inner {
+        match slot {
+            PENDING_BARE => Inner {
+                requests: 1,
+                cancelling: 1,
+                must_cancel: true,
+                ..Inner::default()
+            },
+            DELIVERED_BARE => Inner {
+                requests: 1,
+                cancelling: 1,
+                poll_gen: 1,
+                ..Inner::default()
+            },
+            _ => Inner::default(),
+        }
+    }
+}
+
 impl ExtraSlot {
     pub(crate) fn new() -> ExtraSlot {
         ExtraSlot {
@@ -374,43 +432,111 @@ impl ExtraSlot {
         }
     }
 
-    /// The state, if any request was ever made.
+    /// The block, if any; a tag of rule 7 is inflated into one.
     #[inline]
     pub(crate) fn get(&self) -> Option<&Extra> {
-        // Acquire: pairs with the Release of the publishing CAS below, so the block's
-        // initialisation is visible.
+        // Acquire: pairs with the Release of the publishing CAS in `inflate`, so the
+        // block's initialisation is visible.
         let p = self.ptr.load(Ordering::Acquire);
-        // SAFETY: a non-null pointer came from `Box::into_raw` in `get_or_init` and is freed
-        // only when the slot is dropped, which needs `&mut self`.
-        unsafe { p.as_ref() }
+        if p.is_null() {
+            None
+        } else if is_block(p) {
+            // SAFETY: a block's address came from `Box::into_raw` in `inflate` and is freed
+            // only when the slot is dropped, which needs `&mut self`.
+            Some(unsafe { &*p })
+        } else {
+            Some(self.inflate(p))
+        }
+    }
+
+    /// The block if one is allocated, without inflating a tag of rule 7: for readers of
+    /// what a tagged task has at its defaults (no callbacks, context, waiter, await edges
+    /// or record).
+    #[inline]
+    pub(crate) fn block(&self) -> Option<&Extra> {
+        // Acquire: as in `get`.
+        let p = self.ptr.load(Ordering::Acquire);
+        // SAFETY: as in `get`.
+        is_block(p).then(|| unsafe { &*p })
     }
 
     pub(crate) fn get_or_init(&self) -> &Extra {
-        if let Some(c) = self.get() {
-            return c;
+        // Acquire: as in `get`.
+        let p = self.ptr.load(Ordering::Acquire);
+        if is_block(p) {
+            // SAFETY: as in `get`.
+            return unsafe { &*p };
         }
-        let fresh = Box::into_raw(Box::new(Extra {
-            inner: Mutex::new(Inner::default()),
-            requests: AtomicU64::new(0),
-            has_context: AtomicBool::new(false),
-            suspended_depth: AtomicUsize::new(0),
-            has_waiter: AtomicBool::new(false),
-            obs: super::observe::Observed::default(),
-        }));
-        match self
-            .ptr
-            .compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire)
-        {
-            // SAFETY: we just published `fresh`; it lives as long as the slot (see `get`).
-            Ok(_) => unsafe { &*fresh },
-            Err(existing) => {
-                // SAFETY: `fresh` was never shared: we still own it.
-                drop(unsafe { Box::from_raw(fresh) });
-                // SAFETY: a non-null pointer in the slot came from `Box::into_raw` and lives
-                // until the slot is dropped, which needs `&mut self`.
-                unsafe { &*existing }
+        self.inflate(p)
+    }
+
+    /// Rule 7: replaces `cur` (null or a tag) by the block it stands for, unless another
+    /// thread replaced it first; returns the block now in the slot.
+    #[cold]
+    fn inflate(&self, mut cur: *mut Extra) -> &Extra {
+        loop {
+            if is_block(cur) {
+                // SAFETY: as in `get`.
+                return unsafe { &*cur };
+            }
+            let inner = Inner::standing_for(cur.addr());
+            let fresh = Box::into_raw(Box::new(Extra {
+                requests: AtomicU64::new(inner.requests),
+                inner: Mutex::new(inner),
+                has_context: AtomicBool::new(false),
+                suspended_depth: AtomicUsize::new(0),
+                has_waiter: AtomicBool::new(false),
+                obs: super::observe::Observed::default(),
+            }));
+            // AcqRel: Release publishes the block's initialisation to `get`'s Acquire;
+            // Acquire on failure, for the block another thread published.
+            match self
+                .ptr
+                .compare_exchange(cur, fresh, Ordering::AcqRel, Ordering::Acquire)
+            {
+                // SAFETY: we just published `fresh`; it lives as long as the slot (see `get`).
+                Ok(_) => return unsafe { &*fresh },
+                Err(now) => {
+                    // SAFETY: `fresh` was never shared: we still own it.
+                    drop(unsafe { Box::from_raw(fresh) });
+                    cur = now;
+                }
             }
         }
+    }
+
+    /// Rule 7: records a bare `cancel()` (no message, not the task's own) if the task has
+    /// no block and no bare request yet. `false`: the caller takes the block path.
+    #[inline]
+    pub(crate) fn request_bare(&self) -> bool {
+        // AcqRel: the request is published to the poller by the wake that follows (an RMW
+        // of the state word); Acquire on failure is for the caller's next `get`.
+        self.ptr
+            .compare_exchange(
+                ptr::null_mut(),
+                tag(PENDING_BARE),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Rule 7, at the start of a poll (the caller set RUNNING): takes a bare request, or
+    /// reads the block.
+    #[inline]
+    pub(crate) fn at_poll(&self) -> AtPoll<'_> {
+        // Acquire: as in `get`.
+        let p = self.ptr.load(Ordering::Acquire);
+        if p.addr() == PENDING_BARE
+            && self
+                .ptr
+                .compare_exchange(p, tag(DELIVERED_BARE), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            return AtPoll::TookBare;
+        }
+        // Lost the tag to an inflation (or there was none): the block path.
+        AtPoll::Block(self.get())
     }
 }
 
@@ -419,7 +545,7 @@ impl Drop for ExtraSlot {
         // Exclusive access (`&mut self`), so a relaxed load suffices (`get_mut` is not in
         // loom's atomics).
         let p = self.ptr.load(Ordering::Relaxed);
-        if !p.is_null() {
+        if is_block(p) {
             // SAFETY: the task is being freed (`&mut self`): nobody else can reach the block,
             // which came from `Box::into_raw`.
             drop(unsafe { Box::from_raw(p) });

@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::cancel::{self, AtStart};
+use super::cancel::{self, AtPoll, AtStart};
 use super::core::{Cell, Header};
 use super::current;
 use super::done::{self, Outcome};
@@ -61,10 +61,20 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
     };
 
     // Catchable cancellation (task/cancel.rs): what was pending when this poll began.
-    let extra = cell.header.extra.get();
+    let (extra, mut drop_unpolled) = match cell.header.extra.at_poll() {
+        // Rule 7 of task/cancel.rs: a bare request lands as rules 3/4 land a request on a
+        // task with no catch scope and no waiter recorded (it has no block).
+        AtPoll::TookBare if first => {
+            // Rule T4: cancelled before its first step: the body never runs.
+            // SAFETY: state.rs rule 2: RUNNING is ours; we hold the poller's reference.
+            unsafe { cancel_and_complete::<F, S>(ptr, 1, None) };
+            return;
+        }
+        AtPoll::TookBare => (None, Some(None)),
+        AtPoll::Block(extra) => (extra, None),
+    };
     let mut at_start = extra.map(|c| c.at_start());
     let mut deliver_at = 0;
-    let mut drop_unpolled = None;
     if let (Some(c), Some(a)) = (extra, at_start) {
         if a.pending() {
             // Rule 3 of task/cancel.rs: a request that arrived while the task was suspended
@@ -118,7 +128,7 @@ pub(super) unsafe fn poll<F: Future, S: Schedule>(ptr: NonNull<Header>) {
             // Done, or suspended on nothing recorded: no waiter is kept (a finished task
             // holds no reference to what it last awaited).
             _ => {
-                if let Some(c) = cell.header.extra.get() {
+                if let Some(c) = cell.header.extra.block() {
                     c.publish_suspension(0, None);
                 }
             }

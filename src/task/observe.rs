@@ -190,7 +190,7 @@ pub(crate) fn attach(raw: RawTask, site: &'static Location<'static>) {
 /// otherwise). Returns the task's creation site, if recorded.
 #[inline]
 pub(crate) fn on_poll(raw: RawTask, worker: u32) -> Option<&'static Location<'static>> {
-    let meta = raw.header().extra.get()?.obs.meta()?;
+    let meta = raw.header().extra.block()?.obs.meta()?;
     // Only the thread that is about to set RUNNING writes these (state.rs rule 2 makes
     // polls of one task sequential), so load+store suffices.
     meta.polls
@@ -254,7 +254,7 @@ pub(crate) fn done_awaiting_future(addr: usize) {
 /// The await recorded by `awaiting_task`/`awaiting_future` for `awaited` (the same word)
 /// is over: forget it, unless the task has moved on to another.
 pub(crate) fn done_awaiting(awaiter: RawTask, word: u64) {
-    if let Some(extra) = awaiter.header().extra.get() {
+    if let Some(extra) = awaiter.header().extra.block() {
         let _ = extra
             .obs
             .awaiting
@@ -292,7 +292,7 @@ pub(crate) struct Record {
 }
 
 pub(crate) fn record_of(raw: RawTask) -> Record {
-    let Some(extra) = raw.header().extra.get() else {
+    let Some(extra) = raw.header().extra.block() else {
         return Record::default();
     };
     let obs = &extra.obs;
@@ -356,5 +356,5 @@ pub(crate) fn on_complete(id: u64, cancelled: bool) {
 /// The tracing span of a tracked task (feature `tracing`).
 #[cfg(feature = "tracing")]
 pub(crate) fn span_of(raw: RawTask) -> Option<tracing::Span> {
-    Some(raw.header().extra.get()?.obs.meta()?.span.clone())
+    Some(raw.header().extra.block()?.obs.meta()?.span.clone())
 }

@@ -191,8 +191,17 @@ impl RawTask {
             return false;
         }
         super::observe::on_cancel_requested(self, msg.as_deref());
-        let extra = h.extra.get_or_init();
         let own = self.is_polling_here();
+        if msg.is_none() && !own && h.extra.request_bare() {
+            // Rule 7 of task/cancel.rs: recorded without a block; the rest is as for a
+            // request stored on a task without a waiter (the `None` arm below).
+            if self.lost_to_completion_bare() {
+                return false;
+            }
+            self.wake_for_cancel();
+            return true;
+        }
+        let extra = h.extra.get_or_init();
         if own || h.state.load().is_running() {
             // Running (asyncio: no `_fut_waiter`): stored, raised at its next suspension.
             extra.request(msg, own);
@@ -236,6 +245,16 @@ impl RawTask {
         }
         extra.withdraw_lost();
         true
+    }
+
+    /// [`RawTask::lost_to_completion`] for a bare request (task/cancel.rs, rule 7): the
+    /// block is inflated only when the task is already finished.
+    fn lost_to_completion_bare(self) -> bool {
+        let st = self.header().state.load();
+        if !st.is_complete() || st.is_cancelled_outcome() {
+            return false;
+        }
+        self.lost_to_completion(self.header().extra.get_or_init())
     }
 
     /// Wakes the task so that its next poll sees a request just recorded (an RMW that

@@ -197,7 +197,8 @@ impl LocalShared {
     /// notifies itself, so that a host watching the fd learns of work that arrived during
     /// the run). When the loop is not running at all, the notify is what makes its fd
     /// readable for the host. Skipping it while the loop is busy iterating saves an eventfd
-    /// write here and five system calls in the loop's next `Poller::wait`.
+    /// write here and an early return of the loop's next wait (with the `polling` backend, five
+    /// system calls).
     pub(super) fn wake(&self) {
         fence(Ordering::SeqCst);
         if self.sleeping.load(Ordering::SeqCst) || !self.running.load(Ordering::SeqCst) {

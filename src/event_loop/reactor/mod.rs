@@ -1,7 +1,7 @@
 //! The reactor: I/O readiness on the poller every loop already parks in.
 //!
 //! Each loop — every runtime worker and every `LocalLoop` — owns one [`Driver`]: its
-//! `polling::Poller` (the one it parks in and is woken through), the slab of sources
+//! poller (the one it parks in and is woken through), the slab of sources
 //! registered on it, and the harvest that turns the poller's events into readiness.
 //!
 //! ```text
@@ -63,9 +63,24 @@
 //!   token in one word, announce-then-sleep, the registration handshake) is numbered in
 //!   `reactor/quiet.rs`. A `LocalLoop`'s driver always sleeps in its poller: its host may
 //!   watch the poller's descriptor, which every wake-up must make readable.
+//! - **R12 (closed bits survive a drained read).** A harvested hang-up or peer half-close
+//!   (`EPOLLHUP`, `EPOLLRDHUP`) sets `READ_CLOSED` (and `WRITE_CLOSED` for a hang-up)
+//!   beside the readiness bit. A stream read shorter than its buffer emptied the socket,
+//!   so it clears `READABLE` at once (R2's tick condition) — saving the `EWOULDBLOCK` read
+//!   that would learn it — but keeps the closed bits: a FIN that arrived with the data
+//!   produces no later edge, and the next read must still find the end of stream. An
+//!   `EWOULDBLOCK` (R2) clears the closed bits too: a syscall that would block proves the
+//!   direction open, and a stale closed bit would make every wait return at once. Only a
+//!   poller that reports half-closes clears on short reads (`SHORT_READ_CLEARS`: the
+//!   epoll backend; `polling` registers no `EPOLLRDHUP`). tokio's `ScheduledIo` keeps its
+//!   closed bits the same way.
 //! - **R9 (descriptor lifetime).** A registered descriptor stays open until its
 //!   registration is dropped (which deletes it from the poller before the owner closes it):
 //!   the `# Safety` contract of [`Registration::new`].
+//!
+//! The poller (`sys`): on Linux, epoll directly (`sys_epoll.rs`: one `epoll_wait` per
+//! wait, an `eventfd` write per notify, half-closes reported); elsewhere the `polling`
+//! crate (`sys_polling.rs`). ARCHITECTURE.md records the measurement behind the choice.
 //!
 //! Under `--cfg loom` the poller is a fake (a condvar, a sticky token and a queue of
 //! injected events) so the models drive the real word, slots, slab and dispatch.
@@ -81,6 +96,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub(crate) use readiness::{Direction, ReadyEvent, ScheduledIo, READABLE, WRITABLE};
+
+/// Whether a stream read shorter than its buffer may clear read readiness (rule R12):
+/// only where the poller reports a peer's half-close as `READ_CLOSED`.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) const SHORT_READ_CLEARS: bool = sys::REPORTS_READ_CLOSED;
 use slab::Slab;
 
 use crate::shim::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -137,21 +157,26 @@ impl Driver {
     /// its condvar (R11). Returns how many sources were made ready.
     pub(crate) fn park(&self, timeout: Option<Duration>) -> usize {
         match &self.quiet {
-            Some(q) => q.park(timeout, || self.has_sources_seqcst(), |t| self.poll(t)),
-            None => self.poll(timeout),
+            Some(q) => q.park(
+                timeout,
+                || self.has_sources_seqcst(),
+                |t, left| self.poll(t, left),
+            ),
+            None => self.poll(timeout, &|| {}),
         }
     }
 
-    /// A blocking or zero-timeout wait in the poller, dispatching what it harvested.
-    fn poll(&self, timeout: Option<Duration>) -> usize {
+    /// A blocking or zero-timeout wait in the poller, then `left()` (the sleep is over:
+    /// quiet.rs rule 3), then the dispatch of what it harvested.
+    fn poll(&self, timeout: Option<Duration>, left: &dyn Fn()) -> usize {
         let mut h = self.harvest.lock();
-        self.harvest_locked(&mut h, timeout)
+        self.harvest_locked(&mut h, timeout, left)
     }
 
     /// The busy loop's zero-timeout harvest (R8): never sleeps, so it leaves the parking
     /// word alone.
     pub(crate) fn poll_now(&self) -> usize {
-        self.poll(Some(Duration::ZERO))
+        self.poll(Some(Duration::ZERO), &|| {})
     }
 
     /// Rule R10: harvests (zero timeout) if this driver has sources, was last harvested
@@ -169,7 +194,7 @@ impl Driver {
         let Some(mut h) = self.harvest.try_lock() else {
             return 0;
         };
-        let n = self.harvest_locked(&mut h, Some(Duration::ZERO));
+        let n = self.harvest_locked(&mut h, Some(Duration::ZERO), &|| {});
         drop(h);
         // The wait may have consumed a token meant for the owner: for a `LocalLoop` its only
         // token; for a worker, the poller's copy written to an owner that announced it
@@ -183,11 +208,12 @@ impl Driver {
             .store(super::clock::now() as u64, Ordering::Relaxed);
     }
 
-    fn harvest_locked(&self, h: &mut Harvest, timeout: Option<Duration>) -> usize {
+    fn harvest_locked(&self, h: &mut Harvest, timeout: Option<Duration>, left: &dyn Fn()) -> usize {
         self.stamp();
         let n = self.slab.lock().begin_harvest();
         let Harvest { events, ready } = h;
         self.sys.wait(events, timeout);
+        left();
         {
             let slab = self.slab.lock();
             events.drain(|key, bits| {
@@ -317,6 +343,11 @@ impl Registration {
         self.io.clear_readiness(ev)
     }
 
+    /// Rule R12.
+    pub(crate) fn clear_drained(&self, ev: ReadyEvent) {
+        self.io.clear_drained(ev)
+    }
+
     fn bind(&self) -> io::Result<()> {
         if self.bound.load(Ordering::Acquire) {
             return Ok(());
@@ -346,142 +377,15 @@ impl Drop for Registration {
     }
 }
 
-/// The system poller behind a [`Driver`].
-#[cfg(not(loom))]
-mod sys {
-    use std::io;
-    use std::os::fd::{BorrowedFd, RawFd};
-    use std::time::Duration;
-
-    use super::{READABLE, WRITABLE};
-
-    pub(super) struct Sys(polling::Poller);
-
-    pub(super) struct Events(polling::Events);
-
-    impl Default for Events {
-        fn default() -> Self {
-            Events(polling::Events::new())
-        }
-    }
-
-    impl Events {
-        /// Hands each harvested `(key, readiness bits)` to `f` and empties the buffer.
-        pub(super) fn drain(&mut self, mut f: impl FnMut(usize, usize)) {
-            for e in self.0.iter() {
-                let r = if e.readable { READABLE } else { 0 };
-                let w = if e.writable { WRITABLE } else { 0 };
-                f(e.key, r | w);
-            }
-            self.0.clear();
-        }
-    }
-
-    impl Sys {
-        pub(super) fn new() -> io::Result<Sys> {
-            Ok(Sys(polling::Poller::new()?))
-        }
-
-        pub(super) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
-            events.0.clear();
-            // An error here (EINTR) is a spurious wake-up, which callers already handle.
-            let _ = self.0.wait(&mut events.0, timeout);
-        }
-
-        pub(super) fn notify(&self) {
-            // Fails only if the eventfd is gone, i.e. never while the loop is alive.
-            let _ = self.0.notify();
-        }
-
-        /// # Safety
-        /// `fd` stays open until [`Sys::delete`] (reactor rule R9).
-        pub(super) unsafe fn add(&self, fd: RawFd, key: usize) -> io::Result<()> {
-            // SAFETY: the caller keeps `fd` open until `delete` (this function's contract).
-            unsafe {
-                self.0
-                    .add_with_mode(fd, polling::Event::all(key), polling::PollMode::Edge)
-            }
-        }
-
-        pub(super) fn delete(&self, fd: RawFd) {
-            // SAFETY: `fd` is open: it stays open until its registration is dropped, which
-            // is what calls this (reactor rule R9).
-            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-            // Fails only if the descriptor was never added or is already gone; nothing to do.
-            let _ = self.0.delete(fd);
-        }
-
-        pub(super) fn as_fd(&self) -> BorrowedFd<'_> {
-            std::os::fd::AsFd::as_fd(&self.0)
-        }
-    }
-}
-
-/// loom's fake poller: a sticky token, a queue of injected events and a condvar.
+// The system poller behind a [`Driver`]: epoll on Linux (one `epoll_wait` per wait, and
+// the peer's half-close reported: rule R12), `polling` elsewhere — or on Linux with
+// `--cfg aioloop_polling`, to test the fallback — and a fake under loom.
+#[cfg(all(not(loom), target_os = "linux", not(aioloop_polling)))]
+#[path = "sys_epoll.rs"]
+mod sys;
+#[cfg(all(not(loom), any(not(target_os = "linux"), aioloop_polling)))]
+#[path = "sys_polling.rs"]
+mod sys;
 #[cfg(loom)]
-mod sys {
-    use std::io;
-    use std::os::fd::RawFd;
-    use std::time::Duration;
-
-    #[derive(Default)]
-    struct State {
-        notified: bool,
-        events: Vec<(usize, usize)>,
-    }
-
-    pub(super) struct Sys {
-        state: loom::sync::Mutex<State>,
-        cv: loom::sync::Condvar,
-    }
-
-    #[derive(Default)]
-    pub(super) struct Events(Vec<(usize, usize)>);
-
-    impl Events {
-        pub(super) fn drain(&mut self, mut f: impl FnMut(usize, usize)) {
-            for (key, bits) in self.0.drain(..) {
-                f(key, bits);
-            }
-        }
-    }
-
-    impl Sys {
-        pub(super) fn new() -> io::Result<Sys> {
-            Ok(Sys {
-                state: loom::sync::Mutex::new(State::default()),
-                cv: loom::sync::Condvar::new(),
-            })
-        }
-
-        pub(super) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
-            let mut s = self.state.lock().unwrap();
-            // Positive timeouts are not modelled (loom has no clock); a zero timeout polls.
-            if timeout != Some(Duration::ZERO) {
-                while !s.notified && s.events.is_empty() {
-                    s = self.cv.wait(s).unwrap();
-                }
-            }
-            s.notified = false;
-            events.0.append(&mut s.events);
-        }
-
-        pub(super) fn notify(&self) {
-            self.state.lock().unwrap().notified = true;
-            self.cv.notify_one();
-        }
-
-        pub(super) fn inject(&self, key: usize, ready: usize) {
-            self.state.lock().unwrap().events.push((key, ready));
-            self.cv.notify_one();
-        }
-
-        /// # Safety
-        /// None under loom; the signature matches the real poller's.
-        pub(super) unsafe fn add(&self, _fd: RawFd, _key: usize) -> io::Result<()> {
-            Ok(())
-        }
-
-        pub(super) fn delete(&self, _fd: RawFd) {}
-    }
-}
+#[path = "sys_fake.rs"]
+mod sys;

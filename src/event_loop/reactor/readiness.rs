@@ -5,6 +5,10 @@
 //! only says whether trying is worthwhile. The poller that harvested an edge sets bits and
 //! bumps the tick; a task that got `EWOULDBLOCK` clears the bits it saw, but only if the
 //! tick is still the one it saw (rule R2), so an edge that arrived meanwhile is not lost.
+//!
+//! Two more bits say a direction is closed for good (the peer's half-close or a hang-up):
+//! a clear after a short read keeps them (rule R12), so a read that emptied the socket
+//! still finds the end of stream without a new edge.
 
 use std::task::{Context, Poll, Waker};
 
@@ -15,7 +19,13 @@ use crate::shim::Mutex;
 pub(crate) const READABLE: usize = 1;
 /// Bit: the source may be writable.
 pub(crate) const WRITABLE: usize = 2;
-const READY_MASK: usize = READABLE | WRITABLE;
+/// Bit: the peer shut down its writing side or hung up (`EPOLLRDHUP`, `EPOLLHUP`): reads
+/// will not block again (rule R12).
+pub(crate) const READ_CLOSED: usize = 4;
+/// Bit: the connection hung up (`EPOLLHUP`): writes will not block again.
+pub(crate) const WRITE_CLOSED: usize = 8;
+const CLOSED_MASK: usize = READ_CLOSED | WRITE_CLOSED;
+const READY_MASK: usize = READABLE | WRITABLE | CLOSED_MASK;
 const TICK_SHIFT: usize = 16;
 const TICK_MASK: usize = 0xFFFF << TICK_SHIFT;
 
@@ -29,8 +39,8 @@ pub(crate) enum Direction {
 impl Direction {
     pub(crate) fn mask(self) -> usize {
         match self {
-            Direction::Read => READABLE,
-            Direction::Write => WRITABLE,
+            Direction::Read => READABLE | READ_CLOSED,
+            Direction::Write => WRITABLE | WRITE_CLOSED,
         }
     }
 }
@@ -61,7 +71,7 @@ impl Waiters {
 /// The readiness of one registered source, shared by the poller that owns the
 /// registration and every task that waits on the source.
 pub(crate) struct ScheduledIo {
-    /// Low bits: `READABLE | WRITABLE`; bits 16..32: the tick, bumped by every dispatch.
+    /// Low bits: `READABLE | WRITABLE | READ_CLOSED | WRITE_CLOSED`; bits 16..32: the tick, bumped by every dispatch.
     word: AtomicUsize,
     waiters: Mutex<Waiters>,
 }
@@ -71,7 +81,7 @@ impl Default for ScheduledIo {
         ScheduledIo {
             // A fresh source is tried at once: asyncio's `sock_*` call the syscall first,
             // and an edge-triggered registration reports only changes after it is made.
-            word: AtomicUsize::new(READY_MASK),
+            word: AtomicUsize::new(READABLE | WRITABLE),
             waiters: Mutex::new(Waiters::default()),
         }
     }
@@ -97,12 +107,12 @@ impl ScheduledIo {
         }
         let (reader, writer) = {
             let mut w = self.waiters.lock();
-            let r = if ready & READABLE != 0 {
+            let r = if ready & Direction::Read.mask() != 0 {
                 w.reader.take()
             } else {
                 None
             };
-            let wr = if ready & WRITABLE != 0 {
+            let wr = if ready & Direction::Write.mask() != 0 {
                 w.writer.take()
             } else {
                 None
@@ -146,14 +156,28 @@ impl ScheduledIo {
     }
 
     /// Rule R2: forgets the readiness `ev` reported (its syscall said `EWOULDBLOCK`), unless
-    /// a dispatch bumped the tick since: that edge may be newer than the syscall.
+    /// a dispatch bumped the tick since: that edge may be newer than the syscall. The
+    /// closed bits go too: a syscall that would block proves the direction is not closed
+    /// (without this, a stale closed bit would make every wait return at once).
     pub(crate) fn clear_readiness(&self, ev: ReadyEvent) {
+        self.clear_bits(ev.tick, ev.ready)
+    }
+
+    /// Rule R12: after a read that emptied the socket without blocking (shorter than its
+    /// buffer), forgets `READABLE` under the same tick condition as R2 but keeps the closed
+    /// bits: a half-close that arrived with the data produces no later edge, and the next
+    /// read must still see it.
+    pub(crate) fn clear_drained(&self, ev: ReadyEvent) {
+        self.clear_bits(ev.tick, ev.ready & !CLOSED_MASK)
+    }
+
+    fn clear_bits(&self, tick: usize, bits: usize) {
         let mut cur = self.word.load(Ordering::Acquire);
         loop {
-            if (cur & TICK_MASK) >> TICK_SHIFT != ev.tick {
+            if (cur & TICK_MASK) >> TICK_SHIFT != tick {
                 return;
             }
-            let next = cur & !ev.ready;
+            let next = cur & !bits;
             match self
                 .word
                 .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
