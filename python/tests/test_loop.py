@@ -357,3 +357,25 @@ def test_runner_cancels_main_task_on_ctrl_c(sigint_raises):
 
     with pytest.raises(KeyboardInterrupt):
         aioloop.run(main())
+
+
+def _run_a_loop_in_child():
+    loop = aioloop.new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.sleep(0, result="ran"))
+    finally:
+        loop.close()
+
+
+def test_process_forked_by_running_loop_can_run_a_loop(loop):
+    """test_events.TestCGetEventLoop.test_get_event_loop_new_process: a ProcessPoolExecutor
+    worker forked from inside the running loop does not inherit "a loop runs on this
+    thread" (aioloop's fork hook, as asyncio's for its own running loop)."""
+    import multiprocessing
+
+    async def main():
+        ctx = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            return await loop.run_in_executor(pool, _run_a_loop_in_child)
+
+    assert loop.run_until_complete(main()) == "ran"

@@ -121,6 +121,8 @@ pub(crate) struct AlreadyRunning;
 
 /// Installs `ctx` as this thread's running loop until the guard drops.
 pub(crate) fn enter(ctx: LoopContext<'_>) -> Result<ContextGuard<'_>, AlreadyRunning> {
+    #[cfg(all(unix, not(loom)))]
+    fork::forget_in_child_once();
     CONTEXT.with(|c| {
         if !c.get().is_null() {
             return Err(AlreadyRunning);
@@ -141,6 +143,32 @@ impl Drop for ContextGuard<'_> {
     fn drop(&mut self) {
         CONTEXT.with(|c| c.set(ptr::null()));
         crate::task::current::set_running_loop(None);
+    }
+}
+
+/// A process forked while this thread ran a loop (a `ProcessPoolExecutor` worker forked by
+/// a callback) goes on in the child inside that loop's frame, which never returns there: the
+/// child's copy of this thread's state would claim the parent's loop for good, and no loop
+/// could run on the child's only thread. asyncio resets its own running loop in a fork
+/// hook; this is aioloop's (registered once, by the first loop entered).
+#[cfg(all(unix, not(loom)))]
+mod fork {
+    use std::sync::Once;
+
+    pub(super) fn forget_in_child_once() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: registers a plain `extern "C"` function that lives for the whole
+            // process; nothing is borrowed. A failure (ENOMEM) only leaves forks unhandled.
+            unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+        });
+    }
+
+    /// In the child, on the forking thread: the parent's loop is not running here. Its
+    /// context (a copy) is leaked, not dropped: it belongs to a frame that never resumes.
+    extern "C" fn forget_in_child() {
+        let _ = super::CONTEXT.try_with(|c| c.set(std::ptr::null()));
+        crate::task::current::forget_running_loop();
     }
 }
 

@@ -37,6 +37,13 @@ pub(crate) fn set_running_loop(id: Option<LoopId>) {
     RUNNING_LOOP.with(|l| l.set(id));
 }
 
+/// [`set_running_loop(None)`](set_running_loop) that never panics (a fork handler's: the
+/// thread-local may be gone on a thread that is exiting).
+#[cfg(all(unix, not(loom)))]
+pub(crate) fn forget_running_loop() {
+    let _ = RUNNING_LOOP.try_with(|l| l.set(None));
+}
+
 /// The loop running on this thread, if any.
 pub(crate) fn running_loop() -> Option<LoopId> {
     RUNNING_LOOP.with(Cell::get)
