@@ -92,6 +92,20 @@ impl ScheduledIo {
     /// takes the waiter slot of each direction that became ready and wakes it outside the
     /// lock (a waker may run arbitrary code).
     pub(crate) fn set_readiness(&self, ready: usize) {
+        let (reader, writer) = self.dispatch(ready);
+        if let Some(w) = reader {
+            w.wake();
+        }
+        if let Some(w) = writer {
+            w.wake();
+        }
+    }
+
+    /// Rule R1 without the wake: sets `ready`, bumps the tick, and returns the waiters of
+    /// the directions that became ready (reader, writer) for the caller to wake once it
+    /// holds no lock. The harvest dispatches a whole batch this way under one slab lock,
+    /// without an `Arc` reference per event.
+    pub(crate) fn dispatch(&self, ready: usize) -> (Option<Waker>, Option<Waker>) {
         let ready = ready & READY_MASK;
         let mut cur = self.word.load(Ordering::Acquire);
         loop {
@@ -105,26 +119,18 @@ impl ScheduledIo {
                 Err(actual) => cur = actual,
             }
         }
-        let (reader, writer) = {
-            let mut w = self.waiters.lock();
-            let r = if ready & Direction::Read.mask() != 0 {
-                w.reader.take()
-            } else {
-                None
-            };
-            let wr = if ready & Direction::Write.mask() != 0 {
-                w.writer.take()
-            } else {
-                None
-            };
-            (r, wr)
+        let mut w = self.waiters.lock();
+        let r = if ready & Direction::Read.mask() != 0 {
+            w.reader.take()
+        } else {
+            None
         };
-        if let Some(w) = reader {
-            w.wake();
-        }
-        if let Some(w) = writer {
-            w.wake();
-        }
+        let wr = if ready & Direction::Write.mask() != 0 {
+            w.writer.take()
+        } else {
+            None
+        };
+        (r, wr)
     }
 
     /// Rule R3: the waiting task's side. Ready at once if the word has the direction's bit;
