@@ -35,69 +35,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
 use common::{criterion_config, tokio_current_thread};
+#[path = "common/echo.rs"]
+mod echo;
+use echo::{aioloop_server, tokio_server};
 
 /// Client connections per server.
 const CONNECTIONS: usize = 50;
-
-/// Starts the aioloop echo server on a 1-worker runtime; its address.
-fn aioloop_server(rt: &aioloop::Runtime) -> SocketAddr {
-    let listener = rt
-        .block_on(aioloop::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    rt.spawn(async move {
-        loop {
-            let Ok((conn, _)) = listener.accept().await else {
-                return;
-            };
-            conn.set_nodelay(true).expect("nodelay");
-            aioloop::create_task(async move {
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// Starts the tokio echo server on a 1-worker multi-thread runtime; its address.
-fn tokio_server(rt: &tokio::runtime::Runtime) -> SocketAddr {
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    rt.spawn(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
-                return;
-            };
-            conn.set_nodelay(true).expect("nodelay");
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
 
 /// Starts the ceiling: a single-threaded, level-triggered epoll echo loop with no runtime
 /// (one `epoll_wait` per batch of ready connections, then one `read` and one `write` per

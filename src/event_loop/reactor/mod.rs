@@ -334,6 +334,7 @@ impl Registration {
 
     /// Ready when the word has `dir`'s bit; registers on first need (R7). An error if no
     /// loop runs on this thread or the poller refuses the descriptor.
+    #[inline]
     pub(crate) fn poll_ready(
         &self,
         dir: Direction,
@@ -355,10 +356,18 @@ impl Registration {
         self.io.clear_drained(ev)
     }
 
+    #[inline]
     fn bind(&self) -> io::Result<()> {
         if self.bound.load(Ordering::Acquire) {
             return Ok(());
         }
+        self.bind_slow()
+    }
+
+    /// The first wait's registration (R7), out of line: every later wait only loads
+    /// `bound`.
+    #[inline(never)]
+    fn bind_slow(&self) -> io::Result<()> {
         let mut home = self.home.lock();
         if home.is_some() {
             return Ok(());

@@ -136,10 +136,18 @@ impl ScheduledIo {
     /// Rule R3: the waiting task's side. Ready at once if the word has the direction's bit;
     /// otherwise the waker goes into the direction's one slot (replacing the previous
     /// waiter's, rule R4) and the word is read again under the slot lock.
+    #[inline]
     pub(crate) fn poll_ready(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<ReadyEvent> {
         if let Some(ev) = self.ready_now(dir) {
             return Poll::Ready(ev);
         }
+        self.wait(dir, cx)
+    }
+
+    /// Rule R3's slow half, out of line so the ready path above inlines into every
+    /// stream operation.
+    #[inline(never)]
+    fn wait(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<ReadyEvent> {
         let mut w = self.waiters.lock();
         let slot = w.slot(dir);
         match slot {
@@ -152,6 +160,7 @@ impl ScheduledIo {
         }
     }
 
+    #[inline]
     fn ready_now(&self, dir: Direction) -> Option<ReadyEvent> {
         let cur = self.word.load(Ordering::Acquire);
         let ready = cur & dir.mask();
