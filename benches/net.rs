@@ -201,17 +201,23 @@ fn echo(c: &mut Criterion) {
     }
 }
 
-/// The id of this process's thread named `name`.
+/// The id of this process's thread named `name`. A thread names itself once it runs, so a
+/// runtime's worker may still carry the process's name just after the runtime was built:
+/// look again for up to two seconds.
 fn thread_id(name: &str) -> u32 {
     let mut names = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
-        let dir = task.expect("task entry").path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim_end() == name {
-            let tid = dir.file_name().expect("tid").to_string_lossy().into_owned();
-            return tid.parse().expect("a thread id");
+    for _ in 0..200 {
+        names.clear();
+        for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+            let dir = task.expect("task entry").path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                let tid = dir.file_name().expect("tid").to_string_lossy().into_owned();
+                return tid.parse().expect("a thread id");
+            }
+            names.push(comm.trim_end().to_owned());
         }
-        names.push(comm.trim_end().to_owned());
+        std::thread::sleep(Duration::from_millis(10));
     }
     panic!("no thread named {name} among {names:?}")
 }
