@@ -35,69 +35,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
 use common::{criterion_config, tokio_current_thread};
+#[path = "common/echo.rs"]
+mod echo;
+use echo::{aioloop_server, tokio_server};
 
 /// Client connections per server.
 const CONNECTIONS: usize = 50;
-
-/// Starts the aioloop echo server on a 1-worker runtime; its address.
-fn aioloop_server(rt: &aioloop::Runtime) -> SocketAddr {
-    let listener = rt
-        .block_on(aioloop::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    rt.spawn(async move {
-        loop {
-            let Ok((conn, _)) = listener.accept().await else {
-                return;
-            };
-            conn.set_nodelay(true).expect("nodelay");
-            aioloop::create_task(async move {
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// Starts the tokio echo server on a 1-worker multi-thread runtime; its address.
-fn tokio_server(rt: &tokio::runtime::Runtime) -> SocketAddr {
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    rt.spawn(async move {
-        loop {
-            let Ok((mut conn, _)) = listener.accept().await else {
-                return;
-            };
-            conn.set_nodelay(true).expect("nodelay");
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
 
 /// Starts the ceiling: a single-threaded, level-triggered epoll echo loop with no runtime
 /// (one `epoll_wait` per batch of ready connections, then one `read` and one `write` per
@@ -258,17 +201,23 @@ fn echo(c: &mut Criterion) {
     }
 }
 
-/// The id of this process's thread named `name`.
+/// The id of this process's thread named `name`. A thread names itself once it runs, so a
+/// runtime's worker may still carry the process's name just after the runtime was built:
+/// look again for up to two seconds.
 fn thread_id(name: &str) -> u32 {
     let mut names = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
-        let dir = task.expect("task entry").path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim_end() == name {
-            let tid = dir.file_name().expect("tid").to_string_lossy().into_owned();
-            return tid.parse().expect("a thread id");
+    for _ in 0..200 {
+        names.clear();
+        for task in std::fs::read_dir("/proc/self/task").expect("/proc/self/task") {
+            let dir = task.expect("task entry").path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                let tid = dir.file_name().expect("tid").to_string_lossy().into_owned();
+                return tid.parse().expect("a thread id");
+            }
+            names.push(comm.trim_end().to_owned());
         }
-        names.push(comm.trim_end().to_owned());
+        std::thread::sleep(Duration::from_millis(10));
     }
     panic!("no thread named {name} among {names:?}")
 }

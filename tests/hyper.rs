@@ -93,6 +93,33 @@ async fn http2_round_trips() {
     }
 }
 
+/// `HyperTimer::reset` moves a pending sleep's deadline in place (hyper resets its
+/// header-read timeout per request): an hour-long sleep reset to now completes, and the
+/// boxed sleep is the same allocation afterwards.
+#[test]
+fn hyper_timer_reset_moves_the_deadline_in_place() {
+    use hyper::rt::Timer;
+    guarded("timer reset", || {
+        runtime(1).block_on(async {
+            let timer = HyperTimer;
+            let mut sleep = timer.sleep(std::time::Duration::from_secs(3600));
+            let before = &*sleep as *const dyn hyper::rt::Sleep as *const ();
+            // Registered on the wheel with the hour-long deadline first.
+            let polled = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(sleep.as_mut().poll(cx).is_pending())
+            })
+            .await;
+            assert!(polled, "an hour-long sleep is pending");
+            timer.reset(&mut sleep, std::time::Instant::now());
+            let after = &*sleep as *const dyn hyper::rt::Sleep as *const ();
+            assert_eq!(before, after, "reset reuses the allocation");
+            aioloop::timeout(std::time::Duration::from_secs(10), sleep)
+                .await
+                .expect("the reset sleep completes");
+        })
+    });
+}
+
 #[test]
 fn http1_on_runtime() {
     guarded("http1 runtime", || runtime(2).block_on(http1_round_trips()));

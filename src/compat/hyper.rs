@@ -185,6 +185,17 @@ impl hyper::rt::Timer for HyperTimer {
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(HyperSleep(crate::sleep_until(deadline)))
     }
+
+    /// In place: hyper's HTTP/1 server resets its header-read timeout (30 s) for every
+    /// request head, and the default `reset` boxes a new sleep each time. `Pin::set`
+    /// drops the old sleep where it is pinned (unlinking it from the wheel, wheel.rs rule
+    /// 2) and puts the new, not yet registered, one in its place.
+    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
+        match sleep.as_mut().downcast_mut_pin::<HyperSleep>() {
+            Some(mut s) => s.set(HyperSleep(crate::sleep_until(new_deadline))),
+            None => *sleep = self.sleep_until(new_deadline),
+        }
+    }
 }
 
 /// An aioloop [`Sleep`](crate::Sleep) as hyper's `Sleep`.

@@ -281,6 +281,7 @@ impl<T: AsFd> Async<T> {
     /// (`drained(&result)`: a stream read shorter than its buffer, a partial write): the
     /// readiness they saw is cleared at once (rule R12: the closed bits stay), saving the
     /// `EWOULDBLOCK` system call the next operation would otherwise make to learn it.
+    #[inline]
     pub(crate) fn poll_io_draining<R>(
         &self,
         dir: Direction,

@@ -41,6 +41,7 @@ use crate::io::Async;
 
 mod addr;
 mod datagram;
+mod rw;
 mod serve;
 mod split;
 mod stream;

@@ -85,7 +85,6 @@ macro_rules! stream_api {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                use std::io::Read;
                 let len = buf.len();
                 // A stream read shorter than its buffer emptied the socket: read readiness
                 // is cleared (saving the next read's EWOULDBLOCK), keeping the closed bit
@@ -95,7 +94,7 @@ macro_rules! stream_api {
                 self.io.poll_io_draining(
                     $crate::event_loop::reactor::Direction::Read,
                     cx,
-                    || self.io.get_ref().read(buf),
+                    || $crate::net::rw::read(self.io.get_ref(), buf),
                     |&n| $crate::event_loop::reactor::SHORT_READ_CLEARS && n > 0 && n < len,
                 )
             }
@@ -105,13 +104,12 @@ macro_rules! stream_api {
                 cx: &mut std::task::Context<'_>,
                 buf: &[u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                use std::io::Write;
                 let len = buf.len();
                 // A partial write filled the socket buffer.
                 self.io.poll_io_draining(
                     $crate::event_loop::reactor::Direction::Write,
                     cx,
-                    || self.io.get_ref().write(buf),
+                    || $crate::net::rw::write(self.io.get_ref(), buf),
                     |&n| n < len,
                 )
             }
@@ -121,24 +119,11 @@ macro_rules! stream_api {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [std::mem::MaybeUninit<u8>],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                use std::os::fd::AsRawFd;
-                let fd = self.io.as_raw_fd();
                 let len = buf.len();
                 self.io.poll_io_draining(
                     $crate::event_loop::reactor::Direction::Read,
                     cx,
-                    || {
-                        // SAFETY: `buf` is `buf.len()` bytes of writable memory borrowed
-                        // for this call; read(2) writes at most that many into it and never
-                        // reads them, so no uninitialised byte is read. `fd` is this
-                        // socket's, open while `self` is borrowed.
-                        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-                        if n < 0 {
-                            Err(std::io::Error::last_os_error())
-                        } else {
-                            Ok(n as usize)
-                        }
-                    },
+                    || $crate::net::rw::read_uninit(self.io.get_ref(), buf),
                     // As `poll_read_io` (rule R12).
                     |&n| $crate::event_loop::reactor::SHORT_READ_CLEARS && n > 0 && n < len,
                 )
@@ -149,12 +134,11 @@ macro_rules! stream_api {
                 cx: &mut std::task::Context<'_>,
                 bufs: &[std::io::IoSlice<'_>],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                use std::io::Write;
                 let len: usize = bufs.iter().map(|b| b.len()).sum();
                 self.io.poll_io_draining(
                     $crate::event_loop::reactor::Direction::Write,
                     cx,
-                    || self.io.get_ref().write_vectored(bufs),
+                    || $crate::net::rw::write_vectored(self.io.get_ref(), bufs),
                     |&n| n < len,
                 )
             }

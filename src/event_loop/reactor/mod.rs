@@ -125,8 +125,9 @@ pub(crate) struct Driver {
 #[derive(Default)]
 struct Harvest {
     events: sys::Events,
-    /// Reused between harvests: the sources made ready, dispatched outside the slab lock.
-    ready: Vec<(Arc<ScheduledIo>, usize)>,
+    /// Reused between harvests: the waiters the events made ready, woken outside the slab
+    /// lock (a waker may run arbitrary code, even register a source).
+    wakers: Vec<std::task::Waker>,
 }
 
 impl Driver {
@@ -209,25 +210,31 @@ impl Driver {
     }
 
     fn harvest_locked(&self, h: &mut Harvest, timeout: Option<Duration>, left: &dyn Fn()) -> usize {
-        self.stamp();
         let n = self.slab.lock().begin_harvest();
-        let Harvest { events, ready } = h;
+        let Harvest { events, wakers } = h;
         self.sys.wait(events, timeout);
         left();
+        let mut count = 0;
         {
-            let slab = self.slab.lock();
+            // One slab lock for the whole batch: each event's bits go into its source's
+            // word (R1) while the slab holds the source, so no `Arc` reference is taken per
+            // event; the harvest ends here too, since no key is looked at after it (R6).
+            let mut slab = self.slab.lock();
             events.drain(|key, bits| {
                 if let Some(io) = slab.get(key) {
-                    ready.push((io.clone(), bits));
+                    count += 1;
+                    let (r, w) = io.dispatch(bits);
+                    wakers.extend(r);
+                    wakers.extend(w);
                 }
             });
+            slab.end_harvest(n);
         }
-        let count = ready.len();
-        // Outside the slab lock: a waker may run arbitrary code, even register a source.
-        for (io, bits) in ready.drain(..) {
-            io.set_readiness(bits);
+        for w in wakers.drain(..) {
+            w.wake();
         }
-        self.slab.lock().end_harvest(n);
+        // Stamped once, after the dispatch: during a blocking wait the owner holds the
+        // harvest lock, so a peer's `harvest_if_stuck` cannot take it anyway (R10).
         self.stamp();
         count
     }
@@ -327,6 +334,7 @@ impl Registration {
 
     /// Ready when the word has `dir`'s bit; registers on first need (R7). An error if no
     /// loop runs on this thread or the poller refuses the descriptor.
+    #[inline]
     pub(crate) fn poll_ready(
         &self,
         dir: Direction,
@@ -348,10 +356,18 @@ impl Registration {
         self.io.clear_drained(ev)
     }
 
+    #[inline]
     fn bind(&self) -> io::Result<()> {
         if self.bound.load(Ordering::Acquire) {
             return Ok(());
         }
+        self.bind_slow()
+    }
+
+    /// The first wait's registration (R7), out of line: every later wait only loads
+    /// `bound`.
+    #[inline(never)]
+    fn bind_slow(&self) -> io::Result<()> {
         let mut home = self.home.lock();
         if home.is_some() {
             return Ok(());

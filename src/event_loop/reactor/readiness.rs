@@ -92,6 +92,20 @@ impl ScheduledIo {
     /// takes the waiter slot of each direction that became ready and wakes it outside the
     /// lock (a waker may run arbitrary code).
     pub(crate) fn set_readiness(&self, ready: usize) {
+        let (reader, writer) = self.dispatch(ready);
+        if let Some(w) = reader {
+            w.wake();
+        }
+        if let Some(w) = writer {
+            w.wake();
+        }
+    }
+
+    /// Rule R1 without the wake: sets `ready`, bumps the tick, and returns the waiters of
+    /// the directions that became ready (reader, writer) for the caller to wake once it
+    /// holds no lock. The harvest dispatches a whole batch this way under one slab lock,
+    /// without an `Arc` reference per event.
+    pub(crate) fn dispatch(&self, ready: usize) -> (Option<Waker>, Option<Waker>) {
         let ready = ready & READY_MASK;
         let mut cur = self.word.load(Ordering::Acquire);
         loop {
@@ -105,35 +119,35 @@ impl ScheduledIo {
                 Err(actual) => cur = actual,
             }
         }
-        let (reader, writer) = {
-            let mut w = self.waiters.lock();
-            let r = if ready & Direction::Read.mask() != 0 {
-                w.reader.take()
-            } else {
-                None
-            };
-            let wr = if ready & Direction::Write.mask() != 0 {
-                w.writer.take()
-            } else {
-                None
-            };
-            (r, wr)
+        let mut w = self.waiters.lock();
+        let r = if ready & Direction::Read.mask() != 0 {
+            w.reader.take()
+        } else {
+            None
         };
-        if let Some(w) = reader {
-            w.wake();
-        }
-        if let Some(w) = writer {
-            w.wake();
-        }
+        let wr = if ready & Direction::Write.mask() != 0 {
+            w.writer.take()
+        } else {
+            None
+        };
+        (r, wr)
     }
 
     /// Rule R3: the waiting task's side. Ready at once if the word has the direction's bit;
     /// otherwise the waker goes into the direction's one slot (replacing the previous
     /// waiter's, rule R4) and the word is read again under the slot lock.
+    #[inline]
     pub(crate) fn poll_ready(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<ReadyEvent> {
         if let Some(ev) = self.ready_now(dir) {
             return Poll::Ready(ev);
         }
+        self.wait(dir, cx)
+    }
+
+    /// Rule R3's slow half, out of line so the ready path above inlines into every
+    /// stream operation.
+    #[inline(never)]
+    fn wait(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<ReadyEvent> {
         let mut w = self.waiters.lock();
         let slot = w.slot(dir);
         match slot {
@@ -146,6 +160,7 @@ impl ScheduledIo {
         }
     }
 
+    #[inline]
     fn ready_now(&self, dir: Direction) -> Option<ReadyEvent> {
         let cur = self.word.load(Ordering::Acquire);
         let ready = cur & dir.mask();
