@@ -19,8 +19,8 @@ use std::task::Poll;
 
 use aioloop::loom_internals::{shutdown_task, TestScheduler};
 use common::{
-    assert_cancelled_and_released, counting_waker, poll_join, spawn_opener, Gate, Probe, YieldNowOnce,
-    YieldOnce,
+    assert_cancelled_and_released, counting_waker, poll_join, spawn_opener, Gate, Probe,
+    YieldNowOnce, YieldOnce,
 };
 use loom::thread;
 
@@ -170,7 +170,11 @@ fn spawn_spurious_waker(probe: &loom::sync::Arc<Probe>) -> thread::JoinHandle<()
 }
 
 /// The task is done with `value`, its handle is dropped, and no `Notified` is left queued.
-fn assert_done_and_freed(sched: &TestScheduler, mut join: aioloop::Task<common::Output>, value: u32) {
+fn assert_done_and_freed(
+    sched: &TestScheduler,
+    mut join: aioloop::Task<common::Output>,
+    value: u32,
+) {
     let (_, w) = counting_waker();
     match poll_join(&mut join, &w) {
         Poll::Ready(Ok(out)) => assert_eq!(out.value, value),
