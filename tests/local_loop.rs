@@ -833,38 +833,3 @@ fn run_until_complete_borrows() {
     assert_eq!(sum, 6);
     assert_eq!(local, vec![1, 2, 3]);
 }
-
-/// Rule S6 after `fork()`: a child forked by a callback of a running loop (a
-/// `ProcessPoolExecutor` worker forked from inside asyncio's loop) is not inside that loop —
-/// the child's frame never returns to it — so a new loop runs there.
-#[cfg(unix)]
-#[test]
-fn child_forked_by_a_callback_can_run_a_new_loop() {
-    let lp = new_loop();
-    let status = Rc::new(Cell::new(-1));
-    let s = status.clone();
-    lp.call_soon(move || {
-        // SAFETY: the child only builds and runs a loop, then leaves with `_exit`, never
-        // returning into the parent's frames.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let code = match LocalLoop::new().map(|child| child.run_until_complete(async { 7 })) {
-                Ok(Ok(7)) => 0,
-                _ => 1,
-            };
-            // SAFETY: ends the child at once, running no destructors of the parent's state.
-            unsafe { libc::_exit(code) };
-        }
-        let mut st = 0;
-        // SAFETY: waits for the child just forked; `st` is a valid out-pointer.
-        unsafe { libc::waitpid(pid, &mut st, 0) };
-        s.set(if libc::WIFEXITED(st) {
-            libc::WEXITSTATUS(st)
-        } else {
-            -2
-        });
-    })
-    .unwrap();
-    lp.run_once(NO_WAIT).unwrap();
-    assert_eq!(status.get(), 0, "the child could not run a loop");
-}
