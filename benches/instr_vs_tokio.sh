@@ -10,12 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 iters="${1:-3}"
-command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+source benches/common/callgrind.sh
 cargo build --release -q -p aioloop-benches --example workloads
-count() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 |
-        awk '/refs:/ { gsub(",", "", $NF); print $NF }'
-}
 printf '%-18s %15s %15s %8s\n' workload aioloop tokio ratio
 for w in chained_spawn spawn_many_local yield_many ping_pong; do
     a=$(count target/release/examples/workloads "$w" "$iters")

@@ -10,14 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 iters="${1:-10}"
-command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
+source benches/common/callgrind.sh
 cargo build --release -q -p aioloop-benches --example workloads
 RUSTFLAGS="--cfg aioloop_unobserved" CARGO_TARGET_DIR=target/unobserved \
     cargo build --release -q -p aioloop-benches --example workloads
-count() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 |
-        awk '/refs:/ { gsub(",", "", $NF); print $NF }'
-}
 printf '%-18s %15s %15s %8s\n' workload observed unobserved cost
 for w in chained_spawn spawn_many_local yield_many ping_pong; do
     on=$(count target/release/examples/workloads "$w" "$iters")
