@@ -103,9 +103,10 @@ impl Flavor for WorkerFlavor<'_> {
                     continue;
                 }
                 let before = local.len();
-                if let Some(item) =
-                    queue::retry(|| shared.stealers[victim].steal_batch_and_pop(local))
-                {
+                if let Some(item) = queue::retry(|| {
+                    shared.stealers[victim]
+                        .steal_batch_with_limit_and_pop(local, queue::STEAL_LIMIT)
+                }) {
                     local.push(item);
                     let stats = &core.stats;
                     LoopStats::bump(&stats.stolen, local.len().saturating_sub(before) as u64);
