@@ -471,7 +471,12 @@ fn interleaved(rounds: usize, filter: Option<&str>) {
             t.elapsed().as_secs_f64()
         };
         let (mut a, mut t, mut r) = (Vec::new(), Vec::new(), Vec::new());
+        // With stats: the busiest worker's share of each round's polls (1.0: one worker
+        // ran everything; 0.5: an even split).
+        let mut shares = Vec::new();
         for i in 0..rounds {
+            let polls = || -> Vec<u64> { aio.worker_stats().iter().map(|w| w.polled).collect() };
+            let start = if show_stats { polls() } else { Vec::new() };
             let (da, dt) = if i % 2 == 0 {
                 let da = time(&|| run_aio(&aio));
                 (da, time(&|| run_tok(&tok)))
@@ -482,6 +487,21 @@ fn interleaved(rounds: usize, filter: Option<&str>) {
             a.push(da);
             t.push(dt);
             r.push(da / dt);
+            if show_stats {
+                let d: Vec<u64> = polls().iter().zip(&start).map(|(e, s)| e - s).collect();
+                let total: u64 = d.iter().sum();
+                let max = d.iter().copied().max().unwrap_or(0);
+                shares.push(max as f64 / total.max(1) as f64);
+            }
+        }
+        if show_stats {
+            shares.sort_by(f64::total_cmp);
+            eprintln!(
+                "{name}: busiest worker's share of a round's polls: median {:.2} (p10 {:.2}, p90 {:.2})",
+                quantile(&shares, 0.5),
+                quantile(&shares, 0.1),
+                quantile(&shares, 0.9)
+            );
         }
         if show_stats {
             print_worker_stats(name, &before, &aio.handle().metrics().workers, rounds);
