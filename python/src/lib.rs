@@ -24,6 +24,7 @@ mod loop_core;
 mod task;
 mod thread_bound;
 mod transport;
+mod transport_bytes;
 mod transport_read;
 mod transport_write;
 

@@ -37,6 +37,7 @@ use crate::asyncio::copy_context;
 use crate::handle::run_in_context;
 use crate::loop_core::{report_error, Loop};
 use crate::thread_bound::ThreadBound;
+use crate::transport_bytes::SpareBytes;
 use crate::transport_read::read_loop;
 use crate::transport_write::{send_now, write_loop, WriteBuffer};
 
@@ -91,6 +92,8 @@ pub(crate) struct State {
     pub(crate) writer_on: Cell<bool>,
     write_task: RefCell<Option<Task<()>>>,
     pub(crate) wbuf: WriteBuffer,
+    /// The last `bytes` given to `data_received`, for the next read (transport_bytes.rs).
+    pub(crate) spare: SpareBytes,
     high: Cell<usize>,
     low: Cell<usize>,
     protocol_paused: Cell<bool>,
@@ -156,24 +159,36 @@ impl State {
         }
     }
 
-    /// `protocol.data_received(data)` in the transport's context.
+    /// `protocol.data_received(data)` in the transport's context; `data` then goes back
+    /// to the transport's spare (transport_bytes.rs).
     pub(crate) fn data_received(&self, py: Python<'_>, data: Py<PyBytes>) -> PyResult<()> {
-        let cb = self
-            .data_received
-            .borrow()
-            .as_ref()
-            .map(|c| c.clone_ref(py));
-        let Some(cb) = cb else {
-            return self
-                .call_protocol(py, intern!(py, "data_received"), (data,))
-                .map(drop);
+        // Borrowed for the call, not cloned: a protocol callback may replace the protocol
+        // (`set_protocol`) or the context, so the cells are not borrowed across it.
+        let cb = self.data_received.borrow().as_ref().map(|c| c.as_ptr());
+        let ctx = self.context.borrow().as_ref().map(|c| c.as_ptr());
+        let r = match cb {
+            None => self
+                .call_protocol(py, intern!(py, "data_received"), (data.clone_ref(py),))
+                .map(drop),
+            Some(cb) => {
+                // SAFETY: the GIL is held; `cb`/`ctx` point to objects the cells own. The
+                // callback can drop the cells' references (`set_protocol`, the transport
+                // closing), so both are held by a new reference across the call.
+                let (cb, ctx) = unsafe {
+                    (
+                        Bound::from_borrowed_ptr(py, cb),
+                        ctx.map(|c| Bound::from_borrowed_ptr(py, c)),
+                    )
+                };
+                let call = || call_one(py, &cb, &data);
+                match ctx {
+                    Some(ctx) => run_in_context(py, &ctx, call),
+                    None => call(),
+                }
+            }
         };
-        let ctx = self.context.borrow().as_ref().map(|c| c.clone_ref(py));
-        let call = || call_one(py, &cb, &data);
-        match ctx {
-            Some(ctx) => run_in_context(py, ctx.bind(py), call),
-            None => call(),
-        }
+        self.spare.give_back(py, data);
+        r
     }
 
     /// asyncio's `loop.call_soon(callback, *args)`.
@@ -386,6 +401,7 @@ impl State {
         };
         *self.protocol.borrow_mut() = None;
         *self.data_received.borrow_mut() = None;
+        self.spare.clear();
         let server = self.server.borrow_mut().take();
         let detached = match server {
             Some(s) => s.bind(py).call_method0(intern!(py, "_detach")).map(drop),
@@ -569,6 +585,7 @@ impl SocketTransport {
             writer_on: Cell::new(false),
             write_task: RefCell::new(None),
             wbuf: WriteBuffer::default(),
+            spare: SpareBytes::default(),
             high: Cell::new(64 * 1024),
             low: Cell::new(16 * 1024),
             protocol_paused: Cell::new(false),
@@ -823,7 +840,7 @@ impl SocketTransport {
 
 /// `callable(arg)` through vectorcall: no argument tuple is allocated (per message, that
 /// tuple was also what set the cyclic GC's young generation off most often).
-fn call_one(py: Python<'_>, callable: &PyObject, arg: &Py<PyBytes>) -> PyResult<()> {
+fn call_one(py: Python<'_>, callable: &Bound<'_, PyAny>, arg: &Py<PyBytes>) -> PyResult<()> {
     let args = [arg.as_ptr()];
     // SAFETY: the GIL is held (`py`); `callable` and the one argument are live objects
     // borrowed for the call; `args` holds exactly the one pointer the count says, and the

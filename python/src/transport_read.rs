@@ -115,7 +115,7 @@ fn read_once(py: Python<'_>, st: &State, fd: i32) -> io::Result<Got> {
         let mut b = b.borrow_mut();
         match recv(fd, &mut b) {
             Ok(0) => Ok(Got::Eof),
-            Ok(n) => Ok(Got::Data(PyBytes::new(py, &b[..n]).unbind(), n)),
+            Ok(n) => Ok(Got::Data(st.spare.take(py, &b[..n]), n)),
             Err(e) => os_failure(e),
         }
     })
