@@ -19,6 +19,7 @@
 use pyo3::prelude::*;
 
 mod asyncio;
+mod future_new;
 mod handle;
 mod loop_core;
 mod task;

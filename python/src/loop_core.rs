@@ -337,6 +337,17 @@ impl Loop {
         self.inner.get()?.lp.close().map_err(loop_err)
     }
 
+    /// asyncio's `get_debug()` without a Python frame: asyncio's `Future` and `Task`
+    /// constructors ask it on every creation (any thread).
+    fn get_debug(&self) -> bool {
+        self.debug.load(Ordering::Relaxed)
+    }
+
+    /// asyncio's `create_future()` without a Python frame (future_new.rs).
+    fn create_future<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::future_new::create_future(slf.as_any())
+    }
+
     /// Mirrors `set_debug` (any thread).
     fn _set_debug_core(&self, on: bool) {
         self.debug.store(on, Ordering::Relaxed);
