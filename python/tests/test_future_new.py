@@ -37,3 +37,21 @@ def test_get_debug_follows_set_debug_and_futures_see_it():
         assert loop.get_debug() is False
     finally:
         loop.close()
+
+
+def test_create_future_while_running_and_for_another_loop():
+    """Made while its loop runs (the argument-less fast path) and while another loop runs
+    on this thread (the loop= path): bound to the loop asked, both times."""
+    loop = aioloop.new_event_loop()
+    other = aioloop.new_event_loop()
+    try:
+
+        async def main():
+            mine = loop.create_future()
+            theirs = other.create_future()
+            return mine.get_loop(), theirs.get_loop()
+
+        assert loop.run_until_complete(main()) == (loop, other)
+    finally:
+        other.close()
+        loop.close()
