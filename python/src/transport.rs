@@ -41,24 +41,6 @@ use crate::transport_bytes::SpareBytes;
 use crate::transport_read::read_loop;
 use crate::transport_write::{send_now, write_loop, WriteBuffer};
 
-thread_local! {
-    /// Whether a transport on this thread received data since the loop last asked.
-    static IO_ACTIVITY: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Notes that a transport received data (the reader task calls it).
-pub(crate) fn note_io_activity() {
-    IO_ACTIVITY.with(|a| a.set(true));
-}
-
-/// Whether a transport received data since the last call (which clears it): the loop then
-/// harvests without first waiting in poll(2) — one system call less per iteration of a
-/// busy connection; an idle loop finds nothing on that harvest and waits on the next
-/// iteration.
-pub(crate) fn take_io_activity() -> bool {
-    IO_ACTIVITY.with(|a| a.replace(false))
-}
-
 /// asyncio's `constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 

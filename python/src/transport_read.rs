@@ -236,9 +236,6 @@ pub(crate) async fn read_loop(tr: Py<SocketTransport>, st: Rc<State>, io: Rc<Asy
                             full: matches!(got, Got::Data(_, n) if n == MAX_SIZE),
                             again: true,
                         };
-                        if matches!(got, Got::Data(..) | Got::Into(_)) {
-                            crate::transport::note_io_activity();
-                        }
                         let again = deliver(py, tr.bind(py), &st, Ok(got));
                         Ok(Step { again, ..step })
                     })
