@@ -54,6 +54,9 @@ pub(crate) struct State {
     protocol: RefCell<Option<PyObject>>,
     /// Whether `protocol` is an `asyncio.BufferedProtocol` (read with `get_buffer`).
     pub(crate) buffered: Cell<bool>,
+    /// The last read drained the socket, so the next one follows a readiness edge: a
+    /// buffered read then skips its `MSG_PEEK` probe (transport_read.rs).
+    pub(crate) read_follows_edge: Cell<bool>,
     /// `protocol.data_received`, looked up once per protocol (as uvloop does).
     data_received: RefCell<Option<PyObject>>,
     protocol_connected: Cell<bool>,
@@ -552,6 +555,7 @@ impl SocketTransport {
             sock: RefCell::new(Some(sock.clone().unbind())),
             protocol: RefCell::new(None),
             buffered: Cell::new(false),
+            read_follows_edge: Cell::new(false),
             data_received: RefCell::new(None),
             protocol_connected: Cell::new(false),
             extra: d.unbind(),
