@@ -37,7 +37,7 @@ use crate::asyncio::copy_context;
 use crate::handle::run_in_context;
 use crate::loop_core::{report_error, Loop};
 use crate::thread_bound::ThreadBound;
-use crate::transport_bytes::SpareBytes;
+use crate::transport_bytes;
 use crate::transport_read::read_loop;
 use crate::transport_write::{send_now, write_loop, WriteBuffer};
 
@@ -77,8 +77,6 @@ pub(crate) struct State {
     pub(crate) writer_on: Cell<bool>,
     write_task: RefCell<Option<Task<()>>>,
     pub(crate) wbuf: WriteBuffer,
-    /// The last `bytes` given to `data_received`, for the next read (transport_bytes.rs).
-    pub(crate) spare: SpareBytes,
     high: Cell<usize>,
     low: Cell<usize>,
     protocol_paused: Cell<bool>,
@@ -145,7 +143,7 @@ impl State {
     }
 
     /// `protocol.data_received(data)` in the transport's context; `data` then goes back
-    /// to the transport's spare (transport_bytes.rs).
+    /// to the pool of spares (transport_bytes.rs).
     pub(crate) fn data_received(&self, py: Python<'_>, data: Py<PyBytes>) -> PyResult<()> {
         // Borrowed for the call, not cloned: a protocol callback may replace the protocol
         // (`set_protocol`) or the context, so the cells are not borrowed across it.
@@ -172,7 +170,7 @@ impl State {
                 }
             }
         };
-        self.spare.give_back(py, data);
+        transport_bytes::give_back(py, data);
         r
     }
 
@@ -386,7 +384,6 @@ impl State {
         };
         *self.protocol.borrow_mut() = None;
         *self.data_received.borrow_mut() = None;
-        self.spare.clear();
         let server = self.server.borrow_mut().take();
         let detached = match server {
             Some(s) => s.bind(py).call_method0(intern!(py, "_detach")).map(drop),
@@ -571,7 +568,6 @@ impl SocketTransport {
             writer_on: Cell::new(false),
             write_task: RefCell::new(None),
             wbuf: WriteBuffer::default(),
-            spare: SpareBytes::default(),
             high: Cell::new(64 * 1024),
             low: Cell::new(16 * 1024),
             protocol_paused: Cell::new(false),

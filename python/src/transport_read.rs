@@ -122,7 +122,7 @@ fn read_once(py: Python<'_>, st: &State, fd: i32) -> io::Result<Got> {
         let mut b = b.borrow_mut();
         match recv(fd, &mut b) {
             Ok(0) => Ok(Got::Eof),
-            Ok(n) => Ok(Got::Data(st.spare.take(py, &b[..n]), n)),
+            Ok(n) => Ok(Got::Data(crate::transport_bytes::take(py, &b[..n]), n)),
             Err(e) => os_failure(e),
         }
     })
