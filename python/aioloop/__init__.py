@@ -186,7 +186,6 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
             task.set_name(name)
         return task
 
-    create_future = _Base.create_future
     set_task_factory = _Base.set_task_factory
     get_task_factory = _Base.get_task_factory
     run_until_complete = _Base.run_until_complete
@@ -208,7 +207,6 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
     set_exception_handler = _Base.set_exception_handler
     default_exception_handler = _Base.default_exception_handler
     call_exception_handler = _Base.call_exception_handler
-    get_debug = _Base.get_debug
 
     def set_debug(self, enabled):
         _Base.set_debug(self, enabled)
