@@ -7,9 +7,8 @@
 //! the edges of (queue capacities, fairness intervals) live in [`tuning`] for the same reason.
 //!
 //! What must not come through here: the process-wide id counter (uniqueness only, never part
-//! of a happens-before argument) and third-party crates' internals (crossbeam's deques and
-//! dashmap's shards), which the shim replaces wholesale under loom (see `runtime::queue` and
-//! `task::registry`).
+//! of a happens-before argument) and third-party crates' internals (crossbeam's deques),
+//! which the shim replaces wholesale under loom (see `runtime::queue`).
 
 #![allow(dead_code, unused_imports)]
 
@@ -263,11 +262,9 @@ pub(crate) mod tuning {
     /// yields can stall the sockets of its worker, when another worker is idle.
     pub(crate) const PEER_IO_STALE: std::time::Duration = std::time::Duration::from_millis(1);
 
-    /// Table positions a registry snapshot visits per shard read-lock hold
-    /// (`task::registry`, rule 3): the longest a listing makes a spawn or a completion
-    /// wait (at most 448 entries at hashbrown's 7/8 load, about 200 at its usual fill:
-    /// microseconds; 128 and 1024 measured worse in `benches/registry.rs`). One under
-    /// loom, so that models interleave writers between any two positions.
+    /// Slab positions a registry snapshot visits per shard lock hold (`task::registry`,
+    /// rule 3): the longest a listing makes a spawn or a completion wait (microseconds).
+    /// One under loom, so that models interleave writers between any two positions.
     #[cfg(not(loom))]
     pub(crate) const REGISTRY_SLICE: usize = 512;
     #[cfg(loom)]

@@ -50,6 +50,9 @@ pub struct Task<T> {
     kept: Option<Box<Result<T, TaskError>>>,
     /// This handle recorded an await edge from the current task (task/observe.rs).
     edge: bool,
+    /// This handle was polled while its task ran: only then can it have been what a task
+    /// was suspended on, or been passed a request (task/cancel.rs, rule 6).
+    awaited: bool,
     _output: PhantomData<T>,
 }
 
@@ -71,6 +74,7 @@ impl<T> Task<T> {
             taken: false,
             kept: None,
             edge: false,
+            awaited: false,
             _output: PhantomData,
         }
     }
@@ -402,6 +406,7 @@ impl<T> Future for Task<T> {
             panic!("`Task` polled after its result was taken");
         }
         if !self.done() {
+            self.awaited = true;
             let awaiter = super::current::with_builtin(|cur| cur);
             // Rule F7: a task awaiting its own handle would wait forever; asyncio raises
             // RuntimeError in it, the Rust form of which is a panic (the task ends with it).
@@ -472,8 +477,10 @@ impl<T> Drop for Task<T> {
         if self.edge {
             self.forget_edge();
         }
-        if !self.taken && self.kept.is_none() {
+        if self.awaited && !self.taken && self.kept.is_none() {
             // Rule T3: dropped unread by an awaiter whose request was passed on to this task.
+            // (A handle never polled while its task ran was neither noted as a waiter nor
+            // passed a request: both happen in that branch of `poll`.)
             super::cancel::abandoned(super::cancel::task_key(self.raw));
         }
         // SAFETY: we are the handle and give up its reference exactly once.

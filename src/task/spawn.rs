@@ -85,7 +85,7 @@ pub(crate) unsafe fn bind<T>(raw: RawTask, opts: SpawnOpts) -> (Task<T>, Notifie
             Notified::from_raw(raw),
         )
     };
-    registry::insert(entry);
+    registry::insert_builtin(raw, entry);
     (join, notified)
 }
 
