@@ -37,8 +37,13 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    // The closure runs inside the thread-local access, a call of its own: capturing the
+    // future by value would copy it into the closure and again out of it, so it captures
+    // the place the future waits in instead.
+    let mut args = Some((future, opts));
     context::with_current_owner(|owner| {
         let owner = owner.ok_or(NoRunningLoop)?;
+        let (future, opts) = args.take().expect("taken once");
         Ok(spawn_on_loop_at(owner, future, opts, site))
     })
 }
