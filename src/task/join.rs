@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -46,8 +47,9 @@ pub struct Task<T> {
     /// The output was moved out by `result()` (or a completed poll).
     taken: bool,
     /// The output read out of the cell by [`Task::exception`], which only looks at it:
-    /// the next `result()`/`.await` takes it from here.
-    kept: Option<Box<Result<T, TaskError>>>,
+    /// the next `result()`/`.await` takes it from here. Dropped by hand in `Drop` (only
+    /// when there is one: the drop glue of an empty one is a call per handle).
+    kept: ManuallyDrop<Option<Box<Result<T, TaskError>>>>,
     /// This handle recorded an await edge from the current task (task/observe.rs).
     edge: bool,
     /// This handle was polled while its task ran: only then can it have been what a task
@@ -72,7 +74,7 @@ impl<T> Task<T> {
         Task {
             raw,
             taken: false,
-            kept: None,
+            kept: ManuallyDrop::new(None),
             edge: false,
             awaited: false,
             _output: PhantomData,
@@ -330,7 +332,7 @@ impl<T> Task<T> {
             }
             match self.read_output(std::task::Waker::noop()) {
                 Poll::Ready(r) => {
-                    self.kept = Some(Box::new(r));
+                    *self.kept = Some(Box::new(r));
                     self.taken = false;
                 }
                 Poll::Pending => return Err(InvalidStateError::EXCEPTION.into()),
@@ -440,7 +442,7 @@ impl<T> Future for Task<T> {
             Err(_) => false,
         };
         if raise && super::cancel::raise_if_forwarded(key) {
-            self.kept = Some(Box::new(res));
+            *self.kept = Some(Box::new(res));
             self.taken = false;
             return Poll::Pending;
         }
@@ -485,6 +487,11 @@ impl<T> Drop for Task<T> {
         }
         // SAFETY: we are the handle and give up its reference exactly once.
         unsafe { self.raw.drop_join_handle() }
+        // Last, as the field's drop glue would: a panic in the output's destructor leaks
+        // nothing of the task's.
+        if self.kept.is_some() {
+            drop(self.kept.take());
+        }
     }
 }
 
