@@ -270,12 +270,25 @@ pub(crate) mod tuning {
     #[cfg(loom)]
     pub(crate) const REGISTRY_SLICE: usize = 1;
 
-    /// Times a registry snapshot yields to a shard's waiting writers before a slice
-    /// (`task::registry`, rule 7).
+    /// Rounds a registry snapshot waits for a shard's waiting writers before a slice
+    /// (`task::registry`, rule 7): the first [`REGISTRY_STEP_ASIDE_SPINS`] short spins,
+    /// the rest yields.
     #[cfg(not(loom))]
     pub(crate) const REGISTRY_STEP_ASIDE: usize = 64;
     #[cfg(loom)]
     pub(crate) const REGISTRY_STEP_ASIDE: usize = 1;
+    /// See [`REGISTRY_STEP_ASIDE`] (under loom a spin is a yield too).
+    #[cfg(not(loom))]
+    pub(crate) const REGISTRY_STEP_ASIDE_SPINS: usize = 16;
+    #[cfg(loom)]
+    pub(crate) const REGISTRY_STEP_ASIDE_SPINS: usize = 1;
+
+    /// Tries (spinning, then yielding, between them) before a thread that found a registry
+    /// shard locked blocks on it (`task::registry`, rule 8). One under loom.
+    #[cfg(not(loom))]
+    pub(crate) const REGISTRY_LOCK_TRIES: usize = 16;
+    #[cfg(loom)]
+    pub(crate) const REGISTRY_LOCK_TRIES: usize = 1;
 
     /// Restarts of one shard's walk, after its layout changed, before a snapshot takes the
     /// shard in one hold (`task::registry`, rule 4).

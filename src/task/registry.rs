@@ -56,13 +56,23 @@
 //!    registered. With rule 3 a writer that finds the shard locked by a walk waits for at
 //!    most one slice — if the walk lets it in (rule 7).
 //! 7. **Writers first.** A walk that releases a shard's lock and takes it straight back can
-//!    beat a waiting writer to it, and a waiting writer sleeps: back-to-back slices (or two
-//!    walks) could keep it out indefinitely. So a writer that does not get the lock at once
-//!    announces itself in the shard's `waiting` count until it has it, and a walk, before
-//!    each slice, yields while that count is non-zero (at most [`REGISTRY_STEP_ASIDE`]
-//!    times, so a stream of writers cannot stall a listing either). An uncontended writer
-//!    pays nothing (its first try succeeds). The count is a hint: it orders nothing, so it
-//!    is `Relaxed`.
+//!    beat a waiting writer to it: back-to-back slices (or two walks) could keep it out
+//!    indefinitely. So a writer that does not get the lock at once announces itself in the
+//!    shard's `waiting` count until it has it, and a walk, before each slice, waits while
+//!    that count is non-zero: [`REGISTRY_STEP_ASIDE_SPINS`] rounds spinning briefly, then
+//!    yielding, [`REGISTRY_STEP_ASIDE`] rounds in all (so a stream of writers cannot stall a listing either).
+//!    It spins first: on a loaded machine a yield can give the CPU away for a whole time
+//!    slice, at every one of a listing's hundreds of slices, and a running writer takes
+//!    the lock within the spins; it yields after, so that a writer that is not running
+//!    gets a CPU (two walks back to back would otherwise keep the writers out). An
+//!    uncontended writer pays nothing (its first try succeeds). The count is a hint: it
+//!    orders nothing, so it is `Relaxed`.
+//! 8. **Waiting without sleeping.** Every hold is short (one O(1) write, or one slice), so
+//!    a thread that finds a shard locked spins, then yields, between tries, and blocks on
+//!    the mutex only after [`REGISTRY_LOCK_TRIES`] of them. A writer that slept instead
+//!    would need waking at every unlock and, on a loaded machine, a CPU before it could
+//!    take the lock — too late for rule 7's pause; a waiter that stays runnable takes the
+//!    lock as soon as it is free, and the unlock wakes nobody.
 //!
 //! Must not: call into a task's vtable while holding a shard lock with anything but read-only
 //! accessors (`done`, `loop_id`), since dropping a task can re-enter the registry. Nor may a
@@ -73,6 +83,8 @@
 //! [`REGISTRY_SLICE`]: crate::shim::tuning::REGISTRY_SLICE
 //! [`REGISTRY_MAX_RESTARTS`]: crate::shim::tuning::REGISTRY_MAX_RESTARTS
 //! [`REGISTRY_STEP_ASIDE`]: crate::shim::tuning::REGISTRY_STEP_ASIDE
+//! [`REGISTRY_LOCK_TRIES`]: crate::shim::tuning::REGISTRY_LOCK_TRIES
+//! [`REGISTRY_STEP_ASIDE_SPINS`]: crate::shim::tuning::REGISTRY_STEP_ASIDE_SPINS
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -80,7 +92,10 @@ use std::sync::Arc;
 use super::raw::RawTask;
 use super::TaskRef;
 use crate::shim::atomic::{AtomicUsize, Ordering::Relaxed};
-use crate::shim::tuning::{REGISTRY_MAX_RESTARTS, REGISTRY_SLICE, REGISTRY_STEP_ASIDE};
+use crate::shim::tuning::{
+    REGISTRY_LOCK_TRIES, REGISTRY_MAX_RESTARTS, REGISTRY_SLICE, REGISTRY_STEP_ASIDE,
+    REGISTRY_STEP_ASIDE_SPINS,
+};
 use crate::shim::{thread, Mutex, MutexGuard, UnsafeCell};
 
 /// log2 of the number of shards: 64 normally (concurrent spawners rarely share a lock);
@@ -216,24 +231,63 @@ impl Shard {
     #[cold]
     fn lock_announced(&self) -> MutexGuard<'_, Slab> {
         self.waiting.fetch_add(1, Relaxed);
-        let g = self.slab.lock();
+        let g = self.lock_waiting();
         self.waiting.fetch_sub(1, Relaxed);
         g
     }
 
-    /// Rule 7: before a slice, a snapshot lets the shard's announced writers go first, for
-    /// at most [`REGISTRY_STEP_ASIDE`] rounds; then it takes the lock.
+    /// Rule 8: takes a lock found held by spinning and then yielding between tries, and
+    /// blocks only after [`REGISTRY_LOCK_TRIES`] of them.
     ///
-    /// [`REGISTRY_STEP_ASIDE`]: crate::shim::tuning::REGISTRY_STEP_ASIDE
-    fn lock_for_walk(&self) -> MutexGuard<'_, Slab> {
-        for _ in 0..REGISTRY_STEP_ASIDE {
-            if self.waiting.load(Relaxed) == 0 {
-                break;
+    /// [`REGISTRY_LOCK_TRIES`]: crate::shim::tuning::REGISTRY_LOCK_TRIES
+    fn lock_waiting(&self) -> MutexGuard<'_, Slab> {
+        for round in 0..REGISTRY_LOCK_TRIES {
+            if round < 4 {
+                for _ in 0..4 << round {
+                    std::hint::spin_loop();
+                }
+            } else {
+                thread::yield_now();
             }
-            thread::yield_now();
+            if let Some(g) = self.slab.try_lock() {
+                return g;
+            }
         }
         self.slab.lock()
     }
+
+    /// Rule 7: before a slice, a snapshot lets the shard's announced writers go first, for
+    /// at most [`REGISTRY_STEP_ASIDE`] rounds (spins, then yields); then it takes the lock.
+    ///
+    /// [`REGISTRY_STEP_ASIDE`]: crate::shim::tuning::REGISTRY_STEP_ASIDE
+    fn lock_for_walk(&self) -> MutexGuard<'_, Slab> {
+        for round in 0..REGISTRY_STEP_ASIDE {
+            if self.waiting.load(Relaxed) == 0 {
+                break;
+            }
+            if round < REGISTRY_STEP_ASIDE_SPINS {
+                pause();
+            } else {
+                thread::yield_now();
+            }
+        }
+        match self.slab.try_lock() {
+            Some(g) => g,
+            None => self.lock_waiting(),
+        }
+    }
+}
+
+/// A short wait for another thread to act (rule 7): a few spin hints; under loom, a yield
+/// (loom's scheduling point: a model must let the other thread run).
+#[inline]
+fn pause() {
+    #[cfg(not(loom))]
+    for _ in 0..16 {
+        std::hint::spin_loop();
+    }
+    #[cfg(loom)]
+    thread::yield_now();
 }
 
 #[cfg(not(loom))]
