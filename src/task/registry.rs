@@ -22,7 +22,9 @@
 //! which is how runtime shutdown finds every unfinished task to drop.
 //!
 //! Names live in a second id-keyed map (a `dashmap` too), entered only for tasks that were
-//! given a name: a task named by default (`Task-<id>`, rule T1) costs no memory for it.
+//! given a name: a task named by default (`Task-<id>`, rule T1) costs no memory for it. (A
+//! named task's spawn and free cost ~290 instructions more than an unnamed one's with it,
+//! ~770 with an ordered map per slab shard, by callgrind over 10,000 named spawns.)
 //!
 //! # The listing protocol
 //!
