@@ -7,8 +7,9 @@
 //! the edges of (queue capacities, fairness intervals) live in [`tuning`] for the same reason.
 //!
 //! What must not come through here: the process-wide id counter (uniqueness only, never part
-//! of a happens-before argument) and third-party crates' internals (crossbeam's deques),
-//! which the shim replaces wholesale under loom (see `runtime::queue`).
+//! of a happens-before argument) and third-party crates' internals (crossbeam's deques and
+//! dashmap's shards), which the shim replaces wholesale under loom (see `runtime::queue` and
+//! `task::registry`).
 
 #![allow(dead_code, unused_imports)]
 
@@ -289,11 +290,4 @@ pub(crate) mod tuning {
     /// spawns.
     #[cfg(not(loom))]
     pub(crate) const REGISTRY_LOCK_TRIES: usize = 16;
-
-    /// Restarts of one shard's walk, after its layout changed, before a snapshot takes the
-    /// shard in one hold (`task::registry`, rule 4).
-    #[cfg(not(loom))]
-    pub(crate) const REGISTRY_MAX_RESTARTS: usize = 4;
-    #[cfg(loom)]
-    pub(crate) const REGISTRY_MAX_RESTARTS: usize = 1;
 }

@@ -1,12 +1,14 @@
 //! Model 3 (issue 2, item 7; issue 8, item 3; issue 9, item 6): registry inserts and removes
-//! racing an `all_tasks` snapshot (`task/registry.rs`, the production code: two shards,
-//! `id % 2`, each a loom mutex around a slab whose emptied positions are reused last-emptied
-//! first). A snapshot walks them one position per lock hold (`REGISTRY_SLICE` = 1),
-//! restarting a shard at most once before taking it in one hold (`REGISTRY_MAX_RESTARTS` =
-//! 1): inserts, removals and position reuse land between any two positions of the walk, and
-//! the restart and the one-hold fallback are both reached. A built-in task's position lives
-//! in its header in a loom cell, so a model also checks that it is only touched under its
-//! shard's lock (the registry's rule 6).
+//! racing an `all_tasks` snapshot (`task/registry.rs`, the production code). Built-in tasks
+//! live in two shards (`id % 2`), each a loom mutex around a slab whose emptied positions
+//! are reused last-emptied first; a snapshot walks them one position per lock hold
+//! (`REGISTRY_SLICE` = 1), so spawns, completions and position reuse land between any two
+//! positions of the walk. A built-in task's position lives in its header in a loom cell, so
+//! a model also checks that it is only touched under its shard's lock (the registry's rule
+//! 6). Third-party tasks live in the loom double of the registry's dashmap (two loom mutexes
+//! around ordered maps, `id % 2`), which a snapshot walks after the slabs, one shard per
+//! hold (rule 4): registering, unregistering and registering again land between those
+//! holds and between the slab positions before them.
 //!
 //! The snapshot's contract (rule L7, `registry::collect`, the registry's rule 5): a task
 //! present for the whole call is always listed; no task is listed twice; a task removed
@@ -60,6 +62,17 @@ fn assert_no_duplicates(snapshot: &[TaskRef]) {
     let n = ids.len();
     ids.dedup();
     assert_eq!(ids.len(), n, "a task listed twice: {snapshot:?}");
+}
+
+/// Rule 5: tasks present for the whole walk are listed.
+fn assert_listed(snapshot: &[TaskRef], present: &[u64]) {
+    for id in present {
+        assert!(
+            ids(snapshot).contains(id),
+            "task {id}, present throughout, not listed: {:?}",
+            ids(snapshot)
+        );
+    }
 }
 
 /// 3(a) Third-party tasks through the public protocol: two threads register the same new
@@ -206,13 +219,7 @@ fn walk_across_growth() {
 
         let snapshot = all_tasks_of(sched.loop_id());
         assert_no_duplicates(&snapshot);
-        for id in [12, 16] {
-            assert!(
-                ids(&snapshot).contains(&id),
-                "task {id}, present throughout, not listed: {:?}",
-                ids(&snapshot)
-            );
-        }
+        assert_listed(&snapshot, &[12, 16]);
         assert!(ids(&snapshot).iter().all(|id| matches!(id, 12 | 16 | 20)));
         drop(snapshot);
 
@@ -227,29 +234,36 @@ fn walk_across_growth() {
     });
 }
 
-/// 3(d) A re-registered third-party task that comes back at another position (rules 2, 4,
-/// 5): shard 1 holds task 17 at position 0 and task 13 at position 1. One thread
-/// unregisters 13 and registers it again; another registers task 21, which takes the
-/// position 13 emptied if it gets there first, so 13 comes back at position 2, ahead of a
-/// walk that already listed it at 1. Both inserts bump the generation (third-party ids), so a
-/// walk may restart twice in this shard and then take it in one hold (rule 4). Task 17 is
-/// listed once and 13 at most once.
+/// Registers third-party tasks `stays` and `moves`, then starts a thread that unregisters
+/// `moves` and registers it again (the shape of 3(d) and 3(g)).
+fn stay_and_reregister(
+    stays: TaskRef,
+    moves: TaskRef,
+) -> (TaskRef, TaskRef, thread::JoinHandle<()>) {
+    for t in [&stays, &moves] {
+        register_task(t);
+    }
+    let mover = {
+        let moves = moves.clone();
+        thread::spawn(move || {
+            unregister_task(&moves);
+            register_task(&moves);
+        })
+    };
+    (stays, moves, mover)
+}
+
+/// 3(d) A third-party task unregistered and registered again during a walk (rules 4, 5):
+/// map shard 1 holds tasks 17 and 13. One thread unregisters 13 and registers it again;
+/// another registers task 21 into the same shard. Both land before, between or after the
+/// walk's holds (the slab shards' positions, then map shard 0, then map shard 1). Task 17
+/// is listed once and 13 at most once: the walk reads shard 1 in one hold.
 #[test]
 fn walk_across_reinsert() {
     loom::model(|| {
         let lp = LoopId::new();
-        let (stays, moves, lands) = (foreign(17, lp), foreign(13, lp), foreign(21, lp));
-        for t in [&stays, &moves] {
-            register_task(t);
-        }
-
-        let mover = {
-            let moves = moves.clone();
-            thread::spawn(move || {
-                unregister_task(&moves);
-                register_task(&moves);
-            })
-        };
+        let lands = foreign(21, lp);
+        let (stays, moves, mover) = stay_and_reregister(foreign(17, lp), foreign(13, lp));
         let lander = {
             let lands = lands.clone();
             thread::spawn(move || register_task(&lands))
@@ -276,9 +290,10 @@ fn walk_across_reinsert() {
     });
 }
 
-/// 3(e) The other direction of the contract, with the slab growing under the walk: a task
-/// whose removal happened before the snapshot started is not listed (the walk never copies
-/// an entry from a stale position), and one registered throughout still is.
+/// 3(e) The other direction of the contract, with a third-party insert into the same map
+/// shard under the walk: a task whose removal happened before the snapshot started is not
+/// listed (the walk reads every entry under the shard's lock), and one registered
+/// throughout still is.
 #[test]
 fn removed_before_snapshot_not_listed() {
     loom::model(|| {
@@ -342,6 +357,35 @@ fn position_reuse_under_walk() {
                 ids(&snapshot)
             );
             assert!(ids(&snapshot).iter().all(|id| matches!(id, 2 | 4 | 6)));
+        });
+    });
+}
+
+/// 3(g) Both parts of the registry in one walk (rules 2, 4, 5): built-in tasks 2
+/// (long-lived), 4 (completing) and 6 (being spawned) in slab shard 0, while third-party
+/// task 11 is unregistered and registered again in map shard 1, where task 13 stays
+/// registered after it. The snapshot lists 2 and 13 exactly once, 11 at most once, and
+/// nothing else.
+#[test]
+fn builtin_and_third_party_in_one_walk() {
+    loom::model(|| {
+        complete_and_spawn_during_walk([2, 4, 6], |sched| {
+            let lp = sched.loop_id();
+            let (stays, moves, mover) = stay_and_reregister(foreign(13, lp), foreign(11, lp));
+
+            let snapshot = all_tasks_of(lp);
+            assert_no_duplicates(&snapshot);
+            assert_listed(&snapshot, &[2, 13]);
+            assert!(ids(&snapshot)
+                .iter()
+                .all(|id| matches!(id, 2 | 4 | 6 | 11 | 13)));
+            drop(snapshot);
+
+            mover.join().unwrap();
+            assert!(registry_contains(11));
+            for t in [&stays, &moves] {
+                unregister_task(t);
+            }
         });
     });
 }

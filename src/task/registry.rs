@@ -1,61 +1,74 @@
 //! The process-wide task registry behind `all_tasks()` (rules L1, L2, L7), and the side table
 //! of task names.
 //!
-//! The registry is a fixed set of shards (64; two under `--cfg loom`), a task's shard being
-//! its id modulo their number. A shard is a mutex around a *slab*: a vector of positions,
-//! each empty or holding one [`TaskRef`], with a stack of the empty ones. A built-in task
-//! records its position in its header ([`RegistryPos`]), so that its completion goes
-//! straight to it: spawning and completing a task cost one uncontended lock each and a few
-//! stores (what tokio's sharded `OwnedTasks` list costs), where a hash map's probe cost
-//! several times that. Third-party tasks, which have no header of ours, are found through
-//! a per-shard index by id. The same code runs under loom, whose mutex the shim supplies.
+//! It has two parts, because built-in and third-party tasks are registered differently:
 //!
-//! The registry also serves as each runtime's list of the tasks it owns: a built-in task
-//! stays in it from spawn to completion (even if `unregister_task` hides it from
-//! `all_tasks`), which is how runtime shutdown finds every unfinished task to drop.
+//! * **Built-in tasks** live in a fixed set of shards (64; two under `--cfg loom`), a task's
+//!   shard being its id modulo their number. A shard is a mutex around a *slab*: a vector
+//!   of positions, each empty or holding one [`TaskRef`], with a stack of the empty ones. A
+//!   built-in task records its position in its header ([`RegistryPos`]), so that its
+//!   completion goes straight to it: spawning and completing a task cost one uncontended
+//!   lock each and a few stores (about 150 instructions of registry work per task for both,
+//!   counted by callgrind on `spawn_many_local`, where a concurrent hash map's probes cost
+//!   about 300). The same code runs under loom, whose mutex the shim supplies.
+//! * **Third-party tasks** (the public `TaskLike` protocol: `register_task` /
+//!   `unregister_task`) live in a `dashmap` keyed by id: they have no header of ours to keep
+//!   a position in, they can leave and come back, and there are few of them. Under loom the
+//!   map is a double with the same shape (two mutex-guarded ordered maps, `id % 2`), since
+//!   dashmap's own locks are invisible to loom.
 //!
-//! Names live in each shard too, entered only for tasks that were given a name: a task named
-//! by default (`Task-<id>`, rule T1) costs no memory for it.
+//! The slabs also serve as each runtime's list of the tasks it owns: a built-in task stays
+//! in them from spawn to completion (even if `unregister_task` hides it from `all_tasks`),
+//! which is how runtime shutdown finds every unfinished task to drop.
+//!
+//! Names live in a second id-keyed map (a `dashmap` too), entered only for tasks that were
+//! given a name: a task named by default (`Task-<id>`, rule T1) costs no memory for it. (A
+//! named task's spawn and free cost ~290 instructions more than an unnamed one's with it,
+//! ~770 with an ordered map per slab shard, by callgrind over 10,000 named spawns.)
 //!
 //! # The listing protocol
 //!
 //! A snapshot must not hold a shard against registration for longer than a bounded slice:
 //! spawning and completion lock a shard on every task, and a walk that kept a shard of
 //! thousands of entries locked made them wait (and, on a busy machine, give their CPU away).
-//! So a snapshot walks each shard by *position*, a bounded number of positions per lock hold:
+//! So a snapshot walks each slab by *position*, a bounded number of positions per lock hold,
+//! then the third-party map:
 //!
-//! 1. **Stable positions.** An entry never moves while it is in the registry: an insert
-//!    takes an empty position (the last one emptied, else a new one at the end), a removal
-//!    empties one, and the vector's growth keeps every index. Shrinking (after a runtime
-//!    shut down) only cuts empty positions off the end.
-//! 2. **Layout generation.** Each shard has a generation counter, read and written only
-//!    under the shard's lock. A writer bumps it, in the same hold, before inserting a
-//!    third-party task: its id may have been removed and listed earlier in the same walk,
-//!    and it may come back at a position the walk has not reached yet. A built-in task's
-//!    entry is inserted once, at spawn, under a fresh id, so spawns bump nothing.
-//! 3. **Sliced walk.** A snapshot reads a shard's generation when it first locks it, then
-//!    visits positions `0..len` at most [`REGISTRY_SLICE`] per lock hold, copying out
-//!    (cloning) the entries `keep` accepts. `keep` and the clone run under the lock and must
-//!    only read (the rule below). Clones are dropped only after the lock is released.
-//! 4. **Restart.** If a hold finds the generation changed, the walk drops what it copied
-//!    from this shard and starts the shard again. After [`REGISTRY_MAX_RESTARTS`] restarts
-//!    it takes the shard in one hold: the only unbounded hold, reached only if writers
-//!    re-registered third-party tasks in this shard that many times during one walk.
-//! 5. **What a snapshot lists.** What it keeps of a shard comes from the shard's last pass,
-//!    which saw one generation from its first hold to its last (or was one hold). By rule 1
-//!    every entry present throughout sat at one position during that pass and was visited
-//!    exactly once: it is listed once. Two visited positions never hold the same id (an id
-//!    changes position only by removal and re-insertion, which for a built-in task never
-//!    happens and for a third-party one bumps the generation, rule 2), so nothing is listed
-//!    twice. Every position is read under the lock, so an entry removed before the snapshot
-//!    started is never listed. Entries inserted or removed during the walk may or may not
-//!    be listed.
-//! 6. **Writers.** `insert` and `remove` lock one shard for O(1) work (a third-party task:
-//!    a lookup in the shard's id index). A built-in task's [`RegistryPos`] is read and
-//!    written only under its shard's lock, and is meaningful only while the task is
-//!    registered. With rule 3 a writer that finds the shard locked by a walk waits for at
-//!    most one slice — if the walk lets it in (rule 7).
-//! 7. **Writers first.** A walk that releases a shard's lock and takes it straight back can
+//! 1. **Stable positions.** An entry never moves while it is in a slab: an insert takes an
+//!    empty position (the last one emptied, else a new one at the end), a removal empties
+//!    one, and the vector's growth keeps every index. Shrinking (after a runtime shut down)
+//!    only cuts empty positions off the end.
+//! 2. **Built-in tasks only, once each.** The slabs hold only built-in tasks. A built-in
+//!    task's entry is inserted once, at spawn, under a fresh id, and removed once, at
+//!    completion: it never comes back, so no task ever occupies two positions, in one walk
+//!    or ever. (Third-party tasks, which can be removed and inserted again, are in the map,
+//!    rule 4.)
+//! 3. **Sliced walk.** A snapshot visits a slab's positions `0..len` at most
+//!    [`REGISTRY_SLICE`] per lock hold (reading `len` again in each), copying out (cloning)
+//!    the entries `keep` accepts. `keep` and the clone run under the lock and must only read
+//!    (the rule below). Clones are dropped only after the lock is released.
+//! 4. **The third-party map.** A snapshot then walks the map one shard at a time (dashmap's
+//!    iteration; the double's two mutexes), each shard in one read-lock hold for all of its
+//!    entries, with the same `keep`-and-clone as rule 3. That hold is not sliced: a shard
+//!    holds a handful of third-party tasks, and a walk takes each shard once, so it keeps a
+//!    registering writer waiting for at most one shard's copy (only walks that overlap each
+//!    other can extend that, as dashmap lets readers in while a writer waits). The map's
+//!    writers (`insert`, `remove`) take one shard's write lock for one hash-map operation.
+//! 5. **What a snapshot lists.** In a slab, by rule 1, every entry present throughout the
+//!    walk sat at one position and was visited exactly once: it is listed once; two visited
+//!    positions never hold the same task (rule 2), so nothing is listed twice. In the map,
+//!    an id has one shard and one entry there, and each shard is read in one hold (rule 4),
+//!    so a task present throughout is listed once, and one removed and inserted again
+//!    during the walk at most once. The two parts hold different tasks (a third-party task
+//!    is never in a slab, a built-in one never in the map; ids are process-unique, as
+//!    `TaskLike::id` requires). Everything is read under a lock, so an entry removed before
+//!    the snapshot started is never listed. Entries inserted or removed during the walk may
+//!    or may not be listed.
+//! 6. **Slab writers.** `insert_builtin` and `remove_builtin` lock one shard for O(1) work.
+//!    A built-in task's [`RegistryPos`] is read and written only under its shard's lock, and
+//!    is meaningful only while the task is registered. With rule 3 a writer that finds the
+//!    shard locked by a walk waits for at most one slice — if the walk lets it in (rule 7).
+//! 7. **Writers first.** A walk that releases a slab's lock and takes it straight back can
 //!    beat a waiting writer to it: back-to-back slices (or two walks) could keep it out
 //!    indefinitely. So a writer that does not get the lock at once announces itself in the
 //!    shard's `waiting` count until it has it, and a walk, before each slice, waits while
@@ -74,18 +87,16 @@
 //!    take the lock — too late for rule 7's pause; a waiter that stays runnable takes the
 //!    lock as soon as it is free, and the unlock wakes nobody.
 //!
-//! Must not: call into a task's vtable while holding a shard lock with anything but read-only
-//! accessors (`done`, `loop_id`), since dropping a task can re-enter the registry. Nor may a
-//! `TaskRef` be dropped under a shard lock (its drop may free a task, whose name leaves the
-//! registry): removed entries are handed back to the caller, rejected ones dropped after the
-//! lock is released.
+//! Must not: call into a task's vtable while holding a slab lock or a map shard's lock with
+//! anything but read-only accessors (`done`, `loop_id`), since dropping a task can re-enter
+//! the registry. Nor may a `TaskRef` (or a name) be dropped under such a lock (its drop may
+//! free a task, whose name leaves the registry): removed and replaced entries are handed
+//! back to the caller, rejected ones dropped after the lock is released.
 //!
 //! [`REGISTRY_SLICE`]: crate::shim::tuning::REGISTRY_SLICE
-//! [`REGISTRY_MAX_RESTARTS`]: crate::shim::tuning::REGISTRY_MAX_RESTARTS
 //! [`REGISTRY_STEP_ASIDE`]: crate::shim::tuning::REGISTRY_STEP_ASIDE
 //! [`REGISTRY_STEP_ASIDE_SPINS`]: crate::shim::tuning::REGISTRY_STEP_ASIDE_SPINS
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::raw::RawTask;
@@ -93,10 +104,9 @@ use super::TaskRef;
 use crate::shim::atomic::{AtomicUsize, Ordering::Relaxed};
 #[cfg(not(loom))]
 use crate::shim::tuning::REGISTRY_LOCK_TRIES;
-use crate::shim::tuning::{
-    REGISTRY_MAX_RESTARTS, REGISTRY_SLICE, REGISTRY_STEP_ASIDE, REGISTRY_STEP_ASIDE_SPINS,
-};
+use crate::shim::tuning::{REGISTRY_SLICE, REGISTRY_STEP_ASIDE, REGISTRY_STEP_ASIDE_SPINS};
 use crate::shim::{thread, Mutex, MutexGuard, UnsafeCell};
+use id_map::IdMap;
 
 /// log2 of the number of shards: 64 normally (concurrent spawners rarely share a lock);
 /// two under loom, so that models see walks and writers interleave across shards with few
@@ -134,18 +144,12 @@ impl RegistryPos {
     }
 }
 
-/// One shard's contents, guarded by its lock.
+/// One shard's built-in tasks (rule 2), guarded by its lock.
 struct Slab {
     /// The positions (rule 1).
     slots: Vec<Option<TaskRef>>,
     /// Empty positions below `slots.len()`, the last emptied on top.
     free: Vec<u32>,
-    /// Third-party tasks' positions by id (they have no header to keep it in).
-    foreign: BTreeMap<u64, u32>,
-    /// Names given to the shard's tasks (rule T1), by id.
-    names: BTreeMap<u64, Arc<str>>,
-    /// The layout generation (rule 2).
-    layout: u64,
 }
 
 impl Slab {
@@ -153,9 +157,6 @@ impl Slab {
         Slab {
             slots: Vec::new(),
             free: Vec::new(),
-            foreign: BTreeMap::new(),
-            names: BTreeMap::new(),
-            layout: 0,
         }
     }
 
@@ -291,28 +292,46 @@ fn pause() {
     thread::yield_now();
 }
 
+/// The whole registry: the built-in tasks' shards, the third-party tasks (rule 4) and the
+/// names (rule T1).
+struct Registry {
+    shards: [Shard; SHARDS],
+    foreign: IdMap<TaskRef>,
+    names: IdMap<Arc<str>>,
+}
+
+impl Registry {
+    fn new() -> Registry {
+        Registry {
+            shards: std::array::from_fn(|_| Shard::new()),
+            foreign: IdMap::new(),
+            names: IdMap::new(),
+        }
+    }
+}
+
 #[cfg(not(loom))]
-fn shards() -> &'static [Shard; SHARDS] {
-    static SHARDS_: std::sync::LazyLock<[Shard; SHARDS]> =
-        std::sync::LazyLock::new(|| std::array::from_fn(|_| Shard::new()));
-    &SHARDS_
+fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::new);
+    &REGISTRY
 }
 
 #[cfg(loom)]
-fn shards() -> &'static [Shard; SHARDS] {
+fn registry() -> &'static Registry {
     loom::lazy_static! {
-        static ref SHARDS_: [Shard; SHARDS] = std::array::from_fn(|_| Shard::new());
+        static ref REGISTRY: Registry = Registry::new();
     }
-    &SHARDS_
+    &REGISTRY
 }
 
-/// The shard of task `id`.
+/// The shard of built-in task `id`.
 #[inline]
 fn shard(id: u64) -> &'static Shard {
-    &shards()[(id % SHARDS as u64) as usize]
+    &registry().shards[(id % SHARDS as u64) as usize]
 }
 
-/// Adds a new built-in task's entry (at spawn: its id is fresh, so it is not present).
+/// Adds a new built-in task's entry (at spawn: its id is fresh, so it is not present, and
+/// it was never registered before, rule 2).
 pub(crate) fn insert_builtin(raw: RawTask, entry: TaskRef) {
     let h = raw.header();
     let mut slab = shard(h.id).lock();
@@ -321,23 +340,16 @@ pub(crate) fn insert_builtin(raw: RawTask, entry: TaskRef) {
     unsafe { h.registry_pos.set(pos) };
 }
 
-/// Adds `task` unless a task with its id is present; `true` if it was added.
+/// Adds `task` unless a task with its id is present; `true` if it was added. A built-in
+/// task goes to the slabs (it must be a new one, rule 2), a third-party one to the map.
 pub(crate) fn insert(task: TaskRef) -> bool {
     if let Some(raw) = task.raw() {
         insert_builtin(raw, task);
         return true;
     }
     let id = task.id();
-    let mut slab = shard(id).lock();
-    if slab.foreign.contains_key(&id) {
-        drop(slab);
-        drop(task); // a rejected duplicate, dropped after the lock is released
-        return false;
-    }
-    slab.layout += 1; // rule 2
-    let pos = slab.put(task);
-    slab.foreign.insert(id, pos);
-    true
+    // A rejected duplicate comes back and is dropped here, after the map's lock is released.
+    registry().foreign.insert_new(id, task).is_ok()
 }
 
 /// Removes a built-in task's entry (at completion), handing it back (`None` if it was not
@@ -355,67 +367,54 @@ pub(crate) fn remove_builtin(raw: RawTask) -> Option<TaskRef> {
     slab.take(pos)
 }
 
-/// Removes the third-party task `id` (`unregister_task`).
+/// Removes the third-party task `id` (`unregister_task`), handing it back to be dropped
+/// outside the map's lock.
 pub(crate) fn remove(id: u64) -> Option<TaskRef> {
-    let mut slab = shard(id).lock();
-    let pos = slab.foreign.remove(&id)?;
-    slab.take(pos)
+    registry().foreign.remove(id)
 }
 
 /// Whether a task with id `id` is registered (a scan of its shard for a built-in one: for
 /// the models).
 #[cfg(loom)]
 pub(crate) fn contains(id: u64) -> bool {
-    let slab = shard(id).lock();
-    slab.foreign.contains_key(&id) || slab.slots.iter().flatten().any(|t| t.id() == id)
+    registry().foreign.contains(id)
+        || shard(id)
+            .lock()
+            .slots
+            .iter()
+            .flatten()
+            .any(|t| t.id() == id)
 }
 
-/// A snapshot of the entries `keep` accepts. Each task appears at most once; a task present
-/// for the whole call is always included; tasks added or removed meanwhile may or may not be.
-/// `keep` runs under a shard's lock: it must only read.
+/// A snapshot of the entries `keep` accepts: the built-in tasks' slabs, then the
+/// third-party map (rule 5). Each task appears at most once; a task present for the whole
+/// call is always included; tasks added or removed meanwhile may or may not be. `keep`
+/// runs under a shard's lock: it must only read.
 pub(crate) fn collect(mut keep: impl FnMut(&TaskRef) -> bool) -> Vec<TaskRef> {
+    let reg = registry();
     let mut out = Vec::new();
-    for s in shards() {
+    for s in &reg.shards {
         collect_shard(s, &mut keep, &mut out);
     }
+    reg.foreign.collect(&mut keep, &mut out);
     out
 }
 
-/// Copies the entries of one shard that `keep` accepts into `out`, in slices (rules 3–5).
+/// Copies the entries of one slab that `keep` accepts into `out`, in slices (rules 3, 5).
 fn collect_shard(shard: &Shard, keep: &mut dyn FnMut(&TaskRef) -> bool, out: &mut Vec<TaskRef>) {
-    let mark = out.len();
-    let mut restarts = 0;
-    'walk: loop {
-        let slice = if restarts < REGISTRY_MAX_RESTARTS {
-            REGISTRY_SLICE
-        } else {
-            usize::MAX
-        };
-        let (mut pos, mut layout) = (0usize, None);
-        loop {
-            // Room for a whole slice, so that pushes under the lock do not reallocate (but
-            // for rule 4's one-hold pass over a shard larger than this).
-            out.reserve(slice.min(1 << 16));
-            let slab = shard.lock_for_walk();
-            match layout {
-                None => layout = Some(slab.layout),
-                Some(l) if l != slab.layout => {
-                    drop(slab);
-                    out.truncate(mark);
-                    restarts += 1;
-                    continue 'walk;
-                }
-                Some(_) => {}
-            }
-            let len = slab.slots.len();
-            let end = len.min(pos.saturating_add(slice));
-            copy_out(&slab.slots[pos.min(len)..end], keep, out);
-            drop(slab);
-            if end == len {
-                return;
-            }
-            pos = end;
+    let mut pos = 0usize;
+    loop {
+        // Room for a whole slice, so that pushes under the lock do not reallocate.
+        out.reserve(REGISTRY_SLICE);
+        let slab = shard.lock_for_walk();
+        let len = slab.slots.len();
+        let end = len.min(pos.saturating_add(REGISTRY_SLICE));
+        copy_out(&slab.slots[pos.min(len)..end], keep, out);
+        drop(slab);
+        if end == len {
+            return;
         }
+        pos = end;
     }
 }
 
@@ -468,25 +467,163 @@ fn prefetch(p: *const u8) {
 fn prefetch(_: *const u8) {}
 
 pub(crate) fn set_name(id: u64, name: Arc<str>) {
-    let old = shard(id).lock().names.insert(id, name);
-    drop(old); // outside the lock
+    // A name replaced comes back and is dropped here, after the map's lock is released.
+    drop(registry().names.replace(id, name));
 }
 
 pub(crate) fn name(id: u64) -> Option<Arc<str>> {
-    let name = shard(id).lock().names.get(&id).cloned();
-    name
+    registry().names.get(id)
 }
 
 pub(crate) fn remove_name(id: u64) {
-    let old = shard(id).lock().names.remove(&id);
-    drop(old); // outside the lock
+    drop(registry().names.remove(id)); // outside the lock, as above
 }
 
-/// Gives back the shards' spare capacity (after a runtime shut down, so that a burst of
+/// Gives back the registry's spare capacity (after a runtime shut down, so that a burst of
 /// tasks does not pin its peak registry size for the rest of the process).
 #[cfg(not(loom))]
 pub(crate) fn shrink() {
-    for s in shards() {
+    let reg = registry();
+    for s in &reg.shards {
         s.lock().shrink();
+    }
+    reg.foreign.shrink();
+    reg.names.shrink();
+}
+
+/// A concurrent map keyed by task id, for the third-party tasks (rule 4) and the names:
+/// `dashmap` normally, a double of the same shape under loom. Every method hands values
+/// that leave the map back to its caller, so none is dropped under a shard's lock (the
+/// module's "Must not").
+#[cfg(not(loom))]
+mod id_map {
+    use dashmap::mapref::entry::Entry;
+    use dashmap::DashMap;
+    use std::hash::{BuildHasherDefault, Hasher};
+
+    /// The hash of a task id: the id times an odd constant (Fibonacci hashing). dashmap
+    /// picks the shard from the bits just below the top 7 and hashbrown its 7-bit tag from
+    /// the top 7, which the multiplication mixes from every bit of the id; hashbrown picks
+    /// the bucket from the low bits, which for an odd multiplier are a permutation of the
+    /// id's own low bits, so consecutive ids never collide there. Cheaper than the default
+    /// SipHash, and ids are not attacker-chosen keys.
+    #[derive(Default)]
+    pub(super) struct IdHasher(u64);
+
+    impl Hasher for IdHasher {
+        fn finish(&self) -> u64 {
+            self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        }
+
+        fn write(&mut self, bytes: &[u8]) {
+            // Only `u64` keys are hashed here; fold anything else in, FNV-style.
+            for &b in bytes {
+                self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+
+        fn write_u64(&mut self, n: u64) {
+            self.0 = n;
+        }
+    }
+
+    pub(super) struct IdMap<V>(DashMap<u64, V, BuildHasherDefault<IdHasher>>);
+
+    impl<V: Clone> IdMap<V> {
+        pub(super) fn new() -> IdMap<V> {
+            IdMap(DashMap::with_hasher(BuildHasherDefault::default()))
+        }
+
+        /// Adds `v` under `id` unless `id` is present; else hands `v` back.
+        pub(super) fn insert_new(&self, id: u64, v: V) -> Result<(), V> {
+            match self.0.entry(id) {
+                Entry::Occupied(_) => Err(v),
+                Entry::Vacant(e) => {
+                    e.insert(v);
+                    Ok(())
+                }
+            }
+        }
+
+        /// Sets `id`'s value, handing back the one it replaces.
+        pub(super) fn replace(&self, id: u64, v: V) -> Option<V> {
+            self.0.insert(id, v)
+        }
+
+        pub(super) fn remove(&self, id: u64) -> Option<V> {
+            self.0.remove(&id).map(|(_, v)| v)
+        }
+
+        pub(super) fn get(&self, id: u64) -> Option<V> {
+            self.0.get(&id).map(|r| r.value().clone())
+        }
+
+        /// Rule 4: clones the values `keep` accepts into `out`, one shard at a time, each
+        /// in one read-lock hold (dashmap's iterator holds a shard's read lock while it
+        /// yields that shard's entries, and releases it before taking the next).
+        pub(super) fn collect(&self, keep: &mut dyn FnMut(&V) -> bool, out: &mut Vec<V>) {
+            for r in &self.0 {
+                if keep(r.value()) {
+                    out.push(r.value().clone());
+                }
+            }
+        }
+
+        pub(super) fn shrink(&self) {
+            self.0.shrink_to_fit();
+        }
+    }
+}
+
+/// The loom double of the dashmap build: two shards (`id % 2`), each a loom mutex around
+/// an ordered map (the same iteration order in every execution, as loom's replays need),
+/// walked one shard per hold as dashmap's iterator does.
+#[cfg(loom)]
+mod id_map {
+    use crate::shim::Mutex;
+    use std::collections::BTreeMap;
+
+    pub(super) struct IdMap<V>([Mutex<BTreeMap<u64, V>>; 2]);
+
+    impl<V: Clone> IdMap<V> {
+        pub(super) fn new() -> IdMap<V> {
+            IdMap([Mutex::new(BTreeMap::new()), Mutex::new(BTreeMap::new())])
+        }
+
+        fn shard(&self, id: u64) -> &Mutex<BTreeMap<u64, V>> {
+            &self.0[(id % 2) as usize]
+        }
+
+        pub(super) fn insert_new(&self, id: u64, v: V) -> Result<(), V> {
+            let mut m = self.shard(id).lock();
+            if m.contains_key(&id) {
+                return Err(v);
+            }
+            m.insert(id, v);
+            Ok(())
+        }
+
+        pub(super) fn replace(&self, id: u64, v: V) -> Option<V> {
+            self.shard(id).lock().insert(id, v)
+        }
+
+        pub(super) fn remove(&self, id: u64) -> Option<V> {
+            self.shard(id).lock().remove(&id)
+        }
+
+        pub(super) fn get(&self, id: u64) -> Option<V> {
+            self.shard(id).lock().get(&id).cloned()
+        }
+
+        pub(super) fn contains(&self, id: u64) -> bool {
+            self.shard(id).lock().contains_key(&id)
+        }
+
+        pub(super) fn collect(&self, keep: &mut dyn FnMut(&V) -> bool, out: &mut Vec<V>) {
+            for shard in &self.0 {
+                let m = shard.lock();
+                out.extend(m.values().filter(|v| keep(v)).cloned());
+            }
+        }
     }
 }
