@@ -57,10 +57,10 @@ fn read_cursor<S: StreamIo + ?Sized>(
     cx: &mut Context<'_>,
     mut buf: ReadBufCursor<'_>,
 ) -> Poll<io::Result<()>> {
-    // SAFETY: the slice is only written to (by read(2) in `poll_read_uninit`), never
+    // SAFETY: the slice is only written to (by recv(2) in `poll_read_uninit`), never
     // de-initialised: `as_mut`'s contract.
     let n = ready!(s.poll_read_uninit(cx, unsafe { buf.as_mut() }))?;
-    // SAFETY: `poll_read_uninit` returned `n`: read(2) initialised the first `n` bytes of
+    // SAFETY: `poll_read_uninit` returned `n`: recv(2) initialised the first `n` bytes of
     // the slice `as_mut` gave, the cursor's unfilled part (`advance`'s contract).
     unsafe { buf.advance(n) };
     Poll::Ready(Ok(()))
