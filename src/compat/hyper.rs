@@ -183,7 +183,9 @@ impl hyper::rt::Timer for HyperTimer {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(HyperSleep(crate::sleep_until(deadline)))
+        Box::pin(HyperSleep(crate::event_loop::sleep::sleep_until_fresh(
+            deadline,
+        )))
     }
 
     /// In place: hyper's HTTP/1 server resets its header-read timeout (30 s) for every
@@ -192,7 +194,9 @@ impl hyper::rt::Timer for HyperTimer {
     /// 2) and puts the new, not yet registered, one in its place.
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<HyperSleep>() {
-            Some(mut s) => s.set(HyperSleep(crate::sleep_until(new_deadline))),
+            Some(mut s) => s.set(HyperSleep(crate::event_loop::sleep::sleep_until_fresh(
+                new_deadline,
+            ))),
             None => *sleep = self.sleep_until(new_deadline),
         }
     }
