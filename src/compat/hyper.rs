@@ -165,6 +165,11 @@ where
 /// hyper's timer on aioloop's [`sleep`](crate::sleep) (header-read timeouts, HTTP/2
 /// keep-alive pings). The sleeps must be polled by an aioloop task.
 ///
+/// hyper computes every deadline from the clock just before it asks for a sleep (a
+/// header-read timeout per request head), so these sleeps skip the clock read of their
+/// first poll: one that finds its deadline already past completes at the loop's next timer
+/// pass rather than at once — never before the deadline.
+///
 /// ```
 /// use hyper::rt::Timer;
 /// let rt = aioloop::Runtime::builder().workers(1).build()?;
