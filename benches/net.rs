@@ -11,12 +11,13 @@
 //! `iters` round trips of one message (`write_all` then `read_exact`) concurrently. One
 //! criterion element is one round trip, so the throughput column is round trips per
 //! second. All servers run in the same process for the whole run; criterion measures
-//! them one after the other per group. Nothing is pinned to a core (the machine is
-//! shared).
+//! them one after the other per group. Nothing is pinned to a core in criterion's groups.
 //!
 //! Wall-clock throughput on a shared machine is noisy, so after the criterion groups the
 //! bench runs **alternating rounds** (aioloop, tokio, raw, in a rotating order) of 100,000
-//! round trips each and prints, per round and as medians: round trips per second, the
+//! round trips each — with every server thread pinned to CPU 0 and the client (the bench
+//! thread) to CPU 1 when the machine has two CPUs or more, as `benches/hyper.sh` pins its
+//! servers and `wrk` — and prints, per round and as medians: round trips per second, the
 //! server thread's **CPU time per round trip** (from `/proc/self/task/<tid>/schedstat`, the
 //! thread found by name: a figure other processes' load barely moves) and, when `perf` can
 //! count the `raw_syscalls:sys_enter` tracepoint for one thread, the server thread's
@@ -222,6 +223,17 @@ fn thread_id(name: &str) -> u32 {
     panic!("no thread named {name} among {names:?}")
 }
 
+/// Pins thread `tid` of this process (0: the calling thread) to CPU `cpu`; false if the
+/// machine refuses (fewer CPUs, a restricted cpuset).
+fn pin_thread(tid: u32, cpu: usize) -> bool {
+    // SAFETY: a zeroed `cpu_set_t` is the empty set; CPU_SET writes inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE (checked by the caller's `available_parallelism`).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; `tid` names one of our threads.
+    unsafe { libc::sched_setaffinity(tid as libc::pid_t, std::mem::size_of_val(&set), &set) == 0 }
+}
+
 /// Nanoseconds thread `tid` of this process has run (its schedstat).
 fn thread_cpu_ns(tid: u32) -> u64 {
     let stat =
@@ -309,10 +321,28 @@ fn server_costs() {
         rts: Vec::new(),
         cpu: Vec::new(),
     });
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinned = cpus >= 2 && servers.iter().all(|s| pin_thread(s.tid, 0)) && pin_thread(0, 1);
+    println!(
+        "{}",
+        if pinned {
+            "server threads pinned to CPU 0, the client to CPU 1"
+        } else {
+            "not pinned (one CPU, or the affinity was refused)"
+        }
+    );
     const ITERS: u64 = 2000;
     const ROUNDS: usize = 5;
     let n = (ITERS * CONNECTIONS as u64) as f64;
-    println!("alternating rounds of {n} round trips (server thread: CPU ns and syscalls per round trip):");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "alternating rounds of {n} round trips (server thread: CPU ns and syscalls per round \
+         trip); load average {}:",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     for size in [64, 1024] {
         for s in servers.iter_mut() {
             s.rts.clear();
@@ -337,13 +367,18 @@ fn server_costs() {
             }
             println!("{line}");
         }
-        let mut sys = Vec::new();
+        // The client's system calls too: a server that answers sooner or in bigger
+        // batches changes how often the shared client finds a reply waiting (no
+        // `EWOULDBLOCK` read, no `epoll_wait`), which is what moves round trips/s here.
+        // SAFETY: gettid takes no arguments and cannot fail.
+        let me = unsafe { libc::gettid() } as u32;
+        let (mut sys, mut csys) = (Vec::new(), Vec::new());
         for s in servers.iter_mut() {
-            let count = SyscallCounter::start(s.tid).map(|c| {
-                s.clients.run(&client, ITERS, size);
-                c.stop()
-            });
-            sys.push(count.flatten().map(|c| c as f64 / n));
+            let server = SyscallCounter::start(s.tid);
+            let mine = SyscallCounter::start(me);
+            s.clients.run(&client, ITERS, size);
+            csys.push(mine.and_then(SyscallCounter::stop).map(|c| c as f64 / n));
+            sys.push(server.and_then(SyscallCounter::stop).map(|c| c as f64 / n));
         }
         let [a, t, r] = &mut servers;
         let ratio = |x: &[f64], y: &[f64]| {
@@ -374,6 +409,12 @@ fn server_costs() {
             fmt(&sys[0]),
             fmt(&sys[1]),
             fmt(&sys[2]),
+        );
+        println!(
+            "  {size:>5} B client syscalls/round trip against aioloop {}, tokio {}, raw {}",
+            fmt(&csys[0]),
+            fmt(&csys[1]),
+            fmt(&csys[2]),
         );
     }
 }

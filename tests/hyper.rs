@@ -120,6 +120,31 @@ fn hyper_timer_reset_moves_the_deadline_in_place() {
     });
 }
 
+/// HyperTimer's sleeps skip the first poll's clock read (their deadline is fresh): on a
+/// worker's wheel a deadline already past still completes (at the loop's next timer pass),
+/// and a future one never completes before it (rule X6's "never before its deadline").
+#[test]
+fn hyper_timer_sleep_on_the_wheel_never_ends_early() {
+    use hyper::rt::Timer;
+    guarded("timer wheel", || {
+        let rt = runtime(1);
+        rt.block_on(async {
+            aioloop::create_task(async {
+                let timer = HyperTimer;
+                let past = std::time::Instant::now() - std::time::Duration::from_secs(1);
+                aioloop::timeout(std::time::Duration::from_secs(10), timer.sleep_until(past))
+                    .await
+                    .expect("a past deadline completes");
+                let at = std::time::Instant::now() + std::time::Duration::from_millis(20);
+                timer.sleep_until(at).await;
+                assert!(std::time::Instant::now() >= at, "woke before the deadline");
+            })
+            .await
+            .expect("the sleeping task");
+        })
+    });
+}
+
 #[test]
 fn http1_on_runtime() {
     guarded("http1 runtime", || runtime(2).block_on(http1_round_trips()));

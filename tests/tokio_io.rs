@@ -105,3 +105,55 @@ fn tokio_traits_on_local_loop() {
             .unwrap();
     });
 }
+
+#[cfg(target_os = "linux")]
+static SIGPIPES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[cfg(target_os = "linux")]
+extern "C" fn count_sigpipe(_: libc::c_int) {
+    SIGPIPES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Rule N6 (a reset peer is an error, never a crash): vectored writes to a peer that
+/// closed fail with `ECONNRESET`, then `EPIPE`, and raise no `SIGPIPE` — whose default
+/// action kills the process, and a host such as Python's interpreter may restore it
+/// (the standard library's `writev` would raise it; aioloop sends with `MSG_NOSIGNAL`).
+#[cfg(target_os = "linux")]
+#[test]
+fn n6_vectored_write_to_closed_peer_raises_no_sigpipe() {
+    // SAFETY: a zeroed `sigaction` is valid; the handler only adds to an atomic
+    // (async-signal-safe) and `SA_RESTART` keeps other tests' system calls from failing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = count_sigpipe as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGPIPE, &sa, std::ptr::null_mut()), 0);
+    }
+    let kind = guarded("sigpipe", || {
+        let rt = runtime(1);
+        rt.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let (s, _) = l.accept().await.unwrap();
+            drop(s);
+            let bufs = [
+                std::io::IoSlice::new(b"head"),
+                std::io::IoSlice::new(b"body"),
+            ];
+            for _ in 0..1000 {
+                match AsyncWriteExt::write_vectored(&mut c, &bufs).await {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return e.kind(),
+                    Ok(_) | Err(_) => aioloop::sleep(std::time::Duration::from_millis(1)).await,
+                }
+            }
+            panic!("no EPIPE after 1000 writes to a closed peer");
+        })
+    });
+    assert_eq!(kind, std::io::ErrorKind::BrokenPipe);
+    assert_eq!(
+        SIGPIPES.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "SIGPIPE raised"
+    );
+}

@@ -57,10 +57,10 @@ fn read_cursor<S: StreamIo + ?Sized>(
     cx: &mut Context<'_>,
     mut buf: ReadBufCursor<'_>,
 ) -> Poll<io::Result<()>> {
-    // SAFETY: the slice is only written to (by read(2) in `poll_read_uninit`), never
+    // SAFETY: the slice is only written to (by recv(2) in `poll_read_uninit`), never
     // de-initialised: `as_mut`'s contract.
     let n = ready!(s.poll_read_uninit(cx, unsafe { buf.as_mut() }))?;
-    // SAFETY: `poll_read_uninit` returned `n`: read(2) initialised the first `n` bytes of
+    // SAFETY: `poll_read_uninit` returned `n`: recv(2) initialised the first `n` bytes of
     // the slice `as_mut` gave, the cursor's unfilled part (`advance`'s contract).
     unsafe { buf.advance(n) };
     Poll::Ready(Ok(()))
@@ -165,6 +165,11 @@ where
 /// hyper's timer on aioloop's [`sleep`](crate::sleep) (header-read timeouts, HTTP/2
 /// keep-alive pings). The sleeps must be polled by an aioloop task.
 ///
+/// hyper computes every deadline from the clock just before it asks for a sleep (a
+/// header-read timeout per request head), so these sleeps skip the clock read of their
+/// first poll: one that finds its deadline already past completes at the loop's next timer
+/// pass rather than at once — never before the deadline.
+///
 /// ```
 /// use hyper::rt::Timer;
 /// let rt = aioloop::Runtime::builder().workers(1).build()?;
@@ -183,7 +188,9 @@ impl hyper::rt::Timer for HyperTimer {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(HyperSleep(crate::sleep_until(deadline)))
+        Box::pin(HyperSleep(crate::event_loop::sleep::sleep_until_fresh(
+            deadline,
+        )))
     }
 
     /// In place: hyper's HTTP/1 server resets its header-read timeout (30 s) for every
@@ -192,7 +199,9 @@ impl hyper::rt::Timer for HyperTimer {
     /// 2) and puts the new, not yet registered, one in its place.
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<HyperSleep>() {
-            Some(mut s) => s.set(HyperSleep(crate::sleep_until(new_deadline))),
+            Some(mut s) => s.set(HyperSleep(crate::event_loop::sleep::sleep_until_fresh(
+                new_deadline,
+            ))),
             None => *sleep = self.sleep_until(new_deadline),
         }
     }

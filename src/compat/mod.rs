@@ -5,7 +5,7 @@
 //! futures-io's traits are implemented next to the types themselves (feature
 //! `futures-io`, on by default).
 //!
-//! Reads go into the caller's buffer without zeroing it first: the socket's `read(2)`
+//! Reads go into the caller's buffer without zeroing it first: the socket's `recv(2)`
 //! writes into the uninitialised part and the buffer advances by what it wrote.
 //!
 //! ```

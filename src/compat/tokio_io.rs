@@ -37,10 +37,10 @@ fn read_buf<S: StreamIo + ?Sized>(
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
 ) -> Poll<io::Result<()>> {
-    // SAFETY: the slice is only written to (by read(2) in `poll_read_uninit`), never
+    // SAFETY: the slice is only written to (by recv(2) in `poll_read_uninit`), never
     // de-initialised: `unfilled_mut`'s contract.
     let n = ready!(s.poll_read_uninit(cx, unsafe { buf.unfilled_mut() }))?;
-    // SAFETY: read(2) initialised the first `n` bytes of the unfilled part
+    // SAFETY: recv(2) initialised the first `n` bytes of the unfilled part
     // (`assume_init`'s contract); `advance` then marks them filled.
     unsafe { buf.assume_init(n) };
     buf.advance(n);

@@ -62,6 +62,16 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep::new(State::Unregistered, clock::instant_to_nanos(deadline))
 }
 
+/// `sleep_until` for a deadline the caller has just computed from the clock (hyper's
+/// timeouts: `now + 30 s` per request head): its first poll registers without reading the
+/// clock again. Should the deadline have passed, the wheel fires the entry at the loop's
+/// next timer pass, so the sleep still never ends before its deadline; it only forgoes
+/// `sleep_until`'s "completes at once without yielding" for a past deadline.
+#[cfg(feature = "hyper")]
+pub(crate) fn sleep_until_fresh(deadline: Instant) -> Sleep {
+    Sleep::new(State::UnregisteredFresh, clock::instant_to_nanos(deadline))
+}
+
 /// `sleep` with the delay in seconds, as asyncio takes it: `<= 0` (minus infinity
 /// included) yields once, `+inf` sleeps until cancelled (rule X6).
 ///
@@ -120,6 +130,10 @@ enum State {
     YieldOnce,
     Yielded,
     Unregistered,
+    /// As `Unregistered`, but the first poll skips the "deadline passed?" clock read
+    /// (`sleep_until_fresh`).
+    #[cfg(feature = "hyper")]
+    UnregisteredFresh,
     /// The entry is in the wheel of the loop that polled first.
     Linked,
     /// Registered from a thread that runs no iterations (remote inbox), or never due.
@@ -153,6 +167,42 @@ impl Sleep {
     pub fn deadline(&self) -> f64 {
         clock::nanos_to_secs(self.deadline)
     }
+
+    /// The first poll (state `Unregistered`): completes at once if `check_now` and the
+    /// deadline has passed, else registers the entry in this thread's loop wheel, or a slot
+    /// through the loop's timer heap from a `block_on` thread.
+    ///
+    /// # Safety
+    /// `self` is pinned (reached through `poll`'s `Pin<&mut Sleep>`): the entry is linked
+    /// in place and must not move afterwards (wheel.rs rule 2).
+    unsafe fn register(&mut self, cx: &mut Context<'_>, check_now: bool) -> Poll<()> {
+        if check_now && self.deadline != clock::NEVER && clock::now() >= self.deadline {
+            self.state = State::Done;
+            return Poll::Ready(());
+        }
+        let task = crate::task::current::with_builtin(|raw| raw.map(|r| r.id()));
+        if self.deadline != clock::NEVER {
+            if let Some(wheel) = context::sleep_wheel() {
+                // SAFETY: the entry is pinned with `self` (this function's contract; wheel.rs
+                // rule 2).
+                let entry = unsafe { Pin::new_unchecked(&mut self.entry) };
+                entry.register(wheel, self.deadline, cx.waker().clone(), task);
+                self.state = State::Linked;
+                return Poll::Pending;
+            }
+        }
+        let slot = SleepSlot::new(cx.waker().clone(), task);
+        if self.deadline != clock::NEVER
+            && context::add_timer(self.deadline, TimerAction::Wake(slot.clone())).is_err()
+        {
+            panic!(
+                "no running event loop: aioloop::sleep() was awaited outside a runtime \
+                 or LocalLoop"
+            );
+        }
+        self.state = State::Registered(slot);
+        Poll::Pending
+    }
 }
 
 impl Future for Sleep {
@@ -173,32 +223,14 @@ impl Future for Sleep {
                 this.state = State::Done;
                 Poll::Ready(())
             }
+            #[cfg(feature = "hyper")]
+            State::UnregisteredFresh => {
+                // SAFETY: `this` comes from the pinned `self` (see above).
+                unsafe { this.register(cx, false) }
+            }
             State::Unregistered => {
-                if this.deadline != clock::NEVER && clock::now() >= this.deadline {
-                    this.state = State::Done;
-                    return Poll::Ready(());
-                }
-                let task = crate::task::current::with_builtin(|raw| raw.map(|r| r.id()));
-                if this.deadline != clock::NEVER {
-                    if let Some(wheel) = context::sleep_wheel() {
-                        // SAFETY: the entry is pinned with `self` (see above; wheel.rs rule 2).
-                        let entry = unsafe { Pin::new_unchecked(&mut this.entry) };
-                        entry.register(wheel, this.deadline, cx.waker().clone(), task);
-                        this.state = State::Linked;
-                        return Poll::Pending;
-                    }
-                }
-                let slot = SleepSlot::new(cx.waker().clone(), task);
-                if this.deadline != clock::NEVER
-                    && context::add_timer(this.deadline, TimerAction::Wake(slot.clone())).is_err()
-                {
-                    panic!(
-                        "no running event loop: aioloop::sleep() was awaited outside a runtime \
-                         or LocalLoop"
-                    );
-                }
-                this.state = State::Registered(slot);
-                Poll::Pending
+                // SAFETY: as above.
+                unsafe { this.register(cx, true) }
             }
             State::Linked => {
                 if this.entry.poll_fired(cx.waker()) {

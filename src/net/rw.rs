@@ -1,9 +1,12 @@
 //! The stream sockets' data system calls: the per-message path of every read and write of
 //! a `TcpStream` or `UnixStream` (and their halves, streams and hyper adapters).
 //!
-//! On Linux they go straight to the kernel through rustix: `read`, `send` with
-//! `MSG_NOSIGNAL` (a closed peer is an `EPIPE` error, never a `SIGPIPE`), `writev`. The
-//! libc wrappers the standard library calls are cancellation points that switch the
+//! On Linux they go straight to the kernel through rustix, with the socket calls rather
+//! than the file ones: `recv` (the `recvfrom` system call, as tokio's reads), `send` and
+//! `sendmsg` with `MSG_NOSIGNAL` (a closed peer is an `EPIPE` error, never a `SIGPIPE`:
+//! `writev` would raise one). A socket call skips the file layer `read(2)`/`writev(2)`
+//! go through (the file-position lookup, the permission hook, the access
+//! notification). The libc wrappers the standard library calls are cancellation points that switch the
 //! thread's asynchronous cancellation on and off around every call; skipping them and the
 //! standard library's layers saves about a tenth of the user-space instructions of an echo
 //! round trip (callgrind, README's TCP echo section). Elsewhere the standard library's
@@ -22,15 +25,16 @@ pub(crate) use portable::{read, read_uninit, write, write_vectored};
 mod linux {
     use super::*;
 
-    /// Reads into `buf`: `read(2)` (`recv(2)` with no flags, as `TcpStream::read`).
+    /// Reads into `buf`: `recv(2)` with no flags (as `TcpStream::read`).
     pub(crate) fn read(s: &impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
-        Ok(rustix::io::read(s.as_fd(), buf)?)
+        let (n, _) = rustix::net::recv(s.as_fd(), buf, rustix::net::RecvFlags::empty())?;
+        Ok(n)
     }
 
-    /// Reads into uninitialised memory; how many bytes at the front of `buf` `read(2)`
+    /// Reads into uninitialised memory; how many bytes at the front of `buf` `recv(2)`
     /// initialised.
     pub(crate) fn read_uninit(s: &impl AsFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-        let (filled, _) = rustix::io::read(s.as_fd(), buf)?;
+        let ((filled, _), _) = rustix::net::recv(s.as_fd(), buf, rustix::net::RecvFlags::empty())?;
         Ok(filled.len())
     }
 
@@ -40,9 +44,12 @@ mod linux {
         Ok(rustix::net::send(s.as_fd(), buf, flags)?)
     }
 
-    /// Writes `bufs` with one `writev(2)` (as `TcpStream::write_vectored`).
+    /// Writes `bufs` with one `sendmsg(2)` and `MSG_NOSIGNAL` (`TcpStream::write_vectored`
+    /// calls `writev(2)`, which raises `SIGPIPE` on a closed peer).
     pub(crate) fn write_vectored(s: &impl AsFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        Ok(rustix::io::writev(s.as_fd(), bufs)?)
+        let flags = rustix::net::SendFlags::NOSIGNAL;
+        let mut control = rustix::net::SendAncillaryBuffer::default();
+        Ok(rustix::net::sendmsg(s.as_fd(), bufs, &mut control, flags)?)
     }
 }
 
