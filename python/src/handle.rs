@@ -20,6 +20,16 @@ pub(crate) struct Payload {
     pub(crate) context: PyObject,
 }
 
+impl Payload {
+    /// Drops the references through `py` (a `Py`'s own drop first asks whether this thread
+    /// holds the GIL, once per reference; this runs once per callback).
+    pub(crate) fn release(self, py: Python<'_>) {
+        drop(self.callback.into_bound(py));
+        drop(self.args.into_bound(py));
+        drop(self.context.into_bound(py));
+    }
+}
+
 /// asyncio's `Handle` (what `call_soon` returns): `cancel()`, `cancelled()`.
 #[pyclass(subclass, frozen, weakref, module = "aioloop._aioloop")]
 pub struct Handle {
@@ -67,6 +77,7 @@ impl Handle {
             let what = format!("Exception in callback {}", describe(&p));
             report_error(py, h.loop_.bind(py), e, what, "handle", slf.as_any());
         }
+        p.release(py);
     }
 
     /// Runs the callback in its context without consuming it: an `add_reader`/`add_writer`

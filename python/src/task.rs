@@ -108,29 +108,25 @@ impl Task {
 
     /// Queues a step of the task (with `exc` to throw) on its loop.
     fn schedule_step(slf: &Bound<'_, Task>, exc: Option<PyObject>) -> PyResult<()> {
-        let py = slf.py();
         let task = slf.clone().unbind();
-        slf.get().loop_.get().schedule(move || {
-            Python::with_gil(|py| {
-                let t = task.bind(py);
-                let ctx = t.get().context.bind(py);
-                if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
-                    let lp = t.get().loop_.bind(py).clone().into_any();
-                    report_error(
-                        py,
-                        &lp,
-                        e,
-                        format!(
-                            "Exception in callback {}.__step()",
-                            t.repr().map(|r| r.to_string()).unwrap_or_default()
-                        ),
-                        "task",
-                        t.as_any(),
-                    );
-                }
-            })
+        slf.get().loop_.get().schedule_py(move |py| {
+            let t = task.bind(py);
+            let ctx = t.get().context.bind(py);
+            if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
+                let lp = t.get().loop_.bind(py).clone().into_any();
+                report_error(
+                    py,
+                    &lp,
+                    e,
+                    format!(
+                        "Exception in callback {}.__step()",
+                        t.repr().map(|r| r.to_string()).unwrap_or_default()
+                    ),
+                    "task",
+                    t.as_any(),
+                );
+            }
         })?;
-        let _ = py;
         Ok(())
     }
 

@@ -379,3 +379,56 @@ def test_process_forked_by_running_loop_can_run_a_loop(loop):
             return await loop.run_in_executor(pool, _run_a_loop_in_child)
 
     assert loop.run_until_complete(main()) == "ran"
+
+
+def test_call_soon_threadsafe_posted_during_a_pass_runs(loop):
+    """test_events' test_call_soon_threadsafe, with the post landing while the loop runs a
+    pass: the wake-up is consumed by that pass, the callback must still run (it stops the
+    loop; the 10 s timer only ends a loop that lost it)."""
+    got = []
+
+    def post():
+        loop.call_soon_threadsafe(lambda: (got.append("posted"), loop.stop()))
+
+    def during_pass():
+        t = threading.Thread(target=post)
+        t.start()
+        t.join()
+
+    loop.call_soon(during_pass)
+    watchdog = loop.call_later(10, loop.stop)
+    loop.run_forever()
+    watchdog.cancel()
+    assert got == ["posted"]
+
+
+def test_call_soon_threadsafe_keeps_order_with_call_soon(loop):
+    """test_events' test_call_soon_threadsafe and ..._same_thread: a callback posted from
+    another thread (or this one) before a call_soon runs first."""
+    log = []
+    t = threading.Thread(target=lambda: loop.call_soon_threadsafe(log.append, "thread"))
+    t.start()
+    t.join()
+    loop.call_soon_threadsafe(log.append, "same thread")
+    loop.call_soon(log.append, "call_soon")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert log == ["thread", "same thread", "call_soon"]
+
+
+def test_timer_runs_after_callbacks_queued_before_its_pass(loop):
+    """asyncio's _run_once order: callbacks queued before a pass run before the timers that
+    pass finds due (aioloop runs its own queue, then the LocalLoop's timers); what those
+    queue runs in the next pass."""
+    log = []
+
+    def timer():
+        log.append("timer")
+        loop.call_soon(log.append, "after timer")
+        loop.call_soon(loop.stop)
+
+    loop.call_at(loop.time() - 1, timer)
+    loop.call_soon(log.append, "soon")
+    loop.call_soon(lambda: loop.call_soon(log.append, "next pass"))
+    loop.run_forever()
+    assert log == ["soon", "timer", "next pass", "after timer"]

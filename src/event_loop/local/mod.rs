@@ -41,6 +41,7 @@ use crate::event_loop::park::Parker;
 use crate::event_loop::queue::{self, Injector};
 use crate::event_loop::timers::TimerAction;
 use crate::shim::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use crate::shim::tuning::IO_INTERVAL;
 use crate::task::raw::RawTask;
 use crate::task::spawn::SpawnOpts;
 use crate::task::TaskFactory;
@@ -541,6 +542,71 @@ impl LocalLoop {
             self.core
                 .run_once_limited(&mut flavor, Some(Duration::ZERO), usize::MAX);
             if !keep_going() || self.next_timeout() != Some(Duration::ZERO) {
+                break;
+            }
+        }
+        self.shared.stopping.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// [`run_ready_passes`](LocalLoop::run_ready_passes) for a host with a ready queue of
+    /// its own (the Python binding's `Handle`s): each pass first calls `host_pass`, which
+    /// runs the host's callbacks that were queued when the pass began and returns how many
+    /// it ran; then this loop's own pass (I/O, due timers,
+    /// its ready queue), in the same entry into the loop. asyncio's order holds: what the
+    /// host queued before the pass runs before the I/O callbacks and timers the pass adds.
+    /// This loop's pass is skipped while it has nothing ready or due, except that I/O is
+    /// polled after every 61 host callbacks at the latest (as a busy pass here does) and on
+    /// the first pass (the host has just waited). Passes go on while the host
+    /// (`host_has_work()`) or this loop has work and `keep_going()` — called after each
+    /// pass — returns `true`.
+    ///
+    /// # Errors
+    /// As [`run_forever`](LocalLoop::run_forever).
+    ///
+    /// ```
+    /// use std::{cell::RefCell, collections::VecDeque, rc::Rc};
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let host: Rc<RefCell<VecDeque<u32>>> = Rc::new(RefCell::new((0..3).collect()));
+    /// let order = Rc::new(RefCell::new(Vec::new()));
+    /// let o = order.clone();
+    /// lp.call_soon(move || o.borrow_mut().push(100))?;
+    /// let o = order.clone();
+    /// lp.run_host_passes(
+    ///     || {
+    ///         let n = host.borrow().len();
+    ///         for _ in 0..n {
+    ///             let x = host.borrow_mut().pop_front().unwrap();
+    ///             o.borrow_mut().push(x);
+    ///         }
+    ///         n
+    ///     },
+    ///     || !host.borrow().is_empty(),
+    ///     || true,
+    /// )?;
+    /// assert_eq!(*order.borrow(), [0, 1, 2, 100]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_host_passes(
+        &self,
+        mut host_pass: impl FnMut() -> usize,
+        host_has_work: impl Fn() -> bool,
+        mut keep_going: impl FnMut() -> bool,
+    ) -> Result<(), LoopError> {
+        let _running = self.enter()?;
+        let mut flavor = LocalFlavor {
+            shared: &self.shared,
+            main_woken: None,
+        };
+        let mut since_io = IO_INTERVAL;
+        loop {
+            since_io += host_pass();
+            if since_io >= IO_INTERVAL || self.next_timeout() == Some(Duration::ZERO) {
+                self.core
+                    .run_once_limited(&mut flavor, Some(Duration::ZERO), usize::MAX);
+                since_io = 0;
+            }
+            if !keep_going() || (!host_has_work() && self.next_timeout() != Some(Duration::ZERO)) {
                 break;
             }
         }
