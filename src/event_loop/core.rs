@@ -119,6 +119,14 @@ impl LoopCore {
         &self.io
     }
 
+    /// Counts `n` items an embedding host ran itself (`LocalLoop::run_host_passes`) toward
+    /// the next look at the poller, as if this loop had run them; whether that look is due.
+    pub(crate) fn host_ran(&self, n: usize) -> bool {
+        let since = self.since_harvest.get() + n;
+        self.since_harvest.set(since);
+        since >= IO_INTERVAL
+    }
+
     /// A busy loop's look at its poller (reactor rule R8): a zero-timeout harvest whose
     /// events wake their tasks onto this loop's ready queue. Skipped when nothing is
     /// registered here (the common CPU-only case pays no system call).

@@ -41,7 +41,6 @@ use crate::event_loop::park::Parker;
 use crate::event_loop::queue::{self, Injector};
 use crate::event_loop::timers::TimerAction;
 use crate::shim::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use crate::shim::tuning::IO_INTERVAL;
 use crate::task::raw::RawTask;
 use crate::task::spawn::SpawnOpts;
 use crate::task::TaskFactory;
@@ -555,9 +554,9 @@ impl LocalLoop {
     /// it ran; then this loop's own pass (I/O, due timers,
     /// its ready queue), in the same entry into the loop. asyncio's order holds: what the
     /// host queued before the pass runs before the I/O callbacks and timers the pass adds.
-    /// This loop's pass is skipped while it has nothing ready or due, except that I/O is
-    /// polled after every 61 host callbacks at the latest (as a busy pass here does) and on
-    /// the first pass (the host has just waited). Passes go on while the host
+    /// This loop's pass is skipped while it has nothing ready or due, except on the first
+    /// pass (the host has just waited) and when I/O is due: the host's callbacks count
+    /// toward the poller's next look as this loop's own do (every 61 callbacks, rule R8). Passes go on while the host
     /// (`host_has_work()`) or this loop has work and `keep_going()` — called after each
     /// pass — returns `true`.
     ///
@@ -598,13 +597,14 @@ impl LocalLoop {
             shared: &self.shared,
             main_woken: None,
         };
-        let mut since_io = IO_INTERVAL;
+        let mut first = true;
         loop {
-            since_io += host_pass();
-            if since_io >= IO_INTERVAL || self.next_timeout() == Some(Duration::ZERO) {
+            let io_due = self.core.host_ran(host_pass());
+            if first || io_due || self.next_timeout() == Some(Duration::ZERO) {
+                // Harvests I/O when its ready queue is empty or `io_due` (reactor rule R8).
                 self.core
                     .run_once_limited(&mut flavor, Some(Duration::ZERO), usize::MAX);
-                since_io = 0;
+                first = false;
             }
             if !keep_going() || (!host_has_work() && self.next_timeout() != Some(Duration::ZERO)) {
                 break;
