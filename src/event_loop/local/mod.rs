@@ -554,9 +554,12 @@ impl LocalLoop {
     /// it ran; then this loop's own pass (I/O, due timers,
     /// its ready queue), in the same entry into the loop. asyncio's order holds: what the
     /// host queued before the pass runs before the I/O callbacks and timers the pass adds.
-    /// This loop's pass is skipped while it has nothing ready or due, except on the first
-    /// pass (the host has just waited) and when I/O is due: the host's callbacks count
-    /// toward the poller's next look as this loop's own do (every 61 callbacks, rule R8). Passes go on while the host
+    /// While sources are registered on this loop's poller, every pass harvests I/O, even
+    /// when callbacks are queued, as asyncio's `_run_once` selects (with a zero timeout)
+    /// on every iteration: a transport closing or a peer's data is seen one pass later, not
+    /// after dozens of the host's callbacks (reactor rule R8's interval is for this loop's
+    /// own busy passes). This loop's pass is skipped while nothing is registered, ready or
+    /// due, except on the first pass (the host has just waited). Passes go on while the host
     /// (`host_has_work()`) or this loop has work and `keep_going()` — called after each
     /// pass — returns `true`.
     ///
@@ -599,9 +602,13 @@ impl LocalLoop {
         };
         let mut first = true;
         loop {
-            let io_due = self.core.host_ran(host_pass());
-            if first || io_due || self.next_timeout() == Some(Duration::ZERO) {
-                // Harvests I/O when its ready queue is empty or `io_due` (reactor rule R8).
+            host_pass();
+            let io = self.core.has_io_sources();
+            if first || io || self.next_timeout() == Some(Duration::ZERO) {
+                if io {
+                    // asyncio's zero-timeout select on every pass (reactor rule R8).
+                    self.core.harvest_on_next_pass();
+                }
                 self.core
                     .run_once_limited(&mut flavor, Some(Duration::ZERO), usize::MAX);
                 first = false;
