@@ -274,6 +274,16 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
             pass
         sock.close()
 
+    def _make_self_pipe(self):
+        _Sel._make_self_pipe(self)
+        # The self-pipe only ends a wait (signals are checked between passes): passes
+        # busy with callbacks need not harvest I/O for it alone (run_host_passes).
+        self._set_quiet_sources(self._internal_fds)
+
+    def _close_self_pipe(self):
+        _Sel._close_self_pipe(self)
+        self._set_quiet_sources(self._internal_fds)
+
     def _add_callback_signalsafe(self, handle):
         # Called from the self-pipe's reader on this loop's thread.
         self.call_soon(_run_signal_handle, handle)
@@ -364,8 +374,7 @@ _BORROWED = {
         "add_reader", "add_writer", "remove_reader", "remove_writer",
         "_ensure_fd_no_transport", "_accept_connection", "_accept_connection2",
         "_make_datagram_transport", "_make_ssl_transport",
-        "_start_serving", "_read_from_self", "_make_self_pipe",
-        "_close_self_pipe", "_sendfile_native",
+        "_start_serving", "_read_from_self", "_sendfile_native",
         "sock_accept", "_sock_accept", "sock_connect", "_sock_connect", "_sock_connect_cb",
         "sock_recv", "_sock_recv", "sock_recv_into", "_sock_recv_into", "sock_recvfrom",
         "_sock_recvfrom", "sock_recvfrom_into", "_sock_recvfrom_into", "sock_sendall",

@@ -39,6 +39,9 @@ struct Inner {
     /// queued when it began, then the `LocalLoop`'s own pass (`LocalLoop::run_host_passes`).
     ready: RefCell<VecDeque<Ready>>,
     stopping: Cell<bool>,
+    /// Sources of the `LocalLoop`'s poller that only wake the loop (the signal self-pipe):
+    /// passes while callbacks are queued do not harvest for them alone (run_host_passes).
+    quiet_sources: Cell<usize>,
     /// A `KeyboardInterrupt`/`SystemExit` from a callback, raised after the pass.
     pending: RefCell<Option<PyErr>>,
 }
@@ -290,6 +293,7 @@ impl Loop {
                 lp,
                 ready: RefCell::new(VecDeque::new()),
                 stopping: Cell::new(false),
+                quiet_sources: Cell::new(0),
                 pending: RefCell::new(None),
             }),
         })
@@ -401,6 +405,7 @@ impl Loop {
                         }
                     }
                 },
+                inner.quiet_sources.get(),
             );
             if let Err(e) = ran {
                 break Err(loop_err(e));
@@ -430,6 +435,13 @@ impl Loop {
         self.take_remote(inner);
         let dropped = std::mem::take(&mut *inner.ready.borrow_mut());
         drop(dropped);
+        Ok(())
+    }
+
+    /// How many of the poller's sources are the loop's own wake-up (the self-pipe's
+    /// watcher): the Python side's `_internal_fds`.
+    fn _set_quiet_sources(&self, n: usize) -> PyResult<()> {
+        self.inner.get()?.quiet_sources.set(n);
         Ok(())
     }
 

@@ -119,6 +119,14 @@ impl LoopCore {
         &self.io
     }
 
+    /// Counts `n` items an embedding host ran itself (`LocalLoop::run_host_passes`) toward
+    /// the next look at the poller, as if this loop had run them; whether that look is due.
+    pub(crate) fn host_ran(&self, n: usize) -> bool {
+        let since = self.since_harvest.get() + n;
+        self.since_harvest.set(since);
+        since >= IO_INTERVAL
+    }
+
     /// Makes this loop's next pass look at its poller even while its ready queue is
     /// busy: an embedding host (`LocalLoop::run_host_passes`) harvests I/O on every pass
     /// of its own, as asyncio's `_run_once` selects on every iteration (reactor rule R8).
@@ -126,10 +134,9 @@ impl LoopCore {
         self.since_harvest.set(IO_INTERVAL);
     }
 
-    /// Whether any source is registered on this loop's poller (a harvest could find
-    /// something).
-    pub(crate) fn has_io_sources(&self) -> bool {
-        self.io.has_sources()
+    /// How many sources are registered on this loop's poller.
+    pub(crate) fn io_sources(&self) -> usize {
+        self.io.source_count()
     }
 
     /// A busy loop's look at its poller (reactor rule R8): a zero-timeout harvest whose

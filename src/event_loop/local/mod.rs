@@ -554,14 +554,17 @@ impl LocalLoop {
     /// it ran; then this loop's own pass (I/O, due timers,
     /// its ready queue), in the same entry into the loop. asyncio's order holds: what the
     /// host queued before the pass runs before the I/O callbacks and timers the pass adds.
-    /// While sources are registered on this loop's poller, every pass harvests I/O, even
-    /// when callbacks are queued, as asyncio's `_run_once` selects (with a zero timeout)
-    /// on every iteration: a transport closing or a peer's data is seen one pass later, not
-    /// after dozens of the host's callbacks (reactor rule R8's interval is for this loop's
-    /// own busy passes). This loop's pass is skipped while nothing is registered, ready or
-    /// due, except on the first pass (the host has just waited). Passes go on while the host
-    /// (`host_has_work()`) or this loop has work and `keep_going()` — called after each
-    /// pass — returns `true`.
+    /// While more than `quiet_sources` sources are registered on this loop's poller, every
+    /// pass harvests I/O, even when callbacks are queued, as asyncio's `_run_once` selects
+    /// (with a zero timeout) on every iteration: a transport closing or a peer's data is
+    /// seen one pass later, not after dozens of the host's callbacks. `quiet_sources` are
+    /// the host's own wake-up sources (a signal self-pipe, whose only job is to end a
+    /// wait: the host checks signals between passes anyway); with no more than those, the
+    /// host's callbacks count toward the poller's next look as this loop's own do (every 61
+    /// items, reactor rule R8), and this loop's pass is skipped while nothing is ready or
+    /// due, except on the first pass (the host has just waited). Passes go on while the
+    /// host (`host_has_work()`) or this loop has work and `keep_going()` — called after
+    /// each pass — returns `true`.
     ///
     /// # Errors
     /// As [`run_forever`](LocalLoop::run_forever).
@@ -585,6 +588,7 @@ impl LocalLoop {
     ///     },
     ///     || !host.borrow().is_empty(),
     ///     || true,
+    ///     0,
     /// )?;
     /// assert_eq!(*order.borrow(), [0, 1, 2, 100]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -594,6 +598,7 @@ impl LocalLoop {
         mut host_pass: impl FnMut() -> usize,
         host_has_work: impl Fn() -> bool,
         mut keep_going: impl FnMut() -> bool,
+        quiet_sources: usize,
     ) -> Result<(), LoopError> {
         let _running = self.enter()?;
         let mut flavor = LocalFlavor {
@@ -602,9 +607,9 @@ impl LocalLoop {
         };
         let mut first = true;
         loop {
-            host_pass();
-            let io = self.core.has_io_sources();
-            if first || io || self.next_timeout() == Some(Duration::ZERO) {
+            let io_due = self.core.host_ran(host_pass());
+            let io = self.core.io_sources() > quiet_sources;
+            if first || io || io_due || self.next_timeout() == Some(Duration::ZERO) {
                 if io {
                     // asyncio's zero-timeout select on every pass (reactor rule R8).
                     self.core.harvest_on_next_pass();
