@@ -72,7 +72,7 @@ impl Handle {
             return;
         };
         if let Err(e) = run_in_context(py, p.context.bind(py), || {
-            p.callback.bind(py).call1(p.args.bind(py)).map(drop)
+            call_spread(p.callback.bind(py), p.args.bind(py))
         }) {
             let what = format!("Exception in callback {}", describe(&p));
             report_error(py, h.loop_.bind(py), e, what, "handle", slf.as_any());
@@ -109,6 +109,24 @@ impl Handle {
             report_error(py, h.loop_.bind(py), e, what, "handle", slf.as_any());
         }
     }
+}
+
+/// `callback(*args)` through vectorcall, straight from the tuple's items (no
+/// `PyObject_Call` unpacking the tuple again on every callback).
+fn call_spread(callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    let py = callback.py();
+    let n = args.len();
+    // SAFETY: `args` is a live tuple (not the limited API: `PyTupleObject`'s layout is
+    // CPython's), whose `n` items stay alive while it does, which outlasts the call.
+    let items = unsafe {
+        (*args.as_ptr().cast::<ffi::PyTupleObject>())
+            .ob_item
+            .as_ptr()
+    };
+    // SAFETY: GIL held (`py`); `items` holds `n` live references (above); no keywords.
+    let r = unsafe { ffi::PyObject_Vectorcall(callback.as_ptr(), items, n, std::ptr::null_mut()) };
+    // SAFETY: a new reference, or null with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, r) }.map(drop)
 }
 
 /// Calls `f` inside `context` (`Context.run` without building an argument tuple).

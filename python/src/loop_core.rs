@@ -102,6 +102,7 @@ impl Loop {
     }
 
     /// Moves other threads' `call_soon_threadsafe` handles to the ready queue (loop thread).
+    #[inline]
     fn take_remote(&self, inner: &Inner) {
         if !self.has_remote.load(Ordering::Acquire) {
             return;
@@ -304,15 +305,7 @@ impl Loop {
         Ok(self.inner.get()?.lp.time())
     }
 
-    #[pyo3(signature = (callback, *args, context = None))]
-    fn call_soon(
-        slf: &Bound<'_, Loop>,
-        callback: PyObject,
-        args: Py<PyTuple>,
-        context: Option<PyObject>,
-    ) -> PyResult<Py<Handle>> {
-        Loop::call_soon_impl(slf, callback, args, context)
-    }
+    // `call_soon` is a raw fastcall method installed at import (fastcall.rs).
 
     #[pyo3(signature = (delay, callback, *args, context = None))]
     fn call_later(

@@ -27,6 +27,34 @@ def test_call_soon_fifo_with_args(loop):
     assert log == [0, 1, 2, 3, 4]
 
 
+def test_call_soon_arguments(loop):
+    """call_soon(callback, *args, context=None) as asyncio's (base_events.call_soon): any
+    number of positional arguments, context by keyword only; a missing callback or an
+    unknown keyword is a TypeError (the method is a raw fastcall wrapper, fastcall.rs)."""
+    log = []
+    var = contextvars.ContextVar("var", default="outer")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inner")
+    loop.call_soon(log.append)  # TypeError inside: reported, not raised here
+    loop.call_soon(lambda *a: log.append(a))
+    loop.call_soon(lambda *a: log.append(a), 1, "two", None)
+    loop.call_soon(lambda: log.append(var.get()), context=ctx)
+    loop.call_soon(lambda: log.append(var.get()), context=None)
+    with pytest.raises(TypeError, match="callback"):
+        loop.call_soon()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'ctx'"):
+        loop.call_soon(log.append, 1, ctx=ctx)
+    errors = []
+    loop.set_exception_handler(lambda lp, c: errors.append(c["exception"]))
+    h = aioloop.EventLoop.call_soon(loop, loop.stop)
+    assert isinstance(h, aioloop.Handle)
+    loop.run_forever()
+    assert log == [(), (1, "two", None), "inner", "outer"]
+    assert len(errors) == 1 and isinstance(errors[0], TypeError)
+    with pytest.raises(TypeError):
+        aioloop.EventLoop.call_soon(object(), print)
+
+
 def test_handle_cancel(loop):
     log = []
     h = loop.call_soon(log.append, 1)

@@ -609,7 +609,10 @@ impl LocalLoop {
         loop {
             let io_due = self.core.host_ran(host_pass());
             let io = self.core.io_sources() > quiet_sources;
-            if first || io || io_due || self.next_timeout() == Some(Duration::ZERO) {
+            // Whether this loop has work of its own: read once per pass unless its pass
+            // runs (which changes the answer).
+            let mut busy = self.next_timeout() == Some(Duration::ZERO);
+            if first || io || io_due || busy {
                 if io {
                     // asyncio's zero-timeout select on every pass (reactor rule R8).
                     self.core.harvest_on_next_pass();
@@ -617,8 +620,9 @@ impl LocalLoop {
                 self.core
                     .run_once_limited(&mut flavor, Some(Duration::ZERO), usize::MAX);
                 first = false;
+                busy = self.next_timeout() == Some(Duration::ZERO);
             }
-            if !keep_going() || (!host_has_work() && self.next_timeout() != Some(Duration::ZERO)) {
+            if !keep_going() || (!host_has_work() && !busy) {
                 break;
             }
         }
