@@ -176,7 +176,7 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
         self._check_closed()
         if self._task_factory is None:
             if self._native_tasks:
-                return Task(coro, loop=self, name=name, context=context)
+                return self._new_native_task(coro, name, context)
             return asyncio.Task(coro, loop=self, name=name, context=context)
         if context is None:
             task = self._task_factory(self, coro)

@@ -25,6 +25,39 @@ cached!(invalid_state_error, "asyncio", "InvalidStateError");
 cached!(iscoroutine, "asyncio.coroutines", "iscoroutine");
 cached!(get_loop, "asyncio.futures", "_get_loop");
 cached!(isgenerator, "inspect", "isgenerator");
+cached!(task_name_counter, "asyncio.tasks", "_task_name_counter");
+
+/// `f(*args)` through vectorcall (no argument tuple: the task-lifetime functions run on
+/// every step of a native task).
+fn vectorcall<'py>(
+    f: &Bound<'py, PyAny>,
+    args: &[*mut pyo3::ffi::PyObject],
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: GIL held (`f`'s lifetime); `args` are live references borrowed for the
+    // call; no keywords.
+    let r = unsafe {
+        pyo3::ffi::PyObject_Vectorcall(f.as_ptr(), args.as_ptr(), args.len(), std::ptr::null_mut())
+    };
+    // SAFETY: a new reference, or null with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(f.py(), r) }
+}
+
+/// `f(a)` through vectorcall.
+pub(crate) fn call1<'py>(
+    f: &Bound<'py, PyAny>,
+    a: &Bound<'_, impl Sized>,
+) -> PyResult<Bound<'py, PyAny>> {
+    vectorcall(f, &[a.as_ptr()])
+}
+
+/// `f(a, b)` through vectorcall.
+pub(crate) fn call2<'py>(
+    f: &Bound<'py, PyAny>,
+    a: &Bound<'_, impl Sized>,
+    b: &Bound<'_, impl Sized>,
+) -> PyResult<Bound<'py, PyAny>> {
+    vectorcall(f, &[a.as_ptr(), b.as_ptr()])
+}
 
 /// `{'message': ..., 'exception': ..., key: obj}` for `loop.call_exception_handler`.
 pub(crate) fn error_context<'py>(

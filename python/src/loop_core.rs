@@ -431,6 +431,18 @@ impl Loop {
         Ok(())
     }
 
+    /// `create_task`'s native `Task(coro, loop=self, name=name, context=context)` without
+    /// the keyword dictionary a class call builds.
+    #[pyo3(signature = (coro, name = None, context = None))]
+    fn _new_native_task(
+        slf: &Bound<'_, Loop>,
+        coro: &Bound<'_, PyAny>,
+        name: Option<PyObject>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<crate::task::Task>> {
+        crate::task::Task::create(slf.py(), coro, slf, name, context)
+    }
+
     /// How many of the poller's sources are the loop's own wake-up (the self-pipe's
     /// watcher): the Python side's `_internal_fds`.
     fn _set_quiet_sources(&self, n: usize) -> PyResult<()> {

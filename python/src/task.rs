@@ -39,8 +39,28 @@ struct State {
     callbacks: Vec<(PyObject, PyObject)>,
     fut_waiter: Option<PyObject>,
     blocking: bool,
-    name: PyObject,
+    name: Name,
     log_traceback: bool,
+}
+
+/// A task's name: given, or asyncio's default `Task-<n>` made into a string only when
+/// asked for (most tasks never are; 3.12's tasks name themselves lazily the same way).
+enum Name {
+    Given(PyObject),
+    Counter(u64),
+}
+
+impl State {
+    fn name(&mut self, py: Python<'_>) -> PyObject {
+        if let Name::Counter(n) = self.name {
+            let s = pyo3::types::PyString::new(py, &format!("Task-{n}"));
+            self.name = Name::Given(s.into_any().unbind());
+        }
+        match &self.name {
+            Name::Given(s) => s.clone_ref(py),
+            Name::Counter(_) => unreachable!("materialised above"),
+        }
+    }
 }
 
 /// A task implemented in Rust (`aioloop.Task`), created by `EventLoop(native_tasks=True)`
@@ -149,7 +169,7 @@ impl Task {
             f(&mut st);
             std::mem::take(&mut st.callbacks)
         };
-        asyncio::unregister_task(py)?.call1((slf,))?;
+        asyncio::call1(asyncio::unregister_task(py)?, slf)?;
         let lp = slf.get().loop_.bind(py);
         for (cb, ctx) in callbacks {
             let args = PyTuple::new(py, [slf.as_any()])?.unbind();
@@ -184,14 +204,14 @@ impl Task {
             st.fut_waiter = None;
         }
         let lp = this.loop_.bind(py);
-        asyncio::enter_task(py)?.call1((lp, slf))?;
+        asyncio::call2(asyncio::enter_task(py)?, lp, slf)?;
         let coro = this.coro.bind(py);
         let sent = match exc {
             None => send_none(py, coro),
             Some(e) => throw(py, coro, e),
         };
         let r = Task::after_send(slf, sent);
-        let left = asyncio::leave_task(py)?.call1((lp, slf));
+        let left = asyncio::call2(asyncio::leave_task(py)?, lp, slf);
         r?;
         left.map(drop)
     }
@@ -325,14 +345,9 @@ impl Task {
             _ => asyncio::copy_context(py)?,
         };
         let name = match name {
-            Some(n) if !n.is_none(py) => n.bind(py).str()?.into_any().unbind(),
-            _ => {
-                let counter = py.import("asyncio.tasks")?.getattr("_task_name_counter")?;
-                let n: u64 = counter.call0()?.extract()?;
-                pyo3::types::PyString::new(py, &format!("Task-{n}"))
-                    .into_any()
-                    .unbind()
-            }
+            Some(n) if !n.is_none(py) => Name::Given(n.bind(py).str()?.into_any().unbind()),
+            // asyncio's counter, shared with its Python Task, read now as asyncio does.
+            _ => Name::Counter(asyncio::task_name_counter(py)?.call0()?.extract()?),
         };
         let task = Bound::new(
             py,
@@ -357,7 +372,7 @@ impl Task {
             },
         )?;
         Task::schedule_step(&task, None)?;
-        asyncio::register_task(py)?.call1((&task,))?;
+        asyncio::call1(asyncio::register_task(py)?, &task)?;
         Ok(task.unbind())
     }
 }
@@ -618,12 +633,12 @@ impl Task {
     }
 
     fn get_name(&self, py: Python<'_>) -> PyObject {
-        self.lock().name.clone_ref(py)
+        self.lock().name(py)
     }
 
     fn set_name(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let s = value.str()?.into_any().unbind();
-        self.lock().name = s;
+        self.lock().name = Name::Given(s);
         Ok(())
     }
 
@@ -660,7 +675,7 @@ impl Task {
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let (state, name, extra) = {
-            let st = self.lock();
+            let mut st = self.lock();
             let state = match st.st {
                 St::Pending if st.must_cancel => "cancelling",
                 St::Pending => "pending",
@@ -672,7 +687,8 @@ impl Task {
                 (None, Some(r), St::Finished) => format!(" result={}", r.bind(py).repr()?),
                 _ => String::new(),
             };
-            (state, st.name.bind(py).repr()?.to_string(), extra)
+            let name = st.name(py).bind(py).repr()?.to_string();
+            (state, name, extra)
         };
         Ok(format!(
             "<Task {state} name={name} coro={}{extra}>",
