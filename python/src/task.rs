@@ -252,6 +252,9 @@ impl Task {
                     Ok(())
                 }
             }
+            // A bare `yield` (asyncio.sleep(0)): first, as asyncio's C Task tests it, sparing
+            // the AttributeError a lookup of `_asyncio_future_blocking` on None would build.
+            Ok(Sent::Yielded(result)) if result.is_none(py) => Task::schedule_step(slf, None),
             Ok(Sent::Yielded(result)) => {
                 let result = result.bind(py);
                 let blocking = match result.getattr(pyo3::intern!(py, "_asyncio_future_blocking")) {
@@ -309,7 +312,6 @@ impl Task {
                             Ok(())
                         }
                     }
-                    None if result.is_none() => Task::schedule_step(slf, None),
                     None if asyncio::isgenerator(py)?.call1((result,))?.is_truthy()? => {
                         err(format!(
                             "yield was used instead of yield from for generator in task {} with {}",
