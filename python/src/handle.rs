@@ -4,6 +4,7 @@
 //! sets the flag the closure checks and drops the callback and its arguments at once (as
 //! asyncio does), and a timer's cancel also purges it from aioloop's timer heap.
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -35,9 +36,24 @@ impl Payload {
 pub struct Handle {
     payload: Mutex<Option<Payload>>,
     cancelled: AtomicBool,
-    loop_: PyObject,
+    /// Released by hand in `Drop` (with the GIL, without PyO3's check for it).
+    loop_: ManuallyDrop<PyObject>,
     /// Where it was created, in debug mode (asyncio's `_source_traceback`).
     source_traceback: Option<PyObject>,
+}
+
+impl Drop for Handle {
+    /// Releases the loop reference directly: dropping a `Py` asks PyO3 whether this
+    /// thread holds the GIL (a thread-local read), once per callback on the hot path.
+    fn drop(&mut self) {
+        // SAFETY: a `Handle` is built only inside GIL-holding code and moved at once into
+        // its Python object (`Py::new`), whose deallocation — with the GIL — drops it; a
+        // failed `Py::new` drops it in that same GIL-holding code.
+        let py = unsafe { Python::assume_gil_acquired() };
+        // SAFETY: taken once, here; the field is not used after.
+        let l = unsafe { ManuallyDrop::take(&mut self.loop_) };
+        drop(l.into_bound(py));
+    }
 }
 
 /// asyncio's `TimerHandle` (what `call_later`/`call_at` return): also `when()`.
@@ -56,7 +72,7 @@ impl Handle {
         Handle {
             payload: Mutex::new(Some(payload)),
             cancelled: AtomicBool::new(false),
-            loop_,
+            loop_: ManuallyDrop::new(loop_),
             source_traceback,
         }
     }

@@ -177,6 +177,7 @@ impl Loop {
 
 /// The creating frames, in debug mode (asyncio's `format_helpers.extract_stack` of the
 /// caller: this method has no Python frame of its own).
+#[inline]
 fn source_traceback(slf: &Bound<'_, Loop>) -> PyResult<Option<PyObject>> {
     if !slf.get().debug.load(Ordering::Relaxed) {
         return Ok(None);
