@@ -21,6 +21,7 @@ use std::ptr;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyString, PyTuple, PyType};
 
 use crate::loop_core::Loop;
@@ -121,12 +122,20 @@ unsafe fn call_soon_inner(
     Ok(handle.into_ptr())
 }
 
-/// Whether the keyword `name` is `want` (interned names compare by identity first).
+/// Whether the keyword `name` is `want`. Names compare by identity first: PyO3's interned
+/// string, or the other `"context"` object seen (on 3.11 asyncio's C `Task` passes its
+/// static `_Py_ID(context)`, which is not the interned one), kept alive here.
 fn is_name(name: &Bound<'_, PyAny>, want: &Bound<'_, PyString>) -> PyResult<bool> {
-    if name.is(want) {
+    static OTHER: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+    let py = name.py();
+    if name.is(want) || OTHER.get(py).is_some_and(|o| name.is(o)) {
         return Ok(true);
     }
-    name.eq(want)
+    let equal = name.eq(want)?;
+    if equal {
+        let _ = OTHER.set(py, name.clone().unbind());
+    }
+    Ok(equal)
 }
 
 /// A new tuple of `items` (borrowed references).
