@@ -81,3 +81,27 @@ pub(crate) fn copy_context(py: Python<'_>) -> PyResult<PyObject> {
     unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyContext_CopyCurrent()) }
         .map(Bound::unbind)
 }
+
+/// `fut.add_done_callback(cb, context=ctx)` through vectorcall (no keyword dictionary: a
+/// native task does this on every await of a future).
+pub(crate) fn add_done_callback(
+    fut: &Bound<'_, PyAny>,
+    cb: &Bound<'_, PyAny>,
+    ctx: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    static KWNAMES: GILOnceCell<Py<pyo3::types::PyTuple>> = GILOnceCell::new();
+    let py = fut.py();
+    let kwnames = KWNAMES.get_or_try_init(py, || {
+        pyo3::types::PyTuple::new(py, [pyo3::intern!(py, "context")]).map(Bound::unbind)
+    })?;
+    let name = pyo3::intern!(py, "add_done_callback");
+    let args = [fut.as_ptr(), cb.as_ptr(), ctx.as_ptr()];
+    // SAFETY: GIL held (`py`); `args` holds self, one positional and the value of the one
+    // keyword `kwnames` names, all live for the call (the vectorcall convention: nargs
+    // counts self and the positional, not the keyword value).
+    let r = unsafe {
+        pyo3::ffi::PyObject_VectorcallMethod(name.as_ptr(), args.as_ptr(), 2, kwnames.as_ptr())
+    };
+    // SAFETY: a new reference, or null with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, r) }.map(drop)
+}

@@ -289,13 +289,8 @@ impl Task {
                             err(format!("Task cannot await on itself: {}", slf.repr()?))
                         } else {
                             result.setattr(pyo3::intern!(py, "_asyncio_future_blocking"), false)?;
-                            let kw = PyDict::new(py);
-                            kw.set_item(pyo3::intern!(py, "context"), &this.context)?;
-                            result.call_method(
-                                pyo3::intern!(py, "add_done_callback"),
-                                (slf.getattr(pyo3::intern!(py, "_wakeup"))?,),
-                                Some(&kw),
-                            )?;
+                            let wakeup = slf.getattr(pyo3::intern!(py, "_wakeup"))?;
+                            asyncio::add_done_callback(result, &wakeup, this.context.bind(py))?;
                             let msg = {
                                 let mut st = this.lock();
                                 st.fut_waiter = Some(result.clone().unbind());
