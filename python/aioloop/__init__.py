@@ -66,7 +66,6 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
         self._current_handle = None
         self.slow_callback_duration = 0.1
         self._debug = coroutines._is_debug_mode()
-        self._set_debug_core(self._debug)
         # I/O: the handle of each watched descriptor (the watchers themselves are the
         # Rust loop's), the transports by descriptor (asyncio's _ensure_fd_no_transport),
         # signal handlers and the self-pipe set_wakeup_fd writes to (made on first use).
@@ -173,7 +172,8 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
 
     # -- tasks -----------------------------------------------------------------------
     def create_task(self, coro, *, name=None, context=None):
-        self._check_closed()
+        if self._is_closed_core():  # _check_closed, one call fewer per task
+            raise RuntimeError("Event loop is closed")
         if self._task_factory is None:
             if self._native_tasks:
                 return self._new_native_task(coro, name, context)
@@ -208,11 +208,17 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
     set_exception_handler = _Base.set_exception_handler
     default_exception_handler = _Base.default_exception_handler
     call_exception_handler = _Base.call_exception_handler
-    get_debug = _Base.get_debug
+    # get_debug is the Rust core's (asyncio's C Future asks on every creation); _debug,
+    # which asyncio's code reads and writes, is a view of the same flag.
+    @property
+    def _debug(self):
+        return self.get_debug()
 
-    def set_debug(self, enabled):
-        _Base.set_debug(self, enabled)
-        self._set_debug_core(enabled)
+    @_debug.setter
+    def _debug(self, enabled):
+        self._set_debug_core(bool(enabled))
+
+    set_debug = _Base.set_debug
 
     _set_coroutine_origin_tracking = _Base._set_coroutine_origin_tracking
 

@@ -451,6 +451,11 @@ impl Loop {
         Ok(())
     }
 
+    /// asyncio's `get_debug()` (any thread).
+    fn get_debug(&self) -> bool {
+        self.debug.load(Ordering::Relaxed)
+    }
+
     /// Mirrors `set_debug` (any thread).
     fn _set_debug_core(&self, on: bool) {
         self.debug.store(on, Ordering::Relaxed);

@@ -260,6 +260,20 @@ def test_debug(loop):
     assert not loop.get_debug()
 
 
+def test_debug_attribute_and_get_debug_agree(loop):
+    """asyncio's code reads and writes loop._debug; get_debug() is the Rust core's flag
+    (asked by every C Future's creation): both are one flag, and debug mode reaches the
+    handles (their _source_traceback)."""
+    loop._debug = True
+    assert loop.get_debug() is True
+    h = loop.call_soon(print)
+    assert h._source_traceback is not None
+    h.cancel()
+    loop.set_debug(False)
+    assert loop._debug is False
+    assert loop.call_soon(print)._source_traceback is None
+
+
 def test_run_in_executor_default_is_thread_pool(loop):
     async def main():
         r = await loop.run_in_executor(None, threading.get_ident)
