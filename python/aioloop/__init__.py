@@ -171,13 +171,10 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
             pass
 
     # -- tasks -----------------------------------------------------------------------
-    def create_task(self, coro, *, name=None, context=None):
-        if self._is_closed_core():  # _check_closed, one call fewer per task
-            raise RuntimeError("Event loop is closed")
-        if self._task_factory is None:
-            if self._native_tasks:
-                return self._new_native_task(coro, name, context)
-            return asyncio.Task(coro, loop=self, name=name, context=context)
+    # create_task is the Rust core's (no Python frame per task): closed check, then the
+    # native Task or asyncio.Task(coro, loop=self, name=name, context=context), or, with
+    # a task factory set, this:
+    def _create_task_with_factory(self, coro, name, context):
         if context is None:
             task = self._task_factory(self, coro)
         else:

@@ -16,6 +16,15 @@ macro_rules! cached {
     };
 }
 
+/// The `asyncio` module, imported once.
+pub(crate) fn asyncio_module(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static CELL: GILOnceCell<PyObject> = GILOnceCell::new();
+    CELL.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("asyncio")?.into_any().unbind())
+    })
+    .map(|o| o.bind(py))
+}
+
 cached!(enter_task, "asyncio.tasks", "_enter_task");
 cached!(leave_task, "asyncio.tasks", "_leave_task");
 cached!(register_task, "asyncio.tasks", "_register_task");

@@ -432,6 +432,43 @@ impl Loop {
         Ok(())
     }
 
+    /// asyncio's `loop.create_task` (BaseEventLoop's, without a Python frame per task).
+    #[pyo3(signature = (coro, *, name = None, context = None))]
+    fn create_task(
+        slf: &Bound<'_, Loop>,
+        coro: &Bound<'_, PyAny>,
+        name: Option<PyObject>,
+        context: Option<PyObject>,
+    ) -> PyResult<PyObject> {
+        let py = slf.py();
+        if slf.get().handle.is_closed() {
+            return Err(PyRuntimeError::new_err("Event loop is closed"));
+        }
+        let factory = slf.getattr(pyo3::intern!(py, "_task_factory"))?;
+        if !factory.is_none() {
+            return Ok(slf
+                .call_method1(
+                    pyo3::intern!(py, "_create_task_with_factory"),
+                    (coro, name, context),
+                )?
+                .unbind());
+        }
+        if slf
+            .getattr(pyo3::intern!(py, "_native_tasks"))?
+            .is_truthy()?
+        {
+            let t = crate::task::Task::create(py, coro, slf, name, context)?;
+            return Ok(t.into_any());
+        }
+        // Looked up on every call, as the Python version's `asyncio.Task` global was.
+        let task_type = crate::asyncio::asyncio_module(py)?.getattr(pyo3::intern!(py, "Task"))?;
+        let kw = PyDict::new(py);
+        kw.set_item(pyo3::intern!(py, "loop"), slf)?;
+        kw.set_item(pyo3::intern!(py, "name"), name)?;
+        kw.set_item(pyo3::intern!(py, "context"), context)?;
+        Ok(task_type.call((coro,), Some(&kw))?.unbind())
+    }
+
     /// `create_task`'s native `Task(coro, loop=self, name=name, context=context)` without
     /// the keyword dictionary a class call builds.
     #[pyo3(signature = (coro, name = None, context = None))]
