@@ -16,7 +16,7 @@
 //! 6. reads the live byte count again: (after - before) / N is the cost of one pending task.
 //!    That includes everything the runtime keeps on the heap for it: the task allocation
 //!    (header + future + output slot) and, for aioloop, its entry in the process-wide
-//!    task registry (a `dashmap`), which holds every unfinished task.
+//!    task registry (a sharded slab, one word per task), which holds every unfinished task.
 //!
 //! It then drops the handles and the runtime and prints what is still live, relative to
 //! the moment before the runtime was built (memory kept after it is gone, e.g. a registry

@@ -1,7 +1,8 @@
 //! Scheduler throughput: aioloop against tokio's multi-threaded runtime, in one run.
 //!
 //! Each workload is one criterion group (`spawn_many_local`, `spawn_many_remote`,
-//! `yield_many`, `ping_pong`, `chained_spawn`) with two functions, `aioloop` and `tokio`,
+//! `yield_many`, `ping_pong`, `chained_spawn`, and `wake_one`: the latency of one remote
+//! spawn that wakes a parked worker) with two functions, `aioloop` and `tokio`,
 //! so that `benches/report.py` can pair them and print the ratio aioloop/tokio. Both
 //! runtimes are built once, before any timing, with two worker threads each, and stay
 //! alive (idle) while the other one is measured.
@@ -339,6 +340,23 @@ fn chained_spawn_block_on_tok(rt: &Tok) {
     from_block_on!(rt, rx, { chain_tokio(CHAIN_LEN, done) })
 }
 
+// ---------------------------------------------------------------------------------------
+// wake_one: the bench thread spawns one task that signals at once: the latency of waking
+// a parked worker with a remote spawn (every round of every workload above starts so).
+// ---------------------------------------------------------------------------------------
+
+fn wake_one_aio(rt: &Aio) {
+    let (done, rx) = mpsc::sync_channel(1);
+    drop(rt.spawn(async move { done.send(()).expect("bench thread is waiting") }));
+    rx.recv().expect("the task ran");
+}
+
+fn wake_one_tok(rt: &Tok) {
+    let (done, rx) = mpsc::sync_channel(1);
+    drop(rt.spawn(async move { done.send(()).expect("bench thread is waiting") }));
+    rx.recv().expect("the task ran");
+}
+
 /// One workload: its group name, one aioloop iteration, one tokio iteration.
 type Workload = (&'static str, fn(&Aio), fn(&Tok));
 
@@ -376,6 +394,7 @@ const WORKLOADS: &[Workload] = &[
         ping_pong_block_on_aio,
         ping_pong_block_on_tok,
     ),
+    ("wake_one", wake_one_aio, wake_one_tok),
     ("chained_spawn", chained_spawn_aio, chained_spawn_tok),
     (
         "chained_spawn_block_on",
@@ -414,7 +433,13 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 }
 
 /// Interleaved mode (module docs): `rounds` paired iterations per workload.
+///
+/// `RUNTIME_BENCH_STATS=1` also prints aioloop's per-worker counters per round (polls,
+/// LIFO-slot polls, tasks stolen and steal operations, parks), on stderr; `RUNTIME_BENCH_ONLY=aioloop|tokio` runs one runtime
+/// only and times nothing (for `perf stat` or `strace -c -f` of one side).
 fn interleaved(rounds: usize, filter: Option<&str>) {
+    let show_stats = std::env::var_os("RUNTIME_BENCH_STATS").is_some();
+    let only = std::env::var("RUNTIME_BENCH_ONLY").ok();
     let aio = aioloop_runtime();
     let tok = tokio_multi_thread();
     println!("| workload | aioloop (median) | tokio (median) | ratio: median (p25–p75) |");
@@ -427,13 +452,31 @@ fn interleaved(rounds: usize, filter: Option<&str>) {
             run_aio(&aio);
             run_tok(&tok);
         }
+        if let Some(only) = only.as_deref() {
+            // Profiling mode: one runtime only, so that `perf stat` / `strace -c` count it.
+            for _ in 0..rounds {
+                if only == "tokio" {
+                    run_tok(&tok);
+                } else {
+                    run_aio(&aio);
+                }
+            }
+            println!("| {name} | {rounds} rounds of {only} only |");
+            continue;
+        }
+        let before = aio.handle().metrics().workers;
         let time = |f: &dyn Fn()| {
             let t = Instant::now();
             f();
             t.elapsed().as_secs_f64()
         };
         let (mut a, mut t, mut r) = (Vec::new(), Vec::new(), Vec::new());
+        // With stats: the busiest worker's share of each round's polls (1.0: one worker
+        // ran everything; 0.5: an even split).
+        let mut shares = Vec::new();
         for i in 0..rounds {
+            let polls = || -> Vec<u64> { aio.worker_stats().iter().map(|w| w.polled).collect() };
+            let start = if show_stats { polls() } else { Vec::new() };
             let (da, dt) = if i % 2 == 0 {
                 let da = time(&|| run_aio(&aio));
                 (da, time(&|| run_tok(&tok)))
@@ -444,6 +487,24 @@ fn interleaved(rounds: usize, filter: Option<&str>) {
             a.push(da);
             t.push(dt);
             r.push(da / dt);
+            if show_stats {
+                let d: Vec<u64> = polls().iter().zip(&start).map(|(e, s)| e - s).collect();
+                let total: u64 = d.iter().sum();
+                let max = d.iter().copied().max().unwrap_or(0);
+                shares.push(max as f64 / total.max(1) as f64);
+            }
+        }
+        if show_stats {
+            shares.sort_by(f64::total_cmp);
+            eprintln!(
+                "{name}: busiest worker's share of a round's polls: median {:.2} (p10 {:.2}, p90 {:.2})",
+                quantile(&shares, 0.5),
+                quantile(&shares, 0.1),
+                quantile(&shares, 0.9)
+            );
+        }
+        if show_stats {
+            print_worker_stats(name, &before, &aio.handle().metrics().workers, rounds);
         }
         for v in [&mut a, &mut t, &mut r] {
             v.sort_by(f64::total_cmp);
@@ -462,6 +523,32 @@ fn interleaved(rounds: usize, filter: Option<&str>) {
         "{rounds} interleaved rounds per workload (RUNTIME_BENCH_ROUNDS), 2 workers each; \
          ratio = aioloop/tokio per round."
     );
+}
+
+/// Per-round averages of each worker's counters between two snapshots.
+fn print_worker_stats(
+    name: &str,
+    before: &[aioloop::WorkerMetrics],
+    after: &[aioloop::WorkerMetrics],
+    rounds: usize,
+) {
+    let per = |a: u64, b: u64| (b - a) as f64 / rounds as f64;
+    let workers: Vec<String> = before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| {
+            format!(
+                "w{}: polled {:.0} lifo {:.0} stolen {:.1} in {:.1} steals, parked {:.1}",
+                a.index,
+                per(b.polled, a.polled),
+                per(b.lifo_hits, a.lifo_hits),
+                per(b.stolen, a.stolen),
+                per(b.steal_operations, a.steal_operations),
+                per(b.parked, a.parked)
+            )
+        })
+        .collect();
+    eprintln!("{name} per round: {}", workers.join("; "));
 }
 
 fn main() {

@@ -191,10 +191,15 @@ pub fn copy_context() -> Context {
 
 /// The context a new task gets: a copy of the current one, or `None` when it is empty (no
 /// allocation for programs that never use context variables).
+#[inline]
 pub(crate) fn copy_for_task() -> Option<Context> {
     if !in_use() {
         return None;
     }
+    copy_current()
+}
+
+fn copy_current() -> Option<Context> {
     CURRENT.with(|c| {
         let c = c.borrow();
         c.map.as_ref().map(|m| Context {

@@ -11,7 +11,6 @@ use std::panic::Location;
 use crate::error::NoRunningLoop;
 use crate::event_loop::context::{self, LoopRef};
 use crate::event_loop::local::LocalShared;
-use crate::runtime::shared::Shared;
 use crate::runtime::Handle;
 use crate::task::spawn::SpawnOpts;
 use crate::task::{Builder, Task};
@@ -38,8 +37,13 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    // The closure runs inside the thread-local access, a call of its own: capturing the
+    // future by value would copy it into the closure and again out of it, so it captures
+    // the place the future waits in instead.
+    let mut args = Some((future, opts));
     context::with_current_owner(|owner| {
         let owner = owner.ok_or(NoRunningLoop)?;
+        let (future, opts) = args.take().expect("taken once");
         Ok(spawn_on_loop_at(owner, future, opts, site))
     })
 }
@@ -65,10 +69,13 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    if let Some(shared) = owner.downcast::<Shared>() {
-        return Handle::from_shared(shared).spawn_at(future, opts, site);
+    // SAFETY: `Handle::from_shared` only moves the `Arc` into the handle, and a `&Handle`
+    // offers no way to move it out.
+    if let Some(handle) = unsafe { owner.borrow_as(Handle::from_shared) } {
+        return handle.spawn_at(future, opts, site);
     }
-    match owner.downcast::<LocalShared>() {
+    // SAFETY: the identity keeps the `Arc` as it is, and a `&Arc` cannot move it out.
+    match unsafe { owner.borrow_as::<LocalShared, _>(|a| a) } {
         Some(local) => local.spawn_at(future, opts, site),
         None => unreachable!("a loop is a runtime or a LocalLoop"),
     }

@@ -263,27 +263,31 @@ pub(crate) mod tuning {
     /// yields can stall the sockets of its worker, when another worker is idle.
     pub(crate) const PEER_IO_STALE: std::time::Duration = std::time::Duration::from_millis(1);
 
-    /// Table positions a registry snapshot visits per shard read-lock hold
-    /// (`task::registry`, rule 3): the longest a listing makes a spawn or a completion
-    /// wait (at most 448 entries at hashbrown's 7/8 load, about 200 at its usual fill:
-    /// microseconds; 128 and 1024 measured worse in `benches/registry.rs`). One under
-    /// loom, so that models interleave writers between any two positions.
+    /// Slab positions a registry snapshot visits per shard lock hold (`task::registry`,
+    /// rule 3): the longest a listing makes a spawn or a completion wait (microseconds).
+    /// One under loom, so that models interleave writers between any two positions.
     #[cfg(not(loom))]
     pub(crate) const REGISTRY_SLICE: usize = 512;
     #[cfg(loom)]
     pub(crate) const REGISTRY_SLICE: usize = 1;
 
-    /// Times a registry snapshot yields to a shard's waiting writers before a slice
-    /// (`task::registry`, rule 7).
+    /// Rounds a registry snapshot waits for a shard's waiting writers before a slice
+    /// (`task::registry`, rule 7): the first [`REGISTRY_STEP_ASIDE_SPINS`] short spins,
+    /// the rest yields.
     #[cfg(not(loom))]
     pub(crate) const REGISTRY_STEP_ASIDE: usize = 64;
     #[cfg(loom)]
     pub(crate) const REGISTRY_STEP_ASIDE: usize = 1;
-
-    /// Restarts of one shard's walk, after its layout changed, before a snapshot takes the
-    /// shard in one hold (`task::registry`, rule 4).
+    /// See [`REGISTRY_STEP_ASIDE`] (under loom a spin is a yield too).
     #[cfg(not(loom))]
-    pub(crate) const REGISTRY_MAX_RESTARTS: usize = 4;
+    pub(crate) const REGISTRY_STEP_ASIDE_SPINS: usize = 16;
     #[cfg(loom)]
-    pub(crate) const REGISTRY_MAX_RESTARTS: usize = 1;
+    pub(crate) const REGISTRY_STEP_ASIDE_SPINS: usize = 1;
+
+    /// Tries (spinning, then yielding, between them) before a thread that found a registry
+    /// shard locked blocks on it (`task::registry`, rule 8). Not under loom: its mutex
+    /// models blocking, and each try would only add interleavings to every model that
+    /// spawns.
+    #[cfg(not(loom))]
+    pub(crate) const REGISTRY_LOCK_TRIES: usize = 16;
 }

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 ///     }
 /// });
 /// ```
+#[inline]
 pub fn yield_now() -> YieldNow {
     YieldNow { yielded: false }
 }
@@ -30,6 +31,9 @@ pub struct YieldNow {
 impl Future for YieldNow {
     type Output = ();
 
+    // Inlined into the awaiting future: a yield is the cheapest hop there is, and a call
+    // across crates would cost it a frame of its own.
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.yielded {
             return Poll::Ready(());

@@ -674,3 +674,38 @@ fn spawn_after_runtime_dropped_is_cancelled() {
     assert_cancelled(poll_once(&mut t));
     assert!(h.all_tasks().is_empty());
 }
+
+/// A searching worker that finds nothing watches the queues only briefly, then sleeps
+/// (runtime/worker.rs, `spin_for_work`): once a runtime is idle, every one of its worker
+/// threads is asleep (`S` in `/proc/self/task/*/stat`). A worker that kept spinning would
+/// stay runnable and the wait below would time out.
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_workers_stop_spinning_and_sleep() {
+    let rt = Runtime::builder()
+        .workers(2)
+        .thread_name("spin-test")
+        .build()
+        .expect("runtime builds");
+    rt.block_on(rt.spawn(async {})).expect("task completed");
+    let worker_states = || -> Vec<char> {
+        let mut states = Vec::new();
+        for entry in std::fs::read_dir("/proc/self/task").expect("procfs") {
+            let dir = entry.expect("task entry").path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if !comm.starts_with("spin-test") {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            // The state is the field after the parenthesised command name.
+            if let Some(state) = stat.rsplit(") ").next().and_then(|r| r.chars().next()) {
+                states.push(state);
+            }
+        }
+        states
+    };
+    wait_until("both workers asleep", || {
+        let states = worker_states();
+        states.len() == 2 && states.iter().all(|&s| s == 'S')
+    });
+}

@@ -1,10 +1,14 @@
-//! Model 3 (issue 2, item 7; issue 8, item 3): registry inserts and removes racing an
-//! `all_tasks` snapshot (`task/registry.rs`). Under loom the map is two mutex-guarded
-//! shards of two positions each that grow by relocating every entry, and a snapshot walks
-//! them one position per lock hold (`REGISTRY_SLICE` = 1), restarting a shard at most once
-//! before taking it in one hold (`REGISTRY_MAX_RESTARTS` = 1): inserts, removals and
-//! relocations land between any two positions of the walk, and the restart and the one-hold
-//! fallback are both reached.
+//! Model 3 (issue 2, item 7; issue 8, item 3; issue 9, item 6): registry inserts and removes
+//! racing an `all_tasks` snapshot (`task/registry.rs`, the production code). Built-in tasks
+//! live in two shards (`id % 2`), each a loom mutex around a slab whose emptied positions
+//! are reused last-emptied first; a snapshot walks them one position per lock hold
+//! (`REGISTRY_SLICE` = 1), so spawns, completions and position reuse land between any two
+//! positions of the walk. A built-in task's position lives in its header in a loom cell, so
+//! a model also checks that it is only touched under its shard's lock (the registry's rule
+//! 6). Third-party tasks live in the loom double of the registry's dashmap (two loom mutexes
+//! around ordered maps, `id % 2`), which a snapshot walks after the slabs, one shard per
+//! hold (rule 4): registering, unregistering and registering again land between those
+//! holds and between the slab positions before them.
 //!
 //! The snapshot's contract (rule L7, `registry::collect`, the registry's rule 5): a task
 //! present for the whole call is always listed; no task is listed twice; a task removed
@@ -58,6 +62,17 @@ fn assert_no_duplicates(snapshot: &[TaskRef]) {
     let n = ids.len();
     ids.dedup();
     assert_eq!(ids.len(), n, "a task listed twice: {snapshot:?}");
+}
+
+/// Rule 5: tasks present for the whole walk are listed.
+fn assert_listed(snapshot: &[TaskRef], present: &[u64]) {
+    for id in present {
+        assert!(
+            ids(snapshot).contains(id),
+            "task {id}, present throughout, not listed: {:?}",
+            ids(snapshot)
+        );
+    }
 }
 
 /// 3(a) Third-party tasks through the public protocol: two threads register the same new
@@ -123,58 +138,72 @@ fn register_unregister_race_all_tasks() {
 #[test]
 fn completion_and_spawn_race_snapshot() {
     loom::model(|| {
-        let sched = TestScheduler::new();
-        let (long_probe, done_probe, new_probe) = (Probe::new(), Probe::new(), Probe::new());
-        let long_lived = sched.spawn(2, Gate::new(&long_probe, 0)); // shard 0
-        assert!(sched.run_one()); // pending on its gate
-        done_probe.open();
-        drop(sched.spawn(3, Gate::new(&done_probe, 0))); // shard 1, detached, queued
-
-        let completer = {
-            let sched = sched.clone();
-            thread::spawn(move || assert!(sched.run_one()))
-        };
-        let spawner = {
-            let (sched, new_probe) = (sched.clone(), new_probe.clone());
-            thread::spawn(move || sched.spawn(5, Gate::new(&new_probe, 0)))
-        };
-
-        let snapshot = all_tasks_of(sched.loop_id());
-        assert_no_duplicates(&snapshot);
-        assert!(
-            snapshot.iter().any(|t| t.id() == 2),
-            "long-lived task missing: {snapshot:?}"
-        );
-        for t in &snapshot {
-            assert!(matches!(t.id(), 2 | 3 | 5));
-            assert!(t.is_builtin());
-        }
-        drop(snapshot); // may drop the last reference to task 3
-
-        completer.join().unwrap();
-        let spawned = spawner.join().unwrap();
-        assert!(!registry_contains(3), "a completed task stayed registered");
-        assert!(registry_contains(2) && registry_contains(5));
-        assert_eq!(sched.alive(), 2, "the completed task was not freed");
-
-        // Finish the others: open their gates and run them (task 5 is still queued).
-        long_probe.open();
-        new_probe.open();
-        long_probe.take_waker().unwrap().wake();
-        while sched.run_one() {}
-        drop((long_lived, spawned));
-        assert!(registry_snapshot().is_empty());
-        assert_eq!(sched.alive(), 0);
+        // Task 2 in shard 0, tasks 3 and 5 in shard 1.
+        complete_and_spawn_during_walk([2, 3, 5], |sched| {
+            let snapshot = all_tasks_of(sched.loop_id());
+            assert_no_duplicates(&snapshot);
+            assert!(
+                snapshot.iter().any(|t| t.id() == 2),
+                "long-lived task missing: {snapshot:?}"
+            );
+            for t in &snapshot {
+                assert!(matches!(t.id(), 2 | 3 | 5));
+                assert!(t.is_builtin());
+            }
+            drop(snapshot); // may drop the last reference to task 3
+        });
     });
 }
 
-/// 3(c) A walk across a relocation (issue 8, item 3; the registry's rules 1, 2, 4): shard 0
-/// starts full, built-in task 12 at position 0 and 16 at position 1. Another thread spawns
-/// task 20 there, which grows the table and moves 12 to position 2 and 16 to position 0
-/// (rule 2's growth bump: built-in inserts bump nothing else). Meanwhile a snapshot walks
-/// the shards one position per hold. Without the restart it could list 12 twice (before
-/// and after the move) and miss 16 (moved behind the walk); with it, both are listed
-/// exactly once.
+/// The shape of 3(b) and 3(f), with built-in tasks `[long, done, new]`: `long` is spawned
+/// and left pending, `done` is queued ready to finish (its handle detached); then one thread
+/// completes `done` and another spawns `new` while `walk` runs on this thread. Afterwards the
+/// registry holds `long` and `new` and not `done`, which was freed; both are finished and
+/// the registry ends empty, with every task freed.
+fn complete_and_spawn_during_walk(ids: [u64; 3], walk: impl FnOnce(&TestScheduler)) {
+    let [long, done, new] = ids;
+    let sched = TestScheduler::new();
+    let (long_probe, done_probe, new_probe) = (Probe::new(), Probe::new(), Probe::new());
+    let long_lived = sched.spawn(long, Gate::new(&long_probe, 0));
+    assert!(sched.run_one()); // pending on its gate
+    done_probe.open();
+    drop(sched.spawn(done, Gate::new(&done_probe, 0))); // detached, queued
+
+    let completer = {
+        let sched = sched.clone();
+        thread::spawn(move || assert!(sched.run_one()))
+    };
+    let spawner = {
+        let (sched, new_probe) = (sched.clone(), new_probe.clone());
+        thread::spawn(move || sched.spawn(new, Gate::new(&new_probe, 0)))
+    };
+
+    walk(&sched);
+
+    completer.join().unwrap();
+    let spawned = spawner.join().unwrap();
+    assert!(
+        !registry_contains(done),
+        "a completed task stayed registered"
+    );
+    assert!(registry_contains(long) && registry_contains(new));
+    assert_eq!(sched.alive(), 2, "the completed task was not freed");
+
+    // Finish the others: open their gates and run them (`new` is still queued).
+    long_probe.open();
+    new_probe.open();
+    long_probe.take_waker().unwrap().wake();
+    while sched.run_one() {}
+    drop((long_lived, spawned));
+    assert!(registry_snapshot().is_empty());
+    assert_eq!(sched.alive(), 0);
+}
+
+/// 3(c) A walk across growth (the registry's rules 1, 5): shard 0 holds built-in task 12 at
+/// position 0 and 16 at position 1. Another thread spawns task 20 there, which grows the
+/// slab (the vector may reallocate: every entry keeps its index, so built-in inserts bump
+/// nothing). Meanwhile a snapshot walks the shards one position per hold: 12 and 16 are
+/// listed exactly once.
 #[test]
 fn walk_across_growth() {
     loom::model(|| {
@@ -190,13 +219,7 @@ fn walk_across_growth() {
 
         let snapshot = all_tasks_of(sched.loop_id());
         assert_no_duplicates(&snapshot);
-        for id in [12, 16] {
-            assert!(
-                ids(&snapshot).contains(&id),
-                "task {id}, present throughout, not listed: {:?}",
-                ids(&snapshot)
-            );
-        }
+        assert_listed(&snapshot, &[12, 16]);
         assert!(ids(&snapshot).iter().all(|id| matches!(id, 12 | 16 | 20)));
         drop(snapshot);
 
@@ -211,29 +234,36 @@ fn walk_across_growth() {
     });
 }
 
-/// 3(d) A re-registered third-party task that comes back at another position (rules 2, 4,
-/// 5): shard 1 (four positions) holds task 17 at position 0 and task 13 at position 2. One
-/// thread unregisters 13 and registers it again; another registers task 21, whose home is
-/// 13's position, so if 21 gets there first 13 comes back at position 3, ahead of a walk
-/// that already listed it at 2. Both inserts bump the generation (third-party ids), so a
-/// walk may restart twice in this shard and then take it in one hold (rule 4). Task 17 is
-/// listed once and 13 at most once.
+/// Registers third-party tasks `stays` and `moves`, then starts a thread that unregisters
+/// `moves` and registers it again (the shape of 3(d) and 3(g)).
+fn stay_and_reregister(
+    stays: TaskRef,
+    moves: TaskRef,
+) -> (TaskRef, TaskRef, thread::JoinHandle<()>) {
+    for t in [&stays, &moves] {
+        register_task(t);
+    }
+    let mover = {
+        let moves = moves.clone();
+        thread::spawn(move || {
+            unregister_task(&moves);
+            register_task(&moves);
+        })
+    };
+    (stays, moves, mover)
+}
+
+/// 3(d) A third-party task unregistered and registered again during a walk (rules 4, 5):
+/// map shard 1 holds tasks 17 and 13. One thread unregisters 13 and registers it again;
+/// another registers task 21 into the same shard. Both land before, between or after the
+/// walk's holds (the slab shards' positions, then map shard 0, then map shard 1). Task 17
+/// is listed once and 13 at most once: the walk reads shard 1 in one hold.
 #[test]
 fn walk_across_reinsert() {
     loom::model(|| {
         let lp = LoopId::new();
-        let (stays, moves, lands) = (foreign(17, lp), foreign(13, lp), foreign(21, lp));
-        for t in [&stays, &moves] {
-            register_task(t);
-        }
-
-        let mover = {
-            let moves = moves.clone();
-            thread::spawn(move || {
-                unregister_task(&moves);
-                register_task(&moves);
-            })
-        };
+        let lands = foreign(21, lp);
+        let (stays, moves, mover) = stay_and_reregister(foreign(17, lp), foreign(13, lp));
         let lander = {
             let lands = lands.clone();
             thread::spawn(move || register_task(&lands))
@@ -260,14 +290,15 @@ fn walk_across_reinsert() {
     });
 }
 
-/// 3(e) The other direction of the contract, with the table growing under the walk: a task
-/// whose removal happened before the snapshot started is not listed (the walk never copies
-/// an entry from a stale position), and one registered throughout still is.
+/// 3(e) The other direction of the contract, with a third-party insert into the same map
+/// shard under the walk: a task whose removal happened before the snapshot started is not
+/// listed (the walk reads every entry under the shard's lock), and one registered
+/// throughout still is.
 #[test]
 fn removed_before_snapshot_not_listed() {
     loom::model(|| {
         let lp = LoopId::new();
-        let (a, gone) = (foreign(10, lp), foreign(12, lp)); // shard 0, full
+        let (a, gone) = (foreign(10, lp), foreign(12, lp)); // shard 0
         let grows = foreign(14, lp);
         for t in [&a, &gone] {
             register_task(t);
@@ -304,5 +335,57 @@ fn removed_before_snapshot_not_listed() {
             unregister_task(t);
         }
         assert!(registry_snapshot().is_empty());
+    });
+}
+
+/// 3(f) Position reuse under a walk (issue 9, item 6; the registry's rules 1, 5, 6): shard 0
+/// holds built-in tasks 2 (long-lived, position 0) and 4 (position 1, queued to finish). One
+/// thread completes 4, emptying position 1 and clearing the position in 4's header; another
+/// spawns 6 into the same shard, which takes position 1 if 4 left first (else position 2)
+/// and records it in 6's header. A snapshot walks meanwhile. Task 2 is listed exactly once,
+/// nothing twice; afterwards 6's completion finds its own entry through its header (whatever
+/// position it got) and the registry ends empty, with every task freed.
+#[test]
+fn position_reuse_under_walk() {
+    loom::model(|| {
+        complete_and_spawn_during_walk([2, 4, 6], |_| {
+            let snapshot = registry_snapshot();
+            assert_no_duplicates(&snapshot);
+            assert!(
+                ids(&snapshot).contains(&2),
+                "task 2, present throughout, not listed: {:?}",
+                ids(&snapshot)
+            );
+            assert!(ids(&snapshot).iter().all(|id| matches!(id, 2 | 4 | 6)));
+        });
+    });
+}
+
+/// 3(g) Both parts of the registry in one walk (rules 2, 4, 5): built-in tasks 2
+/// (long-lived), 4 (completing) and 6 (being spawned) in slab shard 0, while third-party
+/// task 11 is unregistered and registered again in map shard 1, where task 13 stays
+/// registered after it. The snapshot lists 2 and 13 exactly once, 11 at most once, and
+/// nothing else.
+#[test]
+fn builtin_and_third_party_in_one_walk() {
+    loom::model(|| {
+        complete_and_spawn_during_walk([2, 4, 6], |sched| {
+            let lp = sched.loop_id();
+            let (stays, moves, mover) = stay_and_reregister(foreign(13, lp), foreign(11, lp));
+
+            let snapshot = all_tasks_of(lp);
+            assert_no_duplicates(&snapshot);
+            assert_listed(&snapshot, &[2, 13]);
+            assert!(ids(&snapshot)
+                .iter()
+                .all(|id| matches!(id, 2 | 4 | 6 | 11 | 13)));
+            drop(snapshot);
+
+            mover.join().unwrap();
+            assert!(registry_contains(11));
+            for t in [&stays, &moves] {
+                unregister_task(t);
+            }
+        });
     });
 }

@@ -183,7 +183,6 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
             task.set_name(name)
         return task
 
-    create_future = _Base.create_future
     set_task_factory = _Base.set_task_factory
     get_task_factory = _Base.get_task_factory
     run_until_complete = _Base.run_until_complete

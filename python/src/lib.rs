@@ -20,11 +20,13 @@ use pyo3::prelude::*;
 
 mod asyncio;
 mod fastcall;
+mod future_new;
 mod handle;
 mod loop_core;
 mod task;
 mod thread_bound;
 mod transport;
+mod transport_bytes;
 mod transport_read;
 mod transport_write;
 

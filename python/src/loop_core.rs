@@ -376,10 +376,10 @@ impl Loop {
             } else {
                 inner.lp.next_timeout()
             };
-            // A transport that just received data will likely receive again at once (its
-            // peer answers): go straight to the pass's zero-timeout harvest, sparing the
-            // poll(2) that would only report what that harvest finds (transport.rs).
-            if wait != Some(Duration::ZERO) && !crate::transport::take_io_activity() {
+            // A busy connection never gets here between its messages: the passes go on
+            // while each runs something (`run_host_passes`), the next one's zero-timeout
+            // harvest finding the peer's answer.
+            if wait != Some(Duration::ZERO) {
                 let fd = inner.lp.as_raw_fd();
                 py.allow_threads(move || wait_readable(fd, wait));
             }
@@ -488,9 +488,15 @@ impl Loop {
         Ok(())
     }
 
-    /// asyncio's `get_debug()` (any thread).
+    /// asyncio's `get_debug()` without a Python frame: asyncio's `Future` and `Task`
+    /// constructors ask it on every creation (any thread).
     fn get_debug(&self) -> bool {
         self.debug.load(Ordering::Relaxed)
+    }
+
+    /// asyncio's `create_future()` without a Python frame (future_new.rs).
+    fn create_future<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::future_new::create_future(slf.as_any())
     }
 
     /// Mirrors `set_debug` (any thread).

@@ -37,26 +37,9 @@ use crate::asyncio::copy_context;
 use crate::handle::run_in_context;
 use crate::loop_core::{report_error, Loop};
 use crate::thread_bound::ThreadBound;
+use crate::transport_bytes;
 use crate::transport_read::read_loop;
 use crate::transport_write::{send_now, write_loop, WriteBuffer};
-
-thread_local! {
-    /// Whether a transport on this thread received data since the loop last asked.
-    static IO_ACTIVITY: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Notes that a transport received data (the reader task calls it).
-pub(crate) fn note_io_activity() {
-    IO_ACTIVITY.with(|a| a.set(true));
-}
-
-/// Whether a transport received data since the last call (which clears it): the loop then
-/// harvests without first waiting in poll(2) — one system call less per iteration of a
-/// busy connection; an idle loop finds nothing on that harvest and waits on the next
-/// iteration.
-pub(crate) fn take_io_activity() -> bool {
-    IO_ACTIVITY.with(|a| a.replace(false))
-}
 
 /// asyncio's `constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
@@ -71,6 +54,9 @@ pub(crate) struct State {
     protocol: RefCell<Option<PyObject>>,
     /// Whether `protocol` is an `asyncio.BufferedProtocol` (read with `get_buffer`).
     pub(crate) buffered: Cell<bool>,
+    /// The last read drained the socket, so the next one follows a readiness edge: a
+    /// buffered read then skips its `MSG_PEEK` probe (transport_read.rs).
+    pub(crate) read_follows_edge: Cell<bool>,
     /// `protocol.data_received`, looked up once per protocol (as uvloop does).
     data_received: RefCell<Option<PyObject>>,
     protocol_connected: Cell<bool>,
@@ -156,24 +142,36 @@ impl State {
         }
     }
 
-    /// `protocol.data_received(data)` in the transport's context.
+    /// `protocol.data_received(data)` in the transport's context; `data` then goes back
+    /// to the pool of spares (transport_bytes.rs).
     pub(crate) fn data_received(&self, py: Python<'_>, data: Py<PyBytes>) -> PyResult<()> {
-        let cb = self
-            .data_received
-            .borrow()
-            .as_ref()
-            .map(|c| c.clone_ref(py));
-        let Some(cb) = cb else {
-            return self
-                .call_protocol(py, intern!(py, "data_received"), (data,))
-                .map(drop);
+        // Borrowed for the call, not cloned: a protocol callback may replace the protocol
+        // (`set_protocol`) or the context, so the cells are not borrowed across it.
+        let cb = self.data_received.borrow().as_ref().map(|c| c.as_ptr());
+        let ctx = self.context.borrow().as_ref().map(|c| c.as_ptr());
+        let r = match cb {
+            None => self
+                .call_protocol(py, intern!(py, "data_received"), (data.clone_ref(py),))
+                .map(drop),
+            Some(cb) => {
+                // SAFETY: the GIL is held; `cb`/`ctx` point to objects the cells own. The
+                // callback can drop the cells' references (`set_protocol`, the transport
+                // closing), so both are held by a new reference across the call.
+                let (cb, ctx) = unsafe {
+                    (
+                        Bound::from_borrowed_ptr(py, cb),
+                        ctx.map(|c| Bound::from_borrowed_ptr(py, c)),
+                    )
+                };
+                let call = || call_one(py, &cb, &data);
+                match ctx {
+                    Some(ctx) => run_in_context(py, &ctx, call),
+                    None => call(),
+                }
+            }
         };
-        let ctx = self.context.borrow().as_ref().map(|c| c.clone_ref(py));
-        let call = || call_one(py, &cb, &data);
-        match ctx {
-            Some(ctx) => run_in_context(py, ctx.bind(py), call),
-            None => call(),
-        }
+        transport_bytes::give_back(py, data);
+        r
     }
 
     /// asyncio's `loop.call_soon(callback, *args)`.
@@ -554,6 +552,7 @@ impl SocketTransport {
             sock: RefCell::new(Some(sock.clone().unbind())),
             protocol: RefCell::new(None),
             buffered: Cell::new(false),
+            read_follows_edge: Cell::new(false),
             data_received: RefCell::new(None),
             protocol_connected: Cell::new(false),
             extra: d.unbind(),
@@ -823,7 +822,7 @@ impl SocketTransport {
 
 /// `callable(arg)` through vectorcall: no argument tuple is allocated (per message, that
 /// tuple was also what set the cyclic GC's young generation off most often).
-fn call_one(py: Python<'_>, callable: &PyObject, arg: &Py<PyBytes>) -> PyResult<()> {
+fn call_one(py: Python<'_>, callable: &Bound<'_, PyAny>, arg: &Py<PyBytes>) -> PyResult<()> {
     let args = [arg.as_ptr()];
     // SAFETY: the GIL is held (`py`); `callable` and the one argument are live objects
     // borrowed for the call; `args` holds exactly the one pointer the count says, and the

@@ -34,8 +34,9 @@ enum Got {
     /// Reading is paused or stopped: nothing was read.
     Skip,
     Data(Py<PyBytes>, usize),
-    /// `recv_into` the protocol's buffer read this many bytes.
-    Into(usize),
+    /// `recv_into` the protocol's buffer read this many bytes; whether that was less than
+    /// the buffer held (the socket is drained).
+    Into(usize, bool),
     Eof,
     /// A protocol callback (`get_buffer`) or the socket failed: `_fatal_error(e, msg)`.
     Fail(PyErr, &'static str),
@@ -67,13 +68,18 @@ fn read_once(py: Python<'_>, st: &State, fd: i32) -> io::Result<Got> {
         return Ok(Got::Skip);
     }
     if st.buffered.get() {
-        // asyncio asks for the buffer only once the socket is readable: peek first (the
-        // first try of `read_with` comes before any readiness was seen).
-        let mut probe = [0u8; 1];
-        // SAFETY: a one-byte writable buffer on the stack; `fd` as in `recv`.
-        let n = unsafe { libc::recv(fd, probe.as_mut_ptr().cast(), 1, libc::MSG_PEEK) };
-        if n < 0 {
-            return os_failure(io::Error::last_os_error());
+        // asyncio asks for the buffer only once the socket is readable. After a read that
+        // drained the socket, the next attempt comes only with a new readiness edge
+        // (`read_with_drained`), so it is readable; otherwise (the first attempt, which
+        // comes before any readiness was seen, or after a read that filled the buffer)
+        // peek first.
+        if !st.read_follows_edge.get() {
+            let mut probe = [0u8; 1];
+            // SAFETY: a one-byte writable buffer on the stack; `fd` as in `recv`.
+            let n = unsafe { libc::recv(fd, probe.as_mut_ptr().cast(), 1, libc::MSG_PEEK) };
+            if n < 0 {
+                return os_failure(io::Error::last_os_error());
+            }
         }
         let buf = match st
             .call_protocol(py, intern!(py, "get_buffer"), (-1,))
@@ -103,11 +109,12 @@ fn read_once(py: Python<'_>, st: &State, fd: i32) -> io::Result<Got> {
         // exported (so not resized or freed) while `buf` lives, i.e. across this call.
         let slice =
             unsafe { std::slice::from_raw_parts_mut(buf.buf_ptr().cast::<u8>(), buf.len_bytes()) };
+        let len = slice.len();
         let r = recv(fd, slice);
         buf.release(py);
         return match r {
             Ok(0) => Ok(Got::Eof),
-            Ok(n) => Ok(Got::Into(n)),
+            Ok(n) => Ok(Got::Into(n, n < len)),
             Err(e) => os_failure(e),
         };
     }
@@ -115,7 +122,7 @@ fn read_once(py: Python<'_>, st: &State, fd: i32) -> io::Result<Got> {
         let mut b = b.borrow_mut();
         match recv(fd, &mut b) {
             Ok(0) => Ok(Got::Eof),
-            Ok(n) => Ok(Got::Data(PyBytes::new(py, &b[..n]).unbind(), n)),
+            Ok(n) => Ok(Got::Data(crate::transport_bytes::take(py, &b[..n]), n)),
             Err(e) => os_failure(e),
         }
     })
@@ -145,7 +152,7 @@ fn deliver(
             }
             true
         }
-        Ok(Got::Into(n)) => {
+        Ok(Got::Into(n, _)) => {
             if let Err(e) = st.call_protocol(py, intern!(py, "buffer_updated"), (n,)) {
                 st.callback_error(
                     py,
@@ -231,14 +238,14 @@ pub(crate) async fn read_loop(tr: Py<SocketTransport>, st: Rc<State>, io: Rc<Asy
                 |_| {
                     Python::with_gil(|py| {
                         let got = read_once(py, &st, fd)?;
+                        let drained = matches!(got, Got::Data(_, n) if n < MAX_SIZE)
+                            || matches!(got, Got::Into(_, true));
+                        st.read_follows_edge.set(drained);
                         let step = Step {
-                            drained: matches!(got, Got::Data(_, n) if n < MAX_SIZE),
+                            drained,
                             full: matches!(got, Got::Data(_, n) if n == MAX_SIZE),
                             again: true,
                         };
-                        if matches!(got, Got::Data(..) | Got::Into(_)) {
-                            crate::transport::note_io_activity();
-                        }
                         let again = deliver(py, tr.bind(py), &st, Ok(got));
                         Ok(Step { again, ..step })
                     })

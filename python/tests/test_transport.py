@@ -323,6 +323,46 @@ def test_buffered_protocol(loop):
     peer.close()
 
 
+def test_buffered_protocol_message_by_message_then_eof(loop):
+    """asyncio's _read_ready__get_buffer order for each read, the EOF one included:
+    get_buffer(-1), then buffer_updated(n) — or eof_received() when the read finds the
+    peer's shutdown — with reads that drain the socket (the buffer is larger than each
+    message), which skip the readability probe (transport_read.rs)."""
+
+    class Buf(asyncio.BufferedProtocol):
+        def __init__(self):
+            self.buf = bytearray(64 * 1024)
+            self.calls = []
+            self.got = []
+
+        def get_buffer(self, sizehint):
+            self.calls.append("get_buffer")
+            return self.buf
+
+        def buffer_updated(self, nbytes):
+            self.calls.append("updated")
+            self.got.append(bytes(self.buf[:nbytes]))
+
+        def eof_received(self):
+            self.calls.append("eof")
+
+        def connection_lost(self, exc):
+            self.calls.append("lost")
+
+    p = Buf()
+    a, peer = socket.socketpair()
+    tr, _ = run(loop, loop.connect_accepted_socket(lambda: p, a))
+    msgs = [bytes([65 + i]) * (100 + i) for i in range(5)]
+    for i, m in enumerate(msgs):
+        peer.send(m)
+        run(loop, until(lambda: len(p.got) == i + 1))
+    assert p.got == msgs
+    peer.shutdown(socket.SHUT_WR)
+    run(loop, until(lambda: "lost" in p.calls))
+    assert p.calls == ["get_buffer", "updated"] * 5 + ["get_buffer", "eof", "lost"]
+    peer.close()
+
+
 def test_empty_get_buffer_is_fatal(loop):
     """test_read_ready__get_buffer_error-like: an empty buffer is a RuntimeError."""
     errors = []

@@ -92,6 +92,49 @@ impl LoopRef {
         }
         self.0.clone().into_any().downcast::<T>().ok()
     }
+
+    /// [`downcast`](Self::downcast) without the reference-count traffic (spawning, once per
+    /// task): the loop as a `W` that `wrap` builds around an `Arc<T>`, if it is a `T`. The
+    /// `Arc` handed to `wrap` is an uncounted copy of this reference, so the `W` is lent
+    /// for as long as `self` is borrowed and never dropped.
+    ///
+    /// # Safety
+    /// `wrap` only moves the `Arc` into the `W` it returns (keeps no copy of it elsewhere,
+    /// drops and forgets none), and `W` offers no way to move it out through a `&W` (cloning
+    /// it is fine).
+    #[inline]
+    pub(crate) unsafe fn borrow_as<T: Loop, W>(
+        &self,
+        wrap: impl FnOnce(Arc<T>) -> W,
+    ) -> Option<Lent<'_, W>> {
+        if !self.0.as_any().is::<T>() {
+            return None;
+        }
+        // SAFETY: the pointee is a `T` (checked above), and this `Arc<dyn Loop>` was made from
+        // an `Arc<T>` by unsized coercion, so its data pointer is one `Arc::<T>::from_raw`
+        // accepts. The `Arc` made here owns no count: it lives only inside the `W`, which
+        // `Lent` never drops (and the caller's contract keeps it there), and it cannot
+        // outlive the borrow of `self`, whose count keeps the loop alive.
+        let arc = unsafe { Arc::from_raw(Arc::as_ptr(&self.0).cast::<T>()) };
+        Some(Lent {
+            value: std::mem::ManuallyDrop::new(wrap(arc)),
+            _borrow: std::marker::PhantomData,
+        })
+    }
+}
+
+/// A value lent by [`LoopRef::borrow_as`] for the life of the borrow `'a`; never dropped
+/// (it holds a reference it does not own).
+pub(crate) struct Lent<'a, W> {
+    value: std::mem::ManuallyDrop<W>,
+    _borrow: std::marker::PhantomData<&'a LoopRef>,
+}
+
+impl<W> std::ops::Deref for Lent<'_, W> {
+    type Target = W;
+    fn deref(&self) -> &W {
+        &self.value
+    }
 }
 
 /// What a thread running a loop knows about it. Lives on the stack of the frame that runs

@@ -21,6 +21,14 @@ pub(crate) fn new_local<T>() -> Local<T> {
     Local::new_fifo()
 }
 
+/// At most how many tasks one steal from a peer's queue takes (it takes half the queue up
+/// to this). crossbeam's default batch is 32: a worker that spawns a burst of thousands
+/// then feeds its idle peer 32 at a time, one steal operation (an epoch pin and a CAS on
+/// the victim's queue head) and one trip through the parking protocol per 32 tasks, and
+/// the two workers end up stealing the burst back and forth. Half of the queue balances the
+/// burst in a step or two, as tokio's steal does (half of its 256-slot queue at most).
+pub(crate) const STEAL_LIMIT: usize = 1024;
+
 /// Takes from a steal source until it answers something other than `Retry`.
 pub(crate) fn retry<T>(mut f: impl FnMut() -> Steal<T>) -> Option<T> {
     loop {
@@ -144,7 +152,11 @@ mod mock {
     }
 
     impl<T> Stealer<T> {
-        pub(crate) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Steal<T> {
+        pub(crate) fn steal_batch_with_limit_and_pop(
+            &self,
+            dest: &Local<T>,
+            _limit: usize,
+        ) -> Steal<T> {
             first_to_caller(self.q.take_half(), dest)
         }
         pub(crate) fn len(&self) -> usize {

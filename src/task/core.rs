@@ -26,6 +26,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::cancel::ExtraSlot;
 use super::raw::Vtable;
+use super::registry::RegistryPos;
 use super::state::State;
 use crate::error::TaskError;
 use crate::shim::UnsafeCell;
@@ -40,12 +41,15 @@ pub(crate) struct Header {
     pub(crate) id: u64,
     /// The task's extra block (task/cancel.rs); null until first needed.
     pub(crate) extra: ExtraSlot,
+    /// Where the registry keeps the task's entry (task/registry.rs, rule 6).
+    pub(crate) registry_pos: RegistryPos,
 }
 
 // SAFETY: the header's fields are an atomic, a `&'static`, an immutable integer (state.rs
-// rule 6), and the extra slot: an atomic pointer to a mutex-guarded block.
+// rule 6), the extra slot (an atomic pointer to a mutex-guarded block), and the registry
+// position, accessed only under its registry shard's lock (task/registry.rs, rule 6).
 unsafe impl Send for Header {}
-// SAFETY: every mutation of the header goes through those atomics or that mutex.
+// SAFETY: every mutation of the header goes through those atomics or those mutexes.
 unsafe impl Sync for Header {}
 
 pub(super) enum Stage<F: Future> {

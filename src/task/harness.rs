@@ -320,7 +320,8 @@ unsafe fn finish<F: Future, S: Schedule>(
     let _ = unwind::drop_caught(outcome);
     // Rule L1: a finished task is not kept alive by the registry; the entry's reference is
     // released with the caller's, in one decrement.
-    match registry::remove_builtin(cell.header.id) {
+    // SAFETY: the completing thread holds a reference (state.rs rule 1).
+    match registry::remove_builtin(unsafe { RawTask::from_raw(ptr) }) {
         Some(entry) => {
             mem::forget(entry);
             1

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -46,10 +47,14 @@ pub struct Task<T> {
     /// The output was moved out by `result()` (or a completed poll).
     taken: bool,
     /// The output read out of the cell by [`Task::exception`], which only looks at it:
-    /// the next `result()`/`.await` takes it from here.
-    kept: Option<Box<Result<T, TaskError>>>,
+    /// the next `result()`/`.await` takes it from here. Dropped by hand in `Drop` (only
+    /// when there is one: the drop glue of an empty one is a call per handle).
+    kept: ManuallyDrop<Option<Box<Result<T, TaskError>>>>,
     /// This handle recorded an await edge from the current task (task/observe.rs).
     edge: bool,
+    /// This handle was polled while its task ran: only then can it have been what a task
+    /// was suspended on, or been passed a request (task/cancel.rs, rule 6).
+    awaited: bool,
     _output: PhantomData<T>,
 }
 
@@ -69,8 +74,9 @@ impl<T> Task<T> {
         Task {
             raw,
             taken: false,
-            kept: None,
+            kept: ManuallyDrop::new(None),
             edge: false,
+            awaited: false,
             _output: PhantomData,
         }
     }
@@ -326,7 +332,7 @@ impl<T> Task<T> {
             }
             match self.read_output(std::task::Waker::noop()) {
                 Poll::Ready(r) => {
-                    self.kept = Some(Box::new(r));
+                    *self.kept = Some(Box::new(r));
                     self.taken = false;
                 }
                 Poll::Pending => return Err(InvalidStateError::EXCEPTION.into()),
@@ -402,6 +408,7 @@ impl<T> Future for Task<T> {
             panic!("`Task` polled after its result was taken");
         }
         if !self.done() {
+            self.awaited = true;
             let awaiter = super::current::with_builtin(|cur| cur);
             // Rule F7: a task awaiting its own handle would wait forever; asyncio raises
             // RuntimeError in it, the Rust form of which is a panic (the task ends with it).
@@ -435,7 +442,7 @@ impl<T> Future for Task<T> {
             Err(_) => false,
         };
         if raise && super::cancel::raise_if_forwarded(key) {
-            self.kept = Some(Box::new(res));
+            *self.kept = Some(Box::new(res));
             self.taken = false;
             return Poll::Pending;
         }
@@ -472,12 +479,19 @@ impl<T> Drop for Task<T> {
         if self.edge {
             self.forget_edge();
         }
-        if !self.taken && self.kept.is_none() {
+        if self.awaited && !self.taken && self.kept.is_none() {
             // Rule T3: dropped unread by an awaiter whose request was passed on to this task.
+            // (A handle never polled while its task ran was neither noted as a waiter nor
+            // passed a request: both happen in that branch of `poll`.)
             super::cancel::abandoned(super::cancel::task_key(self.raw));
         }
         // SAFETY: we are the handle and give up its reference exactly once.
         unsafe { self.raw.drop_join_handle() }
+        // Last, as the field's drop glue would: a panic in the output's destructor leaks
+        // nothing of the task's.
+        if self.kept.is_some() {
+            drop(self.kept.take());
+        }
     }
 }
 

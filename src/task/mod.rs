@@ -595,10 +595,8 @@ pub fn register_task(task: &TaskRef) {
             // makes it visible again after `unregister_task`.
             raw.header().state.set_unlisted(false);
         }
-        Inner::Foreign(t) => {
-            if !registry::contains(t.id()) {
-                registry::insert(task.clone());
-            }
+        Inner::Foreign(_) => {
+            registry::insert(task.clone()); // `false` if it is present: no effect
         }
     }
 }

@@ -113,6 +113,7 @@ impl RawTask {
             vtable: vtable::<F, S>(),
             id,
             extra: ExtraSlot::new(),
+            registry_pos: super::registry::RegistryPos::new(),
         };
         let cell = Cell::new(header, scheduler, future);
         let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();

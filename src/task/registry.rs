@@ -1,190 +1,449 @@
 //! The process-wide task registry behind `all_tasks()` (rules L1, L2, L7), and the side table
 //! of task names.
 //!
-//! The registry is a concurrent map from task id to [`TaskRef`]: a `dashmap` normally (64
-//! shards, each an `RwLock` around a hashbrown table), a loom-mutexed double under
-//! `--cfg loom` so that models explore its interleavings. It also serves as each runtime's
-//! list of the tasks it owns: a built-in task stays in it from spawn to completion (even if
-//! `unregister_task` hides it from `all_tasks`), which is how runtime shutdown finds every
-//! unfinished task to drop.
+//! It has two parts, because built-in and third-party tasks are registered differently:
 //!
-//! Names live in a second map, entered only for tasks that were given a name: a task named by
-//! default (`Task-<id>`, rule T1) costs no memory for it.
+//! * **Built-in tasks** live in a fixed set of shards (64; two under `--cfg loom`), a task's
+//!   shard being its id modulo their number. A shard is a mutex around a *slab*: a vector
+//!   of positions, each empty or holding one [`TaskRef`], with a stack of the empty ones. A
+//!   built-in task records its position in its header ([`RegistryPos`]), so that its
+//!   completion goes straight to it: spawning and completing a task cost one uncontended
+//!   lock each and a few stores (about 150 instructions of registry work per task for both,
+//!   counted by callgrind on `spawn_many_local`, where a concurrent hash map's probes cost
+//!   about 300). The same code runs under loom, whose mutex the shim supplies.
+//! * **Third-party tasks** (the public `TaskLike` protocol: `register_task` /
+//!   `unregister_task`) live in a `dashmap` keyed by id: they have no header of ours to keep
+//!   a position in, they can leave and come back, and there are few of them. Under loom the
+//!   map is a double with the same shape (two mutex-guarded ordered maps, `id % 2`), since
+//!   dashmap's own locks are invisible to loom.
+//!
+//! The slabs also serve as each runtime's list of the tasks it owns: a built-in task stays
+//! in them from spawn to completion (even if `unregister_task` hides it from `all_tasks`),
+//! which is how runtime shutdown finds every unfinished task to drop.
+//!
+//! Names live in a second id-keyed map (a `dashmap` too), entered only for tasks that were
+//! given a name: a task named by default (`Task-<id>`, rule T1) costs no memory for it. (A
+//! named task's spawn and free cost ~290 instructions more than an unnamed one's with it,
+//! ~770 with an ordered map per slab shard, by callgrind over 10,000 named spawns.)
 //!
 //! # The listing protocol
 //!
 //! A snapshot must not hold a shard against registration for longer than a bounded slice:
-//! spawning and completion take a shard's write lock on every task, and a walk that kept a
-//! shard of thousands of entries read-locked made them wait (and, on a busy machine, give
-//! their CPU away). So a snapshot walks each shard by *position* in its table, a bounded
-//! number of positions per read-lock hold:
+//! spawning and completion lock a shard on every task, and a walk that kept a shard of
+//! thousands of entries locked made them wait (and, on a busy machine, give their CPU away).
+//! So a snapshot walks each slab by *position*, a bounded number of positions per lock hold,
+//! then the third-party map:
 //!
-//! 1. **Stable positions.** While a shard is read-locked, no entry moves. Between two holds,
-//!    an entry that stays in the map keeps its position unless the table is relocated
-//!    (hashbrown moves entries only when it grows or rehashes, which an insert does only if
-//!    the table has no growth left, and when it shrinks); removals and other inserts never
-//!    move it.
-//! 2. **Layout generation.** Each shard has a generation counter, read and written only
-//!    under the shard's lock. A writer bumps it, in the same write-lock hold, before any
-//!    operation that may relocate entries (an insert into a full table, a shrink) and before
-//!    inserting a third-party task, whose id may have been removed and listed earlier in
-//!    the same walk. A built-in task's entry is inserted once, at spawn, under a fresh id,
-//!    so ordinary spawns bump nothing.
-//! 3. **Sliced walk.** A snapshot reads a shard's generation when it first locks it, then
-//!    visits positions `0..len` at most [`REGISTRY_SLICE`] per read-lock hold, copying out
-//!    (cloning) the entries `keep` accepts. `keep` and the clone run under the read lock and
-//!    must only read (the rule below). Clones are dropped only after the lock is released.
-//! 4. **Restart.** If a hold finds the generation changed, the walk drops what it copied
-//!    from this shard and starts the shard again. After [`REGISTRY_MAX_RESTARTS`] restarts
-//!    it takes the shard in one hold: the only unbounded hold, reached only if writers
-//!    relocated or re-registered in this shard that many times during one walk.
-//! 5. **What a snapshot lists.** What it keeps of a shard comes from the shard's last pass,
-//!    which saw one generation from its first hold to its last (or was one hold). By rule 1
-//!    every entry present throughout sat at one position during that pass and was visited
-//!    exactly once: it is listed once. Two visited positions never hold the same id (an id
-//!    changes position only by relocation or by removal and re-insertion, both of which
-//!    bump the generation, rule 2), so nothing is listed twice. Every position is read
-//!    under the lock, so an entry removed before the snapshot started is never listed.
-//!    Entries inserted or removed during the walk may or may not be listed.
-//! 6. **Writers.** `insert` and `remove` write-lock one shard for one hashbrown operation,
-//!    as dashmap's own methods do; with rule 3 a writer that finds the shard read-locked
-//!    waits for at most one slice — if the walk lets it in (rule 7).
-//! 7. **Writers first.** dashmap's lock lets readers in while a writer waits, and a waiting
-//!    writer yields its CPU and then sleeps: back-to-back slices (or two walks) would keep
-//!    it out indefinitely. So a writer that does not get the write lock at once announces
-//!    itself in the shard's `waiting` count until it has it, and a walk, before each slice,
-//!    yields while that count is non-zero (at most [`REGISTRY_STEP_ASIDE`] times, so a
-//!    stream of writers cannot stall a listing either). An uncontended writer pays nothing
-//!    (its first try succeeds). The count is a hint: it orders nothing, so it is `Relaxed`.
+//! 1. **Stable positions.** An entry never moves while it is in a slab: an insert takes an
+//!    empty position (the last one emptied, else a new one at the end), a removal empties
+//!    one, and the vector's growth keeps every index. Shrinking (after a runtime shut down)
+//!    only cuts empty positions off the end.
+//! 2. **Built-in tasks only, once each.** The slabs hold only built-in tasks. A built-in
+//!    task's entry is inserted once, at spawn, under a fresh id, and removed once, at
+//!    completion: it never comes back, so no task ever occupies two positions, in one walk
+//!    or ever. (Third-party tasks, which can be removed and inserted again, are in the map,
+//!    rule 4.)
+//! 3. **Sliced walk.** A snapshot visits a slab's positions `0..len` at most
+//!    [`REGISTRY_SLICE`] per lock hold (reading `len` again in each), copying out (cloning)
+//!    the entries `keep` accepts. `keep` and the clone run under the lock and must only read
+//!    (the rule below). Clones are dropped only after the lock is released.
+//! 4. **The third-party map.** A snapshot then walks the map one shard at a time (dashmap's
+//!    iteration; the double's two mutexes), each shard in one read-lock hold for all of its
+//!    entries, with the same `keep`-and-clone as rule 3. That hold is not sliced: a shard
+//!    holds a handful of third-party tasks, and a walk takes each shard once, so it keeps a
+//!    registering writer waiting for at most one shard's copy (only walks that overlap each
+//!    other can extend that, as dashmap lets readers in while a writer waits). The map's
+//!    writers (`insert`, `remove`) take one shard's write lock for one hash-map operation.
+//! 5. **What a snapshot lists.** In a slab, by rule 1, every entry present throughout the
+//!    walk sat at one position and was visited exactly once: it is listed once; two visited
+//!    positions never hold the same task (rule 2), so nothing is listed twice. In the map,
+//!    an id has one shard and one entry there, and each shard is read in one hold (rule 4),
+//!    so a task present throughout is listed once, and one removed and inserted again
+//!    during the walk at most once. The two parts hold different tasks (a third-party task
+//!    is never in a slab, a built-in one never in the map; ids are process-unique, as
+//!    `TaskLike::id` requires). Everything is read under a lock, so an entry removed before
+//!    the snapshot started is never listed. Entries inserted or removed during the walk may
+//!    or may not be listed.
+//! 6. **Slab writers.** `insert_builtin` and `remove_builtin` lock one shard for O(1) work.
+//!    A built-in task's [`RegistryPos`] is read and written only under its shard's lock, and
+//!    is meaningful only while the task is registered. With rule 3 a writer that finds the
+//!    shard locked by a walk waits for at most one slice — if the walk lets it in (rule 7).
+//! 7. **Writers first.** A walk that releases a slab's lock and takes it straight back can
+//!    beat a waiting writer to it: back-to-back slices (or two walks) could keep it out
+//!    indefinitely. So a writer that does not get the lock at once announces itself in the
+//!    shard's `waiting` count until it has it, and a walk, before each slice, waits while
+//!    that count is non-zero: [`REGISTRY_STEP_ASIDE_SPINS`] rounds spinning briefly, then
+//!    yielding, [`REGISTRY_STEP_ASIDE`] rounds in all (so a stream of writers cannot stall a listing either).
+//!    It spins first: on a loaded machine a yield can give the CPU away for a whole time
+//!    slice, at every one of a listing's hundreds of slices, and a running writer takes
+//!    the lock within the spins; it yields after, so that a writer that is not running
+//!    gets a CPU (two walks back to back would otherwise keep the writers out). An
+//!    uncontended writer pays nothing (its first try succeeds). The count is a hint: it
+//!    orders nothing, so it is `Relaxed`.
+//! 8. **Waiting without sleeping.** Every hold is short (one O(1) write, or one slice), so
+//!    a thread that finds a shard locked spins, then yields, between tries, and blocks on
+//!    the mutex only after `REGISTRY_LOCK_TRIES` of them (`shim::tuning`). A writer that slept instead
+//!    would need waking at every unlock and, on a loaded machine, a CPU before it could
+//!    take the lock — too late for rule 7's pause; a waiter that stays runnable takes the
+//!    lock as soon as it is free, and the unlock wakes nobody.
 //!
-//! Must not: call into a task's vtable while holding a shard lock with anything but read-only
-//! accessors (`done`, `loop_id`), since dropping a task can re-enter the registry.
+//! Must not: call into a task's vtable while holding a slab lock or a map shard's lock with
+//! anything but read-only accessors (`done`, `loop_id`), since dropping a task can re-enter
+//! the registry. Nor may a `TaskRef` (or a name) be dropped under such a lock (its drop may
+//! free a task, whose name leaves the registry): removed and replaced entries are handed
+//! back to the caller, rejected ones dropped after the lock is released.
 //!
 //! [`REGISTRY_SLICE`]: crate::shim::tuning::REGISTRY_SLICE
-//! [`REGISTRY_MAX_RESTARTS`]: crate::shim::tuning::REGISTRY_MAX_RESTARTS
 //! [`REGISTRY_STEP_ASIDE`]: crate::shim::tuning::REGISTRY_STEP_ASIDE
+//! [`REGISTRY_STEP_ASIDE_SPINS`]: crate::shim::tuning::REGISTRY_STEP_ASIDE_SPINS
 
 use std::sync::Arc;
 
+use super::raw::RawTask;
 use super::TaskRef;
 use crate::shim::atomic::{AtomicUsize, Ordering::Relaxed};
-use crate::shim::thread;
-use crate::shim::tuning::{REGISTRY_MAX_RESTARTS, REGISTRY_SLICE, REGISTRY_STEP_ASIDE};
+#[cfg(not(loom))]
+use crate::shim::tuning::REGISTRY_LOCK_TRIES;
+use crate::shim::tuning::{REGISTRY_SLICE, REGISTRY_STEP_ASIDE, REGISTRY_STEP_ASIDE_SPINS};
+use crate::shim::{thread, Mutex, MutexGuard, UnsafeCell};
+use id_map::IdMap;
 
-/// One shard as a snapshot sees it while holding the shard's read lock.
-trait ShardView {
-    /// The shard's layout generation (rule 2).
-    fn layout(&self) -> u64;
-    /// Number of positions in the shard's table, occupied or not.
-    fn positions(&self) -> usize;
-    /// The entry at `pos`, if that position is occupied (`None` past the end).
-    fn entry(&self, pos: usize) -> Option<&TaskRef>;
-}
+/// log2 of the number of shards: 64 normally (concurrent spawners rarely share a lock);
+/// two under loom, so that models see walks and writers interleave across shards with few
+/// tasks.
+#[cfg(not(loom))]
+const SHARD_BITS: u32 = 6;
+#[cfg(loom)]
+const SHARD_BITS: u32 = 1;
+const SHARDS: usize = 1 << SHARD_BITS;
 
-/// Takes a shard's write lock the way rule 7 asks: announced in `waiting` if it is not
-/// free at once. `try_lock` and `lock` are the lock's own.
-fn lock_announced<G>(
-    waiting: &AtomicUsize,
-    try_lock: impl FnOnce() -> Option<G>,
-    lock: impl FnOnce() -> G,
-) -> G {
-    if let Some(g) = try_lock() {
-        return g;
+/// A built-in task's position in its shard (rule 6), kept in its header.
+pub(crate) struct RegistryPos(UnsafeCell<u32>);
+
+/// A position no entry has: the task is not registered.
+const NO_POS: u32 = u32::MAX;
+
+impl RegistryPos {
+    pub(crate) fn new() -> RegistryPos {
+        RegistryPos(UnsafeCell::new(NO_POS))
     }
-    waiting.fetch_add(1, Relaxed);
-    let g = lock();
-    waiting.fetch_sub(1, Relaxed);
-    g
+
+    /// # Safety
+    /// The caller holds the lock of the task's shard (rule 6).
+    unsafe fn get(&self) -> u32 {
+        // SAFETY: rule 6: the field is only accessed under the shard's lock, which the
+        // caller holds (this function's contract): no write is concurrent with this read.
+        self.0.with(|p| unsafe { *p })
+    }
+
+    /// # Safety
+    /// The caller holds the lock of the task's shard (rule 6).
+    unsafe fn set(&self, pos: u32) {
+        // SAFETY: rule 6: as in `get`, the shard's lock makes this access exclusive.
+        self.0.with_mut(|p| unsafe { *p = pos })
+    }
 }
 
-/// Rule 7: before a slice, a snapshot lets the shard's announced writers go first, for at
-/// most [`REGISTRY_STEP_ASIDE`] rounds.
-///
-/// [`REGISTRY_STEP_ASIDE`]: crate::shim::tuning::REGISTRY_STEP_ASIDE
-fn step_aside(waiting: &AtomicUsize) {
-    for _ in 0..REGISTRY_STEP_ASIDE {
-        if waiting.load(Relaxed) == 0 {
+/// One shard's built-in tasks (rule 2), guarded by its lock.
+struct Slab {
+    /// The positions (rule 1).
+    slots: Vec<Option<TaskRef>>,
+    /// Empty positions below `slots.len()`, the last emptied on top.
+    free: Vec<u32>,
+}
+
+impl Slab {
+    const fn new() -> Slab {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Puts `t` at an empty position (rule 1) and returns it.
+    #[inline]
+    fn put(&mut self, t: TaskRef) -> u32 {
+        match self.free.pop() {
+            Some(pos) => {
+                self.slots[pos as usize] = Some(t);
+                pos
+            }
+            None => {
+                let pos = u32::try_from(self.slots.len())
+                    .ok()
+                    .filter(|&p| p != NO_POS)
+                    .expect("a registry shard holds fewer than 2^32 tasks");
+                self.slots.push(Some(t));
+                pos
+            }
+        }
+    }
+
+    /// Empties `pos`, handing back its entry.
+    fn take(&mut self, pos: u32) -> Option<TaskRef> {
+        let t = self.slots.get_mut(pos as usize)?.take();
+        if t.is_some() {
+            self.free.push(pos);
+        }
+        t
+    }
+
+    /// Gives back spare capacity: empty positions at the end are cut off (rule 1: nothing
+    /// moves), then the vectors shrink to what is left.
+    #[cfg(not(loom))]
+    fn shrink(&mut self) {
+        let len = self
+            .slots
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |p| p + 1);
+        self.slots.truncate(len);
+        self.slots.shrink_to_fit();
+        self.free.retain(|&p| (p as usize) < len);
+        self.free.shrink_to_fit();
+    }
+}
+
+/// One shard: its slab and its count of writers waiting for the lock (rule 7). Aligned to
+/// two cache lines so that writers on two shards never share a line.
+#[repr(align(128))]
+struct Shard {
+    slab: Mutex<Slab>,
+    waiting: AtomicUsize,
+}
+
+impl Shard {
+    fn new() -> Shard {
+        Shard {
+            slab: Mutex::new(Slab::new()),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Takes the lock for one short operation, the way rule 7 asks a writer to: announced
+    /// in `waiting` if it is not free at once.
+    #[inline]
+    fn lock(&self) -> MutexGuard<'_, Slab> {
+        if let Some(g) = self.slab.try_lock() {
+            return g;
+        }
+        self.lock_announced()
+    }
+
+    #[cold]
+    fn lock_announced(&self) -> MutexGuard<'_, Slab> {
+        self.waiting.fetch_add(1, Relaxed);
+        let g = self.lock_waiting();
+        self.waiting.fetch_sub(1, Relaxed);
+        g
+    }
+
+    /// Rule 8: takes a lock found held by spinning and then yielding between tries, and
+    /// blocks only after `REGISTRY_LOCK_TRIES` of them (under loom it blocks at once: the
+    /// model's mutex stands for the waiting).
+    fn lock_waiting(&self) -> MutexGuard<'_, Slab> {
+        #[cfg(not(loom))]
+        for round in 0..REGISTRY_LOCK_TRIES {
+            if round < 4 {
+                for _ in 0..4 << round {
+                    std::hint::spin_loop();
+                }
+            } else {
+                thread::yield_now();
+            }
+            if let Some(g) = self.slab.try_lock() {
+                return g;
+            }
+        }
+        self.slab.lock()
+    }
+
+    /// Rule 7: before a slice, a snapshot lets the shard's announced writers go first, for
+    /// at most [`REGISTRY_STEP_ASIDE`] rounds (spins, then yields); then it takes the lock.
+    ///
+    /// [`REGISTRY_STEP_ASIDE`]: crate::shim::tuning::REGISTRY_STEP_ASIDE
+    fn lock_for_walk(&self) -> MutexGuard<'_, Slab> {
+        for round in 0..REGISTRY_STEP_ASIDE {
+            if self.waiting.load(Relaxed) == 0 {
+                break;
+            }
+            if round < REGISTRY_STEP_ASIDE_SPINS {
+                pause();
+            } else {
+                thread::yield_now();
+            }
+        }
+        match self.slab.try_lock() {
+            Some(g) => g,
+            None => self.lock_waiting(),
+        }
+    }
+}
+
+/// A short wait for another thread to act (rule 7): a few spin hints; under loom, a yield
+/// (loom's scheduling point: a model must let the other thread run).
+#[inline]
+fn pause() {
+    #[cfg(not(loom))]
+    for _ in 0..16 {
+        std::hint::spin_loop();
+    }
+    #[cfg(loom)]
+    thread::yield_now();
+}
+
+/// The whole registry: the built-in tasks' shards, the third-party tasks (rule 4) and the
+/// names (rule T1).
+struct Registry {
+    shards: [Shard; SHARDS],
+    foreign: IdMap<TaskRef>,
+    names: IdMap<Arc<str>>,
+}
+
+impl Registry {
+    fn new() -> Registry {
+        Registry {
+            shards: std::array::from_fn(|_| Shard::new()),
+            foreign: IdMap::new(),
+            names: IdMap::new(),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::new);
+    &REGISTRY
+}
+
+#[cfg(loom)]
+fn registry() -> &'static Registry {
+    loom::lazy_static! {
+        static ref REGISTRY: Registry = Registry::new();
+    }
+    &REGISTRY
+}
+
+/// The shard of built-in task `id`.
+#[inline]
+fn shard(id: u64) -> &'static Shard {
+    &registry().shards[(id % SHARDS as u64) as usize]
+}
+
+/// Adds a new built-in task's entry (at spawn: its id is fresh, so it is not present, and
+/// it was never registered before, rule 2).
+pub(crate) fn insert_builtin(raw: RawTask, entry: TaskRef) {
+    let h = raw.header();
+    let mut slab = shard(h.id).lock();
+    let pos = slab.put(entry);
+    // SAFETY: rule 6: we hold the lock of the task's shard.
+    unsafe { h.registry_pos.set(pos) };
+}
+
+/// Adds `task` unless a task with its id is present; `true` if it was added. A built-in
+/// task goes to the slabs (it must be a new one, rule 2), a third-party one to the map.
+pub(crate) fn insert(task: TaskRef) -> bool {
+    if let Some(raw) = task.raw() {
+        insert_builtin(raw, task);
+        return true;
+    }
+    let id = task.id();
+    // A rejected duplicate comes back and is dropped here, after the map's lock is released.
+    registry().foreign.insert_new(id, task).is_ok()
+}
+
+/// Removes a built-in task's entry (at completion), handing it back (`None` if it was not
+/// registered). The caller drops it outside the lock, which is released here.
+pub(crate) fn remove_builtin(raw: RawTask) -> Option<TaskRef> {
+    let h = raw.header();
+    let mut slab = shard(h.id).lock();
+    // SAFETY: rule 6: we hold the lock of the task's shard.
+    let pos = unsafe { h.registry_pos.get() };
+    if pos == NO_POS {
+        return None;
+    }
+    // SAFETY: as above.
+    unsafe { h.registry_pos.set(NO_POS) };
+    slab.take(pos)
+}
+
+/// Removes the third-party task `id` (`unregister_task`), handing it back to be dropped
+/// outside the map's lock.
+pub(crate) fn remove(id: u64) -> Option<TaskRef> {
+    registry().foreign.remove(id)
+}
+
+/// Whether a task with id `id` is registered (a scan of its shard for a built-in one: for
+/// the models).
+#[cfg(loom)]
+pub(crate) fn contains(id: u64) -> bool {
+    registry().foreign.contains(id)
+        || shard(id)
+            .lock()
+            .slots
+            .iter()
+            .flatten()
+            .any(|t| t.id() == id)
+}
+
+/// A snapshot of the entries `keep` accepts: the built-in tasks' slabs, then the
+/// third-party map (rule 5). Each task appears at most once; a task present for the whole
+/// call is always included; tasks added or removed meanwhile may or may not be. `keep`
+/// runs under a shard's lock: it must only read.
+pub(crate) fn collect(mut keep: impl FnMut(&TaskRef) -> bool) -> Vec<TaskRef> {
+    let reg = registry();
+    let mut out = Vec::new();
+    for s in &reg.shards {
+        collect_shard(s, &mut keep, &mut out);
+    }
+    reg.foreign.collect(&mut keep, &mut out);
+    out
+}
+
+/// Copies the entries of one slab that `keep` accepts into `out`, in slices (rules 3, 5).
+fn collect_shard(shard: &Shard, keep: &mut dyn FnMut(&TaskRef) -> bool, out: &mut Vec<TaskRef>) {
+    let mut pos = 0usize;
+    loop {
+        // Room for a whole slice, so that pushes under the lock do not reallocate.
+        out.reserve(REGISTRY_SLICE);
+        let slab = shard.lock_for_walk();
+        let len = slab.slots.len();
+        let end = len.min(pos.saturating_add(REGISTRY_SLICE));
+        copy_out(&slab.slots[pos.min(len)..end], keep, out);
+        drop(slab);
+        if end == len {
             return;
         }
-        thread::yield_now();
+        pos = end;
     }
 }
 
-/// Copies the entries of one shard that `keep` accepts into `out`, in slices (rules 3–5).
-/// `read` read-locks the shard.
-fn collect_shard<V: ShardView>(
-    read: impl Fn() -> V,
-    keep: &mut dyn FnMut(&TaskRef) -> bool,
-    out: &mut Vec<TaskRef>,
-) {
-    let mark = out.len();
-    let mut restarts = 0;
-    'walk: loop {
-        let slice = if restarts < REGISTRY_MAX_RESTARTS {
-            REGISTRY_SLICE
-        } else {
-            usize::MAX
-        };
-        let (mut pos, mut layout) = (0usize, None);
-        loop {
-            // Room for a whole slice, so that pushes under the lock do not reallocate (but
-            // for rule 4's one-hold pass over a shard larger than this).
-            out.reserve(slice.min(1 << 16));
-            let view = read();
-            match layout {
-                None => layout = Some(view.layout()),
-                Some(l) if l != view.layout() => {
-                    drop(view);
-                    out.truncate(mark);
-                    restarts += 1;
-                    continue 'walk;
-                }
-                Some(_) => {}
-            }
-            let len = view.positions();
-            let end = len.min(pos.saturating_add(slice));
-            copy_out(&view, pos..end, keep, out);
-            drop(view);
-            if end == len {
-                return;
-            }
-            pos = end;
-        }
-    }
-}
-
-/// Clones the entries at positions `range` that `keep` accepts into `out`, in three passes
-/// per group of 64 positions. A snapshot's cost is the cache misses on the tasks' headers,
-/// which are scattered in memory: so first a prefetch of every header (the CPU keeps many
-/// in flight), then every `keep` (an indirect call each, on lines now arriving), then every
+/// Clones the entries of `slots` that `keep` accepts into `out`, in three passes per group
+/// of 64 positions. A snapshot's cost is the cache misses on the tasks' headers, which are
+/// scattered in memory: so first a prefetch of every header (the CPU keeps many in
+/// flight), then every `keep` (an indirect call each, on lines now arriving), then every
 /// clone (an atomic increment each, which on x86 waits for all earlier loads, so
 /// interleaved with them it would serialise the misses).
 fn copy_out(
-    view: &impl ShardView,
-    range: std::ops::Range<usize>,
+    slots: &[Option<TaskRef>],
     keep: &mut dyn FnMut(&TaskRef) -> bool,
     out: &mut Vec<TaskRef>,
 ) {
-    let mut start = range.start;
-    while start < range.end {
-        let end = range.end.min(start + 64);
-        for p in start..end {
-            if let Some(raw) = view.entry(p).and_then(TaskRef::raw) {
-                prefetch(std::ptr::from_ref(raw.header()).cast());
-            }
+    for group in slots.chunks(64) {
+        for raw in group.iter().flatten().filter_map(TaskRef::raw) {
+            prefetch(std::ptr::from_ref(raw.header()).cast());
         }
         let mut kept = 0u64;
-        for p in start..end {
-            if view.entry(p).is_some_and(&mut *keep) {
-                kept |= 1 << (p - start);
+        for (i, t) in group.iter().enumerate() {
+            if t.as_ref().is_some_and(&mut *keep) {
+                kept |= 1 << i;
             }
         }
         while kept != 0 {
-            let p = start + kept.trailing_zeros() as usize;
+            let i = kept.trailing_zeros() as usize;
             kept &= kept - 1;
-            out.extend(view.entry(p).cloned());
+            out.extend(group[i].clone());
         }
-        start = end;
     }
 }
 
@@ -207,35 +466,53 @@ fn prefetch(p: *const u8) {
 #[cfg(not(all(target_arch = "x86_64", not(loom))))]
 fn prefetch(_: *const u8) {}
 
+pub(crate) fn set_name(id: u64, name: Arc<str>) {
+    // A name replaced comes back and is dropped here, after the map's lock is released.
+    drop(registry().names.replace(id, name));
+}
+
+pub(crate) fn name(id: u64) -> Option<Arc<str>> {
+    registry().names.get(id)
+}
+
+pub(crate) fn remove_name(id: u64) {
+    drop(registry().names.remove(id)); // outside the lock, as above
+}
+
+/// Gives back the registry's spare capacity (after a runtime shut down, so that a burst of
+/// tasks does not pin its peak registry size for the rest of the process).
 #[cfg(not(loom))]
-mod imp {
-    use super::{ShardView, TaskRef};
-    use crate::shim::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-    use dashmap::{DashMap, RwLock, RwLockReadGuard, RwLockWriteGuard, SharedValue};
-    use hashbrown::raw::RawTable;
+pub(crate) fn shrink() {
+    let reg = registry();
+    for s in &reg.shards {
+        s.lock().shrink();
+    }
+    reg.foreign.shrink();
+    reg.names.shrink();
+}
+
+/// A concurrent map keyed by task id, for the third-party tasks (rule 4) and the names:
+/// `dashmap` normally, a double of the same shape under loom. Every method hands values
+/// that leave the map back to its caller, so none is dropped under a shard's lock (the
+/// module's "Must not").
+#[cfg(not(loom))]
+mod id_map {
+    use dashmap::mapref::entry::Entry;
+    use dashmap::DashMap;
     use std::hash::{BuildHasherDefault, Hasher};
-    use std::sync::{Arc, LazyLock};
 
-    /// log2 of the number of shards.
-    const SHARD_BITS: u32 = 6;
-
-    /// The hash of a task id, laid out for how dashmap and hashbrown read it: dashmap picks
-    /// the shard from the bits just below the top 7 (here `id % 64`: consecutive spawns go
-    /// to different shards, so concurrent spawners rarely share a lock), hashbrown picks
-    /// the bucket from the low bits (here `id / 64`: a shard's consecutive ids sit in
-    /// neighbouring buckets, so a burst of spawns and completions walks memory in order
-    /// instead of missing the cache on every insert), and its 7-bit tag from the top bits
-    /// (here the low bits of `id / 64`, so tags in a probe group differ). Ids are unique,
-    /// so the layout never costs correctness, only — for other keys — distribution.
+    /// The hash of a task id: the id times an odd constant (Fibonacci hashing). dashmap
+    /// picks the shard from the bits just below the top 7 and hashbrown its 7-bit tag from
+    /// the top 7, which the multiplication mixes from every bit of the id; hashbrown picks
+    /// the bucket from the low bits, which for an odd multiplier are a permutation of the
+    /// id's own low bits, so consecutive ids never collide there. Cheaper than the default
+    /// SipHash, and ids are not attacker-chosen keys.
     #[derive(Default)]
     pub(super) struct IdHasher(u64);
 
     impl Hasher for IdHasher {
         fn finish(&self) -> u64 {
-            let id = self.0;
-            let seq = id >> SHARD_BITS;
-            let shard = id & ((1 << SHARD_BITS) - 1);
-            seq | (shard << (64 - 7 - SHARD_BITS)) | ((seq & 0x7f) << 57)
+            self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
         }
 
         fn write(&mut self, bytes: &[u8]) {
@@ -250,352 +527,103 @@ mod imp {
         }
     }
 
-    type IdBuild = BuildHasherDefault<IdHasher>;
+    pub(super) struct IdMap<V>(DashMap<u64, V, BuildHasherDefault<IdHasher>>);
 
-    /// A shard's table as dashmap stores it. The entry is the one-word `TaskRef` alone (8
-    /// bytes; the map's value is `()`): the key, the task id, is read through it (a built-in
-    /// task's header, which completion has in cache anyway; a third-party task's `id()`,
-    /// which `TaskLike` documents as called under a shard lock).
-    type Table = RawTable<(TaskRef, SharedValue<()>)>;
-
-    pub(super) struct Maps {
-        /// Task entries. Only the shard locks and tables are used (dashmap's `raw-api`), so
-        /// that a snapshot can walk a table by position (rules 1, 3); every operation
-        /// hashes and picks the shard as dashmap's own methods do.
-        tasks: DashMap<TaskRef, (), IdBuild>,
-        /// Per shard of `tasks`, by shard index: what the listing protocol adds.
-        meta: Box<[Meta]>,
-        names: DashMap<u64, Arc<str>, IdBuild>,
-    }
-
-    /// A shard's layout generation (rule 2) and its count of writers waiting (rule 7).
-    #[derive(Default)]
-    struct Meta {
-        layout: AtomicU64,
-        waiting: AtomicUsize,
-    }
-
-    static MAPS: LazyLock<Maps> = LazyLock::new(|| Maps {
-        tasks: DashMap::with_hasher_and_shard_amount(IdBuild::default(), 1 << SHARD_BITS),
-        meta: (0..1 << SHARD_BITS).map(|_| Meta::default()).collect(),
-        names: DashMap::with_hasher(IdBuild::default()),
-    });
-
-    pub(super) fn maps() -> &'static Maps {
-        &MAPS
-    }
-
-    /// A shard read-locked by a snapshot, with the generation read under that lock.
-    pub(super) struct View<'a> {
-        table: RwLockReadGuard<'a, Table>,
-        layout: u64,
-    }
-
-    impl ShardView for View<'_> {
-        fn layout(&self) -> u64 {
-            self.layout
-        }
-        fn positions(&self) -> usize {
-            self.table.buckets()
-        }
-        fn entry(&self, pos: usize) -> Option<&TaskRef> {
-            if pos >= self.table.buckets() {
-                return None;
-            }
-            // SAFETY: `pos` is below the bucket count, as `is_bucket_full` and `bucket`
-            // require; a full bucket holds an initialised element, and the read guard we
-            // hold keeps the table from being changed while the returned borrow of `self`
-            // lives (rule 1).
-            unsafe {
-                self.table
-                    .is_bucket_full(pos)
-                    .then(|| &self.table.bucket(pos).as_ref().0)
-            }
-        }
-    }
-
-    impl Maps {
-        fn hash(&self, id: u64) -> u64 {
-            self.tasks.hash_usize(&id) as u64
+    impl<V: Clone> IdMap<V> {
+        pub(super) fn new() -> IdMap<V> {
+            IdMap(DashMap::with_hasher(BuildHasherDefault::default()))
         }
 
-        fn shard(&self, hash: u64) -> (&RwLock<Table>, &Meta) {
-            let i = self.tasks.determine_shard(hash as usize);
-            (&self.tasks.shards()[i], &self.meta[i])
-        }
-
-        fn write(&self, hash: u64) -> (RwLockWriteGuard<'_, Table>, &AtomicU64) {
-            let (lock, meta) = self.shard(hash);
-            let table = super::lock_announced(&meta.waiting, || lock.try_write(), || lock.write());
-            (table, &meta.layout)
-        }
-
-        pub(super) fn insert(&self, t: TaskRef) -> bool {
-            let id = t.id();
-            let hash = self.hash(id);
-            let (mut table, layout) = self.write(hash);
-            // Rule 2: the lookup below grows or rehashes the table only if no growth is
-            // left; a third-party id may be one a running snapshot already listed.
-            if table.len() == table.capacity() || !t.is_builtin() {
-                layout.fetch_add(1, Relaxed);
-            }
-            match table.find_or_find_insert_slot(hash, |e| e.0.id() == id, |e| self.hash(e.0.id()))
-            {
-                Ok(_) => {
-                    drop(table);
-                    drop(t); // a rejected duplicate, dropped after the lock is released
-                    false
-                }
-                Err(slot) => {
-                    // SAFETY: `slot` was just returned by `find_or_find_insert_slot` on this
-                    // table, and the write guard has kept the table unchanged since.
-                    unsafe { table.insert_in_slot(hash, slot, (t, SharedValue::new(()))) };
-                    true
+        /// Adds `v` under `id` unless `id` is present; else hands `v` back.
+        pub(super) fn insert_new(&self, id: u64, v: V) -> Result<(), V> {
+            match self.0.entry(id) {
+                Entry::Occupied(_) => Err(v),
+                Entry::Vacant(e) => {
+                    e.insert(v);
+                    Ok(())
                 }
             }
         }
-        pub(super) fn remove(&self, id: u64) -> Option<TaskRef> {
-            let hash = self.hash(id);
-            let removed = self.write(hash).0.remove_entry(hash, |e| e.0.id() == id);
-            removed.map(|(t, _)| t)
+
+        /// Sets `id`'s value, handing back the one it replaces.
+        pub(super) fn replace(&self, id: u64, v: V) -> Option<V> {
+            self.0.insert(id, v)
         }
-        pub(super) fn contains(&self, id: u64) -> bool {
-            let hash = self.hash(id);
-            let found = self
-                .shard(hash)
-                .0
-                .read()
-                .find(hash, |e| e.0.id() == id)
-                .is_some();
-            found
+
+        pub(super) fn remove(&self, id: u64) -> Option<V> {
+            self.0.remove(&id).map(|(_, v)| v)
         }
-        pub(super) fn collect(&self, keep: &mut dyn FnMut(&TaskRef) -> bool) -> Vec<TaskRef> {
-            let mut out = Vec::new();
-            for (lock, meta) in self.tasks.shards().iter().zip(&self.meta[..]) {
-                let read = || {
-                    super::step_aside(&meta.waiting);
-                    let table = lock.read();
-                    let layout = meta.layout.load(Relaxed);
-                    View { table, layout }
-                };
-                super::collect_shard(read, keep, &mut out);
+
+        pub(super) fn get(&self, id: u64) -> Option<V> {
+            self.0.get(&id).map(|r| r.value().clone())
+        }
+
+        /// Rule 4: clones the values `keep` accepts into `out`, one shard at a time, each
+        /// in one read-lock hold (dashmap's iterator holds a shard's read lock while it
+        /// yields that shard's entries, and releases it before taking the next).
+        pub(super) fn collect(&self, keep: &mut dyn FnMut(&V) -> bool, out: &mut Vec<V>) {
+            for r in &self.0 {
+                if keep(r.value()) {
+                    out.push(r.value().clone());
+                }
             }
-            out
         }
-        pub(super) fn set_name(&self, id: u64, name: Arc<str>) {
-            self.names.insert(id, name);
-        }
-        pub(super) fn name(&self, id: u64) -> Option<Arc<str>> {
-            self.names.get(&id).map(|r| r.value().clone())
-        }
-        pub(super) fn remove_name(&self, id: u64) {
-            self.names.remove(&id);
-        }
+
         pub(super) fn shrink(&self) {
-            for (lock, meta) in self.tasks.shards().iter().zip(&self.meta[..]) {
-                let mut table = lock.write();
-                meta.layout.fetch_add(1, Relaxed); // rule 2: shrinking relocates
-                table.shrink_to(0, |e| self.hash(e.0.id()));
-            }
-            self.names.shrink_to_fit();
+            self.0.shrink_to_fit();
         }
     }
 }
 
+/// The loom double of the dashmap build: two shards (`id % 2`), each a loom mutex around
+/// an ordered map (the same iteration order in every execution, as loom's replays need),
+/// walked one shard per hold as dashmap's iterator does.
 #[cfg(loom)]
-mod imp {
-    use super::{ShardView, TaskRef};
-    use crate::shim::atomic::AtomicUsize;
+mod id_map {
     use crate::shim::Mutex;
     use std::collections::BTreeMap;
-    use std::sync::Arc;
 
-    /// Positions each shard starts with: a third insert into shard 0 relocates, so models
-    /// reach rule 2's growth bump with a handful of tasks; shard 1 has room for a
-    /// re-inserted entry to land at a new position without growing.
-    const INITIAL_POSITIONS: [usize; 2] = [2, 4];
+    pub(super) struct IdMap<V>([Mutex<BTreeMap<u64, V>>; 2]);
 
-    /// A shard's table: open addressing by position, like hashbrown's (an entry's home is
-    /// `id / 2` modulo the size, then the next free position), growing by relocating every
-    /// entry when full. Deterministic, as loom's replays need.
-    pub(super) struct Shard {
-        slots: Vec<Option<TaskRef>>,
-        len: usize,
-        layout: u64,
-    }
+    impl<V: Clone> IdMap<V> {
+        pub(super) fn new() -> IdMap<V> {
+            IdMap([Mutex::new(BTreeMap::new()), Mutex::new(BTreeMap::new())])
+        }
 
-    impl Shard {
-        fn new(positions: usize) -> Shard {
-            Shard {
-                slots: (0..positions).map(|_| None).collect(),
-                len: 0,
-                layout: 0,
+        fn shard(&self, id: u64) -> &Mutex<BTreeMap<u64, V>> {
+            &self.0[(id % 2) as usize]
+        }
+
+        pub(super) fn insert_new(&self, id: u64, v: V) -> Result<(), V> {
+            let mut m = self.shard(id).lock();
+            if m.contains_key(&id) {
+                return Err(v);
             }
+            m.insert(id, v);
+            Ok(())
         }
 
-        fn find(&self, id: u64) -> Option<usize> {
-            self.slots
-                .iter()
-                .position(|s| s.as_ref().is_some_and(|t| t.id() == id))
+        pub(super) fn replace(&self, id: u64, v: V) -> Option<V> {
+            self.shard(id).lock().insert(id, v)
         }
 
-        fn place(slots: &mut [Option<TaskRef>], t: TaskRef) {
-            let n = slots.len();
-            let home = (t.id() / 2) as usize % n;
-            let free = (0..n)
-                .map(|k| (home + k) % n)
-                .find(|&p| slots[p].is_none())
-                .expect("a free position");
-            slots[free] = Some(t);
+        pub(super) fn remove(&self, id: u64) -> Option<V> {
+            self.shard(id).lock().remove(&id)
         }
 
-        /// `t`'s id is not present.
-        fn insert(&mut self, t: TaskRef) {
-            // Rule 2, as the dashmap build applies it.
-            if self.len == self.slots.len() || !t.is_builtin() {
-                self.layout += 1;
-            }
-            if self.len == self.slots.len() {
-                let old = std::mem::take(&mut self.slots);
-                self.slots = (0..2 * old.len()).map(|_| None).collect();
-                for e in old.into_iter().flatten() {
-                    Self::place(&mut self.slots, e);
-                }
-            }
-            Self::place(&mut self.slots, t);
-            self.len += 1;
+        pub(super) fn get(&self, id: u64) -> Option<V> {
+            self.shard(id).lock().get(&id).cloned()
         }
 
-        fn remove(&mut self, id: u64) -> Option<TaskRef> {
-            let pos = self.find(id)?;
-            let t = self.slots[pos].take();
-            self.len -= 1;
-            t
-        }
-    }
-
-    impl ShardView for loom::sync::MutexGuard<'_, Shard> {
-        fn layout(&self) -> u64 {
-            self.layout
-        }
-        fn positions(&self) -> usize {
-            self.slots.len()
-        }
-        fn entry(&self, pos: usize) -> Option<&TaskRef> {
-            self.slots.get(pos)?.as_ref()
-        }
-    }
-
-    /// Two shards (`id % 2`), so that models see inserts and snapshots interleave across
-    /// shards. Ordered name map: the same iteration order in every execution.
-    pub(super) struct Maps {
-        /// Each shard's lock and its count of writers waiting (rule 7).
-        shards: [(Mutex<Shard>, AtomicUsize); 2],
-        names: Mutex<BTreeMap<u64, Arc<str>>>,
-    }
-
-    loom::lazy_static! {
-        static ref MAPS: Maps = Maps {
-            shards: [
-                (Mutex::new(Shard::new(INITIAL_POSITIONS[0])), AtomicUsize::new(0)),
-                (Mutex::new(Shard::new(INITIAL_POSITIONS[1])), AtomicUsize::new(0)),
-            ],
-            names: Mutex::new(BTreeMap::new()),
-        };
-    }
-
-    pub(super) fn maps() -> &'static Maps {
-        &MAPS
-    }
-
-    impl Maps {
-        fn shard(&self, id: u64) -> &Mutex<Shard> {
-            &self.shards[(id % 2) as usize].0
-        }
-        fn write(&self, id: u64) -> loom::sync::MutexGuard<'_, Shard> {
-            let (lock, waiting) = &self.shards[(id % 2) as usize];
-            super::lock_announced(waiting, || lock.try_lock(), || lock.lock())
-        }
-        pub(super) fn insert(&self, t: TaskRef) -> bool {
-            let mut s = self.write(t.id());
-            if s.find(t.id()).is_some() {
-                drop(s);
-                drop(t); // a rejected duplicate, dropped after the lock is released
-                return false;
-            }
-            s.insert(t);
-            true
-        }
-        pub(super) fn remove(&self, id: u64) -> Option<TaskRef> {
-            let r = self.write(id).remove(id);
-            r
-        }
         pub(super) fn contains(&self, id: u64) -> bool {
-            self.shard(id).lock().find(id).is_some()
+            self.shard(id).lock().contains_key(&id)
         }
-        pub(super) fn collect(&self, keep: &mut dyn FnMut(&TaskRef) -> bool) -> Vec<TaskRef> {
-            let mut out = Vec::new();
-            for (lock, waiting) in &self.shards {
-                let read = || {
-                    super::step_aside(waiting);
-                    lock.lock()
-                };
-                super::collect_shard(read, keep, &mut out);
+
+        pub(super) fn collect(&self, keep: &mut dyn FnMut(&V) -> bool, out: &mut Vec<V>) {
+            for shard in &self.0 {
+                let m = shard.lock();
+                out.extend(m.values().filter(|v| keep(v)).cloned());
             }
-            out
-        }
-        pub(super) fn set_name(&self, id: u64, name: Arc<str>) {
-            self.names.lock().insert(id, name);
-        }
-        pub(super) fn name(&self, id: u64) -> Option<Arc<str>> {
-            self.names.lock().get(&id).cloned()
-        }
-        pub(super) fn remove_name(&self, id: u64) {
-            self.names.lock().remove(&id);
         }
     }
-}
-
-/// Adds `task` unless a task with its id is present; `true` if it was added.
-pub(crate) fn insert(task: TaskRef) -> bool {
-    imp::maps().insert(task)
-}
-
-/// Removes the entry for `id` (the built-in completion path and `unregister_task`).
-pub(crate) fn remove_builtin(id: u64) -> Option<TaskRef> {
-    imp::maps().remove(id)
-}
-
-pub(crate) fn remove(id: u64) -> Option<TaskRef> {
-    imp::maps().remove(id)
-}
-
-pub(crate) fn contains(id: u64) -> bool {
-    imp::maps().contains(id)
-}
-
-/// A snapshot of the entries `keep` accepts. Each task appears at most once; a task present
-/// for the whole call is always included; tasks added or removed meanwhile may or may not be.
-/// `keep` runs under a shard's read lock: it must only read.
-pub(crate) fn collect(mut keep: impl FnMut(&TaskRef) -> bool) -> Vec<TaskRef> {
-    imp::maps().collect(&mut keep)
-}
-
-pub(crate) fn set_name(id: u64, name: Arc<str>) {
-    imp::maps().set_name(id, name)
-}
-
-pub(crate) fn name(id: u64) -> Option<Arc<str>> {
-    imp::maps().name(id)
-}
-
-pub(crate) fn remove_name(id: u64) {
-    imp::maps().remove_name(id)
-}
-
-/// Gives back the tables' spare capacity (after a runtime shut down, so that a burst of
-/// tasks does not pin its peak registry size for the rest of the process).
-#[cfg(not(loom))]
-pub(crate) fn shrink() {
-    imp::maps().shrink()
 }

@@ -59,6 +59,7 @@ pub(crate) fn run_eagerly(notified: Notified) {
 /// # Safety
 /// `raw` was just returned by `RawTask::new`/`new_local` for a future whose output is `T`,
 /// and none of its references has been used. (`opts.eager` is the caller's to act on.)
+#[inline]
 pub(crate) unsafe fn bind<T>(raw: RawTask, opts: SpawnOpts) -> (Task<T>, Notified) {
     if let Some(name) = opts.name {
         registry::set_name(raw.id(), name);
@@ -85,7 +86,7 @@ pub(crate) unsafe fn bind<T>(raw: RawTask, opts: SpawnOpts) -> (Task<T>, Notifie
             Notified::from_raw(raw),
         )
     };
-    registry::insert(entry);
+    registry::insert_builtin(raw, entry);
     (join, notified)
 }
 

@@ -208,6 +208,7 @@ impl State {
         }
     }
 
+    #[inline]
     pub(crate) fn load(&self) -> Snapshot {
         Snapshot(self.val.load(Acquire))
     }
@@ -235,6 +236,7 @@ impl State {
     }
 
     /// A popped `Notified` tries to take the future.
+    #[inline]
     pub(crate) fn transition_to_running(&self) -> TransitionToRunning {
         let r = self.fetch_update(|s| {
             debug_assert!(s.is_notified() || !s.is_idle(), "{s:?}");
@@ -267,6 +269,7 @@ impl State {
 
     /// The poll returned `Pending`: give the future back. `yielded`: the task asked to run
     /// again (rule 7), as if it had been woken during the poll.
+    #[inline]
     pub(crate) fn transition_to_idle(&self, yielded: bool) -> TransitionToIdle {
         let r = self.fetch_update(|s| {
             debug_assert!(s.is_running());
@@ -302,6 +305,7 @@ impl State {
     /// Returns the state just before, which says whether the handle is still interested and
     /// whether it left a waker.
     /// `cancelled`: the outcome is a cancellation (sets `OUT_CANCELLED` in the same step).
+    #[inline]
     pub(crate) fn transition_to_complete(&self, cancelled: bool) -> Snapshot {
         let out = if cancelled { OUT_CANCELLED } else { 0 };
         let prev = Snapshot(self.val.fetch_xor(RUNNING | COMPLETE | out, AcqRel));
@@ -335,6 +339,7 @@ impl State {
     }
 
     /// A waker is consumed by `wake()`.
+    #[inline]
     pub(crate) fn transition_to_notified_by_val(&self) -> TransitionToNotified {
         let r = self.fetch_update(|s| {
             debug_assert!(s.ref_count() >= 1);
@@ -366,6 +371,7 @@ impl State {
     }
 
     /// A waker is woken by reference.
+    #[inline]
     pub(crate) fn transition_to_notified_by_ref(&self) -> TransitionToNotified {
         self.notify_by_ref(false)
     }
@@ -432,6 +438,7 @@ impl State {
 
     /// The handle is dropped. It gives up `JOIN_INTEREST` and, if the task is not complete,
     /// `JOIN_WAKER` too (so that the field is the handle's to clear).
+    #[inline]
     pub(crate) fn transition_to_join_handle_dropped(&self) -> JoinDropped {
         let r = self.fetch_update(|s| {
             debug_assert!(s.is_join_interested());
@@ -478,6 +485,7 @@ impl State {
     }
 
     /// Adds one reference. The caller already holds one.
+    #[inline]
     pub(crate) fn ref_inc(&self) {
         let prev = self.val.fetch_add(REF_ONE, Relaxed);
         if prev > isize::MAX as usize {
@@ -486,11 +494,13 @@ impl State {
     }
 
     /// Drops one reference; `true` if it was the last (the caller must free the task).
+    #[inline]
     pub(crate) fn ref_dec(&self) -> bool {
         self.ref_dec_by(1)
     }
 
     /// Drops `n` references at once; `true` if they were the last.
+    #[inline]
     pub(crate) fn ref_dec_by(&self, n: usize) -> bool {
         let prev = Snapshot(self.val.fetch_sub(n * REF_ONE, AcqRel));
         debug_assert!(prev.ref_count() >= n, "{prev:?}");

@@ -506,9 +506,13 @@ impl LocalLoop {
     }
 
     /// Runs passes as [`run_once_all`](LocalLoop::run_once_all) does, without waiting,
-    /// while work is ready (a callback, a task, a due timer) and `keep_going()` — called
-    /// after each pass — returns `true`. One entry into the loop for many passes: for a
-    /// host that waits for work itself (the Python binding waits with the GIL released).
+    /// while work is ready (a callback, a task, a due timer) or the last pass ran
+    /// something, and `keep_going()` — called after each pass — returns `true`. One entry
+    /// into the loop for many passes: for a host that waits for work itself (the Python
+    /// binding waits with the GIL released). Going on after a pass that ran something
+    /// lets a busy connection's next message (its peer answering what that pass sent) be
+    /// harvested by the next pass's zero-timeout poll without leaving and re-entering the
+    /// loop; the passes end with the first that finds nothing to run.
     ///
     /// # Errors
     /// As [`run_forever`](LocalLoop::run_forever).
@@ -528,7 +532,8 @@ impl LocalLoop {
     /// lp.call_soon(move || step(l2, n2))?;
     /// let mut passes = 0;
     /// lp.run_ready_passes(|| { passes += 1; true })?;
-    /// assert_eq!((left.get(), passes), (0, 100));
+    /// // one pass per callback, then one that found nothing to run
+    /// assert_eq!((left.get(), passes), (0, 101));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run_ready_passes(&self, mut keep_going: impl FnMut() -> bool) -> Result<(), LoopError> {
@@ -538,9 +543,10 @@ impl LocalLoop {
             main_woken: None,
         };
         loop {
-            self.core
+            let ran = self
+                .core
                 .run_once_limited(&mut flavor, Some(Duration::ZERO), usize::MAX);
-            if !keep_going() || self.next_timeout() != Some(Duration::ZERO) {
+            if !keep_going() || (ran == 0 && self.next_timeout() != Some(Duration::ZERO)) {
                 break;
             }
         }
@@ -563,8 +569,8 @@ impl LocalLoop {
     /// host's callbacks count toward the poller's next look as this loop's own do (every 61
     /// items, reactor rule R8), and this loop's pass is skipped while nothing is ready or
     /// due, except on the first pass (the host has just waited). Passes go on while the
-    /// host (`host_has_work()`) or this loop has work and `keep_going()` — called after
-    /// each pass — returns `true`.
+    /// host (`host_has_work()`) or this loop has work, or the last pass ran something (as
+    /// in `run_ready_passes`), and `keep_going()` — called after each pass — returns `true`.
     ///
     /// # Errors
     /// As [`run_forever`](LocalLoop::run_forever).
@@ -607,22 +613,27 @@ impl LocalLoop {
         };
         let mut first = true;
         loop {
-            let io_due = self.core.host_ran(host_pass());
+            let host_ran = host_pass();
+            let io_due = self.core.host_ran(host_ran);
             let io = self.core.io_sources() > quiet_sources;
             // Whether this loop has work of its own: read once per pass unless its pass
             // runs (which changes the answer).
             let mut busy = self.next_timeout() == Some(Duration::ZERO);
+            let mut ran = host_ran;
             if first || io || io_due || busy {
                 if io {
                     // asyncio's zero-timeout select on every pass (reactor rule R8).
                     self.core.harvest_on_next_pass();
                 }
-                self.core
+                ran += self
+                    .core
                     .run_once_limited(&mut flavor, Some(Duration::ZERO), usize::MAX);
                 first = false;
                 busy = self.next_timeout() == Some(Duration::ZERO);
             }
-            if !keep_going() || (!host_has_work() && !busy) {
+            // As `run_ready_passes`: a pass that ran something is followed by another, whose
+            // harvest may find a busy connection's next message without leaving the loop.
+            if !keep_going() || (!host_has_work() && !busy && ran == 0) {
                 break;
             }
         }
