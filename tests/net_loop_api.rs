@@ -218,3 +218,60 @@ fn n6_loop_api_faults_are_errors() {
         assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
     });
 }
+
+/// Runs `run_host_passes` with a host whose every callback queues the next (as
+/// `call_soon_100k` does), for at most `passes` passes, with `fd` readable from the start;
+/// returns the pass in which `fd`'s reader ran (`None`: not within them).
+fn host_pass_that_sees_reader(quiet_sources: usize, passes: usize) -> Option<usize> {
+    let lp = new_loop();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let pass = Rc::new(std::cell::Cell::new(0usize));
+    let seen = Rc::new(std::cell::Cell::new(None));
+    let (p, s) = (pass.clone(), seen.clone());
+    lp.add_reader(&a, move || {
+        if s.get().is_none() {
+            s.set(Some(p.get()));
+        }
+    })
+    .unwrap();
+    // The first pass harvests (the host has just waited): the data comes after it.
+    let p = pass.clone();
+    let wrote = std::cell::Cell::new(false);
+    lp.run_host_passes(
+        || {
+            p.set(p.get() + 1);
+            if p.get() == 2 && !wrote.replace(true) {
+                b.write_all(b"x").unwrap();
+            }
+            1
+        },
+        || true,
+        || pass.get() < passes && seen.get().is_none(),
+        quiet_sources,
+    )
+    .unwrap();
+    seen.get()
+}
+
+/// S3, N8: an embedding host's passes look at I/O on every pass while a source is
+/// registered, even with its own callbacks always ready, as asyncio's `_run_once`
+/// selects with a zero timeout on every iteration: data that arrives during pass 2 is
+/// handled in pass 2's I/O step, not dozens of host callbacks later.
+#[test]
+fn s3_host_passes_poll_io_on_every_pass() {
+    guarded("host passes poll I/O", || {
+        assert_eq!(host_pass_that_sees_reader(0, 200), Some(2));
+    });
+}
+
+/// S3: a source the host declares quiet (its signal self-pipe, which only ends a wait)
+/// does not cost a poll per pass: with only that registered, the host's busy passes
+/// look at I/O at the busy loop's interval, later than pass 2, yet still within a
+/// bounded number of passes.
+#[test]
+fn s3_host_passes_poll_quiet_sources_at_the_busy_interval() {
+    guarded("host passes, quiet source", || {
+        let seen = host_pass_that_sees_reader(1, 200).expect("seen within 200 passes");
+        assert!(seen > 2, "polled on every pass: {seen}");
+    });
+}

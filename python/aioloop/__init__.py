@@ -66,7 +66,6 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
         self._current_handle = None
         self.slow_callback_duration = 0.1
         self._debug = coroutines._is_debug_mode()
-        self._set_debug_core(self._debug)
         # I/O: the handle of each watched descriptor (the watchers themselves are the
         # Rust loop's), the transports by descriptor (asyncio's _ensure_fd_no_transport),
         # signal handlers and the self-pipe set_wakeup_fd writes to (made on first use).
@@ -172,12 +171,10 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
             pass
 
     # -- tasks -----------------------------------------------------------------------
-    def create_task(self, coro, *, name=None, context=None):
-        self._check_closed()
-        if self._task_factory is None:
-            if self._native_tasks:
-                return Task(coro, loop=self, name=name, context=context)
-            return asyncio.Task(coro, loop=self, name=name, context=context)
+    # create_task is the Rust core's (no Python frame per task): closed check, then the
+    # native Task or asyncio.Task(coro, loop=self, name=name, context=context), or, with
+    # a task factory set, this:
+    def _create_task_with_factory(self, coro, name, context):
         if context is None:
             task = self._task_factory(self, coro)
         else:
@@ -207,10 +204,17 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
     set_exception_handler = _Base.set_exception_handler
     default_exception_handler = _Base.default_exception_handler
     call_exception_handler = _Base.call_exception_handler
+    # get_debug is the Rust core's (asyncio's C Future asks on every creation); _debug,
+    # which asyncio's code reads and writes, is a view of the same flag.
+    @property
+    def _debug(self):
+        return self.get_debug()
 
-    def set_debug(self, enabled):
-        _Base.set_debug(self, enabled)
-        self._set_debug_core(enabled)
+    @_debug.setter
+    def _debug(self, enabled):
+        self._set_debug_core(bool(enabled))
+
+    set_debug = _Base.set_debug
 
     _set_coroutine_origin_tracking = _Base._set_coroutine_origin_tracking
 
@@ -271,6 +275,16 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
         except OSError:
             pass
         sock.close()
+
+    def _make_self_pipe(self):
+        _Sel._make_self_pipe(self)
+        # The self-pipe only ends a wait (signals are checked between passes): passes
+        # busy with callbacks need not harvest I/O for it alone (run_host_passes).
+        self._set_quiet_sources(self._internal_fds)
+
+    def _close_self_pipe(self):
+        _Sel._close_self_pipe(self)
+        self._set_quiet_sources(self._internal_fds)
 
     def _add_callback_signalsafe(self, handle):
         # Called from the self-pipe's reader on this loop's thread.
@@ -362,8 +376,7 @@ _BORROWED = {
         "add_reader", "add_writer", "remove_reader", "remove_writer",
         "_ensure_fd_no_transport", "_accept_connection", "_accept_connection2",
         "_make_datagram_transport", "_make_ssl_transport",
-        "_start_serving", "_read_from_self", "_make_self_pipe",
-        "_close_self_pipe", "_sendfile_native",
+        "_start_serving", "_read_from_self", "_sendfile_native",
         "sock_accept", "_sock_accept", "sock_connect", "_sock_connect", "_sock_connect_cb",
         "sock_recv", "_sock_recv", "sock_recv_into", "_sock_recv_into", "sock_recvfrom",
         "_sock_recvfrom", "sock_recvfrom_into", "_sock_recvfrom_into", "sock_sendall",

@@ -4,6 +4,7 @@
 //! sets the flag the closure checks and drops the callback and its arguments at once (as
 //! asyncio does), and a timer's cancel also purges it from aioloop's timer heap.
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -20,14 +21,39 @@ pub(crate) struct Payload {
     pub(crate) context: PyObject,
 }
 
+impl Payload {
+    /// Drops the references through `py` (a `Py`'s own drop first asks whether this thread
+    /// holds the GIL, once per reference; this runs once per callback).
+    pub(crate) fn release(self, py: Python<'_>) {
+        drop(self.callback.into_bound(py));
+        drop(self.args.into_bound(py));
+        drop(self.context.into_bound(py));
+    }
+}
+
 /// asyncio's `Handle` (what `call_soon` returns): `cancel()`, `cancelled()`.
 #[pyclass(subclass, frozen, weakref, module = "aioloop._aioloop")]
 pub struct Handle {
     payload: Mutex<Option<Payload>>,
     cancelled: AtomicBool,
-    loop_: PyObject,
+    /// Released by hand in `Drop` (with the GIL, without PyO3's check for it).
+    loop_: ManuallyDrop<PyObject>,
     /// Where it was created, in debug mode (asyncio's `_source_traceback`).
     source_traceback: Option<PyObject>,
+}
+
+impl Drop for Handle {
+    /// Releases the loop reference directly: dropping a `Py` asks PyO3 whether this
+    /// thread holds the GIL (a thread-local read), once per callback on the hot path.
+    fn drop(&mut self) {
+        // SAFETY: a `Handle` is built only inside GIL-holding code and moved at once into
+        // its Python object (`Py::new`), whose deallocation — with the GIL — drops it; a
+        // failed `Py::new` drops it in that same GIL-holding code.
+        let py = unsafe { Python::assume_gil_acquired() };
+        // SAFETY: taken once, here; the field is not used after.
+        let l = unsafe { ManuallyDrop::take(&mut self.loop_) };
+        drop(l.into_bound(py));
+    }
 }
 
 /// asyncio's `TimerHandle` (what `call_later`/`call_at` return): also `when()`.
@@ -46,7 +72,7 @@ impl Handle {
         Handle {
             payload: Mutex::new(Some(payload)),
             cancelled: AtomicBool::new(false),
-            loop_,
+            loop_: ManuallyDrop::new(loop_),
             source_traceback,
         }
     }
@@ -62,11 +88,12 @@ impl Handle {
             return;
         };
         if let Err(e) = run_in_context(py, p.context.bind(py), || {
-            p.callback.bind(py).call1(p.args.bind(py)).map(drop)
+            call_spread(p.callback.bind(py), p.args.bind(py))
         }) {
             let what = format!("Exception in callback {}", describe(&p));
             report_error(py, h.loop_.bind(py), e, what, "handle", slf.as_any());
         }
+        p.release(py);
     }
 
     /// Runs the callback in its context without consuming it: an `add_reader`/`add_writer`
@@ -98,6 +125,24 @@ impl Handle {
             report_error(py, h.loop_.bind(py), e, what, "handle", slf.as_any());
         }
     }
+}
+
+/// `callback(*args)` through vectorcall, straight from the tuple's items (no
+/// `PyObject_Call` unpacking the tuple again on every callback).
+fn call_spread(callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+    let py = callback.py();
+    let n = args.len();
+    // SAFETY: `args` is a live tuple (not the limited API: `PyTupleObject`'s layout is
+    // CPython's), whose `n` items stay alive while it does, which outlasts the call.
+    let items = unsafe {
+        (*args.as_ptr().cast::<ffi::PyTupleObject>())
+            .ob_item
+            .as_ptr()
+    };
+    // SAFETY: GIL held (`py`); `items` holds `n` live references (above); no keywords.
+    let r = unsafe { ffi::PyObject_Vectorcall(callback.as_ptr(), items, n, std::ptr::null_mut()) };
+    // SAFETY: a new reference, or null with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, r) }.map(drop)
 }
 
 /// Calls `f` inside `context` (`Context.run` without building an argument tuple).

@@ -19,6 +19,7 @@
 use pyo3::prelude::*;
 
 mod asyncio;
+mod fastcall;
 mod future_new;
 mod handle;
 mod loop_core;
@@ -44,6 +45,7 @@ pub const MODULE_NAME: &str = "aioloop._aioloop";
 #[pymodule]
 fn _aioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Loop>()?;
+    fastcall::install(&m.py().get_type::<Loop>())?;
     m.add_class::<Handle>()?;
     m.add_class::<TimerHandle>()?;
     m.add_class::<Task>()?;

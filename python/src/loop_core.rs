@@ -9,8 +9,10 @@
 //! run (the rest of the pass still runs) and propagates out of `run_forever`.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aioloop::{LocalLoop, LoopError, LoopHandle};
@@ -24,9 +26,22 @@ use crate::asyncio::{copy_context, error_context};
 use crate::handle::{Handle, Payload, TimerHandle};
 use crate::thread_bound::ThreadBound;
 
+/// An entry of the loop's own ready queue: what `call_soon` and the native Task queue.
+enum Ready {
+    Handle(Py<Handle>),
+    Call(Box<dyn FnOnce(Python<'_>)>),
+}
+
 struct Inner {
     lp: LocalLoop,
+    /// asyncio's `_ready`: Python callbacks wait here rather than as closures on the
+    /// `LocalLoop` (no boxed closure, no GIL re-entry per callback); each pass runs the ones
+    /// queued when it began, then the `LocalLoop`'s own pass (`LocalLoop::run_host_passes`).
+    ready: RefCell<VecDeque<Ready>>,
     stopping: Cell<bool>,
+    /// Sources of the `LocalLoop`'s poller that only wake the loop (the signal self-pipe):
+    /// passes while callbacks are queued do not harvest for them alone (run_host_passes).
+    quiet_sources: Cell<usize>,
     /// A `KeyboardInterrupt`/`SystemExit` from a callback, raised after the pass.
     pending: RefCell<Option<PyErr>>,
 }
@@ -36,6 +51,14 @@ struct Inner {
 pub struct Loop {
     inner: ThreadBound<Inner>,
     handle: LoopHandle,
+    /// `call_soon_threadsafe`'s handles from other threads, in call order; the loop thread
+    /// moves them to its ready queue before it queues anything itself and at the start of
+    /// each pass, so a callback posted by a thread that then signalled the loop's thread
+    /// runs before what that thread queues next (as asyncio's shared `_ready` does).
+    remote: Mutex<Vec<Py<Handle>>>,
+    /// Whether `remote` may hold handles: set under its lock by a poster, cleared under it
+    /// by the loop thread, read without it on every `call_soon`.
+    has_remote: AtomicBool,
     /// asyncio's debug mode, mirrored here so that creating a handle need not ask Python.
     debug: AtomicBool,
 }
@@ -56,10 +79,43 @@ impl Loop {
         self.handle.is_closed()
     }
 
-    /// Queues `f` on this loop (its own thread only).
-    pub(crate) fn schedule(&self, f: impl FnOnce() + 'static) -> PyResult<()> {
-        self.inner.get()?.lp.call_soon(f).map_err(loop_err)?;
+    /// Queues `f` on this loop's ready queue (its own thread only); it runs with the GIL
+    /// held, in order with `call_soon`'s callbacks.
+    pub(crate) fn schedule_py(&self, f: impl FnOnce(Python<'_>) + 'static) -> PyResult<()> {
+        self.push_ready(Ready::Call(Box::new(f)))
+    }
+
+    fn push_ready(&self, item: Ready) -> PyResult<()> {
+        let inner = self.inner.get()?;
+        if self.handle.is_closed() {
+            return Err(loop_err(LoopError::Closed));
+        }
+        self.take_remote(inner);
+        inner.ready.borrow_mut().push_back(item);
         Ok(())
+    }
+
+    /// Whether callbacks wait: queued, or posted by another thread (whose wake-up the
+    /// `LocalLoop`'s pass may already have consumed before this loop took the handle).
+    fn has_ready(&self, inner: &Inner) -> bool {
+        !inner.ready.borrow().is_empty() || self.has_remote.load(Ordering::Acquire)
+    }
+
+    /// Moves other threads' `call_soon_threadsafe` handles to the ready queue (loop thread).
+    #[inline]
+    fn take_remote(&self, inner: &Inner) {
+        if !self.has_remote.load(Ordering::Acquire) {
+            return;
+        }
+        let posted = {
+            let mut q = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+            self.has_remote.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *q)
+        };
+        inner
+            .ready
+            .borrow_mut()
+            .extend(posted.into_iter().map(Ready::Handle));
     }
 
     /// `call_soon(callback, *args, context=context)` from Rust.
@@ -70,13 +126,17 @@ impl Loop {
         context: Option<PyObject>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
-        let inner = slf.get().inner.get()?;
+        let lp = slf.get();
+        let inner = lp.inner.get()?;
+        if lp.handle.is_closed() {
+            return Err(loop_err(LoopError::Closed));
+        }
         let h = new_handle(slf, payload(py, callback, args, context)?)?;
-        let run = h.clone_ref(py);
+        lp.take_remote(inner);
         inner
-            .lp
-            .call_soon(move || Python::with_gil(|py| Handle::run(run.bind(py))))
-            .map_err(loop_err)?;
+            .ready
+            .borrow_mut()
+            .push_back(Ready::Handle(h.clone_ref(py)));
         Ok(h)
     }
 
@@ -117,6 +177,7 @@ impl Loop {
 
 /// The creating frames, in debug mode (asyncio's `format_helpers.extract_stack` of the
 /// caller: this method has no Python frame of its own).
+#[inline]
 fn source_traceback(slf: &Bound<'_, Loop>) -> PyResult<Option<PyObject>> {
     if !slf.get().debug.load(Ordering::Relaxed) {
         return Ok(None);
@@ -185,6 +246,23 @@ pub(crate) fn report_error(
     }
 }
 
+/// Runs the callbacks that were queued when the pass began (asyncio's `ntodo`); returns
+/// how many ran. The queue is borrowed only between callbacks, which may queue more.
+fn run_ready(py: Python<'_>, lp: &Loop, inner: &Inner) -> usize {
+    lp.take_remote(inner);
+    let n = inner.ready.borrow().len();
+    for ran in 0..n {
+        let Some(item) = inner.ready.borrow_mut().pop_front() else {
+            return ran;
+        };
+        match item {
+            Ready::Handle(h) => Handle::run(&h.into_bound(py)),
+            Ready::Call(f) => f(py),
+        }
+    }
+    n
+}
+
 /// Waits until `fd` is readable or `timeout` passes (`None`: no limit); EINTR returns early
 /// so that the caller checks Python's signals.
 fn wait_readable(fd: i32, timeout: Option<Duration>) {
@@ -211,9 +289,13 @@ impl Loop {
         Ok(Loop {
             debug: AtomicBool::new(false),
             handle: lp.handle(),
+            remote: Mutex::new(Vec::new()),
+            has_remote: AtomicBool::new(false),
             inner: ThreadBound::new(Inner {
                 lp,
+                ready: RefCell::new(VecDeque::new()),
                 stopping: Cell::new(false),
+                quiet_sources: Cell::new(0),
                 pending: RefCell::new(None),
             }),
         })
@@ -224,15 +306,7 @@ impl Loop {
         Ok(self.inner.get()?.lp.time())
     }
 
-    #[pyo3(signature = (callback, *args, context = None))]
-    fn call_soon(
-        slf: &Bound<'_, Loop>,
-        callback: PyObject,
-        args: Py<PyTuple>,
-        context: Option<PyObject>,
-    ) -> PyResult<Py<Handle>> {
-        Loop::call_soon_impl(slf, callback, args, context)
-    }
+    // `call_soon` is a raw fastcall method installed at import (fastcall.rs).
 
     #[pyo3(signature = (delay, callback, *args, context = None))]
     fn call_later(
@@ -268,12 +342,22 @@ impl Loop {
         context: Option<PyObject>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
+        let lp = slf.get();
+        if lp.inner.get().is_ok() {
+            // The loop's own thread: its ready queue, in order with call_soon.
+            return Loop::call_soon_impl(slf, callback, args, context);
+        }
+        if lp.handle.is_closed() {
+            return Err(loop_err(LoopError::Closed));
+        }
         let h = new_handle(slf, payload(py, callback, args, context)?)?;
-        let run = h.clone_ref(py);
-        slf.get()
-            .handle
-            .call_soon_threadsafe(move || Python::with_gil(|py| Handle::run(run.bind(py))))
-            .map_err(loop_err)?;
+        {
+            let mut q = lp.remote.lock().unwrap_or_else(|e| e.into_inner());
+            q.push(h.clone_ref(py));
+            lp.has_remote.store(true, Ordering::Release);
+        }
+        // Wakes a waiting loop: its next pass takes the handle (`take_remote`).
+        lp.handle.call_soon_threadsafe(|| {}).map_err(loop_err)?;
         Ok(h)
     }
 
@@ -287,31 +371,36 @@ impl Loop {
     fn _run_forever_core(&self, py: Python<'_>) -> PyResult<()> {
         let inner = self.inner.get()?;
         let result = loop {
-            let wait = if inner.stopping.get() {
+            let wait = if inner.stopping.get() || self.has_ready(inner) {
                 Some(Duration::ZERO)
             } else {
                 inner.lp.next_timeout()
             };
             // A busy connection never gets here between its messages: the passes go on
-            // while each runs something (`run_ready_passes`), the next one's zero-timeout
+            // while each runs something (`run_host_passes`), the next one's zero-timeout
             // harvest finding the peer's answer.
             if wait != Some(Duration::ZERO) {
                 let fd = inner.lp.as_raw_fd();
                 py.allow_threads(move || wait_readable(fd, wait));
             }
             let mut signal_err = None;
-            let ran = inner.lp.run_ready_passes(|| {
-                if inner.stopping.get() || inner.pending.borrow().is_some() {
-                    return false;
-                }
-                match py.check_signals() {
-                    Ok(()) => true,
-                    Err(e) => {
-                        signal_err = Some(e);
-                        false
+            let ran = inner.lp.run_host_passes(
+                || run_ready(py, self, inner),
+                || self.has_ready(inner),
+                || {
+                    if inner.stopping.get() || inner.pending.borrow().is_some() {
+                        return false;
                     }
-                }
-            });
+                    match py.check_signals() {
+                        Ok(()) => true,
+                        Err(e) => {
+                            signal_err = Some(e);
+                            false
+                        }
+                    }
+                },
+                inner.quiet_sources.get(),
+            );
             if let Err(e) = ran {
                 break Err(loop_err(e));
             }
@@ -334,7 +423,69 @@ impl Loop {
 
     /// Cancels what the Rust loop still holds and refuses new work.
     fn _close_core(&self) -> PyResult<()> {
-        self.inner.get()?.lp.close().map_err(loop_err)
+        let inner = self.inner.get()?;
+        inner.lp.close().map_err(loop_err)?;
+        // Dropped outside the borrow: a callback's destructor may call back into the loop.
+        self.take_remote(inner);
+        let dropped = std::mem::take(&mut *inner.ready.borrow_mut());
+        drop(dropped);
+        Ok(())
+    }
+
+    /// asyncio's `loop.create_task` (BaseEventLoop's, without a Python frame per task).
+    #[pyo3(signature = (coro, *, name = None, context = None))]
+    fn create_task(
+        slf: &Bound<'_, Loop>,
+        coro: &Bound<'_, PyAny>,
+        name: Option<PyObject>,
+        context: Option<PyObject>,
+    ) -> PyResult<PyObject> {
+        let py = slf.py();
+        if slf.get().handle.is_closed() {
+            return Err(PyRuntimeError::new_err("Event loop is closed"));
+        }
+        let factory = slf.getattr(pyo3::intern!(py, "_task_factory"))?;
+        if !factory.is_none() {
+            return Ok(slf
+                .call_method1(
+                    pyo3::intern!(py, "_create_task_with_factory"),
+                    (coro, name, context),
+                )?
+                .unbind());
+        }
+        if slf
+            .getattr(pyo3::intern!(py, "_native_tasks"))?
+            .is_truthy()?
+        {
+            let t = crate::task::Task::create(py, coro, slf, name, context)?;
+            return Ok(t.into_any());
+        }
+        // Looked up on every call, as the Python version's `asyncio.Task` global was.
+        let task_type = crate::asyncio::asyncio_module(py)?.getattr(pyo3::intern!(py, "Task"))?;
+        let kw = PyDict::new(py);
+        kw.set_item(pyo3::intern!(py, "loop"), slf)?;
+        kw.set_item(pyo3::intern!(py, "name"), name)?;
+        kw.set_item(pyo3::intern!(py, "context"), context)?;
+        Ok(task_type.call((coro,), Some(&kw))?.unbind())
+    }
+
+    /// `create_task`'s native `Task(coro, loop=self, name=name, context=context)` without
+    /// the keyword dictionary a class call builds.
+    #[pyo3(signature = (coro, name = None, context = None))]
+    fn _new_native_task(
+        slf: &Bound<'_, Loop>,
+        coro: &Bound<'_, PyAny>,
+        name: Option<PyObject>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<crate::task::Task>> {
+        crate::task::Task::create(slf.py(), coro, slf, name, context)
+    }
+
+    /// How many of the poller's sources are the loop's own wake-up (the self-pipe's
+    /// watcher): the Python side's `_internal_fds`.
+    fn _set_quiet_sources(&self, n: usize) -> PyResult<()> {
+        self.inner.get()?.quiet_sources.set(n);
+        Ok(())
     }
 
     /// asyncio's `get_debug()` without a Python frame: asyncio's `Future` and `Task`

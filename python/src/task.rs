@@ -39,8 +39,28 @@ struct State {
     callbacks: Vec<(PyObject, PyObject)>,
     fut_waiter: Option<PyObject>,
     blocking: bool,
-    name: PyObject,
+    name: Name,
     log_traceback: bool,
+}
+
+/// A task's name: given, or asyncio's default `Task-<n>` made into a string only when
+/// asked for (most tasks never are; 3.12's tasks name themselves lazily the same way).
+enum Name {
+    Given(PyObject),
+    Counter(u64),
+}
+
+impl State {
+    fn name(&mut self, py: Python<'_>) -> PyObject {
+        if let Name::Counter(n) = self.name {
+            let s = pyo3::types::PyString::new(py, &format!("Task-{n}"));
+            self.name = Name::Given(s.into_any().unbind());
+        }
+        match &self.name {
+            Name::Given(s) => s.clone_ref(py),
+            Name::Counter(_) => unreachable!("materialised above"),
+        }
+    }
 }
 
 /// A task implemented in Rust (`aioloop.Task`), created by `EventLoop(native_tasks=True)`
@@ -108,29 +128,25 @@ impl Task {
 
     /// Queues a step of the task (with `exc` to throw) on its loop.
     fn schedule_step(slf: &Bound<'_, Task>, exc: Option<PyObject>) -> PyResult<()> {
-        let py = slf.py();
         let task = slf.clone().unbind();
-        slf.get().loop_.get().schedule(move || {
-            Python::with_gil(|py| {
-                let t = task.bind(py);
-                let ctx = t.get().context.bind(py);
-                if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
-                    let lp = t.get().loop_.bind(py).clone().into_any();
-                    report_error(
-                        py,
-                        &lp,
-                        e,
-                        format!(
-                            "Exception in callback {}.__step()",
-                            t.repr().map(|r| r.to_string()).unwrap_or_default()
-                        ),
-                        "task",
-                        t.as_any(),
-                    );
-                }
-            })
+        slf.get().loop_.get().schedule_py(move |py| {
+            let t = task.bind(py);
+            let ctx = t.get().context.bind(py);
+            if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
+                let lp = t.get().loop_.bind(py).clone().into_any();
+                report_error(
+                    py,
+                    &lp,
+                    e,
+                    format!(
+                        "Exception in callback {}.__step()",
+                        t.repr().map(|r| r.to_string()).unwrap_or_default()
+                    ),
+                    "task",
+                    t.as_any(),
+                );
+            }
         })?;
-        let _ = py;
         Ok(())
     }
 
@@ -153,7 +169,7 @@ impl Task {
             f(&mut st);
             std::mem::take(&mut st.callbacks)
         };
-        asyncio::unregister_task(py)?.call1((slf,))?;
+        asyncio::call1(asyncio::unregister_task(py)?, slf)?;
         let lp = slf.get().loop_.bind(py);
         for (cb, ctx) in callbacks {
             let args = PyTuple::new(py, [slf.as_any()])?.unbind();
@@ -188,14 +204,14 @@ impl Task {
             st.fut_waiter = None;
         }
         let lp = this.loop_.bind(py);
-        asyncio::enter_task(py)?.call1((lp, slf))?;
+        asyncio::call2(asyncio::enter_task(py)?, lp, slf)?;
         let coro = this.coro.bind(py);
         let sent = match exc {
             None => send_none(py, coro),
             Some(e) => throw(py, coro, e),
         };
         let r = Task::after_send(slf, sent);
-        let left = asyncio::leave_task(py)?.call1((lp, slf));
+        let left = asyncio::call2(asyncio::leave_task(py)?, lp, slf);
         r?;
         left.map(drop)
     }
@@ -236,6 +252,9 @@ impl Task {
                     Ok(())
                 }
             }
+            // A bare `yield` (asyncio.sleep(0)): first, as asyncio's C Task tests it, sparing
+            // the AttributeError a lookup of `_asyncio_future_blocking` on None would build.
+            Ok(Sent::Yielded(result)) if result.is_none(py) => Task::schedule_step(slf, None),
             Ok(Sent::Yielded(result)) => {
                 let result = result.bind(py);
                 let blocking = match result.getattr(pyo3::intern!(py, "_asyncio_future_blocking")) {
@@ -270,13 +289,8 @@ impl Task {
                             err(format!("Task cannot await on itself: {}", slf.repr()?))
                         } else {
                             result.setattr(pyo3::intern!(py, "_asyncio_future_blocking"), false)?;
-                            let kw = PyDict::new(py);
-                            kw.set_item(pyo3::intern!(py, "context"), &this.context)?;
-                            result.call_method(
-                                pyo3::intern!(py, "add_done_callback"),
-                                (slf.getattr(pyo3::intern!(py, "_wakeup"))?,),
-                                Some(&kw),
-                            )?;
+                            let wakeup = slf.getattr(pyo3::intern!(py, "_wakeup"))?;
+                            asyncio::add_done_callback(result, &wakeup, this.context.bind(py))?;
                             let msg = {
                                 let mut st = this.lock();
                                 st.fut_waiter = Some(result.clone().unbind());
@@ -293,7 +307,6 @@ impl Task {
                             Ok(())
                         }
                     }
-                    None if result.is_none() => Task::schedule_step(slf, None),
                     None if asyncio::isgenerator(py)?.call1((result,))?.is_truthy()? => {
                         err(format!(
                             "yield was used instead of yield from for generator in task {} with {}",
@@ -329,14 +342,9 @@ impl Task {
             _ => asyncio::copy_context(py)?,
         };
         let name = match name {
-            Some(n) if !n.is_none(py) => n.bind(py).str()?.into_any().unbind(),
-            _ => {
-                let counter = py.import("asyncio.tasks")?.getattr("_task_name_counter")?;
-                let n: u64 = counter.call0()?.extract()?;
-                pyo3::types::PyString::new(py, &format!("Task-{n}"))
-                    .into_any()
-                    .unbind()
-            }
+            Some(n) if !n.is_none(py) => Name::Given(n.bind(py).str()?.into_any().unbind()),
+            // asyncio's counter, shared with its Python Task, read now as asyncio does.
+            _ => Name::Counter(asyncio::task_name_counter(py)?.call0()?.extract()?),
         };
         let task = Bound::new(
             py,
@@ -361,7 +369,7 @@ impl Task {
             },
         )?;
         Task::schedule_step(&task, None)?;
-        asyncio::register_task(py)?.call1((&task,))?;
+        asyncio::call1(asyncio::register_task(py)?, &task)?;
         Ok(task.unbind())
     }
 }
@@ -622,12 +630,12 @@ impl Task {
     }
 
     fn get_name(&self, py: Python<'_>) -> PyObject {
-        self.lock().name.clone_ref(py)
+        self.lock().name(py)
     }
 
     fn set_name(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let s = value.str()?.into_any().unbind();
-        self.lock().name = s;
+        self.lock().name = Name::Given(s);
         Ok(())
     }
 
@@ -664,7 +672,7 @@ impl Task {
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let (state, name, extra) = {
-            let st = self.lock();
+            let mut st = self.lock();
             let state = match st.st {
                 St::Pending if st.must_cancel => "cancelling",
                 St::Pending => "pending",
@@ -676,7 +684,8 @@ impl Task {
                 (None, Some(r), St::Finished) => format!(" result={}", r.bind(py).repr()?),
                 _ => String::new(),
             };
-            (state, st.name.bind(py).repr()?.to_string(), extra)
+            let name = st.name(py).bind(py).repr()?.to_string();
+            (state, name, extra)
         };
         Ok(format!(
             "<Task {state} name={name} coro={}{extra}>",

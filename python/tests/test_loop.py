@@ -27,6 +27,34 @@ def test_call_soon_fifo_with_args(loop):
     assert log == [0, 1, 2, 3, 4]
 
 
+def test_call_soon_arguments(loop):
+    """call_soon(callback, *args, context=None) as asyncio's (base_events.call_soon): any
+    number of positional arguments, context by keyword only; a missing callback or an
+    unknown keyword is a TypeError (the method is a raw fastcall wrapper, fastcall.rs)."""
+    log = []
+    var = contextvars.ContextVar("var", default="outer")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inner")
+    loop.call_soon(log.append)  # TypeError inside: reported, not raised here
+    loop.call_soon(lambda *a: log.append(a))
+    loop.call_soon(lambda *a: log.append(a), 1, "two", None)
+    loop.call_soon(lambda: log.append(var.get()), context=ctx)
+    loop.call_soon(lambda: log.append(var.get()), context=None)
+    with pytest.raises(TypeError, match="callback"):
+        loop.call_soon()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'ctx'"):
+        loop.call_soon(log.append, 1, ctx=ctx)
+    errors = []
+    loop.set_exception_handler(lambda lp, c: errors.append(c["exception"]))
+    h = aioloop.EventLoop.call_soon(loop, loop.stop)
+    assert isinstance(h, aioloop.Handle)
+    loop.run_forever()
+    assert log == [(), (1, "two", None), "inner", "outer"]
+    assert len(errors) == 1 and isinstance(errors[0], TypeError)
+    with pytest.raises(TypeError):
+        aioloop.EventLoop.call_soon(object(), print)
+
+
 def test_handle_cancel(loop):
     log = []
     h = loop.call_soon(log.append, 1)
@@ -232,6 +260,20 @@ def test_debug(loop):
     assert not loop.get_debug()
 
 
+def test_debug_attribute_and_get_debug_agree(loop):
+    """asyncio's code reads and writes loop._debug; get_debug() is the Rust core's flag
+    (asked by every C Future's creation): both are one flag, and debug mode reaches the
+    handles (their _source_traceback)."""
+    loop._debug = True
+    assert loop.get_debug() is True
+    h = loop.call_soon(print)
+    assert h._source_traceback is not None
+    h.cancel()
+    loop.set_debug(False)
+    assert loop._debug is False
+    assert loop.call_soon(print)._source_traceback is None
+
+
 def test_run_in_executor_default_is_thread_pool(loop):
     async def main():
         r = await loop.run_in_executor(None, threading.get_ident)
@@ -379,3 +421,56 @@ def test_process_forked_by_running_loop_can_run_a_loop(loop):
             return await loop.run_in_executor(pool, _run_a_loop_in_child)
 
     assert loop.run_until_complete(main()) == "ran"
+
+
+def test_call_soon_threadsafe_posted_during_a_pass_runs(loop):
+    """test_events' test_call_soon_threadsafe, with the post landing while the loop runs a
+    pass: the wake-up is consumed by that pass, the callback must still run (it stops the
+    loop; the 10 s timer only ends a loop that lost it)."""
+    got = []
+
+    def post():
+        loop.call_soon_threadsafe(lambda: (got.append("posted"), loop.stop()))
+
+    def during_pass():
+        t = threading.Thread(target=post)
+        t.start()
+        t.join()
+
+    loop.call_soon(during_pass)
+    watchdog = loop.call_later(10, loop.stop)
+    loop.run_forever()
+    watchdog.cancel()
+    assert got == ["posted"]
+
+
+def test_call_soon_threadsafe_keeps_order_with_call_soon(loop):
+    """test_events' test_call_soon_threadsafe and ..._same_thread: a callback posted from
+    another thread (or this one) before a call_soon runs first."""
+    log = []
+    t = threading.Thread(target=lambda: loop.call_soon_threadsafe(log.append, "thread"))
+    t.start()
+    t.join()
+    loop.call_soon_threadsafe(log.append, "same thread")
+    loop.call_soon(log.append, "call_soon")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert log == ["thread", "same thread", "call_soon"]
+
+
+def test_timer_runs_after_callbacks_queued_before_its_pass(loop):
+    """asyncio's _run_once order: callbacks queued before a pass run before the timers that
+    pass finds due (aioloop runs its own queue, then the LocalLoop's timers); what those
+    queue runs in the next pass."""
+    log = []
+
+    def timer():
+        log.append("timer")
+        loop.call_soon(log.append, "after timer")
+        loop.call_soon(loop.stop)
+
+    loop.call_at(loop.time() - 1, timer)
+    loop.call_soon(log.append, "soon")
+    loop.call_soon(lambda: loop.call_soon(log.append, "next pass"))
+    loop.run_forever()
+    assert log == ["soon", "timer", "next pass", "after timer"]

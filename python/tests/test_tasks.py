@@ -153,6 +153,26 @@ def test_get_coro_name_context(loop, native):
     loop.run_until_complete(main())
 
 
+def test_default_names_count_in_creation_order(loop, native):
+    """asyncio's default names: Task-<n>, numbered when the task is created (the native
+    Task makes the string only when asked, from asyncio.tasks' counter read at creation);
+    repr shows it."""
+
+    async def work():
+        pass
+
+    async def main():
+        ts = [loop.create_task(work()) for _ in range(3)]
+        last = loop.create_task(work())
+        nums = [int(t.get_name()[len("Task-"):]) for t in (*ts, last)]
+        assert nums == list(range(nums[0], nums[0] + 4))
+        assert f"name='Task-{nums[3]}'" in repr(last)
+        assert last.get_name() is last.get_name()
+        await asyncio.gather(*ts, last)
+
+    loop.run_until_complete(main())
+
+
 def test_timeout(loop):
     async def main():
         with pytest.raises(TimeoutError):

@@ -119,6 +119,26 @@ impl LoopCore {
         &self.io
     }
 
+    /// Counts `n` items an embedding host ran itself (`LocalLoop::run_host_passes`) toward
+    /// the next look at the poller, as if this loop had run them; whether that look is due.
+    pub(crate) fn host_ran(&self, n: usize) -> bool {
+        let since = self.since_harvest.get() + n;
+        self.since_harvest.set(since);
+        since >= IO_INTERVAL
+    }
+
+    /// Makes this loop's next pass look at its poller even while its ready queue is
+    /// busy: an embedding host (`LocalLoop::run_host_passes`) harvests I/O on every pass
+    /// of its own, as asyncio's `_run_once` selects on every iteration (reactor rule R8).
+    pub(crate) fn harvest_on_next_pass(&self) {
+        self.since_harvest.set(IO_INTERVAL);
+    }
+
+    /// How many sources are registered on this loop's poller.
+    pub(crate) fn io_sources(&self) -> usize {
+        self.io.source_count()
+    }
+
     /// A busy loop's look at its poller (reactor rule R8): a zero-timeout harvest whose
     /// events wake their tasks onto this loop's ready queue. Skipped when nothing is
     /// registered here (the common CPU-only case pays no system call).

@@ -51,6 +51,11 @@
 //!    this wheel, whose drop takes the lock), and cloned only outside it.
 //! 6. **Closed.** When the loop closes, `clear` unlinks every entry without firing it; a
 //!    `Sleep` left behind stays pending forever, as with any timer of a closed loop.
+//! 7. **Length hint.** `linked` is stored, under the lock, after every change of the
+//!    wheel's entry count; read without the lock it may be stale against a registration by
+//!    another thread. Only `next_deadline` reads it so (returning `None` for 0), for
+//!    `LocalLoop::next_timeout`, asked once per pass by an embedder: a `LocalLoop`'s sleeps
+//!    register on its own thread, so that read is in program order with every change.
 //!
 //! loom models: loom-tests/tests/wheel.rs.
 
@@ -60,6 +65,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::Waker;
 
+use crate::shim::atomic::{AtomicUsize, Ordering};
 use crate::shim::{Arc, Mutex, UnsafeCell};
 
 /// log2 of a tick in nanoseconds.
@@ -114,6 +120,8 @@ pub(crate) struct Due {
 #[derive(Default)]
 pub(crate) struct SleepWheel {
     inner: Mutex<Wheel>,
+    /// `Wheel::len`, for an empty wheel's `next_deadline` without the lock (rule 7).
+    linked: AtomicUsize,
 }
 
 struct Wheel {
@@ -378,6 +386,9 @@ impl SleepWheel {
     /// slots hold disjoint, ordered tick ranges, so it is in `near` or in the next slot to
     /// expire, whose keys this scans.
     pub(crate) fn next_deadline(&self) -> Option<i64> {
+        if self.linked.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
         let mut w = self.inner.lock();
         if let Some((when, _)) = w.near_front() {
             return Some(when);
@@ -425,6 +436,7 @@ impl SleepWheel {
             };
             out.push(Due { when, waker, task });
         }
+        self.linked.store(w.len, Ordering::Relaxed);
     }
 
     /// Loop shutdown (rule 6): unlinks every entry without firing it and hands their
@@ -452,6 +464,7 @@ impl SleepWheel {
         }
         w.occupied = [0; LEVELS];
         w.len = 0;
+        self.linked.store(0, Ordering::Relaxed);
     }
 }
 
@@ -499,6 +512,7 @@ impl TimerEntry {
         // SAFETY: the lock is held; the entry is live and pinned (this `Pin`, rule 2).
         unsafe { w.link((when, seq, e)) };
         w.len += 1;
+        wheel.linked.store(w.len, Ordering::Relaxed);
         drop(w);
         this.wheel = Some(wheel);
     }
@@ -553,6 +567,7 @@ impl Drop for TimerEntry {
             // SAFETY: as above.
             unsafe { w.unlink(e) };
             w.len -= 1;
+            wheel.linked.store(w.len, Ordering::Relaxed);
         }
         // SAFETY: as above.
         let waker = unsafe { with_node(e, |n| n.waker.take()) };

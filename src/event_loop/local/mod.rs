@@ -554,6 +554,93 @@ impl LocalLoop {
         Ok(())
     }
 
+    /// [`run_ready_passes`](LocalLoop::run_ready_passes) for a host with a ready queue of
+    /// its own (the Python binding's `Handle`s): each pass first calls `host_pass`, which
+    /// runs the host's callbacks that were queued when the pass began and returns how many
+    /// it ran; then this loop's own pass (I/O, due timers,
+    /// its ready queue), in the same entry into the loop. asyncio's order holds: what the
+    /// host queued before the pass runs before the I/O callbacks and timers the pass adds.
+    /// While more than `quiet_sources` sources are registered on this loop's poller, every
+    /// pass harvests I/O, even when callbacks are queued, as asyncio's `_run_once` selects
+    /// (with a zero timeout) on every iteration: a transport closing or a peer's data is
+    /// seen one pass later, not after dozens of the host's callbacks. `quiet_sources` are
+    /// the host's own wake-up sources (a signal self-pipe, whose only job is to end a
+    /// wait: the host checks signals between passes anyway); with no more than those, the
+    /// host's callbacks count toward the poller's next look as this loop's own do (every 61
+    /// items, reactor rule R8), and this loop's pass is skipped while nothing is ready or
+    /// due, except on the first pass (the host has just waited). Passes go on while the
+    /// host (`host_has_work()`) or this loop has work, or the last pass ran something (as
+    /// in `run_ready_passes`), and `keep_going()` — called after each pass — returns `true`.
+    ///
+    /// # Errors
+    /// As [`run_forever`](LocalLoop::run_forever).
+    ///
+    /// ```
+    /// use std::{cell::RefCell, collections::VecDeque, rc::Rc};
+    /// let lp = aioloop::LocalLoop::new()?;
+    /// let host: Rc<RefCell<VecDeque<u32>>> = Rc::new(RefCell::new((0..3).collect()));
+    /// let order = Rc::new(RefCell::new(Vec::new()));
+    /// let o = order.clone();
+    /// lp.call_soon(move || o.borrow_mut().push(100))?;
+    /// let o = order.clone();
+    /// lp.run_host_passes(
+    ///     || {
+    ///         let n = host.borrow().len();
+    ///         for _ in 0..n {
+    ///             let x = host.borrow_mut().pop_front().unwrap();
+    ///             o.borrow_mut().push(x);
+    ///         }
+    ///         n
+    ///     },
+    ///     || !host.borrow().is_empty(),
+    ///     || true,
+    ///     0,
+    /// )?;
+    /// assert_eq!(*order.borrow(), [0, 1, 2, 100]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn run_host_passes(
+        &self,
+        mut host_pass: impl FnMut() -> usize,
+        host_has_work: impl Fn() -> bool,
+        mut keep_going: impl FnMut() -> bool,
+        quiet_sources: usize,
+    ) -> Result<(), LoopError> {
+        let _running = self.enter()?;
+        let mut flavor = LocalFlavor {
+            shared: &self.shared,
+            main_woken: None,
+        };
+        let mut first = true;
+        loop {
+            let host_ran = host_pass();
+            let io_due = self.core.host_ran(host_ran);
+            let io = self.core.io_sources() > quiet_sources;
+            // Whether this loop has work of its own: read once per pass unless its pass
+            // runs (which changes the answer).
+            let mut busy = self.next_timeout() == Some(Duration::ZERO);
+            let mut ran = host_ran;
+            if first || io || io_due || busy {
+                if io {
+                    // asyncio's zero-timeout select on every pass (reactor rule R8).
+                    self.core.harvest_on_next_pass();
+                }
+                ran += self
+                    .core
+                    .run_once_limited(&mut flavor, Some(Duration::ZERO), usize::MAX);
+                first = false;
+                busy = self.next_timeout() == Some(Duration::ZERO);
+            }
+            // As `run_ready_passes`: a pass that ran something is followed by another, whose
+            // harvest may find a busy connection's next message without leaving the loop.
+            if !keep_going() || (!host_has_work() && !busy && ran == 0) {
+                break;
+            }
+        }
+        self.shared.stopping.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// asyncio's `stop()`: the current iteration finishes, then `run_forever` returns.
     ///
     /// ```

@@ -252,6 +252,12 @@ impl Driver {
         self.sources.load(Ordering::Relaxed) > 0
     }
 
+    /// How many sources are registered here (an embedding host tells its own wake-up
+    /// source from the rest: `LocalLoop::run_host_passes`).
+    pub(crate) fn source_count(&self) -> usize {
+        self.sources.load(Ordering::Relaxed)
+    }
+
     /// `has_sources` in the order rule R11 needs (quiet.rs, rule 4).
     fn has_sources_seqcst(&self) -> bool {
         self.sources.load(Ordering::SeqCst) > 0
