@@ -152,9 +152,8 @@ impl Shared {
     }
 
     /// Any queue a worker could take from is non-empty, or remote timers wait to be
-    /// adopted (a spinning searcher's look, worker.rs; the loom models' end-of-run check,
-    /// after a fence). Without a fence it is a hint: work it misses is found by the parking
-    /// re-check (idle.rs rule 2).
+    /// adopted. The caller has fenced.
+    #[cfg_attr(not(loom), allow(dead_code))] // the loom models' end-of-run check
     pub(crate) fn has_work(&self) -> bool {
         !self.injector.is_empty()
             || self.has_remote_timers.load(Ordering::SeqCst)

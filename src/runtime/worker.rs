@@ -82,75 +82,6 @@ impl Flavor for WorkerFlavor<'_> {
     }
 
     fn find_work(&mut self, core: &LoopCore) -> bool {
-        if self.search_once(core) {
-            return true;
-        }
-        self.searching && self.spin_for_work(core)
-    }
-
-    fn park(&mut self, core: &LoopCore, timeout: Option<Duration>) {
-        // Reactor rule R10: a stuck peer's sockets first (their tasks join our queue).
-        if io_steal::harvest_stuck_peers(self.shared, self.index) > 0 && !core.ready.is_empty() {
-            self.stop_searching();
-            return;
-        }
-        let timeout = io_steal::cap_park(self.shared, self.index, timeout);
-        self.searching = self.shared.park_worker(self.index, self.searching, timeout);
-    }
-
-    fn on_slot_spilled(&mut self) {
-        self.shared.notify_parked();
-    }
-}
-
-/// How long a searching worker that found nothing keeps looking before it parks (see
-/// [`WorkerFlavor::spin_for_work`]). None under loom: a model would explore every
-/// iteration of the wait.
-#[cfg(not(loom))]
-const SPIN_FOR_WORK: Duration = Duration::from_micros(10);
-#[cfg(loom)]
-const SPIN_FOR_WORK: Duration = Duration::ZERO;
-/// `spin_loop` hints between two looks at the queues while spinning.
-const SPIN_CHECK_EVERY: usize = 16;
-
-impl WorkerFlavor<'_> {
-    /// A searching worker found nothing: before parking, it watches the queues it may take
-    /// from for a few microseconds, and searches again as soon as one has work.
-    ///
-    /// Why: work that trickles in from another thread (a `block_on` thread spawning in a
-    /// loop, a peer spawning or waking one task at a time) arrives every microsecond or so,
-    /// and our workers run such tasks faster than that. Parking at the first empty look
-    /// made each arrival a futex wake paid by the spawning thread and a wake-up latency
-    /// paid by the task (measured: ~300 parks per worker per round of
-    /// `spawn_many_local_block_on`). While it watches, the worker is still counted as
-    /// searching, so pushers wake nobody (idle.rs rule 1) and the searcher is the one that
-    /// finds their work: the parking protocol is unchanged, the worker only parks later.
-    /// At most half of the workers search, so at most half can spin.
-    fn spin_for_work(&mut self, core: &LoopCore) -> bool {
-        if SPIN_FOR_WORK.is_zero() {
-            return false;
-        }
-        let shared = self.shared;
-        let deadline = std::time::Instant::now() + SPIN_FOR_WORK;
-        loop {
-            for _ in 0..SPIN_CHECK_EVERY {
-                std::hint::spin_loop();
-            }
-            if shared.is_shutdown() {
-                return false;
-            }
-            if shared.has_work() && self.search_once(core) {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-        }
-    }
-
-    /// One pass over the injector and the peers' queues (stealing only while allowed to
-    /// search, idle.rs rule 1).
-    fn search_once(&mut self, core: &LoopCore) -> bool {
         let shared = self.shared;
         let local = &core.ready;
         if let Some(item) = queue::retry(|| shared.injector.steal_batch_and_pop(local)) {
@@ -194,6 +125,22 @@ impl WorkerFlavor<'_> {
         false
     }
 
+    fn park(&mut self, core: &LoopCore, timeout: Option<Duration>) {
+        // Reactor rule R10: a stuck peer's sockets first (their tasks join our queue).
+        if io_steal::harvest_stuck_peers(self.shared, self.index) > 0 && !core.ready.is_empty() {
+            self.stop_searching();
+            return;
+        }
+        let timeout = io_steal::cap_park(self.shared, self.index, timeout);
+        self.searching = self.shared.park_worker(self.index, self.searching, timeout);
+    }
+
+    fn on_slot_spilled(&mut self) {
+        self.shared.notify_parked();
+    }
+}
+
+impl WorkerFlavor<'_> {
     fn stop_searching(&mut self) {
         if self.searching {
             self.searching = false;
