@@ -675,8 +675,8 @@ fn spawn_after_runtime_dropped_is_cancelled() {
     assert!(h.all_tasks().is_empty());
 }
 
-/// A searching worker that finds nothing watches the queues only briefly, then sleeps
-/// (runtime/worker.rs, `spin_for_work`): once a runtime is idle, every one of its worker
+/// A searching worker that finds nothing sleeps (runtime/worker.rs, idle.rs): once a
+/// runtime is idle, every one of its worker
 /// threads is asleep (`S` in `/proc/self/task/*/stat`). A worker that kept spinning would
 /// stay runnable and the wait below would time out.
 #[cfg(target_os = "linux")]

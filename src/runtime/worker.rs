@@ -6,8 +6,8 @@
 //!   queue never drains); timers registered from non-worker threads are adopted too;
 //! - **finding work** when the local queue is empty: the injector, then half of a random
 //!   peer's queue (up to `queue::STEAL_LIMIT`; only while searching is allowed, see idle.rs
-//!   rule 1), then the injector again; a searcher that finds nothing watches the queues for
-//!   a few microseconds before it parks (`WorkerFlavor::spin_for_work`);
+//!   rule 1), then the injector again; a searcher that finds nothing parks at once (a spin
+//!   before parking took the CPU from the thread that would send the work, on 2 cores);
 //! - **sleeping**: `Shared::park_worker`, i.e. the parking protocol of idle.rs with
 //!   the earliest timer as the timeout.
 //!
