@@ -283,11 +283,4 @@ pub(crate) mod tuning {
     pub(crate) const REGISTRY_STEP_ASIDE_SPINS: usize = 16;
     #[cfg(loom)]
     pub(crate) const REGISTRY_STEP_ASIDE_SPINS: usize = 1;
-
-    /// Tries (spinning, then yielding, between them) before a thread that found a registry
-    /// shard locked blocks on it (`task::registry`, rule 8). Not under loom: its mutex
-    /// models blocking, and each try would only add interleavings to every model that
-    /// spawns.
-    #[cfg(not(loom))]
-    pub(crate) const REGISTRY_LOCK_TRIES: usize = 16;
 }

@@ -81,9 +81,9 @@
 //!    uncontended writer pays nothing (its first try succeeds). The count is a hint: it
 //!    orders nothing, so it is `Relaxed`.
 //! 8. **Waiting without sleeping.** Every hold is short (one O(1) write, or one slice), so
-//!    a thread that finds a shard locked spins, then yields, between tries, and blocks on
-//!    the mutex only after `REGISTRY_LOCK_TRIES` of them (`shim::tuning`). A writer that slept instead
-//!    would need waking at every unlock and, on a loaded machine, a CPU before it could
+//!    a thread that finds a shard locked spins, then yields, between tries (crossbeam's
+//!    `Backoff::snooze` schedule), and blocks on the mutex only once that backoff is
+//!    spent (`Backoff::is_completed`). A writer that slept instead would need waking at every unlock and, on a loaded machine, a CPU before it could
 //!    take the lock — too late for rule 7's pause; a waiter that stays runnable takes the
 //!    lock as soon as it is free, and the unlock wakes nobody.
 //!
@@ -102,8 +102,6 @@ use std::sync::Arc;
 use super::raw::RawTask;
 use super::TaskRef;
 use crate::shim::atomic::{AtomicUsize, Ordering::Relaxed};
-#[cfg(not(loom))]
-use crate::shim::tuning::REGISTRY_LOCK_TRIES;
 use crate::shim::tuning::{REGISTRY_SLICE, REGISTRY_STEP_ASIDE, REGISTRY_STEP_ASIDE_SPINS};
 use crate::shim::{thread, Mutex, MutexGuard, UnsafeCell};
 use id_map::IdMap;
@@ -238,21 +236,18 @@ impl Shard {
         g
     }
 
-    /// Rule 8: takes a lock found held by spinning and then yielding between tries, and
-    /// blocks only after `REGISTRY_LOCK_TRIES` of them (under loom it blocks at once: the
-    /// model's mutex stands for the waiting).
+    /// Rule 8: takes a lock found held by spinning and then yielding between tries
+    /// (crossbeam's `Backoff`), and blocks only once the backoff is spent (under loom it
+    /// blocks at once: the model's mutex stands for the waiting).
     fn lock_waiting(&self) -> MutexGuard<'_, Slab> {
         #[cfg(not(loom))]
-        for round in 0..REGISTRY_LOCK_TRIES {
-            if round < 4 {
-                for _ in 0..4 << round {
-                    std::hint::spin_loop();
+        {
+            let backoff = crossbeam_utils::Backoff::new();
+            while !backoff.is_completed() {
+                backoff.snooze();
+                if let Some(g) = self.slab.try_lock() {
+                    return g;
                 }
-            } else {
-                thread::yield_now();
-            }
-            if let Some(g) = self.slab.try_lock() {
-                return g;
             }
         }
         self.slab.lock()
