@@ -512,6 +512,16 @@ impl State {
 mod tests {
     use super::*;
 
+    /// A new task's state, moved to running by its first poll.
+    fn running() -> State {
+        let st = State::new();
+        assert!(matches!(
+            st.transition_to_running(),
+            TransitionToRunning::Success { .. }
+        ));
+        st
+    }
+
     #[test]
     fn new_task_is_notified_with_three_refs() {
         let s = State::new().load();
@@ -521,11 +531,7 @@ mod tests {
 
     #[test]
     fn run_then_idle_releases_the_pollers_reference() {
-        let st = State::new();
-        assert!(matches!(
-            st.transition_to_running(),
-            TransitionToRunning::Success { .. }
-        ));
+        let st = running();
         assert_eq!(st.transition_to_idle(false), TransitionToIdle::Ok);
         assert_eq!(st.load().ref_count(), 2);
         assert!(st.load().is_idle() && !st.load().is_notified());
@@ -533,11 +539,7 @@ mod tests {
 
     #[test]
     fn wake_during_poll_resubmits_with_pollers_reference() {
-        let st = State::new();
-        assert!(matches!(
-            st.transition_to_running(),
-            TransitionToRunning::Success { .. }
-        ));
+        let st = running();
         assert_eq!(
             st.transition_to_notified_by_ref(),
             TransitionToNotified::DoNothing
@@ -551,11 +553,7 @@ mod tests {
     /// reference for the `Notified`, with no wake during the poll.
     #[test]
     fn yield_ends_the_poll_notified_with_pollers_reference() {
-        let st = State::new();
-        assert!(matches!(
-            st.transition_to_running(),
-            TransitionToRunning::Success { .. }
-        ));
+        let st = running();
         assert_eq!(st.transition_to_idle(true), TransitionToIdle::OkNotified);
         assert_eq!(st.load().ref_count(), 3);
         assert!(st.load().is_notified() && st.load().is_idle());
@@ -563,11 +561,7 @@ mod tests {
 
     #[test]
     fn wake_by_ref_when_idle_adds_a_reference() {
-        let st = State::new();
-        assert!(matches!(
-            st.transition_to_running(),
-            TransitionToRunning::Success { .. }
-        ));
+        let st = running();
         assert_eq!(st.transition_to_idle(false), TransitionToIdle::Ok);
         assert_eq!(
             st.transition_to_notified_by_ref(),
@@ -583,11 +577,7 @@ mod tests {
 
     #[test]
     fn wake_by_val_after_complete_can_free() {
-        let st = State::new();
-        assert!(matches!(
-            st.transition_to_running(),
-            TransitionToRunning::Success { .. }
-        ));
+        let st = running();
         st.ref_inc(); // a waker
         let prev = st.transition_to_complete(false);
         assert!(prev.is_join_interested());
@@ -610,22 +600,14 @@ mod tests {
         // The queued Notified then fails to run.
         assert_eq!(st.transition_to_running(), TransitionToRunning::Failed);
 
-        let st = State::new();
-        assert!(matches!(
-            st.transition_to_running(),
-            TransitionToRunning::Success { .. }
-        ));
+        let st = running();
         assert!(!st.transition_to_shutdown());
         assert_eq!(st.transition_to_idle(false), TransitionToIdle::Cancelled);
     }
 
     #[test]
     fn join_waker_cannot_be_set_after_completion() {
-        let st = State::new();
-        assert!(matches!(
-            st.transition_to_running(),
-            TransitionToRunning::Success { .. }
-        ));
+        let st = running();
         let _ = st.transition_to_complete(false);
         assert!(st.set_join_waker().is_err());
     }
