@@ -35,10 +35,12 @@ cached!(iscoroutine, "asyncio.coroutines", "iscoroutine");
 cached!(get_loop, "asyncio.futures", "_get_loop");
 cached!(isgenerator, "inspect", "isgenerator");
 cached!(task_name_counter, "asyncio.tasks", "_task_name_counter");
+cached!(future_class, "asyncio.futures", "Future");
+cached!(get_running_loop, "asyncio.events", "_get_running_loop");
 
 /// `f(*args)` through vectorcall (no argument tuple: the task-lifetime functions run on
 /// every step of a native task).
-fn vectorcall<'py>(
+pub(crate) fn vectorcall<'py>(
     f: &Bound<'py, PyAny>,
     args: &[*mut pyo3::ffi::PyObject],
 ) -> PyResult<Bound<'py, PyAny>> {

@@ -15,35 +15,15 @@ use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::PyTuple;
 
+use crate::asyncio;
+
 /// `asyncio.futures.Future(loop=loop_)`.
 pub(crate) fn create_future<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = loop_.py();
-    static FUTURE: GILOnceCell<PyObject> = GILOnceCell::new();
-    static RUNNING: GILOnceCell<PyObject> = GILOnceCell::new();
     static KWNAMES: GILOnceCell<Py<PyTuple>> = GILOnceCell::new();
-    let future = FUTURE.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import("asyncio.futures")?.getattr("Future")?.unbind())
-    })?;
-    let running = RUNNING.get_or_try_init(py, || {
-        Ok::<_, PyErr>(
-            py.import("asyncio.events")?
-                .getattr("_get_running_loop")?
-                .unbind(),
-        )
-    })?;
-    if running.bind(py).call0()?.is(loop_) {
-        // SAFETY: the GIL is held; `future` is a live object the cell owns; no arguments
-        // (a null array with count 0 is what CPython's own zero-argument calls pass).
-        // The result is a new reference or NULL with an exception set.
-        return unsafe {
-            let r = ffi::PyObject_Vectorcall(
-                future.as_ptr(),
-                std::ptr::null(),
-                0,
-                std::ptr::null_mut(),
-            );
-            Bound::from_owned_ptr_or_err(py, r)
-        };
+    let future = asyncio::future_class(py)?;
+    if asyncio::get_running_loop(py)?.call0()?.is(loop_) {
+        return asyncio::vectorcall(future, &[]);
     }
     let kwnames =
         KWNAMES.get_or_try_init(py, || Ok::<_, PyErr>(PyTuple::new(py, ["loop"])?.unbind()))?;
