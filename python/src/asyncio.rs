@@ -37,6 +37,12 @@ cached!(isgenerator, "inspect", "isgenerator");
 cached!(task_name_counter, "asyncio.tasks", "_task_name_counter");
 cached!(future_class, "asyncio.futures", "Future");
 cached!(get_running_loop, "asyncio.events", "_get_running_loop");
+cached!(
+    buffered_protocol_class,
+    "asyncio.protocols",
+    "BufferedProtocol"
+);
+cached!(logger, "asyncio.log", "logger");
 
 /// `f(*args)` through vectorcall (no argument tuple: the task-lifetime functions run on
 /// every step of a native task).

@@ -30,10 +30,9 @@ use pyo3::exceptions::{
 };
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyTuple};
 
-use crate::asyncio::copy_context;
+use crate::asyncio::{self, copy_context};
 use crate::handle::run_in_context;
 use crate::loop_core::{report_error, Loop};
 use crate::thread_bound::ThreadBound;
@@ -87,28 +86,6 @@ pub(crate) struct State {
 #[pyclass(frozen, subclass, weakref, module = "aioloop._aioloop")]
 pub struct SocketTransport {
     st: ThreadBound<Rc<State>>,
-}
-
-fn cached<'py>(
-    py: Python<'py>,
-    cell: &'static GILOnceCell<PyObject>,
-    module: &str,
-    attr: &str,
-) -> PyResult<&'py Bound<'py, PyAny>> {
-    cell.get_or_try_init(py, || {
-        Ok::<_, PyErr>(py.import(module)?.getattr(attr)?.unbind())
-    })
-    .map(|o| o.bind(py))
-}
-
-fn buffered_protocol_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    static CELL: GILOnceCell<PyObject> = GILOnceCell::new();
-    cached(py, &CELL, "asyncio.protocols", "BufferedProtocol")
-}
-
-fn logger(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-    static CELL: GILOnceCell<PyObject> = GILOnceCell::new();
-    cached(py, &CELL, "asyncio.log", "logger")
 }
 
 fn is_fatal_to_loop(py: Python<'_>, e: &PyErr) -> bool {
@@ -301,7 +278,11 @@ impl State {
                 if lp.call_method0(intern!(py, "get_debug"))?.is_truthy()? {
                     let kw = PyDict::new(py);
                     kw.set_item("exc_info", exc.bind(py))?;
-                    logger(py)?.call_method("debug", ("%r: %s", tr, message), Some(&kw))?;
+                    asyncio::logger(py)?.call_method(
+                        "debug",
+                        ("%r: %s", tr, message),
+                        Some(&kw),
+                    )?;
                 }
             } else {
                 let ctx = PyDict::new(py);
@@ -836,7 +817,7 @@ fn call_one(py: Python<'_>, callable: &Bound<'_, PyAny>, arg: &Py<PyBytes>) -> P
 }
 
 fn set_protocol_impl(py: Python<'_>, st: &State, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
-    let buffered = protocol.is_instance(buffered_protocol_class(py)?)?;
+    let buffered = protocol.is_instance(asyncio::buffered_protocol_class(py)?)?;
     st.buffered.set(buffered);
     *st.data_received.borrow_mut() = if buffered {
         None
@@ -868,7 +849,7 @@ fn write_bytes(
     }
     if st.conn_lost.get() > 0 {
         if st.conn_lost.get() >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
-            logger(py)?.call_method1("warning", ("socket.send() raised exception.",))?;
+            asyncio::logger(py)?.call_method1("warning", ("socket.send() raised exception.",))?;
         }
         st.conn_lost.set(st.conn_lost.get() + 1);
         return Ok(());
