@@ -151,11 +151,15 @@ fn listing_under_churn() {
     }
 
     let mut list = Vec::with_capacity(LIST_REPS);
+    let mut usage = Vec::with_capacity(LIST_REPS);
     let (t0, c0) = (Instant::now(), churned.load(Ordering::Relaxed));
     for _ in 0..LIST_REPS {
+        let u = ThreadUsage::now();
         let t = Instant::now();
         let all = rt.all_tasks();
-        list.push(t.elapsed());
+        let wall = t.elapsed();
+        usage.push((wall, ThreadUsage::now().since(&u)));
+        list.push(wall);
         // The pending tasks, plus whichever short ones were alive at that moment.
         assert!(all.len() >= N);
         drop(all);
@@ -177,7 +181,68 @@ fn listing_under_churn() {
         ms(worst),
         rate
     );
+    print_usage(&mut usage);
     drop(pending);
+}
+
+/// What the calling thread used of the CPU: its CPU time and its context switches, the
+/// voluntary ones (it blocked) and the involuntary ones (it was preempted).
+struct ThreadUsage {
+    cpu: Duration,
+    voluntary: i64,
+    preempted: i64,
+}
+
+impl ThreadUsage {
+    fn now() -> ThreadUsage {
+        // SAFETY: both calls only write the zeroed structs handed to them, which outlive
+        // the calls.
+        unsafe {
+            let mut ts: libc::timespec = std::mem::zeroed();
+            libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+            ThreadUsage {
+                cpu: Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+                voluntary: ru.ru_nvcsw,
+                preempted: ru.ru_nivcsw,
+            }
+        }
+    }
+
+    fn since(&self, before: &ThreadUsage) -> ThreadUsage {
+        ThreadUsage {
+            cpu: self.cpu.saturating_sub(before.cpu),
+            voluntary: self.voluntary - before.voluntary,
+            preempted: self.preempted - before.preempted,
+        }
+    }
+}
+
+/// Where the listings' wall time went (issue 9, item 9): the lister's own CPU time against
+/// the wall time, and its context switches, for the median listing and the slowest ones.
+/// Wall time far above CPU time with involuntary switches is preemption; with voluntary
+/// ones, blocking on a lock.
+fn print_usage(usage: &mut [(Duration, ThreadUsage)]) {
+    usage.sort_unstable_by_key(|(wall, _)| *wall);
+    let cpu: Vec<_> = usage.iter().map(|(_, u)| u.cpu).collect();
+    let mut sorted_cpu = cpu.clone();
+    println!(
+        "  lister CPU time: median {:.2} ms; context switches over all listings: {} voluntary, \
+         {} involuntary",
+        ms(median(&mut sorted_cpu)),
+        usage.iter().map(|(_, u)| u.voluntary).sum::<i64>(),
+        usage.iter().map(|(_, u)| u.preempted).sum::<i64>(),
+    );
+    for (wall, u) in usage.iter().rev().take(3) {
+        println!(
+            "  slow listing: wall {:.2} ms, CPU {:.2} ms, {} voluntary + {} involuntary switches",
+            ms(*wall),
+            ms(u.cpu),
+            u.voluntary,
+            u.preempted
+        );
+    }
 }
 
 /// What runs beside a spawn run in (b).
