@@ -25,7 +25,10 @@
 //!     (every one registers, runs on a worker and unregisters). `all_tasks()` is timed
 //!     `LIST_REPS` times from the bench thread: median, 90th percentile and worst, against
 //!     the goal of 5 ms; the churn rate is printed too, so a listing that starves the
-//!     spawners shows.
+//!     spawners shows. Beside the wall times, the lister's CPU time and context switches
+//!     (voluntary: it blocked; involuntary: it was preempted, or yielded), which tell a slow
+//!     walk from a preempted one. Run a second time (filter `churn-in-task`) with the
+//!     listing in a task on the runtime, as asyncio code calls `all_tasks()`.
 //!
 //! tokio has no stable task listing (its task dump needs `tokio_unstable` and a
 //! `current_thread` runtime), so there is no tokio column: the baseline is our own *alone*.
@@ -124,8 +127,36 @@ fn listing() {
 /// Short tasks each churn thread spawns per batch in (c), before it waits for them.
 const CHURN_BATCH: usize = 64;
 
+/// Where (c) calls `all_tasks()` from.
+#[derive(Clone, Copy)]
+enum Lister {
+    /// The bench thread, outside the runtime (`Runtime::all_tasks`).
+    Thread,
+    /// A task on the runtime (`aioloop::all_tasks()`), as asyncio code calls it: the
+    /// listing then runs on a worker, beside the churn's tasks on the other one.
+    Task,
+}
+
+/// Times `LIST_REPS` listings of at least `N` tasks with `list`, each with the calling
+/// thread's CPU usage.
+fn time_listings(list: impl Fn() -> Vec<aioloop::TaskRef>) -> Vec<(Duration, ThreadUsage)> {
+    (0..LIST_REPS)
+        .map(|_| {
+            let u = ThreadUsage::now();
+            let t = Instant::now();
+            let all = list();
+            let wall = t.elapsed();
+            let used = ThreadUsage::now().since(&u);
+            // The pending tasks, plus whichever short ones were alive at that moment.
+            assert!(all.len() >= N);
+            drop(all);
+            (wall, used)
+        })
+        .collect()
+}
+
 /// (c): `all_tasks()` over `N` pending tasks while other threads spawn and complete tasks.
-fn listing_under_churn() {
+fn listing_under_churn(lister: Lister) {
     let rt = aioloop_runtime();
     let pending = spawn_pending(&rt);
     let stop = Arc::new(AtomicBool::new(false));
@@ -150,31 +181,29 @@ fn listing_under_churn() {
         thread::yield_now();
     }
 
-    let mut list = Vec::with_capacity(LIST_REPS);
-    let mut usage = Vec::with_capacity(LIST_REPS);
     let (t0, c0) = (Instant::now(), churned.load(Ordering::Relaxed));
-    for _ in 0..LIST_REPS {
-        let u = ThreadUsage::now();
-        let t = Instant::now();
-        let all = rt.all_tasks();
-        let wall = t.elapsed();
-        usage.push((wall, ThreadUsage::now().since(&u)));
-        list.push(wall);
-        // The pending tasks, plus whichever short ones were alive at that moment.
-        assert!(all.len() >= N);
-        drop(all);
-    }
+    let mut usage = match lister {
+        Lister::Thread => time_listings(|| rt.all_tasks()),
+        Lister::Task => rt
+            .block_on(rt.spawn(async { time_listings(aioloop::all_tasks) }))
+            .expect("the listing task"),
+    };
     let rate = (churned.load(Ordering::Relaxed) - c0) as f64 / t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for c in churners {
         c.join().expect("churner");
     }
+    let mut list: Vec<_> = usage.iter().map(|(wall, _)| *wall).collect();
     list.sort_unstable();
     let p90 = list[list.len() * 9 / 10];
     let worst = *list.last().expect("reps");
     let med = median(&mut list);
+    let from = match lister {
+        Lister::Thread => "from a thread",
+        Lister::Task => "from a task",
+    };
     println!(
-        "all_tasks() of {N} under churn: median {:.2} ms, p90 {:.2} ms, worst {:.2} ms \
+        "all_tasks() of {N} under churn, {from}: median {:.2} ms, p90 {:.2} ms, worst {:.2} ms \
          (goal <= 5 ms); churn {:.0} tasks/s meanwhile",
         ms(med),
         ms(p90),
@@ -382,6 +411,9 @@ fn main() {
         spawning();
     }
     if run("churn") {
-        listing_under_churn();
+        listing_under_churn(Lister::Thread);
+    }
+    if run("churn-in-task") {
+        listing_under_churn(Lister::Task);
     }
 }
