@@ -703,9 +703,10 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    /// Rules 5 and 7 on the real locks: with shard 0 held by another thread (as by a writer
-    /// preempted inside its hold), a snapshot passes over it and walks the other shards
-    /// first, then comes back and lists shard 0's tasks too, each task once.
+    /// Rule L7 through the registry's rules 5 and 7, on the real locks: with shard 0 held by
+    /// another thread (as by a writer preempted inside its hold), a snapshot passes over it
+    /// and walks the other shards first, then comes back and lists shard 0's tasks too,
+    /// each task once.
     #[test]
     fn snapshot_passes_over_a_held_shard() {
         let rt = crate::Runtime::builder().workers(1).build().unwrap();
