@@ -25,7 +25,10 @@
 //!     (every one registers, runs on a worker and unregisters). `all_tasks()` is timed
 //!     `LIST_REPS` times from the bench thread: median, 90th percentile and worst, against
 //!     the goal of 5 ms; the churn rate is printed too, so a listing that starves the
-//!     spawners shows.
+//!     spawners shows. Beside the wall times, the lister's CPU time and context switches
+//!     (voluntary: it blocked; involuntary: it was preempted, or yielded), which tell a slow
+//!     walk from a preempted one. Run a second time (filter `churn-in-task`) with the
+//!     listing in a task on the runtime, as asyncio code calls `all_tasks()`.
 //!
 //! tokio has no stable task listing (its task dump needs `tokio_unstable` and a
 //! `current_thread` runtime), so there is no tokio column: the baseline is our own *alone*.
@@ -124,8 +127,36 @@ fn listing() {
 /// Short tasks each churn thread spawns per batch in (c), before it waits for them.
 const CHURN_BATCH: usize = 64;
 
+/// Where (c) calls `all_tasks()` from.
+#[derive(Clone, Copy)]
+enum Lister {
+    /// The bench thread, outside the runtime (`Runtime::all_tasks`).
+    Thread,
+    /// A task on the runtime (`aioloop::all_tasks()`), as asyncio code calls it: the
+    /// listing then runs on a worker, beside the churn's tasks on the other one.
+    Task,
+}
+
+/// Times `LIST_REPS` listings of at least `N` tasks with `list`, each with the calling
+/// thread's CPU usage.
+fn time_listings(list: impl Fn() -> Vec<aioloop::TaskRef>) -> Vec<(Duration, ThreadUsage)> {
+    (0..LIST_REPS)
+        .map(|_| {
+            let u = ThreadUsage::now();
+            let t = Instant::now();
+            let all = list();
+            let wall = t.elapsed();
+            let used = ThreadUsage::now().since(&u);
+            // The pending tasks, plus whichever short ones were alive at that moment.
+            assert!(all.len() >= N);
+            drop(all);
+            (wall, used)
+        })
+        .collect()
+}
+
 /// (c): `all_tasks()` over `N` pending tasks while other threads spawn and complete tasks.
-fn listing_under_churn() {
+fn listing_under_churn(lister: Lister) {
     let rt = aioloop_runtime();
     let pending = spawn_pending(&rt);
     let stop = Arc::new(AtomicBool::new(false));
@@ -150,34 +181,97 @@ fn listing_under_churn() {
         thread::yield_now();
     }
 
-    let mut list = Vec::with_capacity(LIST_REPS);
     let (t0, c0) = (Instant::now(), churned.load(Ordering::Relaxed));
-    for _ in 0..LIST_REPS {
-        let t = Instant::now();
-        let all = rt.all_tasks();
-        list.push(t.elapsed());
-        // The pending tasks, plus whichever short ones were alive at that moment.
-        assert!(all.len() >= N);
-        drop(all);
-    }
+    let mut usage = match lister {
+        Lister::Thread => time_listings(|| rt.all_tasks()),
+        Lister::Task => rt
+            .block_on(rt.spawn(async { time_listings(aioloop::all_tasks) }))
+            .expect("the listing task"),
+    };
     let rate = (churned.load(Ordering::Relaxed) - c0) as f64 / t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for c in churners {
         c.join().expect("churner");
     }
+    let mut list: Vec<_> = usage.iter().map(|(wall, _)| *wall).collect();
     list.sort_unstable();
     let p90 = list[list.len() * 9 / 10];
     let worst = *list.last().expect("reps");
     let med = median(&mut list);
+    let from = match lister {
+        Lister::Thread => "from a thread",
+        Lister::Task => "from a task",
+    };
     println!(
-        "all_tasks() of {N} under churn: median {:.2} ms, p90 {:.2} ms, worst {:.2} ms \
+        "all_tasks() of {N} under churn, {from}: median {:.2} ms, p90 {:.2} ms, worst {:.2} ms \
          (goal <= 5 ms); churn {:.0} tasks/s meanwhile",
         ms(med),
         ms(p90),
         ms(worst),
         rate
     );
+    print_usage(&mut usage);
     drop(pending);
+}
+
+/// What the calling thread used of the CPU: its CPU time and its context switches, the
+/// voluntary ones (it blocked) and the involuntary ones (it was preempted).
+struct ThreadUsage {
+    cpu: Duration,
+    voluntary: i64,
+    preempted: i64,
+}
+
+impl ThreadUsage {
+    fn now() -> ThreadUsage {
+        // SAFETY: both calls only write the zeroed structs handed to them, which outlive
+        // the calls.
+        unsafe {
+            let mut ts: libc::timespec = std::mem::zeroed();
+            libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+            let mut ru: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+            ThreadUsage {
+                cpu: Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+                voluntary: ru.ru_nvcsw,
+                preempted: ru.ru_nivcsw,
+            }
+        }
+    }
+
+    fn since(&self, before: &ThreadUsage) -> ThreadUsage {
+        ThreadUsage {
+            cpu: self.cpu.saturating_sub(before.cpu),
+            voluntary: self.voluntary - before.voluntary,
+            preempted: self.preempted - before.preempted,
+        }
+    }
+}
+
+/// Where the listings' wall time went (issue 9, item 9): the lister's own CPU time against
+/// the wall time, and its context switches, for the median listing and the slowest ones.
+/// Wall time far above CPU time with involuntary switches is preemption; with voluntary
+/// ones, blocking on a lock.
+fn print_usage(usage: &mut [(Duration, ThreadUsage)]) {
+    usage.sort_unstable_by_key(|(wall, _)| *wall);
+    let cpu: Vec<_> = usage.iter().map(|(_, u)| u.cpu).collect();
+    let mut sorted_cpu = cpu.clone();
+    println!(
+        "  lister CPU time: median {:.2} ms; context switches over all listings: {} voluntary, \
+         {} involuntary",
+        ms(median(&mut sorted_cpu)),
+        usage.iter().map(|(_, u)| u.voluntary).sum::<i64>(),
+        usage.iter().map(|(_, u)| u.preempted).sum::<i64>(),
+    );
+    for (wall, u) in usage.iter().rev().take(3) {
+        println!(
+            "  slow listing: wall {:.2} ms, CPU {:.2} ms, {} voluntary + {} involuntary switches",
+            ms(*wall),
+            ms(u.cpu),
+            u.voluntary,
+            u.preempted
+        );
+    }
 }
 
 /// What runs beside a spawn run in (b).
@@ -317,6 +411,9 @@ fn main() {
         spawning();
     }
     if run("churn") {
-        listing_under_churn();
+        listing_under_churn(Lister::Thread);
+    }
+    if run("churn-in-task") {
+        listing_under_churn(Lister::Task);
     }
 }

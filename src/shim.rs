@@ -271,8 +271,8 @@ pub(crate) mod tuning {
     #[cfg(loom)]
     pub(crate) const REGISTRY_SLICE: usize = 1;
 
-    /// Rounds a registry snapshot waits for a shard's waiting writers before a slice
-    /// (`task::registry`, rule 7): the first [`REGISTRY_STEP_ASIDE_SPINS`] short spins,
+    /// Rounds a registry snapshot waits for a shard's waiting writers before a slice, when
+    /// every shard it has left is busy (`task::registry`, rule 7): the first [`REGISTRY_STEP_ASIDE_SPINS`] short spins,
     /// the rest yields.
     #[cfg(not(loom))]
     pub(crate) const REGISTRY_STEP_ASIDE: usize = 64;

@@ -8,7 +8,8 @@
 //! 6). Third-party tasks live in the loom double of the registry's dashmap (two loom mutexes
 //! around ordered maps, `id % 2`), which a snapshot walks after the slabs, one shard per
 //! hold (rule 4): registering, unregistering and registering again land between those
-//! holds and between the slab positions before them.
+//! holds and between the slab positions before them. A slab writer's hold has a scheduling
+//! point under loom, so a walk can meet a busy shard and pass over it (rule 7, 3(h)).
 //!
 //! The snapshot's contract (rule L7, `registry::collect`, the registry's rule 5): a task
 //! present for the whole call is always listed; no task is listed twice; a task removed
@@ -21,7 +22,7 @@ use std::sync::Arc as StdArc;
 
 use aioloop::loom_internals::{all_tasks_of, registry_contains, registry_snapshot, TestScheduler};
 use aioloop::task::{register_task, unregister_task, LoopId, TaskLike, TaskRef};
-use common::{Gate, Probe};
+use common::{spawn_pending, Gate, Probe};
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
@@ -62,6 +63,15 @@ fn assert_no_duplicates(snapshot: &[TaskRef]) {
     let n = ids.len();
     ids.dedup();
     assert_eq!(ids.len(), n, "a task listed twice: {snapshot:?}");
+}
+
+/// Runs every queued task, drops the join `handles`, and checks that the registry ended
+/// empty with every task freed.
+fn run_out<H>(sched: &TestScheduler, handles: H) {
+    while sched.run_one() {}
+    drop(handles);
+    assert!(registry_snapshot().is_empty());
+    assert_eq!(sched.alive(), 0);
 }
 
 /// Rule 5: tasks present for the whole walk are listed.
@@ -193,10 +203,7 @@ fn complete_and_spawn_during_walk(ids: [u64; 3], walk: impl FnOnce(&TestSchedule
     long_probe.open();
     new_probe.open();
     long_probe.take_waker().unwrap().wake();
-    while sched.run_one() {}
-    drop((long_lived, spawned));
-    assert!(registry_snapshot().is_empty());
-    assert_eq!(sched.alive(), 0);
+    run_out(&sched, (long_lived, spawned));
 }
 
 /// 3(c) A walk across growth (the registry's rules 1, 5): shard 0 holds built-in task 12 at
@@ -227,10 +234,7 @@ fn walk_across_growth() {
         for p in &probes {
             p.open();
         }
-        while sched.run_one() {}
-        drop((first, second, third));
-        assert!(registry_snapshot().is_empty());
-        assert_eq!(sched.alive(), 0);
+        run_out(&sched, (first, second, third));
     });
 }
 
@@ -387,5 +391,44 @@ fn builtin_and_third_party_in_one_walk() {
                 unregister_task(t);
             }
         });
+    });
+}
+
+/// 3(h) A walk that meets a busy shard (the registry's rules 3, 7): slab shard 0 holds
+/// built-in tasks 2 (position 0, about to finish) and 4 (position 1, long-lived), shard 1
+/// holds task 3 (long-lived). Another thread completes 2 while a snapshot walks, one
+/// position per hold: the walk may find shard 0 locked by that completion, and then passes
+/// over it, walks shard 1 and comes back for the rest of shard 0. Tasks 4 and 3, present
+/// throughout, are listed exactly once, and 2 at most once. (A walk that gave up on a busy
+/// shard, or started it again from position 0, fails here.)
+#[test]
+fn walk_passes_over_busy_shard() {
+    loom::model(|| {
+        let sched = TestScheduler::new();
+        let (finishing, finish) = spawn_pending(&sched, 2, 0);
+        let (probe4, long4) = spawn_pending(&sched, 4, 0);
+        let (probe3, long3) = spawn_pending(&sched, 3, 0);
+        finishing.open();
+        finishing.take_waker().unwrap().wake(); // queued, ready to finish
+        drop(finish);
+
+        let completer = {
+            let sched = sched.clone();
+            thread::spawn(move || assert!(sched.run_one()))
+        };
+
+        let snapshot = registry_snapshot();
+        assert_no_duplicates(&snapshot);
+        assert_listed(&snapshot, &[4, 3]);
+        assert!(ids(&snapshot).iter().all(|id| (2..=4).contains(id)));
+        drop(snapshot);
+
+        completer.join().unwrap();
+        assert!(!registry_contains(2), "a completed task stayed registered");
+        for p in [&probe4, &probe3] {
+            p.open();
+            p.take_waker().unwrap().wake();
+        }
+        run_out(&sched, (long4, long3));
     });
 }
