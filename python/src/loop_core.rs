@@ -19,7 +19,9 @@ use aioloop::{LocalLoop, LoopError, LoopHandle};
 use pyo3::exceptions::{
     PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError,
 };
+use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::asyncio::{copy_context, error_context};
@@ -61,6 +63,11 @@ pub struct Loop {
     has_remote: AtomicBool,
     /// asyncio's debug mode, mirrored here so that creating a handle need not ask Python.
     debug: AtomicBool,
+    /// asyncio's `_task_factory` (read by `create_task` on every call: a field, not an
+    /// instance-dictionary lookup).
+    task_factory: Mutex<Option<PyObject>>,
+    /// Whether `create_task` makes native tasks (the Python side's `_native_tasks`).
+    native_tasks: AtomicBool,
 }
 
 pub(crate) fn loop_err(e: LoopError) -> PyErr {
@@ -246,6 +253,41 @@ pub(crate) fn report_error(
     }
 }
 
+/// `Task(coro, loop=lp, name=name, context=context)` through vectorcall, the keywords
+/// that are `None` left out when both are (the common `create_task(coro)`): CPython then
+/// builds a one-entry keyword dictionary for the constructor instead of this code building
+/// a three-entry one item by item.
+fn new_asyncio_task(
+    task_type: &Bound<'_, PyAny>,
+    coro: &Bound<'_, PyAny>,
+    lp: &Bound<'_, Loop>,
+    name: Option<PyObject>,
+    context: Option<PyObject>,
+) -> PyResult<PyObject> {
+    static LOOP_ONLY: GILOnceCell<Py<PyTuple>> = GILOnceCell::new();
+    static ALL: GILOnceCell<Py<PyTuple>> = GILOnceCell::new();
+    let py = lp.py();
+    let none = py.None();
+    let (name, context) = (name.unwrap_or_else(|| none.clone_ref(py)), context);
+    let r = if name.is_none(py) && context.as_ref().is_none_or(|c| c.is_none(py)) {
+        let kw = LOOP_ONLY.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
+        let args = [coro.as_ptr(), lp.as_ptr()];
+        // SAFETY: GIL held (`py`); `args` holds one positional argument and one value per
+        // name of `kw` (a live tuple of str the cell owns), all live borrowed references.
+        unsafe { ffi::PyObject_Vectorcall(task_type.as_ptr(), args.as_ptr(), 1, kw.as_ptr()) }
+    } else {
+        let kw = ALL.get_or_try_init(py, || {
+            PyTuple::new(py, ["loop", "name", "context"]).map(Bound::unbind)
+        })?;
+        let context = context.unwrap_or(none);
+        let args = [coro.as_ptr(), lp.as_ptr(), name.as_ptr(), context.as_ptr()];
+        // SAFETY: as above, with three keyword values for the three names.
+        unsafe { ffi::PyObject_Vectorcall(task_type.as_ptr(), args.as_ptr(), 1, kw.as_ptr()) }
+    };
+    // SAFETY: a new reference, or null with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, r) }.map(Bound::unbind)
+}
+
 /// Runs the callbacks that were queued when the pass began (asyncio's `ntodo`); returns
 /// how many ran. The queue is borrowed only between callbacks, which may queue more.
 fn run_ready(py: Python<'_>, lp: &Loop, inner: &Inner) -> usize {
@@ -291,6 +333,8 @@ impl Loop {
             handle: lp.handle(),
             remote: Mutex::new(Vec::new()),
             has_remote: AtomicBool::new(false),
+            task_factory: Mutex::new(None),
+            native_tasks: AtomicBool::new(false),
             inner: ThreadBound::new(Inner {
                 lp,
                 ready: RefCell::new(VecDeque::new()),
@@ -444,8 +488,13 @@ impl Loop {
         if slf.get().handle.is_closed() {
             return Err(PyRuntimeError::new_err("Event loop is closed"));
         }
-        let factory = slf.getattr(pyo3::intern!(py, "_task_factory"))?;
-        if !factory.is_none() {
+        let has_factory = slf
+            .get()
+            .task_factory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if has_factory {
             return Ok(slf
                 .call_method1(
                     pyo3::intern!(py, "_create_task_with_factory"),
@@ -453,20 +502,42 @@ impl Loop {
                 )?
                 .unbind());
         }
-        if slf
-            .getattr(pyo3::intern!(py, "_native_tasks"))?
-            .is_truthy()?
-        {
+        if slf.get().native_tasks.load(Ordering::Relaxed) {
             let t = crate::task::Task::create(py, coro, slf, name, context)?;
             return Ok(t.into_any());
         }
         // Looked up on every call, as the Python version's `asyncio.Task` global was.
         let task_type = crate::asyncio::asyncio_module(py)?.getattr(pyo3::intern!(py, "Task"))?;
-        let kw = PyDict::new(py);
-        kw.set_item(pyo3::intern!(py, "loop"), slf)?;
-        kw.set_item(pyo3::intern!(py, "name"), name)?;
-        kw.set_item(pyo3::intern!(py, "context"), context)?;
-        Ok(task_type.call((coro,), Some(&kw))?.unbind())
+        new_asyncio_task(&task_type, coro, slf, name, context)
+    }
+
+    /// asyncio's `_task_factory`.
+    #[getter(_task_factory)]
+    fn task_factory_get(&self, py: Python<'_>) -> Option<PyObject> {
+        let f = self.task_factory.lock().unwrap_or_else(|e| e.into_inner());
+        f.as_ref().map(|f| f.clone_ref(py))
+    }
+
+    #[setter(_task_factory)]
+    fn task_factory_set(&self, py: Python<'_>, factory: Option<PyObject>) {
+        let factory = factory.filter(|f| !f.is_none(py));
+        let old = std::mem::replace(
+            &mut *self.task_factory.lock().unwrap_or_else(|e| e.into_inner()),
+            factory,
+        );
+        // Released outside the lock: its destructor may run Python code.
+        drop(old);
+    }
+
+    /// Whether `create_task` makes native `aioloop.Task`s.
+    #[getter(_native_tasks)]
+    fn native_tasks_get(&self) -> bool {
+        self.native_tasks.load(Ordering::Relaxed)
+    }
+
+    #[setter(_native_tasks)]
+    fn native_tasks_set(&self, on: bool) {
+        self.native_tasks.store(on, Ordering::Relaxed);
     }
 
     /// `create_task`'s native `Task(coro, loop=self, name=name, context=context)` without
@@ -479,6 +550,12 @@ impl Loop {
         context: Option<PyObject>,
     ) -> PyResult<Py<crate::task::Task>> {
         crate::task::Task::create(slf.py(), coro, slf, name, context)
+    }
+
+    /// `call_soon` bound for the instance dictionary, so that asyncio's C `Task` finds it
+    /// without allocating a bound method on every step (fastcall.rs).
+    fn _bound_call_soon<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::fastcall::bind(slf)
     }
 
     /// How many of the poller's sources are the loop's own wake-up (the self-pipe's
