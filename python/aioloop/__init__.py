@@ -77,11 +77,6 @@ class EventLoop(_Loop, asyncio.AbstractEventLoop):
         self._ssock = None
         self._csock = None
         self._internal_fds = 0
-        # asyncio's C Task looks call_soon up as an attribute on every step: found here,
-        # it needs no new bound method each time (python/src/fastcall.rs). Not when a
-        # subclass overrides call_soon.
-        if type(self).call_soon is _Loop.call_soon:
-            self.call_soon = self._bound_call_soon()
 
     def __repr__(self):
         return (

@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use aioloop::{LocalLoop, LoopError, LoopHandle};
@@ -68,6 +68,8 @@ pub struct Loop {
     task_factory: Mutex<Option<PyObject>>,
     /// Whether `create_task` makes native tasks (the Python side's `_native_tasks`).
     native_tasks: AtomicBool,
+    /// `loop.call_soon` as an attribute: one bound copy, made on first use (fastcall.rs).
+    pub(crate) bound_call_soon: OnceLock<PyObject>,
 }
 
 pub(crate) fn loop_err(e: LoopError) -> PyErr {
@@ -335,6 +337,7 @@ impl Loop {
             has_remote: AtomicBool::new(false),
             task_factory: Mutex::new(None),
             native_tasks: AtomicBool::new(false),
+            bound_call_soon: OnceLock::new(),
             inner: ThreadBound::new(Inner {
                 lp,
                 ready: RefCell::new(VecDeque::new()),
@@ -550,12 +553,6 @@ impl Loop {
         context: Option<PyObject>,
     ) -> PyResult<Py<crate::task::Task>> {
         crate::task::Task::create(slf.py(), coro, slf, name, context)
-    }
-
-    /// `call_soon` bound for the instance dictionary, so that asyncio's C `Task` finds it
-    /// without allocating a bound method on every step (fastcall.rs).
-    fn _bound_call_soon<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        crate::fastcall::bind(slf)
     }
 
     /// How many of the poller's sources are the loop's own wake-up (the self-pipe's
