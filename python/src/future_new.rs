@@ -35,7 +35,17 @@ thread_local! {
 pub(crate) fn create_future<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = loop_.py();
     let future = asyncio::future_class(py)?;
-    let ty = future.downcast::<PyType>()?;
+    new_with_loop(future.downcast::<PyType>()?, &PyTuple::empty(py), loop_)
+}
+
+/// `ty(*args, loop=loop_)` through the reused keyword dictionary (see `create_future`);
+/// `create_task` makes asyncio's `Task(coro, loop=self)` this way too.
+pub(crate) fn new_with_loop<'py>(
+    ty: &Bound<'py, PyType>,
+    args: &Bound<'py, PyTuple>,
+    loop_: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = loop_.py();
     let kw = KWARGS.with(|cell| match cell.get() {
         Some(d) => d.bind(py).clone(),
         None => {
@@ -49,17 +59,20 @@ pub(crate) fn create_future<'py>(loop_: &Bound<'py, PyAny>) -> PyResult<Bound<'p
     if unsafe { ffi::PyDict_SetItem(kw.as_ptr(), key.as_ptr(), loop_.as_ptr()) } < 0 {
         return Err(PyErr::fetch(py));
     }
-    let r = construct(ty, &kw);
+    let r = construct(ty, args, &kw);
     // SAFETY: as above; `None` is a live object.
     unsafe { ffi::PyDict_SetItem(kw.as_ptr(), key.as_ptr(), ffi::Py_None()) };
     r
 }
 
-/// `ty(**kw)` the way `type.__call__` does it, for a `kw` the caller owns.
-fn construct<'py>(ty: &Bound<'py, PyType>, kw: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+/// `ty(*args, **kw)` the way `type.__call__` does it, for a `kw` the caller owns.
+fn construct<'py>(
+    ty: &Bound<'py, PyType>,
+    args: &Bound<'py, PyTuple>,
+    kw: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
     let py = ty.py();
     let tp = ty.as_type_ptr();
-    let args = PyTuple::empty(py);
     // SAFETY: `tp` is a live type object (GIL held); its `tp_new` slot is read only.
     let Some(new) = (unsafe { (*tp).tp_new }) else {
         return Err(PyErr::new::<pyo3::exceptions::PyTypeError, _>(

@@ -22,7 +22,7 @@ use pyo3::exceptions::{
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::asyncio::{copy_context, error_context};
 use crate::handle::{Handle, Payload, TimerHandle};
@@ -255,10 +255,9 @@ pub(crate) fn report_error(
     }
 }
 
-/// `Task(coro, loop=lp, name=name, context=context)` through vectorcall, the keywords
-/// that are `None` left out when both are (the common `create_task(coro)`): CPython then
-/// builds a one-entry keyword dictionary for the constructor instead of this code building
-/// a three-entry one item by item.
+/// `Task(coro, loop=lp, name=name, context=context)`: the common `create_task(coro)` as
+/// `Task(coro, loop=lp)` through the reused keyword dictionary of future_new.rs; with a
+/// name or a context, through vectorcall (CPython builds the dictionary).
 fn new_asyncio_task(
     task_type: &Bound<'_, PyAny>,
     coro: &Bound<'_, PyAny>,
@@ -266,26 +265,25 @@ fn new_asyncio_task(
     name: Option<PyObject>,
     context: Option<PyObject>,
 ) -> PyResult<PyObject> {
-    static LOOP_ONLY: GILOnceCell<Py<PyTuple>> = GILOnceCell::new();
     static ALL: GILOnceCell<Py<PyTuple>> = GILOnceCell::new();
     let py = lp.py();
     let none = py.None();
     let (name, context) = (name.unwrap_or_else(|| none.clone_ref(py)), context);
-    let r = if name.is_none(py) && context.as_ref().is_none_or(|c| c.is_none(py)) {
-        let kw = LOOP_ONLY.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
-        let args = [coro.as_ptr(), lp.as_ptr()];
-        // SAFETY: GIL held (`py`); `args` holds one positional argument and one value per
-        // name of `kw` (a live tuple of str the cell owns), all live borrowed references.
-        unsafe { ffi::PyObject_Vectorcall(task_type.as_ptr(), args.as_ptr(), 1, kw.as_ptr()) }
-    } else {
-        let kw = ALL.get_or_try_init(py, || {
-            PyTuple::new(py, ["loop", "name", "context"]).map(Bound::unbind)
-        })?;
-        let context = context.unwrap_or(none);
-        let args = [coro.as_ptr(), lp.as_ptr(), name.as_ptr(), context.as_ptr()];
-        // SAFETY: as above, with three keyword values for the three names.
-        unsafe { ffi::PyObject_Vectorcall(task_type.as_ptr(), args.as_ptr(), 1, kw.as_ptr()) }
-    };
+    if name.is_none(py) && context.as_ref().is_none_or(|c| c.is_none(py)) {
+        if let Ok(ty) = task_type.downcast::<PyType>() {
+            // The common case: through the reused keyword dictionary (future_new.rs).
+            let args = PyTuple::new(py, [coro])?;
+            return crate::future_new::new_with_loop(ty, &args, lp.as_any()).map(Bound::unbind);
+        }
+    }
+    let kw = ALL.get_or_try_init(py, || {
+        PyTuple::new(py, ["loop", "name", "context"]).map(Bound::unbind)
+    })?;
+    let context = context.unwrap_or(none);
+    let args = [coro.as_ptr(), lp.as_ptr(), name.as_ptr(), context.as_ptr()];
+    // SAFETY: GIL held (`py`); `args` holds one positional argument and one value per
+    // name of `kw` (a live tuple of str the cell owns), all live borrowed references.
+    let r = unsafe { ffi::PyObject_Vectorcall(task_type.as_ptr(), args.as_ptr(), 1, kw.as_ptr()) };
     // SAFETY: a new reference, or null with an exception set.
     unsafe { Bound::from_owned_ptr_or_err(py, r) }.map(Bound::unbind)
 }
