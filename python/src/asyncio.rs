@@ -36,7 +36,6 @@ cached!(get_loop, "asyncio.futures", "_get_loop");
 cached!(isgenerator, "inspect", "isgenerator");
 cached!(task_name_counter, "asyncio.tasks", "_task_name_counter");
 cached!(future_class, "asyncio.futures", "Future");
-cached!(get_running_loop, "asyncio.events", "_get_running_loop");
 cached!(
     buffered_protocol_class,
     "asyncio.protocols",

@@ -12,15 +12,17 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use aioloop::{LocalLoop, LoopError, LoopHandle};
 use pyo3::exceptions::{
     PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError,
 };
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::asyncio::{copy_context, error_context};
 use crate::handle::{Handle, Payload, TimerHandle};
@@ -61,6 +63,13 @@ pub struct Loop {
     has_remote: AtomicBool,
     /// asyncio's debug mode, mirrored here so that creating a handle need not ask Python.
     debug: AtomicBool,
+    /// asyncio's `_task_factory` (read by `create_task` on every call: a field, not an
+    /// instance-dictionary lookup).
+    task_factory: Mutex<Option<PyObject>>,
+    /// Whether `create_task` makes native tasks (the Python side's `_native_tasks`).
+    native_tasks: AtomicBool,
+    /// `loop.call_soon` as an attribute: one bound copy, made on first use (fastcall.rs).
+    pub(crate) bound_call_soon: OnceLock<PyObject>,
 }
 
 pub(crate) fn loop_err(e: LoopError) -> PyErr {
@@ -246,6 +255,39 @@ pub(crate) fn report_error(
     }
 }
 
+/// `Task(coro, loop=lp, name=name, context=context)`: the common `create_task(coro)` as
+/// `Task(coro, loop=lp)` through the reused keyword dictionary of future_new.rs; with a
+/// name or a context, through vectorcall (CPython builds the dictionary).
+fn new_asyncio_task(
+    task_type: &Bound<'_, PyAny>,
+    coro: &Bound<'_, PyAny>,
+    lp: &Bound<'_, Loop>,
+    name: Option<PyObject>,
+    context: Option<PyObject>,
+) -> PyResult<PyObject> {
+    static ALL: GILOnceCell<Py<PyTuple>> = GILOnceCell::new();
+    let py = lp.py();
+    let none = py.None();
+    let (name, context) = (name.unwrap_or_else(|| none.clone_ref(py)), context);
+    if name.is_none(py) && context.as_ref().is_none_or(|c| c.is_none(py)) {
+        if let Ok(ty) = task_type.downcast::<PyType>() {
+            // The common case: through the reused keyword dictionary (future_new.rs).
+            let args = PyTuple::new(py, [coro])?;
+            return crate::future_new::new_with_loop(ty, &args, lp.as_any()).map(Bound::unbind);
+        }
+    }
+    let kw = ALL.get_or_try_init(py, || {
+        PyTuple::new(py, ["loop", "name", "context"]).map(Bound::unbind)
+    })?;
+    let context = context.unwrap_or(none);
+    let args = [coro.as_ptr(), lp.as_ptr(), name.as_ptr(), context.as_ptr()];
+    // SAFETY: GIL held (`py`); `args` holds one positional argument and one value per
+    // name of `kw` (a live tuple of str the cell owns), all live borrowed references.
+    let r = unsafe { ffi::PyObject_Vectorcall(task_type.as_ptr(), args.as_ptr(), 1, kw.as_ptr()) };
+    // SAFETY: a new reference, or null with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, r) }.map(Bound::unbind)
+}
+
 /// Runs the callbacks that were queued when the pass began (asyncio's `ntodo`); returns
 /// how many ran. The queue is borrowed only between callbacks, which may queue more.
 fn run_ready(py: Python<'_>, lp: &Loop, inner: &Inner) -> usize {
@@ -291,6 +333,9 @@ impl Loop {
             handle: lp.handle(),
             remote: Mutex::new(Vec::new()),
             has_remote: AtomicBool::new(false),
+            task_factory: Mutex::new(None),
+            native_tasks: AtomicBool::new(false),
+            bound_call_soon: OnceLock::new(),
             inner: ThreadBound::new(Inner {
                 lp,
                 ready: RefCell::new(VecDeque::new()),
@@ -444,8 +489,13 @@ impl Loop {
         if slf.get().handle.is_closed() {
             return Err(PyRuntimeError::new_err("Event loop is closed"));
         }
-        let factory = slf.getattr(pyo3::intern!(py, "_task_factory"))?;
-        if !factory.is_none() {
+        let has_factory = slf
+            .get()
+            .task_factory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if has_factory {
             return Ok(slf
                 .call_method1(
                     pyo3::intern!(py, "_create_task_with_factory"),
@@ -453,20 +503,42 @@ impl Loop {
                 )?
                 .unbind());
         }
-        if slf
-            .getattr(pyo3::intern!(py, "_native_tasks"))?
-            .is_truthy()?
-        {
+        if slf.get().native_tasks.load(Ordering::Relaxed) {
             let t = crate::task::Task::create(py, coro, slf, name, context)?;
             return Ok(t.into_any());
         }
         // Looked up on every call, as the Python version's `asyncio.Task` global was.
         let task_type = crate::asyncio::asyncio_module(py)?.getattr(pyo3::intern!(py, "Task"))?;
-        let kw = PyDict::new(py);
-        kw.set_item(pyo3::intern!(py, "loop"), slf)?;
-        kw.set_item(pyo3::intern!(py, "name"), name)?;
-        kw.set_item(pyo3::intern!(py, "context"), context)?;
-        Ok(task_type.call((coro,), Some(&kw))?.unbind())
+        new_asyncio_task(&task_type, coro, slf, name, context)
+    }
+
+    /// asyncio's `_task_factory`.
+    #[getter(_task_factory)]
+    fn task_factory_get(&self, py: Python<'_>) -> Option<PyObject> {
+        let f = self.task_factory.lock().unwrap_or_else(|e| e.into_inner());
+        f.as_ref().map(|f| f.clone_ref(py))
+    }
+
+    #[setter(_task_factory)]
+    fn task_factory_set(&self, py: Python<'_>, factory: Option<PyObject>) {
+        let factory = factory.filter(|f| !f.is_none(py));
+        let old = std::mem::replace(
+            &mut *self.task_factory.lock().unwrap_or_else(|e| e.into_inner()),
+            factory,
+        );
+        // Released outside the lock: its destructor may run Python code.
+        drop(old);
+    }
+
+    /// Whether `create_task` makes native `aioloop.Task`s.
+    #[getter(_native_tasks)]
+    fn native_tasks_get(&self) -> bool {
+        self.native_tasks.load(Ordering::Relaxed)
+    }
+
+    #[setter(_native_tasks)]
+    fn native_tasks_set(&self, on: bool) {
+        self.native_tasks.store(on, Ordering::Relaxed);
     }
 
     /// `create_task`'s native `Task(coro, loop=self, name=name, context=context)` without

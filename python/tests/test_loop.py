@@ -474,3 +474,82 @@ def test_timer_runs_after_callbacks_queued_before_its_pass(loop):
     loop.call_soon(lambda: loop.call_soon(log.append, "next pass"))
     loop.run_forever()
     assert log == ["soon", "timer", "next pass", "after timer"]
+
+
+def test_call_soon_attribute_is_one_bound_copy(loop):
+    """asyncio's C Task looks `call_soon` up as an attribute on every step; the loop's
+    descriptor returns one bound copy made on first use (fastcall.rs), which must behave as
+    the method: same arguments, and no reference that keeps the loop alive. Called through
+    the class, the loop is the first argument, and must be a loop."""
+    import gc
+    import weakref
+
+    assert "call_soon" not in vars(loop)
+    assert loop.call_soon is loop.call_soon
+    log = []
+    type(loop).call_soon(loop, log.append, 0)
+    with pytest.raises(TypeError):
+        type(loop).call_soon(object(), log.append, 0)
+    with pytest.raises(TypeError):
+        type(loop).call_soon()
+    h = loop.call_soon(log.append, 1, context=contextvars.copy_context())
+    assert not h.cancelled()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert log == [0, 1]
+
+    lp = aioloop.new_event_loop()
+    cs = lp.call_soon
+    ref = weakref.ref(lp)
+    lp.close()
+    del lp
+    gc.collect()
+    assert ref() is None
+    with pytest.raises(RuntimeError, match="closed"):
+        cs(log.append, 2)
+
+
+def test_call_soon_subclass_override_wins():
+    """A subclass overriding call_soon is asked, not the base's descriptor: asyncio's Task
+    then reaches the override (test_tasks' loops that count call_soon calls)."""
+    calls = []
+
+    class Counting(aioloop.EventLoop):
+        def call_soon(self, callback, *args, context=None):
+            calls.append(callback)
+            return super().call_soon(callback, *args, context=context)
+
+    lp = Counting()
+    try:
+
+        async def main():
+            await asyncio.sleep(0)
+            return 7
+
+        assert lp.run_until_complete(main()) == 7
+        assert calls
+    finally:
+        lp.close()
+
+
+def test_task_factory_attribute_is_the_loops():
+    """`_task_factory` and `_native_tasks` are the Rust core's fields behind properties:
+    asyncio's set_task_factory (which assigns `self._task_factory`) reaches create_task."""
+    lp = aioloop.new_event_loop(native_tasks=True)
+    try:
+        assert lp._native_tasks is True
+        assert lp._task_factory is None
+
+        async def main():
+            return type(asyncio.current_task())
+
+        assert lp.run_until_complete(main()) is aioloop.Task
+        lp._native_tasks = False
+        assert lp.run_until_complete(main()) is asyncio.Task
+        lp.set_task_factory(aioloop.task_factory)
+        assert lp.get_task_factory() is aioloop.task_factory
+        assert lp.run_until_complete(main()) is aioloop.Task
+        lp.set_task_factory(None)
+        assert lp._task_factory is None
+    finally:
+        lp.close()
