@@ -24,6 +24,7 @@ mod future_new;
 mod handle;
 mod loop_core;
 mod task;
+mod task_await;
 mod thread_bound;
 mod transport;
 mod transport_bytes;

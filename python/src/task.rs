@@ -20,6 +20,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::asyncio;
 use crate::handle::run_in_context;
 use crate::loop_core::{report_error, Loop};
+use crate::task_await::Awaited;
 
 #[derive(Clone, Copy, PartialEq)]
 enum St {
@@ -257,10 +258,8 @@ impl Task {
             Ok(Sent::Yielded(result)) if result.is_none(py) => Task::schedule_step(slf, None),
             Ok(Sent::Yielded(result)) => {
                 let result = result.bind(py);
-                let blocking = match result.getattr(pyo3::intern!(py, "_asyncio_future_blocking")) {
-                    Ok(b) if !b.is_none() => Some(b.is_truthy()?),
-                    _ => None,
-                };
+                let awaited = Awaited::new(result)?;
+                let blocking = awaited.blocking()?;
                 let err = |msg: String| -> PyResult<()> {
                     Task::schedule_step(
                         slf,
@@ -269,10 +268,7 @@ impl Task {
                 };
                 match blocking {
                     Some(blocking) => {
-                        let its_loop = match result.call_method0(pyo3::intern!(py, "get_loop")) {
-                            Ok(l) => l,
-                            Err(_) => asyncio::get_loop(py)?.call1((result,))?,
-                        };
+                        let its_loop = awaited.get_loop()?;
                         if !its_loop.is(this.loop_.bind(py)) {
                             err(format!(
                                 "Task {} got Future {} attached to a different loop",
@@ -288,9 +284,8 @@ impl Task {
                         } else if result.is(slf) {
                             err(format!("Task cannot await on itself: {}", slf.repr()?))
                         } else {
-                            result.setattr(pyo3::intern!(py, "_asyncio_future_blocking"), false)?;
-                            let wakeup = slf.getattr(pyo3::intern!(py, "_wakeup"))?;
-                            asyncio::add_done_callback(result, &wakeup, this.context.bind(py))?;
+                            awaited.clear_blocking()?;
+                            awaited.add_wakeup(slf, this.context.bind(py))?;
                             let msg = {
                                 let mut st = this.lock();
                                 st.fut_waiter = Some(result.clone().unbind());
@@ -317,6 +312,49 @@ impl Task {
                     None => err(format!("Task got bad yield: {}", result.repr()?)),
                 }
             }
+        }
+    }
+
+    /// `_asyncio_future_blocking`.
+    pub(crate) fn blocking_now(&self) -> bool {
+        self.lock().blocking
+    }
+
+    /// `_asyncio_future_blocking = False`.
+    pub(crate) fn clear_blocking(&self) {
+        self.lock().blocking = false;
+    }
+
+    /// The task's loop, as a plain object.
+    pub(crate) fn loop_any<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.loop_.bind(py).clone().into_any()
+    }
+
+    /// `add_done_callback(f, context=context)` with the context already chosen.
+    pub(crate) fn push_done_callback(
+        slf: &Bound<'_, Task>,
+        f: PyObject,
+        context: PyObject,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        {
+            let mut st = slf.get().lock();
+            if st.st == St::Pending {
+                st.callbacks.push((f, context));
+                return Ok(());
+            }
+        }
+        let args = PyTuple::new(py, [slf.as_any()])?.unbind();
+        Loop::call_soon_impl(slf.get().loop_.bind(py), f, args, Some(context))?;
+        Ok(())
+    }
+
+    /// `__wakeup(future)`: the next step, throwing what `future.result()` raises.
+    pub(crate) fn wakeup(slf: &Bound<'_, Task>, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        match Awaited::new(future)?.check_result() {
+            Ok(()) => Task::step(slf, None),
+            Err(e) => Task::step(slf, Some(e.into_value(py).into_any())),
         }
     }
 
@@ -420,11 +458,7 @@ impl Task {
     }
 
     fn _wakeup(slf: &Bound<'_, Task>, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        match future.call_method0(pyo3::intern!(py, "result")) {
-            Ok(_) => Task::step(slf, None),
-            Err(e) => Task::step(slf, Some(e.into_value(py).into_any())),
-        }
+        Task::wakeup(slf, future)
     }
 
     #[getter]
@@ -532,7 +566,7 @@ impl Task {
         self.lock().st != St::Pending
     }
 
-    fn result(&self, py: Python<'_>) -> PyResult<PyObject> {
+    pub(crate) fn result(&self, py: Python<'_>) -> PyResult<PyObject> {
         let mut st = self.lock();
         match st.st {
             St::Cancelled => {
@@ -588,16 +622,7 @@ impl Task {
             Some(c) if !c.is_none(py) => c,
             _ => asyncio::copy_context(py)?,
         };
-        {
-            let mut st = slf.get().lock();
-            if st.st == St::Pending {
-                st.callbacks.push((f, context));
-                return Ok(());
-            }
-        }
-        let args = PyTuple::new(py, [slf.as_any()])?.unbind();
-        Loop::call_soon_impl(slf.get().loop_.bind(py), f, args, Some(context))?;
-        Ok(())
+        Task::push_done_callback(slf, f, context)
     }
 
     fn remove_done_callback(&self, py: Python<'_>, f: &Bound<'_, PyAny>) -> PyResult<usize> {
