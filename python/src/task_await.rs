@@ -59,10 +59,12 @@ impl CType {
 }
 
 /// asyncio's C `Future` and `Task`, when asyncio uses them (its Python fallbacks have no
-/// getset descriptors and go the generic way).
+/// getset descriptors and go the generic way), and aioloop's `Task` (compared by pointer:
+/// PyO3's type-object accessor costs more than the comparison on every await).
 struct CTypes {
     future: Option<CType>,
     task: Option<CType>,
+    native: Py<PyType>,
 }
 
 fn c_types(py: Python<'_>) -> PyResult<&'static CTypes> {
@@ -83,6 +85,7 @@ fn c_types(py: Python<'_>) -> PyResult<&'static CTypes> {
         Ok(CTypes {
             future: c("Future")?,
             task: c("Task")?,
+            native: py.get_type::<Task>().unbind(),
         })
     })
 }
@@ -119,14 +122,16 @@ impl<'a, 'py> Awaited<'a, 'py> {
     /// Classifies `obj` by its exact type.
     pub(crate) fn new(obj: &'a Bound<'py, PyAny>) -> PyResult<Self> {
         let py = obj.py();
-        if let Ok(t) = obj.downcast_exact::<Task>() {
+        let types = c_types(py)?;
+        let ty = obj.get_type();
+        if ty.is(&types.native) {
+            // SAFETY: the object's type is exactly aioloop's Task (checked just above).
+            let t = unsafe { obj.downcast_unchecked::<Task>() };
             return Ok(Awaited {
                 obj,
                 how: How::Native(t),
             });
         }
-        let types = c_types(py)?;
-        let ty = obj.get_type();
         let how = [&types.future, &types.task]
             .into_iter()
             .flatten()
