@@ -19,6 +19,7 @@
 use pyo3::prelude::*;
 
 mod asyncio;
+mod cfunc;
 mod fastcall;
 mod future_new;
 mod handle;

@@ -15,9 +15,11 @@ use pyo3::exceptions::{
 };
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::asyncio;
+use crate::cfunc::FastFunction;
 use crate::handle::run_in_context;
 use crate::loop_core::{report_error, Loop};
 use crate::task_await::Awaited;
@@ -122,6 +124,34 @@ fn throw(py: Python<'_>, coro: &Bound<'_, PyAny>, exc: PyObject) -> PyResult<Sen
     }
 }
 
+#[derive(Clone, Copy)]
+enum Lifetime {
+    Enter,
+    Leave,
+}
+
+/// `asyncio._enter_task(loop, task)` / `_leave_task(loop, task)`: asyncio's C functions
+/// called through their definitions when they are the C ones (cfunc.rs), else through
+/// vectorcall. Either way the call the "Extending" page prescribes is made.
+fn lifetime_call(
+    py: Python<'_>,
+    which: Lifetime,
+    lp: &Bound<'_, Loop>,
+    task: &Bound<'_, Task>,
+) -> PyResult<()> {
+    static ENTER: GILOnceCell<Option<FastFunction>> = GILOnceCell::new();
+    static LEAVE: GILOnceCell<Option<FastFunction>> = GILOnceCell::new();
+    let (cell, f) = match which {
+        Lifetime::Enter => (&ENTER, asyncio::enter_task(py)?),
+        Lifetime::Leave => (&LEAVE, asyncio::leave_task(py)?),
+    };
+    match cell.get_or_init(py, || FastFunction::of(f)) {
+        Some(fast) => fast.call(py, &[lp.as_ptr(), task.as_ptr()]),
+        None => asyncio::call2(f, lp, task),
+    }
+    .map(drop)
+}
+
 impl Task {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -205,14 +235,14 @@ impl Task {
             st.fut_waiter = None;
         }
         let lp = this.loop_.bind(py);
-        asyncio::call2(asyncio::enter_task(py)?, lp, slf)?;
+        lifetime_call(py, Lifetime::Enter, lp, slf)?;
         let coro = this.coro.bind(py);
         let sent = match exc {
             None => send_none(py, coro),
             Some(e) => throw(py, coro, e),
         };
         let r = Task::after_send(slf, sent);
-        let left = asyncio::call2(asyncio::leave_task(py)?, lp, slf);
+        let left = lifetime_call(py, Lifetime::Leave, lp, slf);
         r?;
         left.map(drop)
     }

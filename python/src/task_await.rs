@@ -34,27 +34,39 @@ use pyo3::sync::GILOnceCell;
 use pyo3::types::PyType;
 
 use crate::asyncio;
+use crate::cfunc::{CGetSet, CMethod};
 use crate::task::Task;
 
-/// One of asyncio's C future types and its descriptors.
+/// One of asyncio's C future types and the C definitions of what a task uses of it.
 struct CType {
     ty: Py<PyType>,
-    blocking: PyObject,
-    loop_: PyObject,
-    result: PyObject,
-    add_done_callback: PyObject,
+    blocking: CGetSet,
+    loop_: CGetSet,
+    result: CMethod,
+    add_done_callback: CMethod,
 }
 
 impl CType {
-    fn new(ty: &Bound<'_, PyAny>) -> PyResult<CType> {
-        let py = ty.py();
-        Ok(CType {
+    /// `None` if any of the four is not what asyncio's C types define (then the type goes
+    /// the generic way).
+    fn new(ty: &Bound<'_, PyAny>) -> PyResult<Option<CType>> {
+        let getset = |name: &str| ty.getattr(name).map(|d| CGetSet::of(&d));
+        let method = |name: &str| ty.getattr(name).map(|d| CMethod::of(&d));
+        let (Some(blocking), Some(loop_), Some(result), Some(add_done_callback)) = (
+            getset("_asyncio_future_blocking")?,
+            getset("_loop")?,
+            method("result")?,
+            method("add_done_callback")?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(CType {
             ty: ty.downcast::<PyType>()?.clone().unbind(),
-            blocking: ty.getattr("_asyncio_future_blocking")?.unbind(),
-            loop_: ty.getattr("_loop")?.unbind(),
-            result: ty.getattr("result")?.unbind(),
-            add_done_callback: ty.getattr(pyo3::intern!(py, "add_done_callback"))?.unbind(),
-        })
+            blocking,
+            loop_,
+            result,
+            add_done_callback,
+        }))
     }
 }
 
@@ -77,7 +89,7 @@ fn c_types(py: Python<'_>) -> PyResult<&'static CTypes> {
                 .and_then(|m| m.extract::<String>())
                 .is_ok_and(|m| m == "_asyncio");
             if is_c {
-                CType::new(&ty).map(Some)
+                CType::new(&ty)
             } else {
                 Ok(None)
             }
@@ -101,21 +113,6 @@ enum How<'py> {
 pub(crate) struct Awaited<'a, 'py> {
     obj: &'a Bound<'py, PyAny>,
     how: How<'a>,
-}
-
-/// `descr.__get__(obj, type(obj))` (protocol rule 1).
-fn descr_get<'py>(descr: &PyObject, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = obj.py();
-    // SAFETY: GIL held; `descr` is a live getset descriptor (rule 1), whose type fills
-    // tp_descr_get; the result is a new reference or NULL with an exception set.
-    unsafe {
-        let d = descr.as_ptr();
-        let get = (*ffi::Py_TYPE(d))
-            .tp_descr_get
-            .ok_or_else(|| PyRuntimeError::new_err("descriptor without __get__"))?;
-        let r = get(d, obj.as_ptr(), ffi::Py_TYPE(obj.as_ptr()).cast());
-        Bound::from_owned_ptr_or_err(py, r)
-    }
 }
 
 impl<'a, 'py> Awaited<'a, 'py> {
@@ -146,7 +143,13 @@ impl<'a, 'py> Awaited<'a, 'py> {
         let py = self.obj.py();
         let v = match &self.how {
             How::Native(t) => return Ok(Some(t.get().blocking_now())),
-            How::C(c) => descr_get(&c.blocking, self.obj),
+            How::C(c) => {
+                // SAFETY: `How::C` is chosen for exactly `c`'s type (rule 1).
+                let b = unsafe { c.blocking.get(self.obj) }?;
+                // SAFETY: reading the address of the `True` singleton; the C getter
+                // returns only `True` or `False`.
+                return Ok(Some(b.as_ptr() == unsafe { ffi::Py_True() }));
+            }
             How::Generic => self
                 .obj
                 .getattr(pyo3::intern!(py, "_asyncio_future_blocking")),
@@ -163,7 +166,8 @@ impl<'a, 'py> Awaited<'a, 'py> {
         let py = self.obj.py();
         match &self.how {
             How::Native(t) => Ok(t.get().loop_any(py)),
-            How::C(c) => descr_get(&c.loop_, self.obj),
+            // SAFETY: as in `blocking`.
+            How::C(c) => unsafe { c.loop_.get(self.obj) },
             How::Generic => match self.obj.call_method0(pyo3::intern!(py, "get_loop")) {
                 Ok(l) => Ok(l),
                 Err(_) => asyncio::call1(asyncio::get_loop(py)?, self.obj),
@@ -179,23 +183,8 @@ impl<'a, 'py> Awaited<'a, 'py> {
                 t.get().clear_blocking();
                 Ok(())
             }
-            How::C(c) => {
-                let d = c.blocking.as_ptr();
-                // SAFETY: GIL held; `d` is a live getset descriptor for exactly this
-                // object's type (rule 1); tp_descr_set returns 0, or -1 with an
-                // exception set.
-                let r = unsafe {
-                    let set = (*ffi::Py_TYPE(d))
-                        .tp_descr_set
-                        .ok_or_else(|| PyRuntimeError::new_err("descriptor without __set__"))?;
-                    set(d, self.obj.as_ptr(), ffi::Py_False())
-                };
-                if r < 0 {
-                    Err(PyErr::fetch(py))
-                } else {
-                    Ok(())
-                }
-            }
+            // SAFETY: as in `blocking`.
+            How::C(c) => unsafe { c.blocking.set(self.obj, ffi::Py_False()) },
             How::Generic => self
                 .obj
                 .setattr(pyo3::intern!(py, "_asyncio_future_blocking"), false),
@@ -213,20 +202,12 @@ impl<'a, 'py> Awaited<'a, 'py> {
         match &self.how {
             How::Native(t) => Task::push_done_callback(t, wakeup.unbind(), ctx.clone().unbind()),
             How::C(c) => {
-                let args = [self.obj.as_ptr(), wakeup.as_ptr(), ctx.as_ptr()];
-                let kwnames = context_kwnames(py)?;
-                // SAFETY: GIL held; `args` holds self, one positional and the value of the
-                // one keyword `kwnames` names, all live for the call (nargs 2 counts self
-                // and the positional, as the vectorcall convention has it); the result is
-                // a new reference or NULL with an exception set.
+                let args = [wakeup.as_ptr(), ctx.as_ptr()];
+                // SAFETY: as in `blocking`; one positional argument and the value of the
+                // one keyword `context_kwnames` names.
                 unsafe {
-                    let r = ffi::PyObject_Vectorcall(
-                        c.add_done_callback.as_ptr(),
-                        args.as_ptr(),
-                        2,
-                        kwnames.as_ptr(),
-                    );
-                    Bound::from_owned_ptr_or_err(py, r)
+                    c.add_done_callback
+                        .call(self.obj, &args, 1, context_kwnames(py)?.as_ptr())
                 }
                 .map(drop)
             }
@@ -239,7 +220,8 @@ impl<'a, 'py> Awaited<'a, 'py> {
         let py = self.obj.py();
         match &self.how {
             How::Native(t) => t.get().result(py).map(drop),
-            How::C(c) => asyncio::call1(c.result.bind(py), self.obj).map(drop),
+            // SAFETY: as in `blocking`; no arguments.
+            How::C(c) => unsafe { c.result.call(self.obj, &[], 0, std::ptr::null_mut()) }.map(drop),
             How::Generic => self.obj.call_method0(pyo3::intern!(py, "result")).map(drop),
         }
     }
