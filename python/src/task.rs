@@ -141,13 +141,17 @@ fn lifetime_call(
 ) -> PyResult<()> {
     static ENTER: GILOnceCell<Option<FastFunction>> = GILOnceCell::new();
     static LEAVE: GILOnceCell<Option<FastFunction>> = GILOnceCell::new();
-    let (cell, f) = match which {
-        Lifetime::Enter => (&ENTER, asyncio::enter_task(py)?),
-        Lifetime::Leave => (&LEAVE, asyncio::leave_task(py)?),
+    let (cell, lookup): (_, fn(Python<'_>) -> PyResult<&Bound<'_, PyAny>>) = match which {
+        Lifetime::Enter => (&ENTER, asyncio::enter_task),
+        Lifetime::Leave => (&LEAVE, asyncio::leave_task),
     };
-    match cell.get_or_init(py, || FastFunction::of(f)) {
+    let fast = match cell.get(py) {
+        Some(fast) => fast,
+        None => cell.get_or_init(py, || lookup(py).ok().and_then(FastFunction::of)),
+    };
+    match fast {
         Some(fast) => fast.call(py, &[lp.as_ptr(), task.as_ptr()]),
-        None => asyncio::call2(f, lp, task),
+        None => asyncio::call2(lookup(py)?, lp, task),
     }
     .map(drop)
 }
@@ -213,6 +217,10 @@ impl Task {
         let py = slf.py();
         let this = slf.get();
         let mut exc = exc;
+        // Dropped after the lock is released (a deallocation may run Python code that
+        // calls back into the task), as a Bound: a direct decref, without PyO3's check for
+        // the GIL that dropping a `Py` makes.
+        let _old_waiter;
         {
             let mut st = this.lock();
             if st.st != St::Pending {
@@ -232,7 +240,7 @@ impl Task {
                 }
                 st.must_cancel = false;
             }
-            st.fut_waiter = None;
+            _old_waiter = st.fut_waiter.take().map(|f| f.into_bound(py));
         }
         let lp = this.loop_.bind(py);
         lifetime_call(py, Lifetime::Enter, lp, slf)?;
@@ -287,7 +295,7 @@ impl Task {
             // the AttributeError a lookup of `_asyncio_future_blocking` on None would build.
             Ok(Sent::Yielded(result)) if result.is_none(py) => Task::schedule_step(slf, None),
             Ok(Sent::Yielded(result)) => {
-                let result = result.bind(py);
+                let result = &result.into_bound(py);
                 let awaited = Awaited::new(result)?;
                 let blocking = awaited.blocking()?;
                 let err = |msg: String| -> PyResult<()> {

@@ -120,8 +120,9 @@ impl<'a, 'py> Awaited<'a, 'py> {
     pub(crate) fn new(obj: &'a Bound<'py, PyAny>) -> PyResult<Self> {
         let py = obj.py();
         let types = c_types(py)?;
-        let ty = obj.get_type();
-        if ty.is(&types.native) {
+        // SAFETY: `obj` is live; reading its type pointer (compared, not dereferenced).
+        let ty = unsafe { ffi::Py_TYPE(obj.as_ptr()) }.cast::<ffi::PyObject>();
+        if ty == types.native.as_ptr() {
             // SAFETY: the object's type is exactly aioloop's Task (checked just above).
             let t = unsafe { obj.downcast_unchecked::<Task>() };
             return Ok(Awaited {
@@ -132,7 +133,7 @@ impl<'a, 'py> Awaited<'a, 'py> {
         let how = [&types.future, &types.task]
             .into_iter()
             .flatten()
-            .find(|c| ty.is(&c.ty))
+            .find(|c| ty == c.ty.as_ptr())
             .map_or(How::Generic, How::C);
         Ok(Awaited { obj, how })
     }
