@@ -124,6 +124,9 @@ fn throw(py: Python<'_>, coro: &Bound<'_, PyAny>, exc: PyObject) -> PyResult<Sen
     }
 }
 
+/// A cached lookup of one of asyncio's functions (asyncio.rs).
+type Lookup = for<'py> fn(Python<'py>) -> PyResult<&'py Bound<'py, PyAny>>;
+
 #[derive(Clone, Copy)]
 enum Lifetime {
     Enter,
@@ -141,7 +144,7 @@ fn lifetime_call(
 ) -> PyResult<()> {
     static ENTER: GILOnceCell<Option<FastFunction>> = GILOnceCell::new();
     static LEAVE: GILOnceCell<Option<FastFunction>> = GILOnceCell::new();
-    let (cell, lookup): (_, fn(Python<'_>) -> PyResult<&Bound<'_, PyAny>>) = match which {
+    let (cell, lookup): (_, Lookup) = match which {
         Lifetime::Enter => (&ENTER, asyncio::enter_task),
         Lifetime::Leave => (&LEAVE, asyncio::leave_task),
     };
