@@ -44,6 +44,12 @@ struct State {
     blocking: bool,
     name: Name,
     log_traceback: bool,
+    /// The task's wakeup callable, made on its first await of a future and reused for the
+    /// next ones (asyncio's C Task makes one per await). It refers back to the task: the
+    /// reference is dropped when the task finishes or makes a bare `yield`, so the cycle
+    /// lasts only while the task waits on futures (when the awaited future's callback
+    /// already makes one).
+    wakeup: Option<PyObject>,
 }
 
 /// A task's name: given, or asyncio's default `Task-<n>` made into a string only when
@@ -202,10 +208,10 @@ impl Task {
     /// Moves the task to a final state and schedules its done callbacks.
     fn finish(slf: &Bound<'_, Task>, f: impl FnOnce(&mut State)) -> PyResult<()> {
         let py = slf.py();
-        let callbacks = {
+        let (callbacks, _wakeup) = {
             let mut st = slf.get().lock();
             f(&mut st);
-            std::mem::take(&mut st.callbacks)
+            (std::mem::take(&mut st.callbacks), st.wakeup.take())
         };
         asyncio::call1(asyncio::unregister_task(py)?, slf)?;
         let lp = slf.get().loop_.bind(py);
@@ -296,7 +302,11 @@ impl Task {
             }
             // A bare `yield` (asyncio.sleep(0)): first, as asyncio's C Task tests it, sparing
             // the AttributeError a lookup of `_asyncio_future_blocking` on None would build.
-            Ok(Sent::Yielded(result)) if result.is_none(py) => Task::schedule_step(slf, None),
+            Ok(Sent::Yielded(result)) if result.is_none(py) => {
+                let wakeup = this.lock().wakeup.take();
+                drop(wakeup);
+                Task::schedule_step(slf, None)
+            }
             Ok(Sent::Yielded(result)) => {
                 let result = &result.into_bound(py);
                 let awaited = Awaited::new(result)?;
@@ -390,6 +400,19 @@ impl Task {
         Ok(())
     }
 
+    /// The task's wakeup callable: the cached one, or a new one that is cached.
+    pub(crate) fn wakeup_callable<'py>(slf: &Bound<'py, Task>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        if let Some(w) = &slf.get().lock().wakeup {
+            return Ok(w.bind(py).clone());
+        }
+        // Made without the lock: an allocation can run the garbage collector, hence
+        // arbitrary finalizers that may call back into this task.
+        let w = crate::task_await::new_wakeup(slf)?;
+        slf.get().lock().wakeup = Some(w.clone().unbind());
+        Ok(w)
+    }
+
     /// `__wakeup(future)`: the next step, throwing what `future.result()` raises.
     pub(crate) fn wakeup(slf: &Bound<'_, Task>, future: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
@@ -444,6 +467,7 @@ impl Task {
                     blocking: false,
                     name,
                     log_traceback: false,
+                    wakeup: None,
                 }),
             },
         )?;

@@ -16,8 +16,9 @@
 //! exactly as asyncio's Python `Task` does.
 //!
 //! The wakeup callback is a C function object bound to the task (`PyCFunction_NewEx` on
-//! one static `METH_O` definition), as asyncio's C `Task` makes it: an allocation, no
-//! lookup, and a call without an argument parser.
+//! one static `METH_O` definition), as asyncio's C `Task` makes it: no lookup, and a call
+//! without an argument parser. asyncio makes one per await; the native Task makes one on
+//! its first await of a future and reuses it (`Task::wakeup_callable`).
 //!
 //! Protocol: (1) the cached descriptors are used only on objects whose type is exactly the
 //! type they were taken from (a descriptor checks `self` itself as well); (2) the wakeup
@@ -199,7 +200,7 @@ impl<'a, 'py> Awaited<'a, 'py> {
         ctx: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
         let py = self.obj.py();
-        let wakeup = wakeup_callable(task)?;
+        let wakeup = Task::wakeup_callable(task)?;
         match &self.how {
             How::Native(t) => Task::push_done_callback(t, wakeup.unbind(), ctx.clone().unbind()),
             How::C(c) => {
@@ -255,7 +256,7 @@ static WAKEUP_DEF: WakeupDef = WakeupDef(ffi::PyMethodDef {
 });
 
 /// A new callable `wakeup(future)` bound to `task` (protocol rule 2).
-fn wakeup_callable<'py>(task: &Bound<'py, Task>) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn new_wakeup<'py>(task: &Bound<'py, Task>) -> PyResult<Bound<'py, PyAny>> {
     let def = std::ptr::addr_of!(WAKEUP_DEF.0).cast_mut();
     // SAFETY: GIL held; `def` is 'static and only read by CPython (see WakeupDef);
     // `task` is live and the function object takes its own reference to it.

@@ -171,3 +171,36 @@ def test_wakeup_is_a_done_callback_of_the_future(loop):
 
     loop.run_until_complete(main())
     assert state["callbacks"] == 1
+
+
+def test_finished_task_is_freed_after_awaiting_futures():
+    """The wakeup a native task reuses across awaits refers back to the task; finishing
+    drops it, so a finished task is freed by reference counting alone (no cycle left)."""
+    import gc
+    import weakref
+
+    loop = aioloop.new_event_loop(native_tasks=True)
+    try:
+
+        async def waiter():
+            for _ in range(3):
+                fut = loop.create_future()
+                loop.call_soon(fut.set_result, None)
+                await fut
+            await asyncio.sleep(0)
+            fut = loop.create_future()
+            loop.call_soon(fut.set_result, 7)
+            return await fut
+
+        t = loop.create_task(waiter())
+        assert isinstance(t, aioloop.Task)
+        assert loop.run_until_complete(t) == 7
+        ref = weakref.ref(t)
+        gc.disable()
+        try:
+            del t
+            assert ref() is None
+        finally:
+            gc.enable()
+    finally:
+        loop.close()
