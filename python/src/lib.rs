@@ -19,11 +19,13 @@
 use pyo3::prelude::*;
 
 mod asyncio;
+mod cfunc;
 mod fastcall;
 mod future_new;
 mod handle;
 mod loop_core;
 mod task;
+mod task_await;
 mod thread_bound;
 mod transport;
 mod transport_bytes;

@@ -15,11 +15,14 @@ use pyo3::exceptions::{
 };
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::asyncio;
+use crate::cfunc::FastFunction;
 use crate::handle::run_in_context;
 use crate::loop_core::{report_error, Loop};
+use crate::task_await::Awaited;
 
 #[derive(Clone, Copy, PartialEq)]
 enum St {
@@ -41,6 +44,12 @@ struct State {
     blocking: bool,
     name: Name,
     log_traceback: bool,
+    /// The task's wakeup callable, made on its first await of a future and reused for the
+    /// next ones (asyncio's C Task makes one per await). It refers back to the task: the
+    /// reference is dropped when the task finishes or makes a bare `yield`, so the cycle
+    /// lasts only while the task waits on futures (when the awaited future's callback
+    /// already makes one).
+    wakeup: Option<PyObject>,
 }
 
 /// A task's name: given, or asyncio's default `Task-<n>` made into a string only when
@@ -121,6 +130,41 @@ fn throw(py: Python<'_>, coro: &Bound<'_, PyAny>, exc: PyObject) -> PyResult<Sen
     }
 }
 
+/// A cached lookup of one of asyncio's functions (asyncio.rs).
+type Lookup = for<'py> fn(Python<'py>) -> PyResult<&'py Bound<'py, PyAny>>;
+
+#[derive(Clone, Copy)]
+enum Lifetime {
+    Enter,
+    Leave,
+}
+
+/// `asyncio._enter_task(loop, task)` / `_leave_task(loop, task)`: asyncio's C functions
+/// called through their definitions when they are the C ones (cfunc.rs), else through
+/// vectorcall. Either way the call the "Extending" page prescribes is made.
+fn lifetime_call(
+    py: Python<'_>,
+    which: Lifetime,
+    lp: &Bound<'_, Loop>,
+    task: &Bound<'_, Task>,
+) -> PyResult<()> {
+    static ENTER: GILOnceCell<Option<FastFunction>> = GILOnceCell::new();
+    static LEAVE: GILOnceCell<Option<FastFunction>> = GILOnceCell::new();
+    let (cell, lookup): (_, Lookup) = match which {
+        Lifetime::Enter => (&ENTER, asyncio::enter_task),
+        Lifetime::Leave => (&LEAVE, asyncio::leave_task),
+    };
+    let fast = match cell.get(py) {
+        Some(fast) => fast,
+        None => cell.get_or_init(py, || lookup(py).ok().and_then(FastFunction::of)),
+    };
+    match fast {
+        Some(fast) => fast.call(py, &[lp.as_ptr(), task.as_ptr()]),
+        None => asyncio::call2(lookup(py)?, lp, task),
+    }
+    .map(drop)
+}
+
 impl Task {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -164,10 +208,10 @@ impl Task {
     /// Moves the task to a final state and schedules its done callbacks.
     fn finish(slf: &Bound<'_, Task>, f: impl FnOnce(&mut State)) -> PyResult<()> {
         let py = slf.py();
-        let callbacks = {
+        let (callbacks, _wakeup) = {
             let mut st = slf.get().lock();
             f(&mut st);
-            std::mem::take(&mut st.callbacks)
+            (std::mem::take(&mut st.callbacks), st.wakeup.take())
         };
         asyncio::call1(asyncio::unregister_task(py)?, slf)?;
         let lp = slf.get().loop_.bind(py);
@@ -182,6 +226,10 @@ impl Task {
         let py = slf.py();
         let this = slf.get();
         let mut exc = exc;
+        // Dropped after the lock is released (a deallocation may run Python code that
+        // calls back into the task), as a Bound: a direct decref, without PyO3's check for
+        // the GIL that dropping a `Py` makes.
+        let _old_waiter;
         {
             let mut st = this.lock();
             if st.st != St::Pending {
@@ -201,17 +249,17 @@ impl Task {
                 }
                 st.must_cancel = false;
             }
-            st.fut_waiter = None;
+            _old_waiter = st.fut_waiter.take().map(|f| f.into_bound(py));
         }
         let lp = this.loop_.bind(py);
-        asyncio::call2(asyncio::enter_task(py)?, lp, slf)?;
+        lifetime_call(py, Lifetime::Enter, lp, slf)?;
         let coro = this.coro.bind(py);
         let sent = match exc {
             None => send_none(py, coro),
             Some(e) => throw(py, coro, e),
         };
         let r = Task::after_send(slf, sent);
-        let left = asyncio::call2(asyncio::leave_task(py)?, lp, slf);
+        let left = lifetime_call(py, Lifetime::Leave, lp, slf);
         r?;
         left.map(drop)
     }
@@ -254,13 +302,15 @@ impl Task {
             }
             // A bare `yield` (asyncio.sleep(0)): first, as asyncio's C Task tests it, sparing
             // the AttributeError a lookup of `_asyncio_future_blocking` on None would build.
-            Ok(Sent::Yielded(result)) if result.is_none(py) => Task::schedule_step(slf, None),
+            Ok(Sent::Yielded(result)) if result.is_none(py) => {
+                let wakeup = this.lock().wakeup.take();
+                drop(wakeup);
+                Task::schedule_step(slf, None)
+            }
             Ok(Sent::Yielded(result)) => {
-                let result = result.bind(py);
-                let blocking = match result.getattr(pyo3::intern!(py, "_asyncio_future_blocking")) {
-                    Ok(b) if !b.is_none() => Some(b.is_truthy()?),
-                    _ => None,
-                };
+                let result = &result.into_bound(py);
+                let awaited = Awaited::new(result)?;
+                let blocking = awaited.blocking()?;
                 let err = |msg: String| -> PyResult<()> {
                     Task::schedule_step(
                         slf,
@@ -269,10 +319,7 @@ impl Task {
                 };
                 match blocking {
                     Some(blocking) => {
-                        let its_loop = match result.call_method0(pyo3::intern!(py, "get_loop")) {
-                            Ok(l) => l,
-                            Err(_) => asyncio::get_loop(py)?.call1((result,))?,
-                        };
+                        let its_loop = awaited.get_loop()?;
                         if !its_loop.is(this.loop_.bind(py)) {
                             err(format!(
                                 "Task {} got Future {} attached to a different loop",
@@ -288,9 +335,8 @@ impl Task {
                         } else if result.is(slf) {
                             err(format!("Task cannot await on itself: {}", slf.repr()?))
                         } else {
-                            result.setattr(pyo3::intern!(py, "_asyncio_future_blocking"), false)?;
-                            let wakeup = slf.getattr(pyo3::intern!(py, "_wakeup"))?;
-                            asyncio::add_done_callback(result, &wakeup, this.context.bind(py))?;
+                            awaited.clear_blocking()?;
+                            awaited.add_wakeup(slf, this.context.bind(py))?;
                             let msg = {
                                 let mut st = this.lock();
                                 st.fut_waiter = Some(result.clone().unbind());
@@ -317,6 +363,62 @@ impl Task {
                     None => err(format!("Task got bad yield: {}", result.repr()?)),
                 }
             }
+        }
+    }
+
+    /// `_asyncio_future_blocking`.
+    pub(crate) fn blocking_now(&self) -> bool {
+        self.lock().blocking
+    }
+
+    /// `_asyncio_future_blocking = False`.
+    pub(crate) fn clear_blocking(&self) {
+        self.lock().blocking = false;
+    }
+
+    /// The task's loop, as a plain object.
+    pub(crate) fn loop_any<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.loop_.bind(py).clone().into_any()
+    }
+
+    /// `add_done_callback(f, context=context)` with the context already chosen.
+    pub(crate) fn push_done_callback(
+        slf: &Bound<'_, Task>,
+        f: PyObject,
+        context: PyObject,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        {
+            let mut st = slf.get().lock();
+            if st.st == St::Pending {
+                st.callbacks.push((f, context));
+                return Ok(());
+            }
+        }
+        let args = PyTuple::new(py, [slf.as_any()])?.unbind();
+        Loop::call_soon_impl(slf.get().loop_.bind(py), f, args, Some(context))?;
+        Ok(())
+    }
+
+    /// The task's wakeup callable: the cached one, or a new one that is cached.
+    pub(crate) fn wakeup_callable<'py>(slf: &Bound<'py, Task>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        if let Some(w) = &slf.get().lock().wakeup {
+            return Ok(w.bind(py).clone());
+        }
+        // Made without the lock: an allocation can run the garbage collector, hence
+        // arbitrary finalizers that may call back into this task.
+        let w = crate::task_await::new_wakeup(slf)?;
+        slf.get().lock().wakeup = Some(w.clone().unbind());
+        Ok(w)
+    }
+
+    /// `__wakeup(future)`: the next step, throwing what `future.result()` raises.
+    pub(crate) fn wakeup(slf: &Bound<'_, Task>, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        match Awaited::new(future)?.check_result() {
+            Ok(()) => Task::step(slf, None),
+            Err(e) => Task::step(slf, Some(e.into_value(py).into_any())),
         }
     }
 
@@ -365,6 +467,7 @@ impl Task {
                     blocking: false,
                     name,
                     log_traceback: false,
+                    wakeup: None,
                 }),
             },
         )?;
@@ -420,11 +523,7 @@ impl Task {
     }
 
     fn _wakeup(slf: &Bound<'_, Task>, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        match future.call_method0(pyo3::intern!(py, "result")) {
-            Ok(_) => Task::step(slf, None),
-            Err(e) => Task::step(slf, Some(e.into_value(py).into_any())),
-        }
+        Task::wakeup(slf, future)
     }
 
     #[getter]
@@ -532,7 +631,7 @@ impl Task {
         self.lock().st != St::Pending
     }
 
-    fn result(&self, py: Python<'_>) -> PyResult<PyObject> {
+    pub(crate) fn result(&self, py: Python<'_>) -> PyResult<PyObject> {
         let mut st = self.lock();
         match st.st {
             St::Cancelled => {
@@ -588,16 +687,7 @@ impl Task {
             Some(c) if !c.is_none(py) => c,
             _ => asyncio::copy_context(py)?,
         };
-        {
-            let mut st = slf.get().lock();
-            if st.st == St::Pending {
-                st.callbacks.push((f, context));
-                return Ok(());
-            }
-        }
-        let args = PyTuple::new(py, [slf.as_any()])?.unbind();
-        Loop::call_soon_impl(slf.get().loop_.bind(py), f, args, Some(context))?;
-        Ok(())
+        Task::push_done_callback(slf, f, context)
     }
 
     fn remove_done_callback(&self, py: Python<'_>, f: &Bound<'_, PyAny>) -> PyResult<usize> {
