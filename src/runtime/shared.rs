@@ -140,11 +140,13 @@ impl Shared {
     }
 
     /// Wakes one parked worker if work is waiting and nobody is searching (idle.rs, rule 1).
+    #[inline]
     pub(crate) fn notify_parked(&self) {
         fence(Ordering::SeqCst);
         self.notify_parked_after_fence();
     }
 
+    #[inline]
     fn notify_parked_after_fence(&self) {
         if let Some(index) = self.idle.worker_to_notify() {
             self.parkers[index].unpark();
