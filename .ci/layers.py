@@ -5,7 +5,7 @@ allows it; and the modules of one layer may not import each other in a cycle.
 
 A `crate::Name` path that goes through a re-export of src/lib.rs (`pub use module::{Name}`, or
 a `pub mod x { pub use crate::module::... }` block) counts as naming the module it comes
-from. Lines that are comments, and `#[cfg(test)] mod tests` blocks at the end of a file, are
+from. Lines that are comments, and `#[cfg(test)]` (or `#[cfg(all(test, ...))]`) `mod tests` blocks at the end of a file, are
 not read. Exit 1 with one line per violation; prints a summary either way."""
 import os
 import re
@@ -42,7 +42,7 @@ if unknown:
 
 def code_of(path):
     text = open(path, encoding="utf-8").read()
-    text = re.split(r"#\[cfg\(test\)\]\s*mod tests", text)[0]
+    text = re.split(r"#\[cfg\((?:test|all\(test\b[^\]]*)\)\]\s*mod tests", text)[0]
     return "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("//"))
 
 
