@@ -52,7 +52,7 @@ pub(crate) trait Flavor {
     /// Sleeps for at most `timeout` (`None`: until woken).
     fn park(&mut self, core: &LoopCore, timeout: Option<Duration>);
     /// The loop moved a task from its LIFO slot to the ready queue, where peers may steal
-    /// it: wake one if any is idle (lifo.rs, rule 4).
+    /// it, behind other queued work: wake one if any is idle (lifo.rs, rule 4).
     fn on_slot_spilled(&mut self) {}
 }
 
@@ -241,7 +241,10 @@ impl LoopCore {
         while let Some(task) = self.lifo.take() {
             if ran == MAX_LIFO_POLLS {
                 self.ready.push(Runnable::Task(task));
-                flavor.on_slot_spilled();
+                // Alone in the queue it is our next item: nothing for a peer (lifo.rs rule 4).
+                if self.ready.len() > 1 {
+                    flavor.on_slot_spilled();
+                }
                 break;
             }
             LoopStats::bump(&self.stats.polled, 1);

@@ -24,7 +24,12 @@
 //!    slower on message passing).
 //! 4. **Bounded.** After a queued item, at most `MAX_LIFO_POLLS` slot tasks run in a row;
 //!    the next one goes to the back of the queue, so two tasks that keep waking each other
-//!    cannot starve the queue, timers, or remote work.
+//!    cannot starve the queue, timers, or remote work. An idle peer is woken for it only if
+//!    the queue holds something else too: alone there, the spilled task is the next item
+//!    this worker pops (it is running, between two items), so a woken peer could only find
+//!    nothing or take a chain of message passing away from the cache it is warm in. A
+//!    spawn chain spills every `MAX_LIFO_POLLS + 1` hops, and each of those wake-ups was a
+//!    `futex` call on the chain's own thread (README, issue 9 item 6, fourth pass).
 //! 5. **Never stranded.** The loop core drains the slot (by running it, or by rule 4's push)
 //!    before it takes the next queued item, so the slot is empty whenever the worker looks
 //!    for work, parks, or leaves its loop at shutdown; a task that sits in it is therefore
