@@ -26,6 +26,7 @@ mod handle;
 mod loop_core;
 mod task;
 mod task_await;
+mod task_gc;
 mod thread_bound;
 mod transport;
 mod transport_bytes;
@@ -51,6 +52,7 @@ fn _aioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Handle>()?;
     m.add_class::<TimerHandle>()?;
     m.add_class::<Task>()?;
+    task_gc::install(&m.py().get_type::<Task>())?;
     m.add_class::<task::TaskIter>()?;
     m.add_class::<SocketTransport>()?;
     Ok(())

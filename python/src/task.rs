@@ -7,6 +7,10 @@
 //!
 //! The step follows `asyncio.Task.__step` (3.11) line by line; the state is behind a mutex
 //! held only between Python calls (callbacks may re-enter the task), not the GIL.
+//!
+//! The type takes part in Python's cycle collector, and reports itself when destroyed
+//! pending or with an exception nobody retrieved, as asyncio's C Task does: module
+//! `task_gc`.
 
 use std::sync::Mutex;
 
@@ -15,6 +19,7 @@ use pyo3::exceptions::{
 };
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::pyclass::{PyTraverseError, PyVisit};
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -50,6 +55,10 @@ struct State {
     /// lasts only while the task waits on futures (when the awaited future's callback
     /// already makes one).
     wakeup: Option<PyObject>,
+    /// asyncio's `_log_destroy_pending`: whether destroying the task pending is reported
+    /// (`run_until_complete` turns it off for the task it makes, whose abandonment the
+    /// caller sees as an exception).
+    log_destroy_pending: bool,
 }
 
 /// A task's name: given, or asyncio's default `Task-<n>` made into a string only when
@@ -59,7 +68,52 @@ enum Name {
     Counter(u64),
 }
 
+/// What `__clear__` takes out of a task's state: released after the lock.
+type Cleared = ([Option<PyObject>; 6], Vec<(PyObject, PyObject)>);
+
 impl State {
+    /// `__traverse__` over the state: every Python object it holds.
+    fn visit(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for o in [
+            &self.result,
+            &self.exception,
+            &self.cancelled_exc,
+            &self.cancel_message,
+            &self.fut_waiter,
+            &self.wakeup,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            visit.call(o)?;
+        }
+        for (cb, ctx) in &self.callbacks {
+            visit.call(cb)?;
+            visit.call(ctx)?;
+        }
+        if let Name::Given(n) = &self.name {
+            visit.call(n)?;
+        }
+        Ok(())
+    }
+
+    /// Takes out the references that can close a cycle; the task stays a valid, inert
+    /// object (its result and callbacks gone, as asyncio's C Task's `tp_clear` leaves it).
+    /// The name, a `str`, is visited but kept: a string closes no cycle.
+    fn cleared(&mut self) -> Cleared {
+        (
+            [
+                self.result.take(),
+                self.exception.take(),
+                self.cancelled_exc.take(),
+                self.cancel_message.take(),
+                self.fut_waiter.take(),
+                self.wakeup.take(),
+            ],
+            std::mem::take(&mut self.callbacks),
+        )
+    }
+
     fn name(&mut self, py: Python<'_>) -> PyObject {
         if let Name::Counter(n) = self.name {
             let s = pyo3::types::PyString::new(py, &format!("Task-{n}"));
@@ -422,6 +476,44 @@ impl Task {
         }
     }
 
+    /// asyncio's `Task.__del__` (`tp_finalize`, module `task_gc`): a task destroyed pending
+    /// (unless `_log_destroy_pending` was turned off), or holding an exception nobody
+    /// retrieved, is reported to its loop's exception handler.
+    pub(crate) fn finalize(slf: &Bound<'_, Task>) -> PyResult<()> {
+        let py = slf.py();
+        let (pending, exc) = {
+            let mut st = slf.get().lock();
+            let pending = st.st == St::Pending && st.log_destroy_pending;
+            let exc = if st.log_traceback {
+                st.log_traceback = false;
+                st.exception.as_ref().map(|e| e.clone_ref(py))
+            } else {
+                None
+            };
+            (pending, exc)
+        };
+        let handler = || {
+            slf.get()
+                .loop_
+                .bind(py)
+                .getattr(pyo3::intern!(py, "call_exception_handler"))
+        };
+        if pending {
+            let ctx = PyDict::new(py);
+            ctx.set_item("message", "Task was destroyed but it is pending!")?;
+            ctx.set_item("task", slf)?;
+            handler()?.call1((ctx,))?;
+        }
+        if let Some(exc) = exc {
+            let ctx = PyDict::new(py);
+            ctx.set_item("message", "Task exception was never retrieved")?;
+            ctx.set_item("exception", exc)?;
+            ctx.set_item("future", slf)?;
+            handler()?.call1((ctx,))?;
+        }
+        Ok(())
+    }
+
     /// Creates and schedules a task (the constructor, also used by the task factory).
     pub(crate) fn create(
         py: Python<'_>,
@@ -468,40 +560,13 @@ impl Task {
                     name,
                     log_traceback: false,
                     wakeup: None,
+                    log_destroy_pending: true,
                 }),
             },
         )?;
         Task::schedule_step(&task, None)?;
         asyncio::call1(asyncio::register_task(py)?, &task)?;
         Ok(task.unbind())
-    }
-}
-
-impl Drop for Task {
-    /// asyncio's `Task.__del__`: an exception nobody retrieved goes to the loop's exception
-    /// handler (without the `task` key: the object is being freed).
-    fn drop(&mut self) {
-        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        if !st.log_traceback {
-            return;
-        }
-        let Some(exc) = st.exception.take() else {
-            return;
-        };
-        Python::with_gil(|py| {
-            let ctx = PyDict::new(py);
-            let r = ctx
-                .set_item("message", "Task exception was never retrieved")
-                .and_then(|()| ctx.set_item("exception", &exc))
-                .and_then(|()| {
-                    self.loop_
-                        .bind(py)
-                        .call_method1("call_exception_handler", (ctx,))
-                });
-            if let Err(e) = r {
-                e.print(py);
-            }
-        });
     }
 }
 
@@ -545,6 +610,42 @@ impl Task {
     #[getter]
     fn _source_traceback(&self) -> Option<PyObject> {
         None
+    }
+
+    #[getter]
+    fn _log_destroy_pending(&self) -> bool {
+        self.lock().log_destroy_pending
+    }
+
+    #[setter(_log_destroy_pending)]
+    fn set_log_destroy_pending(&self, v: bool) {
+        self.lock().log_destroy_pending = v;
+    }
+
+    /// Visits what the task references, for the cycle collector (module `task_gc`).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.coro)?;
+        visit.call(&self.loop_)?;
+        visit.call(&self.context)?;
+        // The collector runs on any allocation, including one made by this thread while it
+        // holds the state's lock (a `clone_ref` does not allocate, but building an error
+        // or a tuple inside a locked section does): waiting would deadlock and the lock
+        // is not reentrant. A held lock means the fields are not visited this time: an
+        // unvisited reference counts as one from outside, so the collector only keeps
+        // more alive than it could, never frees what is still referenced.
+        let st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+        };
+        st.visit(&visit)
+    }
+
+    /// Breaks the cycles through the task's state (module `task_gc`).
+    fn __clear__(&self) {
+        let taken = self.lock().cleared();
+        // Released after the lock: a destructor may run Python code that calls the task.
+        drop(taken);
     }
 
     #[getter]
@@ -794,6 +895,19 @@ impl Task {
 
 #[pymethods]
 impl TaskIter {
+    /// It sits in the awaiting coroutine's frame, so in the cycle of a task awaiting
+    /// another: task → coroutine → this → awaited task → its wakeup → task.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(t) = &self.task {
+            visit.call(t)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.task = None;
+    }
+
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }

@@ -313,3 +313,19 @@ def test_native_task_exception_never_retrieved_is_reported():
         )
     finally:
         lp.close()
+
+
+def test_default_task_kind_and_the_other_selectable():
+    # The default is the native Task (DEFAULT_NATIVE_TASKS); asyncio's stays selectable.
+    async def one():
+        return 1
+
+    for kw, cls in [({}, aioloop.Task), ({"native_tasks": False}, asyncio.Task)]:
+        lp = aioloop.new_event_loop(**kw)
+        try:
+            t = lp.create_task(one())
+            assert type(t) is cls
+            assert lp.run_until_complete(t) == 1
+        finally:
+            lp.close()
+    assert aioloop.DEFAULT_NATIVE_TASKS is True
