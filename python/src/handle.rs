@@ -1,11 +1,22 @@
 //! asyncio's `Handle` and `TimerHandle`: a Python callback queued on the loop.
 //!
-//! The loop queues a Rust closure that holds the `Handle` object and runs it; cancelling
-//! sets the flag the closure checks and drops the callback and its arguments at once (as
-//! asyncio does), and a timer's cancel also purges it from aioloop's timer heap.
+//! The loop's ready queue holds the `Handle` object and runs it; cancelling sets the flag
+//! the run checks and drops the callback and its arguments at once (as asyncio does), and
+//! a timer's cancel also purges it from aioloop's timer heap.
+//!
+//! State: a handle's payload, cancelled flag and loop reference sit behind one `Mutex`
+//! (the binding keeps no data behind the GIL alone: free-threading ready), never held
+//! across a call into Python — references are cloned or moved out and dropped or called
+//! after the lock is released.
+//!
+//! Reuse. A `Handle` the ready queue ran and nobody else holds (reference count one, no
+//! weak reference, exactly this type, no debug traceback) goes back to its loop's pool
+//! (`Handle::recycle`) with its payload and loop reference dropped, and the loop's next
+//! `call_soon` fills it again (`Handle::refill`) instead of allocating a new object: no
+//! one can observe the old object any more, so this is asyncio's behaviour with one
+//! allocation and deallocation fewer per callback.
 
-use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use pyo3::ffi;
@@ -29,31 +40,70 @@ impl Payload {
         drop(self.args.into_bound(py));
         drop(self.context.into_bound(py));
     }
+
+    fn clone_ref(&self, py: Python<'_>) -> Payload {
+        Payload {
+            callback: self.callback.clone_ref(py),
+            args: self.args.clone_ref(py),
+            context: self.context.clone_ref(py),
+        }
+    }
+}
+
+/// What a `Handle` changes over its life (module docs: state protocol).
+struct State {
+    payload: Option<Payload>,
+    cancelled: bool,
+    /// `None` while the handle waits in its loop's pool.
+    loop_: Option<PyObject>,
+}
+
+/// The handle's `State` behind its lock (module docs: state).
+struct Locked<T>(Mutex<T>);
+
+impl<T> Locked<T> {
+    /// Runs `f` on the value under the lock. `f` must not run Python code: no calls, and no
+    /// drop of a Python reference (which may run a finaliser) inside it — move them out.
+    #[inline]
+    fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// asyncio's `Handle` (what `call_soon` returns): `cancel()`, `cancelled()`.
 #[pyclass(subclass, frozen, weakref, module = "aioloop._aioloop")]
 pub struct Handle {
-    payload: Mutex<Option<Payload>>,
-    cancelled: AtomicBool,
-    /// Released by hand in `Drop` (with the GIL, without PyO3's check for it).
-    loop_: ManuallyDrop<PyObject>,
-    /// Where it was created, in debug mode (asyncio's `_source_traceback`).
+    state: Locked<State>,
+    /// Where it was created, in debug mode (asyncio's `_source_traceback`); a handle with
+    /// one is never reused.
     source_traceback: Option<PyObject>,
 }
 
 impl Drop for Handle {
-    /// Releases the loop reference directly: dropping a `Py` asks PyO3 whether this
-    /// thread holds the GIL (a thread-local read), once per callback on the hot path.
+    /// Releases the references directly: dropping a `Py` asks PyO3 whether this thread
+    /// holds the GIL (a thread-local read), three times per callback on the hot path.
     fn drop(&mut self) {
         // SAFETY: a `Handle` is built only inside GIL-holding code and moved at once into
         // its Python object (`Py::new`), whose deallocation — with the GIL — drops it; a
         // failed `Py::new` drops it in that same GIL-holding code.
         let py = unsafe { Python::assume_gil_acquired() };
-        // SAFETY: taken once, here; the field is not used after.
-        let l = unsafe { ManuallyDrop::take(&mut self.loop_) };
-        drop(l.into_bound(py));
+        let st = self.state.0.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = st.payload.take() {
+            p.release(py);
+        }
+        if let Some(l) = st.loop_.take() {
+            drop(l.into_bound(py));
+        }
     }
+}
+
+/// `Handle`'s type object, set once at module initialisation (it lives as long as the
+/// interpreter): `recycle` compares against it without PyO3's lazy type lookup.
+static HANDLE_TYPE: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Records `Handle`'s type object for `recycle` (module initialisation).
+pub(crate) fn install_type(py: Python<'_>) {
+    HANDLE_TYPE.store(py.get_type::<Handle>().as_type_ptr(), Ordering::Relaxed);
 }
 
 /// asyncio's `TimerHandle` (what `call_later`/`call_at` return): also `when()`.
@@ -70,28 +120,80 @@ impl Handle {
         source_traceback: Option<PyObject>,
     ) -> Handle {
         Handle {
-            payload: Mutex::new(Some(payload)),
-            cancelled: AtomicBool::new(false),
-            loop_: ManuallyDrop::new(loop_),
+            state: Locked(Mutex::new(State {
+                payload: Some(payload),
+                cancelled: false,
+                loop_: Some(loop_),
+            })),
             source_traceback,
         }
+    }
+
+    /// Whether the ready queue may keep `h`, which it has just run, for `refill` (module
+    /// docs: reuse); if so, drops what it still holds.
+    pub(crate) fn recycle(h: &Bound<'_, Handle>) -> bool {
+        let py = h.py();
+        let obj = h.as_ptr();
+        // SAFETY: `obj` is a live object (`h`); reading its reference count, type and the
+        // type's weak-list offset only reads memory CPython keeps valid while it lives.
+        let reusable = unsafe {
+            let ty = ffi::Py_TYPE(obj);
+            ffi::Py_REFCNT(obj) == 1
+                && ty == HANDLE_TYPE.load(Ordering::Relaxed)
+                && (*ty).tp_weaklistoffset > 0
+                && (*obj
+                    .cast::<u8>()
+                    .add((*ty).tp_weaklistoffset as usize)
+                    .cast::<*mut ffi::PyObject>())
+                .is_null()
+        };
+        if !reusable || h.get().source_traceback.is_some() {
+            return false;
+        }
+        let (payload, loop_) = h.get().state.with(py, |s| {
+            s.cancelled = false;
+            (s.payload.take(), s.loop_.take())
+        });
+        if let Some(p) = payload {
+            p.release(py);
+        }
+        drop(loop_);
+        true
+    }
+
+    /// Makes a recycled handle (`recycle` returned true for it) run `payload` on `loop_`.
+    pub(crate) fn refill(h: &Bound<'_, Handle>, payload: Payload, loop_: PyObject) {
+        h.get().state.with(h.py(), |s| {
+            s.payload = Some(payload);
+            s.cancelled = false;
+            s.loop_ = Some(loop_);
+        });
+    }
+
+    fn loop_obj<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        let l = self
+            .state
+            .with(py, |s| s.loop_.as_ref().map(|l| l.clone_ref(py)));
+        l.map(|l| l.into_bound(py))
     }
 
     /// Runs the callback in its context (once), reporting an exception to the loop.
     pub(crate) fn run(slf: &Bound<'_, Handle>) {
         let py = slf.py();
         let h = slf.get();
-        if h.cancelled.load(Ordering::Acquire) {
-            return;
-        }
-        let Some(p) = h.payload.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        let Some(p) = h
+            .state
+            .with(py, |s| if s.cancelled { None } else { s.payload.take() })
+        else {
             return;
         };
         if let Err(e) = run_in_context(py, p.context.bind(py), || {
             call_spread(p.callback.bind(py), p.args.bind(py))
         }) {
             let what = format!("Exception in callback {}", describe(&p));
-            report_error(py, h.loop_.bind(py), e, what, "handle", slf.as_any());
+            if let Some(l) = h.loop_obj(py) {
+                report_error(py, &l, e, what, "handle", slf.as_any());
+            }
         }
         p.release(py);
     }
@@ -101,29 +203,33 @@ impl Handle {
     pub(crate) fn run_repeating(slf: &Bound<'_, Handle>) {
         let py = slf.py();
         let h = slf.get();
-        if h.cancelled.load(Ordering::Acquire) {
+        let Some(p) = h.state.with(py, |s| {
+            if s.cancelled {
+                None
+            } else {
+                s.payload.as_ref().map(|p| p.clone_ref(py))
+            }
+        }) else {
             return;
-        }
-        let (callback, args, context) = {
-            let p = h.payload.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(p) = p.as_ref() else { return };
-            (
-                p.callback.clone_ref(py),
-                p.args.clone_ref(py),
-                p.context.clone_ref(py),
-            )
         };
-        if let Err(e) = run_in_context(py, context.bind(py), || {
-            callback.bind(py).call1(args.bind(py)).map(drop)
+        if let Err(e) = run_in_context(py, p.context.bind(py), || {
+            p.callback.bind(py).call1(p.args.bind(py)).map(drop)
         }) {
-            let p = Payload {
-                callback,
-                args,
-                context,
-            };
             let what = format!("Exception in callback {}", describe(&p));
-            report_error(py, h.loop_.bind(py), e, what, "handle", slf.as_any());
+            if let Some(l) = h.loop_obj(py) {
+                report_error(py, &l, e, what, "handle", slf.as_any());
+            }
         }
+        p.release(py);
+    }
+
+    fn is_cancelled(&self, py: Python<'_>) -> bool {
+        self.state.with(py, |s| s.cancelled)
+    }
+
+    fn payload_ref(&self, py: Python<'_>) -> Option<Payload> {
+        self.state
+            .with(py, |s| s.payload.as_ref().map(|p| p.clone_ref(py)))
     }
 }
 
@@ -178,23 +284,23 @@ fn describe(p: &Payload) -> String {
 #[pymethods]
 impl Handle {
     /// Cancels the callback: it will not run; drops it and its arguments.
-    fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Release);
-        let dropped = self
-            .payload
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        drop(dropped);
+    fn cancel(&self, py: Python<'_>) {
+        let dropped = self.state.with(py, |s| {
+            s.cancelled = true;
+            s.payload.take()
+        });
+        if let Some(p) = dropped {
+            p.release(py);
+        }
     }
 
-    fn cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
+    fn cancelled(&self, py: Python<'_>) -> bool {
+        self.is_cancelled(py)
     }
 
     fn get_context(&self, py: Python<'_>) -> Option<PyObject> {
-        let p = self.payload.lock().unwrap_or_else(|e| e.into_inner());
-        p.as_ref().map(|p| p.context.clone_ref(py))
+        self.state
+            .with(py, |s| s.payload.as_ref().map(|p| p.context.clone_ref(py)))
     }
 
     #[getter]
@@ -206,10 +312,20 @@ impl Handle {
         Handle::run(slf)
     }
 
-    fn __repr__(&self) -> String {
-        let p = self.payload.lock().unwrap_or_else(|e| e.into_inner());
-        let cb = p.as_ref().map(describe).unwrap_or_default();
-        let state = if self.cancelled() { " cancelled" } else { "" };
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let cb = match self.payload_ref(py) {
+            Some(p) => {
+                let d = describe(&p);
+                p.release(py);
+                d
+            }
+            None => String::new(),
+        };
+        let state = if self.is_cancelled(py) {
+            " cancelled"
+        } else {
+            ""
+        };
         format!("<Handle{state} {cb}>")
     }
 }
@@ -221,14 +337,14 @@ impl TimerHandle {
     }
 
     fn cancel(slf: &Bound<'_, TimerHandle>) {
-        slf.as_super().get().cancel();
+        slf.as_super().get().cancel(slf.py());
         if let Some(t) = slf.get().timer.get() {
             t.cancel();
         }
     }
 
     fn __repr__(slf: &Bound<'_, TimerHandle>) -> String {
-        let base = slf.as_super().get().__repr__();
+        let base = slf.as_super().get().__repr__(slf.py());
         format!("<TimerHandle when={}{}", slf.get().when, &base[7..])
     }
 }

@@ -46,7 +46,14 @@ struct Inner {
     quiet_sources: Cell<usize>,
     /// A `KeyboardInterrupt`/`SystemExit` from a callback, raised after the pass.
     pending: RefCell<Option<PyErr>>,
+    /// Handles the ready queue ran that nobody else held, emptied and kept for the next
+    /// `call_soon`s (handle.rs: reuse); at most `POOL_MAX`. They hold no reference to the
+    /// loop, so the pool makes no cycle through it.
+    pool: RefCell<Vec<Py<Handle>>>,
 }
+
+/// The most handles a loop keeps for reuse (a pass that runs more frees the rest).
+const POOL_MAX: usize = 256;
 
 /// The Rust core of `aioloop.EventLoop` (which subclasses it and `AbstractEventLoop`).
 #[pyclass(subclass, frozen, module = "aioloop._aioloop")]
@@ -140,7 +147,20 @@ impl Loop {
         if lp.handle.is_closed() {
             return Err(loop_err(LoopError::Closed));
         }
-        let h = new_handle(slf, payload(py, callback, args, context)?)?;
+        let p = payload(py, callback, args, context)?;
+        // Debug mode records each handle's creation traceback: a new object then.
+        let reused = if lp.debug.load(Ordering::Relaxed) {
+            None
+        } else {
+            inner.pool.borrow_mut().pop()
+        };
+        let h = match reused {
+            Some(h) => {
+                Handle::refill(h.bind(py), p, slf.clone().into_any().unbind());
+                h
+            }
+            None => new_handle(slf, p)?,
+        };
         lp.take_remote(inner);
         inner
             .ready
@@ -298,7 +318,14 @@ fn run_ready(py: Python<'_>, lp: &Loop, inner: &Inner) -> usize {
             return ran;
         };
         match item {
-            Ready::Handle(h) => Handle::run(&h.into_bound(py)),
+            Ready::Handle(h) => {
+                let h = h.into_bound(py);
+                Handle::run(&h);
+                let mut pool = inner.pool.borrow_mut();
+                if pool.len() < POOL_MAX && Handle::recycle(&h) {
+                    pool.push(h.unbind());
+                }
+            }
             Ready::Call(f) => f(py),
         }
     }
@@ -342,6 +369,7 @@ impl Loop {
                 stopping: Cell::new(false),
                 quiet_sources: Cell::new(0),
                 pending: RefCell::new(None),
+                pool: RefCell::new(Vec::new()),
             }),
         })
     }
@@ -474,6 +502,8 @@ impl Loop {
         self.take_remote(inner);
         let dropped = std::mem::take(&mut *inner.ready.borrow_mut());
         drop(dropped);
+        let pooled = std::mem::take(&mut *inner.pool.borrow_mut());
+        drop(pooled);
         Ok(())
     }
 
