@@ -42,7 +42,7 @@ pub(crate) struct LoopStats {
     pub(crate) steal_ops: AtomicU64,
     pub(crate) parked: AtomicU64,
     pub(crate) timers_fired: AtomicU64,
-    /// Reserved for a LIFO ("next task") slot: a scheduler that has one counts its hits here.
+    /// Tasks run from the LIFO ("next task") slot.
     pub(crate) lifo_hits: AtomicU64,
 }
 
@@ -123,7 +123,14 @@ pub struct Metrics {
 ///
 /// ```
 /// let lp = aioloop::LocalLoop::new()?;
-/// lp.run_until_complete(aioloop::sleep(std::time::Duration::from_millis(1)))?;
+/// // A `call_later` callback always goes through the timer queue (a `sleep` whose
+/// // deadline has passed by its first poll completes without one).
+/// let fired = std::rc::Rc::new(std::cell::Cell::new(false));
+/// let f = fired.clone();
+/// lp.call_later(0.001, move || f.set(true))?;
+/// while !fired.get() {
+///     lp.run_once(None)?;
+/// }
 /// let w = &lp.metrics().workers[0];
 /// assert!(w.timers_fired >= 1);
 /// assert_eq!(w.stolen, 0); // a LocalLoop never steals
@@ -146,8 +153,8 @@ pub struct WorkerMetrics {
     pub local_queue_depth: usize,
     /// Timers fired (sleeps woken, `call_later` callbacks queued, timeouts expired).
     pub timers_fired: u64,
-    /// Tasks run from a LIFO ("next task") slot. aioloop's scheduler has no such slot
-    /// yet, so this stays 0; a scheduler that adds one counts its hits here.
+    /// Tasks run from the loop's LIFO ("next task") slot: a task woken or spawned by the
+    /// running task, run next on the same thread (`event_loop/lifo.rs`).
     pub lifo_hits: u64,
 }
 
