@@ -79,12 +79,17 @@ fn running_and_scheduled_states() {
 #[test]
 fn timers_fired_and_parks() {
     let lp = aioloop::LocalLoop::new().unwrap();
-    lp.run_until_complete(async {
-        for _ in 0..3 {
-            aioloop::sleep(Duration::from_millis(1)).await;
-        }
-    })
-    .unwrap();
+    // call_later callbacks, not sleeps: a sleep first polled after its deadline (a
+    // preempted thread on a loaded machine) completes without the timer queue.
+    let fired = std::rc::Rc::new(std::cell::Cell::new(0));
+    for i in 1..=3 {
+        let f = fired.clone();
+        lp.call_later(0.001 * f64::from(i), move || f.set(f.get() + 1))
+            .unwrap();
+    }
+    while fired.get() < 3 {
+        lp.run_once(None).unwrap();
+    }
     let w = lp.metrics().workers[0];
     assert!(w.timers_fired >= 3, "{w:?}");
     assert!(w.parked >= 1, "{w:?}");
