@@ -28,6 +28,7 @@ mod task;
 mod task_await;
 mod task_gc;
 mod thread_bound;
+mod timers;
 mod transport;
 mod transport_bytes;
 mod transport_read;
