@@ -104,6 +104,11 @@ unsafe fn dict_slot(obj: *mut ffi::PyObject) -> *mut *mut ffi::PyObject {
     }
 }
 
+/// The Task type's `tp_traverse`: PyO3's, then the instance dictionary.
+///
+/// # Safety
+/// Called by CPython only (rule 3): `obj` is a live `aioloop.Task` (rule 2), `visit` and
+/// `arg` the collector's.
 unsafe extern "C" fn traverse(
     obj: *mut ffi::PyObject,
     visit: ffi::visitproc,
@@ -127,6 +132,10 @@ unsafe extern "C" fn traverse(
     }
 }
 
+/// The Task type's `tp_clear`: PyO3's, then the instance dictionary.
+///
+/// # Safety
+/// Called by CPython only (rule 3), on a live `aioloop.Task` (rule 2).
 unsafe extern "C" fn clear(obj: *mut ffi::PyObject) -> std::os::raw::c_int {
     // SAFETY: rule 1 — PyO3's clear (panics caught by its trampoline, rule 4).
     let r = unsafe { (original().clear)(obj) };
@@ -142,6 +151,11 @@ unsafe extern "C" fn clear(obj: *mut ffi::PyObject) -> std::os::raw::c_int {
     r
 }
 
+/// The Task type's `tp_dealloc`: the finalizer first (PEP 442), then PyO3's.
+///
+/// # Safety
+/// Called by CPython only (rule 3), once, on an `aioloop.Task` whose reference count
+/// reached zero (rule 2).
 unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
     // SAFETY: rule 3; CPython's contract for a finalizer called from `tp_dealloc`: the
     // object's reference count is 0 and it is still tracked; a negative result means the
@@ -153,8 +167,13 @@ unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
     unsafe { (original().dealloc)(obj) }
 }
 
+/// The Task type's `tp_finalize`: reports a task destroyed pending or with an exception
+/// nobody retrieved (module docs).
+///
+/// # Safety
+/// Called by CPython only (rule 3), on a live `aioloop.Task` (rule 2).
 unsafe extern "C" fn finalize(obj: *mut ffi::PyObject) {
-    // SAFETY: rule 3.
+    // SAFETY: CPython calls finalizers with the GIL held (rule 3).
     let py = unsafe { Python::assume_gil_acquired() };
     let (mut t, mut v, mut tb) = (
         std::ptr::null_mut(),
@@ -166,7 +185,7 @@ unsafe extern "C" fn finalize(obj: *mut ffi::PyObject) {
     let r = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `obj` is live for the call (rule 3) and an aioloop Task (rule 2).
         let task = unsafe { Bound::from_borrowed_ptr(py, obj) };
-        // SAFETY: rule 2.
+        // SAFETY: every object this slot gets is an `aioloop.Task` (rule 2).
         Task::finalize(unsafe { task.downcast_unchecked::<Task>() })
     }));
     let err = match r {
