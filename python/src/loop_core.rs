@@ -22,9 +22,10 @@
 //! and the transports' callbacks are Rust closures (`Ready::Call`).
 //!
 //! Protocol:
-//! 1. The ready queue, the pool and the timer table are borrowed only between Python
-//!    calls: an item is moved out before it runs or is dropped (a destructor may call back
-//!    into the loop), so a borrow never meets a reentrant one.
+//! 1. The ready queue, the pool and the timer table are borrowed, and the loop's locks
+//!    held, only between Python calls: an item is moved out before it runs or is dropped
+//!    (a destructor may call back into the loop), so a borrow never meets a reentrant one
+//!    and a lock is never waited for by the thread holding it.
 //! 2. Another thread posts to `remote` under its lock only while its `closed` flag is
 //!    clear; `close()` sets the flag under that lock and takes what was posted. So each
 //!    `call_soon_threadsafe` either is refused ("Event loop is closed") or leaves a handle
@@ -611,9 +612,16 @@ impl Loop {
         inner.timers.visit(&visit)
     }
 
-    /// Breaks cycles through an unreachable loop: releases what its queues hold, as
-    /// `close()` does (module docs: GC).
+    /// Breaks cycles through an unreachable loop: drops its task factory and releases what
+    /// its queues hold, as `close()` does (module docs: GC).
     fn __clear__(&self) {
+        let factory = self
+            .task_factory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        // Released after the lock (rule 1).
+        drop(factory);
         if let Ok(inner) = self.inner.get() {
             Python::with_gil(|py| self.release_queued(py, inner, false));
         }

@@ -252,6 +252,24 @@ def test_abandoned_loop_with_a_callback_whose_args_hold_its_handle_is_collected(
     assert [r() for r in refs] == [None, None]
 
 
+def test_abandoned_loop_with_a_task_factory_referencing_it_is_collected():
+    # loop -> task factory (a bound method) -> owner -> loop.
+    class Factory:
+        def __init__(self, lp):
+            self.lp = lp
+
+        def make(self, lp, coro, **kwargs):
+            return asyncio.Task(coro, loop=lp, **kwargs)
+
+    lp = aioloop.new_event_loop()
+    f = Factory(lp)
+    lp.set_task_factory(f.make)
+    refs = weakref.ref(lp), weakref.ref(f)
+    del lp, f
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+
+
 def test_collection_during_callbacks_keeps_pooled_handles_sound(loop):
     # Collections while handles are queued, running and pooled (handle.rs: reuse): the
     # pool's handles hold nothing, the queued ones keep their callbacks.
