@@ -16,10 +16,11 @@
 //! handles are not marked cancelled (asyncio's are not either).
 //!
 //! GC. The loop reports to the collector the handles it holds — queued, posted, pooled,
-//! and pending timers' (timers.rs) — and its task factory, so a loop nobody closed whose
-//! callbacks reference it is collected (its `__del__` closes it, `__clear__` releases its
-//! queues). What it cannot report keeps objects alive: the native Task's queued steps
-//! and the transports' callbacks are Rust closures (`Ready::Call`).
+//! and pending timers' (timers.rs) —, the native Tasks whose steps it queues, and its task
+//! factory, so a loop nobody closed whose callbacks or tasks reference it is collected
+//! (its `__del__` closes it, `__clear__` releases its queues). What it cannot report keeps
+//! objects alive: the exception a queued step will throw, and whatever the `LocalLoop`
+//! holds for the transports (their reader and writer tasks).
 //!
 //! Protocol:
 //! 1. The ready queue, the pool and the timer table are borrowed, and the loop's locks
@@ -60,8 +61,12 @@ use crate::timers::Timers;
 /// An entry of the loop's own ready queue: what `call_soon` and the native Task queue.
 enum Ready {
     Handle(Py<Handle>),
-    Call(Box<dyn FnOnce(Python<'_>)>),
+    /// A Rust call on a Python object the entry owns (a native Task's step), which the
+    /// call gets back: the loop's reference to it is one the collector sees (GC).
+    Call(PyObject, Box<OwnerCall>),
 }
+
+type OwnerCall = dyn for<'py> FnOnce(&Bound<'py, PyAny>);
 
 struct Inner {
     lp: LocalLoop,
@@ -135,10 +140,19 @@ impl Loop {
         self.handle.is_closed()
     }
 
-    /// Queues `f` on this loop's ready queue (its own thread only); it runs with the GIL
-    /// held, in order with `call_soon`'s callbacks.
-    pub(crate) fn schedule_py(&self, f: impl FnOnce(Python<'_>) + 'static) -> PyResult<()> {
-        self.push_ready(Ready::Call(Box::new(f)))
+    /// Queues `f(owner)` on this loop's ready queue (its own thread only); it runs with the
+    /// GIL held, in order with `call_soon`'s callbacks. The queue, not `f`, holds `owner`,
+    /// so that the collector sees the reference (module docs: GC).
+    pub(crate) fn schedule_py<T: pyo3::PyClass>(
+        &self,
+        owner: Py<T>,
+        f: impl FnOnce(&Bound<'_, T>) + 'static,
+    ) -> PyResult<()> {
+        let call = move |o: &Bound<'_, PyAny>| {
+            // SAFETY: `o` is `owner`, a `T`, handed back unchanged by `run_ready`.
+            f(unsafe { o.downcast_unchecked::<T>() })
+        };
+        self.push_ready(Ready::Call(owner.into_any(), Box::new(call)))
     }
 
     fn push_ready(&self, item: Ready) -> PyResult<()> {
@@ -397,7 +411,7 @@ fn run_ready(py: Python<'_>, lp: &Loop, inner: &Inner) -> usize {
                     pool.push(h.unbind());
                 }
             }
-            Ready::Call(f) => f(py),
+            Ready::Call(owner, f) => f(owner.into_bound(py).as_any()),
         }
     }
     n
@@ -601,8 +615,9 @@ impl Loop {
         };
         if let Ok(ready) = inner.ready.try_borrow() {
             for item in ready.iter() {
-                if let Ready::Handle(h) = item {
-                    visit.call(h)?;
+                match item {
+                    Ready::Handle(h) => visit.call(h)?,
+                    Ready::Call(owner, _) => visit.call(owner)?,
                 }
             }
         }

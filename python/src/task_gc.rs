@@ -20,10 +20,9 @@
 //!   it at most once per object and stops the deallocation if the handler resurrected
 //!   the task.
 //!
-//! What the collector cannot see keeps a task alive: the loop's ready queue (a queued
-//! step or a queued wakeup handle) and its timers are Rust references no `tp_traverse`
-//! reports, so they count as references from outside — a task that is scheduled is never
-//! collected.
+//! A task that is scheduled — its step or wakeup handle queued, a timer pending for it —
+//! is reachable from its loop (loop_core.rs reports those references: GC), so it is
+//! collected only with a loop that is itself garbage, as asyncio's is.
 //!
 //! Protocol: (1) the wrappers are installed once, on the Task type before any instance
 //! exists, and keep the original slots, which they call; (2) the type is final (no Python

@@ -252,6 +252,23 @@ def test_abandoned_loop_with_a_callback_whose_args_hold_its_handle_is_collected(
     assert [r() for r in refs] == [None, None]
 
 
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
+def test_abandoned_loop_with_a_queued_task_is_collected(native):
+    # loop -> queued first step -> task -> loop: asyncio's loop and Task are collected and
+    # the task reported (rule T11); so are aioloop's, with either task kind.
+    async def wait():
+        await asyncio.sleep(3600)
+
+    lp = aioloop.new_event_loop(native_tasks=native)
+    seen = []
+    lp.set_exception_handler(lambda lp, ctx: seen.append(ctx["message"]))
+    refs = weakref.ref(lp), weakref.ref(lp.create_task(wait()))
+    del lp
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+    assert seen == ["Task was destroyed but it is pending!"]
+
+
 def test_abandoned_loop_with_a_task_factory_referencing_it_is_collected():
     # loop -> task factory (a bound method) -> owner -> loop.
     class Factory:
