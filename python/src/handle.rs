@@ -2,19 +2,49 @@
 //!
 //! The loop's ready queue holds the `Handle` object and runs it; cancelling sets the flag
 //! the run checks and drops the callback and its arguments at once (as asyncio does), and
-//! a timer's cancel also purges it from aioloop's timer heap.
+//! a timer's cancel also purges it from aioloop's timer heap. A handle that can never run
+//! — its loop closed with it queued, or its timer dropped unfired — drops them too
+//! (`Handle::discard`), without being marked cancelled (asyncio's `close()` only clears
+//! its queues).
 //!
 //! State: a handle's payload, cancelled flag and loop reference sit behind one `Mutex`
-//! (the binding keeps no data behind the GIL alone: free-threading ready), never held
-//! across a call into Python — references are cloned or moved out and dropped or called
-//! after the lock is released.
+//! (the binding keeps no data behind the GIL alone: free-threading ready).
 //!
-//! Reuse. A `Handle` the ready queue ran and nobody else holds (reference count one, no
-//! weak reference, exactly this type, no debug traceback) goes back to its loop's pool
-//! (`Handle::recycle`) with its payload and loop reference dropped, and the loop's next
-//! `call_soon` fills it again (`Handle::refill`) instead of allocating a new object: no
-//! one can observe the old object any more, so this is asyncio's behaviour with one
+//! Reuse. A `Handle` the ready queue ran and nobody else holds goes back to its loop's
+//! pool (`Handle::recycle`) with its payload and loop reference dropped, and the loop's
+//! next `call_soon` fills it again (`Handle::refill`) instead of allocating a new object:
+//! no one can observe the old object any more, so this is asyncio's behaviour with one
 //! allocation and deallocation fewer per callback.
+//!
+//! GC. A handle is a GC type: its callback may reference the loop or an object holding
+//! the handle (a bound method of a protocol that keeps its timer handle; arguments that
+//! hold the handle), and a handle the loop ran keeps its loop reference, so cycles through
+//! handles are common and only the collector can free them. `__traverse__` reports the
+//! payload, the loop and the debug traceback; `__clear__` drops the payload and the loop.
+//! The loop reports the handles it queues (loop_core.rs, `Loop::__traverse__`).
+//!
+//! Protocol:
+//! 1. The state lock is never held across Python code: no call, and no drop of a Python
+//!    reference (which may run a finaliser) inside it — references are cloned or moved
+//!    out and dropped or called after it is released (`Locked::with`).
+//! 2. `__traverse__` takes the lock only if it is free: the collector runs on any
+//!    allocation, possibly by the thread holding the lock, which is not reentrant. An
+//!    unvisited reference counts as one from outside, so a skipped visit only keeps more
+//!    alive, never frees what is referenced.
+//! 3. A `Handle` is built only by GIL-holding code and moved at once into its Python
+//!    object, which CPython deallocates with the GIL held; so it is dropped with the GIL.
+//! 4. Reuse requires that nothing but the ready queue can reach the object: reference
+//!    count one, no weak reference, exactly `Handle` (no Python subclass with other
+//!    fields), no debug traceback. A pooled handle holds no reference (no payload, no
+//!    loop), so the pool forms no cycle and a pooled handle's traverse visits nothing.
+//! 5. `HANDLE_TYPE` is set at module initialisation, before any handle exists, to the
+//!    `Handle` type object, which lives as long as the interpreter.
+//! 6. `Handle`'s and `TimerHandle`'s `tp_traverse` is [`traverse`], set by `install_type`
+//!    at module initialisation, before any handle exists, in place of PyO3's trampoline
+//!    (which walked the base types and checked a thread-local on every call: a quarter of
+//!    a collection's cost per handle). CPython calls it with the GIL held, on a live
+//!    object whose layout starts as `Handle`'s (the type or a subtype); it visits what
+//!    `__traverse__` does, calls nothing else and does not panic.
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -22,6 +52,7 @@ use std::sync::{Mutex, OnceLock};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use pyo3::{Borrowed, PyTraverseError, PyVisit};
 
 use crate::loop_core::report_error;
 
@@ -50,7 +81,7 @@ impl Payload {
     }
 }
 
-/// What a `Handle` changes over its life (module docs: state protocol).
+/// What a `Handle` changes over its life (module docs: state).
 struct State {
     payload: Option<Payload>,
     cancelled: bool,
@@ -62,11 +93,19 @@ struct State {
 struct Locked<T>(Mutex<T>);
 
 impl<T> Locked<T> {
-    /// Runs `f` on the value under the lock. `f` must not run Python code: no calls, and no
-    /// drop of a Python reference (which may run a finaliser) inside it — move them out.
+    /// Runs `f` on the value under the lock. `f` must not run Python code (rule 1).
     #[inline]
     fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Runs `f` on the value unless the lock is held (rule 2: the collector's traverse).
+    fn try_with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        match self.0.try_lock() {
+            Ok(g) => Some(f(&g)),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(f(&e.into_inner())),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 }
 
@@ -83,9 +122,8 @@ impl Drop for Handle {
     /// Releases the references directly: dropping a `Py` asks PyO3 whether this thread
     /// holds the GIL (a thread-local read), three times per callback on the hot path.
     fn drop(&mut self) {
-        // SAFETY: a `Handle` is built only inside GIL-holding code and moved at once into
-        // its Python object (`Py::new`), whose deallocation — with the GIL — drops it; a
-        // failed `Py::new` drops it in that same GIL-holding code.
+        // SAFETY: dropped with the GIL held (rule 3): by its object's deallocation, or by
+        // the GIL-holding code that built it when `Py::new` failed.
         let py = unsafe { Python::assume_gil_acquired() };
         let st = self.state.0.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = st.payload.take() {
@@ -97,13 +135,48 @@ impl Drop for Handle {
     }
 }
 
-/// `Handle`'s type object, set once at module initialisation (it lives as long as the
-/// interpreter): `recycle` compares against it without PyO3's lazy type lookup.
+/// `Handle`'s type object (rule 5): `recycle` compares against it without PyO3's lazy
+/// type lookup.
 static HANDLE_TYPE: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Records `Handle`'s type object for `recycle` (module initialisation).
+/// Records `Handle`'s type object for `recycle` (rule 5) and installs [`traverse`] on both
+/// handle types (rule 6); at module initialisation, `TimerHandle` already made.
 pub(crate) fn install_type(py: Python<'_>) {
-    HANDLE_TYPE.store(py.get_type::<Handle>().as_type_ptr(), Ordering::Relaxed);
+    let handle = py.get_type::<Handle>().as_type_ptr();
+    HANDLE_TYPE.store(handle, Ordering::Relaxed);
+    for tp in [handle, py.get_type::<TimerHandle>().as_type_ptr()] {
+        // SAFETY: GIL held; `tp` is a live heap type PyO3 made with GC slots (`Handle`'s
+        // `__traverse__`, inherited by `TimerHandle`), written before any instance exists
+        // (rule 6); `PyType_Modified` drops CPython's caches of the type.
+        unsafe {
+            (*tp).tp_traverse = Some(traverse);
+            ffi::PyType_Modified(tp);
+        }
+    }
+}
+
+/// The handle types' `tp_traverse` (rule 6): `__traverse__`'s visit, straight from the
+/// slot.
+///
+/// # Safety
+/// Called by CPython only: GIL held, `obj` a live object of `Handle`'s layout, `visit` and
+/// `arg` the collector's (rule 6).
+unsafe extern "C" fn traverse(
+    obj: *mut ffi::PyObject,
+    visit: ffi::visitproc,
+    arg: *mut std::os::raw::c_void,
+) -> std::os::raw::c_int {
+    // SAFETY: rule 6 — the GIL is held and `obj` is live for the call; borrowed without
+    // touching its reference count (the collector is counting them).
+    let obj = unsafe { Borrowed::from_ptr(Python::assume_gil_acquired(), obj) };
+    // SAFETY: rule 6 — the object's layout starts as `Handle`'s.
+    let h = unsafe { obj.downcast_unchecked::<Handle>() }.get();
+    // SAFETY: rule 6 — the collector's `visit` on a live reference the handle owns.
+    let r = h.each_ref(|o| match unsafe { visit(o.as_ptr(), arg) } {
+        0 => Ok(()),
+        r => Err(r),
+    });
+    r.err().unwrap_or(0)
 }
 
 /// asyncio's `TimerHandle` (what `call_later`/`call_at` return): also `when()`.
@@ -129,13 +202,15 @@ impl Handle {
         }
     }
 
-    /// Whether the ready queue may keep `h`, which it has just run, for `refill` (module
-    /// docs: reuse); if so, drops what it still holds.
+    /// Whether the ready queue may keep `h`, which it has just run, for `refill` (rule 4);
+    /// if so, drops what it still holds.
     pub(crate) fn recycle(h: &Bound<'_, Handle>) -> bool {
         let py = h.py();
         let obj = h.as_ptr();
-        // SAFETY: `obj` is a live object (`h`); reading its reference count, type and the
-        // type's weak-list offset only reads memory CPython keeps valid while it lives.
+        // SAFETY: `obj` is a live object (`h`) and the GIL is held (`py`): its reference
+        // count, its type and the type's weak-list offset are memory CPython keeps valid
+        // while it lives, and the weak-list slot is read only when the type is `Handle`
+        // (rule 5), whose positive offset PyO3's `weakref` option placed inside the object.
         let reusable = unsafe {
             let ty = ffi::Py_TYPE(obj);
             ffi::Py_REFCNT(obj) == 1
@@ -159,6 +234,15 @@ impl Handle {
         }
         drop(loop_);
         true
+    }
+
+    /// Drops the callback, its arguments and its context of a handle that can never run
+    /// (its loop closed, or its timer was dropped unfired) without marking it cancelled:
+    /// asyncio's `close()` clears its queues and leaves the handles' flags alone.
+    pub(crate) fn discard(&self, py: Python<'_>) {
+        if let Some(p) = self.state.with(py, |s| s.payload.take()) {
+            p.release(py);
+        }
     }
 
     /// Makes a recycled handle (`recycle` returned true for it) run `payload` on `loop_`.
@@ -221,6 +305,24 @@ impl Handle {
             }
         }
         p.release(py);
+    }
+
+    /// Calls `f` on every Python object the handle holds, for the collector; a held lock
+    /// skips the state (rule 2).
+    fn each_ref<E>(&self, mut f: impl FnMut(&PyObject) -> Result<(), E>) -> Result<(), E> {
+        if let Some(tb) = &self.source_traceback {
+            f(tb)?;
+        }
+        self.state
+            .try_with(|s| {
+                if let Some(p) = &s.payload {
+                    f(&p.callback)?;
+                    f(p.args.as_any())?;
+                    f(&p.context)?;
+                }
+                s.loop_.as_ref().map_or(Ok(()), f)
+            })
+            .unwrap_or(Ok(()))
     }
 
     fn is_cancelled(&self, py: Python<'_>) -> bool {
@@ -296,6 +398,23 @@ impl Handle {
 
     fn cancelled(&self, py: Python<'_>) -> bool {
         self.is_cancelled(py)
+    }
+
+    /// The collector's view of the handle (module docs: GC). Declaring it makes PyO3 build
+    /// a GC type; CPython then calls [`traverse`], which visits the same (rule 6).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.each_ref(|o| visit.call(o))
+    }
+
+    /// Breaks a cycle through the handle: drops its payload and loop reference (module
+    /// docs: GC). The debug traceback stays: frame summaries hold no objects of the cycle.
+    fn __clear__(&self) {
+        let taken = {
+            let mut s = self.state.0.lock().unwrap_or_else(|e| e.into_inner());
+            (s.payload.take(), s.loop_.take())
+        };
+        // Released after the lock (rule 1).
+        drop(taken);
     }
 
     fn get_context(&self, py: Python<'_>) -> Option<PyObject> {

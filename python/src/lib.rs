@@ -28,6 +28,7 @@ mod task;
 mod task_await;
 mod task_gc;
 mod thread_bound;
+mod timers;
 mod transport;
 mod transport_bytes;
 mod transport_read;
@@ -50,8 +51,8 @@ fn _aioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Loop>()?;
     fastcall::install(&m.py().get_type::<Loop>())?;
     m.add_class::<Handle>()?;
-    handle::install_type(m.py());
     m.add_class::<TimerHandle>()?;
+    handle::install_type(m.py());
     m.add_class::<Task>()?;
     task_gc::install(&m.py().get_type::<Task>())?;
     m.add_class::<task::TaskIter>()?;

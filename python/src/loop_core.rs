@@ -7,10 +7,38 @@
 //! `_run_once`). Between passes it checks Python's signal flags, so Ctrl-C interrupts a
 //! waiting loop. A `KeyboardInterrupt`/`SystemExit` raised by a callback ends the pass's
 //! run (the rest of the pass still runs) and propagates out of `run_forever`.
+//!
+//! Closing. `close()` releases at once everything queued, as asyncio's clears `_ready`
+//! and `_scheduled`: the ready queue, other threads' posts and the handle pool are
+//! emptied, the `LocalLoop`'s close drops the timers, and every handle they held has its
+//! callback, arguments and context dropped (`Handle::discard`) even if the caller still
+//! holds it — none can ever run, and a cycle through them then needs no collection. The
+//! handles are not marked cancelled (asyncio's are not either).
+//!
+//! GC. The loop reports to the collector the handles it holds — queued, posted, pooled,
+//! and pending timers' (timers.rs) —, the native Tasks whose steps it queues, and its task
+//! factory, so a loop nobody closed whose callbacks or tasks reference it is collected
+//! (its `__del__` closes it, `__clear__` releases its queues). What it cannot report keeps
+//! objects alive: the exception a queued step will throw, and whatever the `LocalLoop`
+//! holds for the transports (their reader and writer tasks).
+//!
+//! Protocol:
+//! 1. The ready queue, the pool and the timer table are borrowed, and the loop's locks
+//!    held, only between Python calls: an item is moved out before it runs or is dropped
+//!    (a destructor may call back into the loop), so a borrow never meets a reentrant one
+//!    and a lock is never waited for by the thread holding it.
+//! 2. Another thread posts to `remote` under its lock only while its `closed` flag is
+//!    clear; `close()` sets the flag under that lock and takes what was posted. So each
+//!    `call_soon_threadsafe` either is refused ("Event loop is closed") or leaves a handle
+//!    that a pass runs or `close()` releases: none is left behind.
+//! 3. `__traverse__` visits only on the loop's thread and only what is not borrowed or
+//!    locked at the time: an unvisited reference counts as one from outside, so a skipped
+//!    visit only keeps more alive.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::os::fd::BorrowedFd;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -23,16 +51,22 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::asyncio::{copy_context, error_context};
 use crate::handle::{Handle, Payload, TimerHandle};
 use crate::thread_bound::ThreadBound;
+use crate::timers::Timers;
 
 /// An entry of the loop's own ready queue: what `call_soon` and the native Task queue.
 enum Ready {
     Handle(Py<Handle>),
-    Call(Box<dyn FnOnce(Python<'_>)>),
+    /// A Rust call on a Python object the entry owns (a native Task's step), which the
+    /// call gets back: the loop's reference to it is one the collector sees (GC).
+    Call(PyObject, Box<OwnerCall>),
 }
+
+type OwnerCall = dyn for<'py> FnOnce(&Bound<'py, PyAny>);
 
 struct Inner {
     lp: LocalLoop,
@@ -47,9 +81,19 @@ struct Inner {
     /// A `KeyboardInterrupt`/`SystemExit` from a callback, raised after the pass.
     pending: RefCell<Option<PyErr>>,
     /// Handles the ready queue ran that nobody else held, emptied and kept for the next
-    /// `call_soon`s (handle.rs: reuse); at most `POOL_MAX`. They hold no reference to the
-    /// loop, so the pool makes no cycle through it.
+    /// `call_soon`s (handle.rs: reuse, rule 4); at most `POOL_MAX`. They hold no
+    /// reference to the loop, so the pool makes no cycle through it.
     pool: RefCell<Vec<Py<Handle>>>,
+    /// The pending timers' handles (timers.rs), for the collector and `close()`.
+    timers: Rc<Timers>,
+}
+
+/// `call_soon_threadsafe`'s handles from other threads, and whether `close()` has taken
+/// them for good (rule 2).
+#[derive(Default)]
+struct Remote {
+    handles: Vec<Py<Handle>>,
+    closed: bool,
 }
 
 /// The most handles a loop keeps for reuse (a pass that runs more frees the rest).
@@ -60,11 +104,12 @@ const POOL_MAX: usize = 256;
 pub struct Loop {
     inner: ThreadBound<Inner>,
     handle: LoopHandle,
-    /// `call_soon_threadsafe`'s handles from other threads, in call order; the loop thread
-    /// moves them to its ready queue before it queues anything itself and at the start of
-    /// each pass, so a callback posted by a thread that then signalled the loop's thread
-    /// runs before what that thread queues next (as asyncio's shared `_ready` does).
-    remote: Mutex<Vec<Py<Handle>>>,
+    /// `call_soon_threadsafe`'s handles from other threads (rule 2), in call order; the
+    /// loop thread moves them to its ready queue before it queues anything itself and at
+    /// the start of each pass, so a callback posted by a thread that then signalled the
+    /// loop's thread runs before what that thread queues next (as asyncio's shared
+    /// `_ready` does).
+    remote: Mutex<Remote>,
     /// Whether `remote` may hold handles: set under its lock by a poster, cleared under it
     /// by the loop thread, read without it on every `call_soon`.
     has_remote: AtomicBool,
@@ -95,10 +140,19 @@ impl Loop {
         self.handle.is_closed()
     }
 
-    /// Queues `f` on this loop's ready queue (its own thread only); it runs with the GIL
-    /// held, in order with `call_soon`'s callbacks.
-    pub(crate) fn schedule_py(&self, f: impl FnOnce(Python<'_>) + 'static) -> PyResult<()> {
-        self.push_ready(Ready::Call(Box::new(f)))
+    /// Queues `f(owner)` on this loop's ready queue (its own thread only); it runs with the
+    /// GIL held, in order with `call_soon`'s callbacks. The queue, not `f`, holds `owner`,
+    /// so that the collector sees the reference (module docs: GC).
+    pub(crate) fn schedule_py<T: pyo3::PyClass>(
+        &self,
+        owner: Py<T>,
+        f: impl FnOnce(&Bound<'_, T>) + 'static,
+    ) -> PyResult<()> {
+        let call = move |o: &Bound<'_, PyAny>| {
+            // SAFETY: `o` is `owner`, a `T`, handed back unchanged by `run_ready`.
+            f(unsafe { o.downcast_unchecked::<T>() })
+        };
+        self.push_ready(Ready::Call(owner.into_any(), Box::new(call)))
     }
 
     fn push_ready(&self, item: Ready) -> PyResult<()> {
@@ -126,12 +180,41 @@ impl Loop {
         let posted = {
             let mut q = self.remote.lock().unwrap_or_else(|e| e.into_inner());
             self.has_remote.store(false, Ordering::Relaxed);
-            std::mem::take(&mut *q)
+            std::mem::take(&mut q.handles)
         };
         inner
             .ready
             .borrow_mut()
             .extend(posted.into_iter().map(Ready::Handle));
+    }
+
+    /// Empties the ready queue, other threads' posts and the pool, and discards the
+    /// payloads of the handles they held and of the pending timers' handles: none can run
+    /// any more (module docs: closing). `close_remote`: refuse later posts for good.
+    fn release_queued(&self, py: Python<'_>, inner: &Inner, close_remote: bool) {
+        let remote = {
+            let mut q = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+            q.closed |= close_remote;
+            self.has_remote.store(false, Ordering::Relaxed);
+            std::mem::take(&mut q.handles)
+        };
+        let ready = std::mem::take(&mut *inner.ready.borrow_mut());
+        let pooled = std::mem::take(&mut *inner.pool.borrow_mut());
+        // Released outside every lock and borrow (rule 1).
+        for h in &remote {
+            h.get().discard(py);
+        }
+        drop(remote);
+        for item in ready {
+            if let Ready::Handle(h) = &item {
+                h.get().discard(py);
+            }
+            drop(item);
+        }
+        drop(pooled);
+        for h in inner.timers.pending(py) {
+            h.bind(py).as_super().get().discard(py);
+        }
     }
 
     /// `call_soon(callback, *args, context=context)` from Rust.
@@ -187,11 +270,13 @@ impl Loop {
             py,
             PyClassInitializer::from(base).add_subclass(TimerHandle::new(when)),
         )?;
-        let run = h.clone_ref(py);
+        let slot = inner.timers.insert(h.clone_ref(py));
         let t = inner
             .lp
             .call_at(when, move || {
-                Python::with_gil(|py| Handle::run(run.bind(py).as_super()))
+                if let Some(h) = slot.take() {
+                    Python::with_gil(|py| Handle::run(h.bind(py).as_super()));
+                }
             })
             .map_err(|e| match e {
                 LoopError::InvalidDelay(d) => {
@@ -326,7 +411,7 @@ fn run_ready(py: Python<'_>, lp: &Loop, inner: &Inner) -> usize {
                     pool.push(h.unbind());
                 }
             }
-            Ready::Call(f) => f(py),
+            Ready::Call(owner, f) => f(owner.into_bound(py).as_any()),
         }
     }
     n
@@ -358,7 +443,7 @@ impl Loop {
         Ok(Loop {
             debug: AtomicBool::new(false),
             handle: lp.handle(),
-            remote: Mutex::new(Vec::new()),
+            remote: Mutex::default(),
             has_remote: AtomicBool::new(false),
             task_factory: Mutex::new(None),
             native_tasks: AtomicBool::new(false),
@@ -370,6 +455,7 @@ impl Loop {
                 quiet_sources: Cell::new(0),
                 pending: RefCell::new(None),
                 pool: RefCell::new(Vec::new()),
+                timers: Rc::default(),
             }),
         })
     }
@@ -424,12 +510,21 @@ impl Loop {
             return Err(loop_err(LoopError::Closed));
         }
         let h = new_handle(slf, payload(py, callback, args, context)?)?;
-        {
+        let refused = {
             let mut q = lp.remote.lock().unwrap_or_else(|e| e.into_inner());
-            q.push(h.clone_ref(py));
-            lp.has_remote.store(true, Ordering::Release);
+            if !q.closed {
+                q.handles.push(h.clone_ref(py));
+                lp.has_remote.store(true, Ordering::Release);
+            }
+            q.closed
+        };
+        if refused {
+            // `close()` took the queue first: a handle posted now would never be released.
+            return Err(loop_err(LoopError::Closed));
         }
-        // Wakes a waiting loop: its next pass takes the handle (`take_remote`).
+        // Wakes a waiting loop: its next pass takes the handle (`take_remote`). Failing
+        // here, the loop closed after the push, and its `close()` released the handle
+        // (rule 2).
         lp.handle.call_soon_threadsafe(|| {}).map_err(loop_err)?;
         Ok(h)
     }
@@ -494,17 +589,57 @@ impl Loop {
         result
     }
 
-    /// Cancels what the Rust loop still holds and refuses new work.
-    fn _close_core(&self) -> PyResult<()> {
+    /// Cancels what the Rust loop still holds, releases every queued callback and
+    /// refuses new work (module docs: closing).
+    fn _close_core(&self, py: Python<'_>) -> PyResult<()> {
         let inner = self.inner.get()?;
+        // Drops the timers' closures: their slots discard the handles' payloads (timers.rs).
         inner.lp.close().map_err(loop_err)?;
-        // Dropped outside the borrow: a callback's destructor may call back into the loop.
-        self.take_remote(inner);
-        let dropped = std::mem::take(&mut *inner.ready.borrow_mut());
-        drop(dropped);
-        let pooled = std::mem::take(&mut *inner.pool.borrow_mut());
-        drop(pooled);
+        self.release_queued(py, inner, true);
         Ok(())
+    }
+
+    /// The collector's view of the loop: the handles it queues or keeps (module docs:
+    /// GC; rule 3).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(f) = self.task_factory.try_lock() {
+            if let Some(f) = f.as_ref() {
+                visit.call(f)?;
+            }
+        }
+        if let Ok(q) = self.remote.try_lock() {
+            q.handles.iter().try_for_each(|h| visit.call(h))?;
+        }
+        let Ok(inner) = self.inner.get() else {
+            return Ok(());
+        };
+        if let Ok(ready) = inner.ready.try_borrow() {
+            for item in ready.iter() {
+                match item {
+                    Ready::Handle(h) => visit.call(h)?,
+                    Ready::Call(owner, _) => visit.call(owner)?,
+                }
+            }
+        }
+        if let Ok(pool) = inner.pool.try_borrow() {
+            pool.iter().try_for_each(|h| visit.call(h))?;
+        }
+        inner.timers.visit(&visit)
+    }
+
+    /// Breaks cycles through an unreachable loop: drops its task factory and releases what
+    /// its queues hold, as `close()` does (module docs: GC).
+    fn __clear__(&self) {
+        let factory = self
+            .task_factory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        // Released after the lock (rule 1).
+        drop(factory);
+        if let Ok(inner) = self.inner.get() {
+            Python::with_gil(|py| self.release_queued(py, inner, false));
+        }
     }
 
     /// asyncio's `loop.create_task` (BaseEventLoop's, without a Python frame per task).

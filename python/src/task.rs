@@ -227,8 +227,8 @@ impl Task {
     /// Queues a step of the task (with `exc` to throw) on its loop.
     fn schedule_step(slf: &Bound<'_, Task>, exc: Option<PyObject>) -> PyResult<()> {
         let task = slf.clone().unbind();
-        slf.get().loop_.get().schedule_py(move |py| {
-            let t = task.bind(py);
+        slf.get().loop_.get().schedule_py(task, move |t| {
+            let py = t.py();
             let ctx = t.get().context.bind(py);
             if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
                 let lp = t.get().loop_.bind(py).clone().into_any();

@@ -20,10 +20,9 @@
 //!   it at most once per object and stops the deallocation if the handler resurrected
 //!   the task.
 //!
-//! What the collector cannot see keeps a task alive: the loop's ready queue (a queued
-//! step or a queued wakeup handle) and its timers are Rust references no `tp_traverse`
-//! reports, so they count as references from outside — a task that is scheduled is never
-//! collected.
+//! A task that is scheduled — its step or wakeup handle queued, a timer pending for it —
+//! is reachable from its loop (loop_core.rs reports those references: GC), so it is
+//! collected only with a loop that is itself garbage, as asyncio's is.
 //!
 //! Protocol: (1) the wrappers are installed once, on the Task type before any instance
 //! exists, and keep the original slots, which they call; (2) the type is final (no Python
@@ -104,6 +103,11 @@ unsafe fn dict_slot(obj: *mut ffi::PyObject) -> *mut *mut ffi::PyObject {
     }
 }
 
+/// The Task type's `tp_traverse`: PyO3's, then the instance dictionary.
+///
+/// # Safety
+/// Called by CPython only (rule 3): `obj` is a live `aioloop.Task` (rule 2), `visit` and
+/// `arg` the collector's.
 unsafe extern "C" fn traverse(
     obj: *mut ffi::PyObject,
     visit: ffi::visitproc,
@@ -127,6 +131,10 @@ unsafe extern "C" fn traverse(
     }
 }
 
+/// The Task type's `tp_clear`: PyO3's, then the instance dictionary.
+///
+/// # Safety
+/// Called by CPython only (rule 3), on a live `aioloop.Task` (rule 2).
 unsafe extern "C" fn clear(obj: *mut ffi::PyObject) -> std::os::raw::c_int {
     // SAFETY: rule 1 — PyO3's clear (panics caught by its trampoline, rule 4).
     let r = unsafe { (original().clear)(obj) };
@@ -142,6 +150,11 @@ unsafe extern "C" fn clear(obj: *mut ffi::PyObject) -> std::os::raw::c_int {
     r
 }
 
+/// The Task type's `tp_dealloc`: the finalizer first (PEP 442), then PyO3's.
+///
+/// # Safety
+/// Called by CPython only (rule 3), once, on an `aioloop.Task` whose reference count
+/// reached zero (rule 2).
 unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
     // SAFETY: rule 3; CPython's contract for a finalizer called from `tp_dealloc`: the
     // object's reference count is 0 and it is still tracked; a negative result means the
@@ -153,8 +166,13 @@ unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
     unsafe { (original().dealloc)(obj) }
 }
 
+/// The Task type's `tp_finalize`: reports a task destroyed pending or with an exception
+/// nobody retrieved (module docs).
+///
+/// # Safety
+/// Called by CPython only (rule 3), on a live `aioloop.Task` (rule 2).
 unsafe extern "C" fn finalize(obj: *mut ffi::PyObject) {
-    // SAFETY: rule 3.
+    // SAFETY: CPython calls finalizers with the GIL held (rule 3).
     let py = unsafe { Python::assume_gil_acquired() };
     let (mut t, mut v, mut tb) = (
         std::ptr::null_mut(),
@@ -166,7 +184,7 @@ unsafe extern "C" fn finalize(obj: *mut ffi::PyObject) {
     let r = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `obj` is live for the call (rule 3) and an aioloop Task (rule 2).
         let task = unsafe { Bound::from_borrowed_ptr(py, obj) };
-        // SAFETY: rule 2.
+        // SAFETY: every object this slot gets is an `aioloop.Task` (rule 2).
         Task::finalize(unsafe { task.downcast_unchecked::<Task>() })
     }));
     let err = match r {
