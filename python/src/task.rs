@@ -862,7 +862,10 @@ impl Task {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let (state, name, extra) = {
+        // A snapshot under the lock, formatted after it: a result's or an exception's
+        // `__repr__` is Python code, which may call this task back (`done()`), and the
+        // lock is not reentrant.
+        let (state, name, exception, result) = {
             let mut st = self.lock();
             let state = match st.st {
                 St::Pending if st.must_cancel => "cancelling",
@@ -870,16 +873,22 @@ impl Task {
                 St::Cancelled => "cancelled",
                 St::Finished => "finished",
             };
-            let extra = match (&st.exception, &st.result, st.st) {
-                (Some(e), _, _) => format!(" exception={}", e.bind(py).repr()?),
-                (None, Some(r), St::Finished) => format!(" result={}", r.bind(py).repr()?),
-                _ => String::new(),
+            let exception = st.exception.as_ref().map(|e| e.clone_ref(py));
+            let result = match st.st {
+                St::Finished => st.result.as_ref().map(|r| r.clone_ref(py)),
+                _ => None,
             };
-            let name = st.name(py).bind(py).repr()?.to_string();
-            (state, name, extra)
+            (state, st.name(py), exception, result)
+        };
+        let extra = match (exception, result) {
+            (Some(e), _) => format!(" exception={}", e.bind(py).repr()?),
+            // asyncio limits the result's repr with reprlib (`_future_repr_info`).
+            (None, Some(r)) => format!(" result={}", asyncio::reprlib_repr(py)?.call1((r,))?),
+            (None, None) => String::new(),
         };
         Ok(format!(
-            "<Task {state} name={name} coro={}{extra}>",
+            "<Task {state} name={} coro={}{extra}>",
+            name.bind(py).repr()?,
             self.coro.bind(py).repr()?
         ))
     }
