@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 
 mod asyncio;
 mod cfunc;
+mod cfuture;
 mod fastcall;
 mod future_new;
 mod handle;

@@ -36,11 +36,14 @@ use pyo3::types::PyType;
 
 use crate::asyncio;
 use crate::cfunc::{CGetSet, CMethod};
+use crate::cfuture::CFuture;
 use crate::task::Task;
 
 /// One of asyncio's C future types and the C definitions of what a task uses of it.
 struct CType {
     ty: Py<PyType>,
+    /// The struct's fields, for asyncio's C `Future` when its layout checks out (cfuture.rs).
+    fields: Option<CFuture>,
     blocking: CGetSet,
     loop_: CGetSet,
     result: CMethod,
@@ -50,7 +53,7 @@ struct CType {
 impl CType {
     /// `None` if any of the four is not what asyncio's C types define (then the type goes
     /// the generic way).
-    fn new(ty: &Bound<'_, PyAny>) -> PyResult<Option<CType>> {
+    fn new(ty: &Bound<'_, PyAny>, with_fields: bool) -> PyResult<Option<CType>> {
         let getset = |name: &str| ty.getattr(name).map(|d| CGetSet::of(&d));
         let method = |name: &str| ty.getattr(name).map(|d| CMethod::of(&d));
         let (Some(blocking), Some(loop_), Some(result), Some(add_done_callback)) = (
@@ -61,8 +64,10 @@ impl CType {
         ) else {
             return Ok(None);
         };
+        let ty = ty.downcast::<PyType>()?;
         Ok(Some(CType {
-            ty: ty.downcast::<PyType>()?.clone().unbind(),
+            fields: with_fields.then(|| CFuture::probe(ty)).flatten(),
+            ty: ty.clone().unbind(),
             blocking,
             loop_,
             result,
@@ -83,21 +88,21 @@ struct CTypes {
 fn c_types(py: Python<'_>) -> PyResult<&'static CTypes> {
     static CELL: GILOnceCell<CTypes> = GILOnceCell::new();
     CELL.get_or_try_init(py, || {
-        let c = |name: &str| -> PyResult<Option<CType>> {
+        let c = |name: &str, with_fields: bool| -> PyResult<Option<CType>> {
             let ty = py.import("asyncio")?.getattr(name)?;
             let is_c = ty
                 .getattr("__module__")
                 .and_then(|m| m.extract::<String>())
                 .is_ok_and(|m| m == "_asyncio");
             if is_c {
-                CType::new(&ty)
+                CType::new(&ty, with_fields)
             } else {
                 Ok(None)
             }
         };
         Ok(CTypes {
-            future: c("Future")?,
-            task: c("Task")?,
+            future: c("Future", true)?,
+            task: c("Task", false)?,
             native: py.get_type::<Task>().unbind(),
         })
     })
@@ -139,6 +144,15 @@ impl<'a, 'py> Awaited<'a, 'py> {
         Ok(Awaited { obj, how })
     }
 
+    /// The verified struct layout (cfuture.rs) when `c` has one and the future is
+    /// initialised (its loop set: the C methods raise otherwise, so those go through them).
+    fn fields(&self, c: &'static CType) -> Option<&'static CFuture> {
+        let f = c.fields.as_ref()?;
+        // SAFETY: `How::C(c)` is chosen for objects of exactly `c`'s type, whose layout
+        // `c.fields` verified (cfuture.rs rule 1).
+        unsafe { f.loop_ptr(self.obj.as_ptr()) }.map(|_| f)
+    }
+
     /// `_asyncio_future_blocking`, or `None` when the object is not a future (no such
     /// attribute, or `None`).
     pub(crate) fn blocking(&self) -> PyResult<Option<bool>> {
@@ -146,6 +160,10 @@ impl<'a, 'py> Awaited<'a, 'py> {
         let v = match &self.how {
             How::Native(t) => return Ok(Some(t.get().blocking_now())),
             How::C(c) => {
+                if let Some(f) = self.fields(c) {
+                    // SAFETY: `fields` is `Some` only for the verified type (rule 1).
+                    return Ok(Some(unsafe { f.blocking(self.obj.as_ptr()) }));
+                }
                 // SAFETY: `How::C` is chosen for exactly `c`'s type (rule 1).
                 let b = unsafe { c.blocking.get(self.obj) }?;
                 // SAFETY: reading the address of the `True` singleton; the C getter
@@ -168,8 +186,18 @@ impl<'a, 'py> Awaited<'a, 'py> {
         let py = self.obj.py();
         match &self.how {
             How::Native(t) => Ok(t.get().loop_any(py)),
-            // SAFETY: as in `blocking`.
-            How::C(c) => unsafe { c.loop_.get(self.obj) },
+            How::C(c) => match self.fields(c) {
+                // SAFETY: `fields` is `Some` only for the verified type (rule 1), and only
+                // when the loop is set; the borrowed loop gets its own reference.
+                Some(f) => Ok(unsafe {
+                    let l = f
+                        .loop_ptr(self.obj.as_ptr())
+                        .unwrap_or_else(|| ffi::Py_None());
+                    Bound::from_borrowed_ptr(py, l)
+                }),
+                // SAFETY: as in `blocking`.
+                None => unsafe { c.loop_.get(self.obj) },
+            },
             How::Generic => match self.obj.call_method0(pyo3::intern!(py, "get_loop")) {
                 Ok(l) => Ok(l),
                 Err(_) => asyncio::call1(asyncio::get_loop(py)?, self.obj),
@@ -185,8 +213,15 @@ impl<'a, 'py> Awaited<'a, 'py> {
                 t.get().clear_blocking();
                 Ok(())
             }
-            // SAFETY: as in `blocking`.
-            How::C(c) => unsafe { c.blocking.set(self.obj, ffi::Py_False()) },
+            How::C(c) => match self.fields(c) {
+                Some(f) => {
+                    // SAFETY: as in `blocking`.
+                    unsafe { f.clear_blocking(self.obj.as_ptr()) };
+                    Ok(())
+                }
+                // SAFETY: as in `blocking`.
+                None => unsafe { c.blocking.set(self.obj, ffi::Py_False()) },
+            },
             How::Generic => self
                 .obj
                 .setattr(pyo3::intern!(py, "_asyncio_future_blocking"), false),
@@ -204,6 +239,14 @@ impl<'a, 'py> Awaited<'a, 'py> {
         match &self.how {
             How::Native(t) => Task::push_done_callback(t, wakeup.unbind(), ctx.clone().unbind()),
             How::C(c) => {
+                if let Some(f) = self.fields(c) {
+                    // SAFETY: as in `blocking`; both objects are live.
+                    if unsafe {
+                        f.add_first_callback(self.obj.as_ptr(), wakeup.as_ptr(), ctx.as_ptr())
+                    } {
+                        return Ok(());
+                    }
+                }
                 let args = [wakeup.as_ptr(), ctx.as_ptr()];
                 // SAFETY: as in `blocking`; one positional argument and the value of the
                 // one keyword `context_kwnames` names.
@@ -222,8 +265,16 @@ impl<'a, 'py> Awaited<'a, 'py> {
         let py = self.obj.py();
         match &self.how {
             How::Native(t) => t.get().result(py).map(drop),
-            // SAFETY: as in `blocking`; no arguments.
-            How::C(c) => unsafe { c.result.call(self.obj, &[], 0, std::ptr::null_mut()) }.map(drop),
+            How::C(c) => {
+                if let Some(f) = self.fields(c) {
+                    // SAFETY: as in `blocking`.
+                    if unsafe { f.finished_ok(self.obj.as_ptr()) } {
+                        return Ok(());
+                    }
+                }
+                // SAFETY: as in `blocking`; no arguments.
+                unsafe { c.result.call(self.obj, &[], 0, std::ptr::null_mut()) }.map(drop)
+            }
             How::Generic => self.obj.call_method0(pyo3::intern!(py, "result")).map(drop),
         }
     }
