@@ -25,7 +25,7 @@ use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::asyncio::{copy_context, error_context};
-use crate::handle::{Handle, Payload, TimerHandle};
+use crate::handle::{Args, Handle, Payload, TimerHandle};
 use crate::thread_bound::ThreadBound;
 
 /// An entry of the loop's own ready queue: what `call_soon` and the native Task queue.
@@ -138,7 +138,7 @@ impl Loop {
     pub(crate) fn call_soon_impl(
         slf: &Bound<'_, Loop>,
         callback: PyObject,
-        args: Py<PyTuple>,
+        args: Args,
         context: Option<PyObject>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
@@ -179,7 +179,7 @@ impl Loop {
         let py = slf.py();
         let inner = slf.get().inner.get()?;
         let base = Handle::new(
-            payload(py, callback, args, context)?,
+            payload(py, callback, Args::Tuple(args), context)?,
             slf.clone().into_any().unbind(),
             source_traceback(slf)?,
         );
@@ -232,7 +232,7 @@ fn new_handle(slf: &Bound<'_, Loop>, p: Payload) -> PyResult<Py<Handle>> {
 fn payload(
     py: Python<'_>,
     callback: PyObject,
-    args: Py<PyTuple>,
+    args: Args,
     context: Option<PyObject>,
 ) -> PyResult<Payload> {
     let context = match context {
@@ -418,12 +418,12 @@ impl Loop {
         let lp = slf.get();
         if lp.inner.get().is_ok() {
             // The loop's own thread: its ready queue, in order with call_soon.
-            return Loop::call_soon_impl(slf, callback, args, context);
+            return Loop::call_soon_impl(slf, callback, Args::Tuple(args), context);
         }
         if lp.handle.is_closed() {
             return Err(loop_err(LoopError::Closed));
         }
-        let h = new_handle(slf, payload(py, callback, args, context)?)?;
+        let h = new_handle(slf, payload(py, callback, Args::Tuple(args), context)?)?;
         {
             let mut q = lp.remote.lock().unwrap_or_else(|e| e.into_inner());
             q.push(h.clone_ref(py));
@@ -625,7 +625,7 @@ impl Loop {
                 "Invalid file descriptor: {fd}"
             )));
         }
-        let h = new_handle(slf, payload(py, callback, args, None)?)?;
+        let h = new_handle(slf, payload(py, callback, Args::Tuple(args), None)?)?;
         let run = h.clone_ref(py);
         let cb = move || Python::with_gil(|py| Handle::run_repeating(run.bind(py)));
         // SAFETY: the borrow lasts only for this call, in which the watcher takes its own

@@ -108,6 +108,20 @@ fn c_types(py: Python<'_>) -> PyResult<&'static CTypes> {
     })
 }
 
+/// The verified layout (cfuture.rs) when `obj` is exactly asyncio's C `Future`, that
+/// layout checked out, and `obj` is initialised: the object may then be read and written in
+/// place.
+pub(crate) fn in_place(obj: &Bound<'_, PyAny>) -> Option<&'static CFuture> {
+    let c = c_types(obj.py()).ok()?.future.as_ref()?;
+    let f = c.fields.as_ref()?;
+    // SAFETY: `obj` is live; its type pointer is compared, not dereferenced.
+    if unsafe { ffi::Py_TYPE(obj.as_ptr()) }.cast::<ffi::PyObject>() != c.ty.as_ptr() {
+        return None;
+    }
+    // SAFETY: exactly the verified type (cfuture.rs rule 1).
+    unsafe { f.loop_ptr(obj.as_ptr()) }.map(|_| f)
+}
+
 /// How the yielded object is handled.
 enum How<'py> {
     C(&'static CType),
@@ -228,16 +242,17 @@ impl<'a, 'py> Awaited<'a, 'py> {
         }
     }
 
-    /// `add_done_callback(task's wakeup, context=ctx)`.
+    /// `add_done_callback(wakeup, context=ctx)` (`wakeup`: the task's).
     pub(crate) fn add_wakeup(
         &self,
-        task: &Bound<'py, Task>,
+        wakeup: &Bound<'py, PyAny>,
         ctx: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
         let py = self.obj.py();
-        let wakeup = Task::wakeup_callable(task)?;
         match &self.how {
-            How::Native(t) => Task::push_done_callback(t, wakeup.unbind(), ctx.clone().unbind()),
+            How::Native(t) => {
+                Task::push_done_callback(t, wakeup.clone().unbind(), ctx.clone().unbind())
+            }
             How::C(c) => {
                 if let Some(f) = self.fields(c) {
                     // SAFETY: as in `blocking`; both objects are live.
@@ -256,7 +271,7 @@ impl<'a, 'py> Awaited<'a, 'py> {
                 }
                 .map(drop)
             }
-            How::Generic => asyncio::add_done_callback(self.obj, &wakeup, ctx),
+            How::Generic => asyncio::add_done_callback(self.obj, wakeup, ctx),
         }
     }
 
@@ -305,6 +320,30 @@ static WAKEUP_DEF: WakeupDef = WakeupDef(ffi::PyMethodDef {
     ml_flags: ffi::METH_O,
     ml_doc: c"the task's wakeup: runs its next step once the awaited future is done".as_ptr(),
 });
+
+/// The task a wakeup function object (from [`new_wakeup`]) is bound to; `None` for any
+/// other callable. The loop runs a queued wakeup through this (handle.rs) rather than
+/// calling it.
+pub(crate) fn wakeup_target<'py>(f: &Bound<'py, PyAny>) -> Option<Bound<'py, Task>> {
+    let p = f.as_ptr();
+    // SAFETY: `p` is live; its type is compared, then (being exactly a builtin function,
+    // a PyCFunctionObject) its definition pointer read.
+    let def = unsafe {
+        if ffi::Py_TYPE(p) != std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+            return None;
+        }
+        (*p.cast::<ffi::PyCFunctionObject>()).m_ml
+    };
+    if !std::ptr::eq(def, std::ptr::addr_of!(WAKEUP_DEF.0)) {
+        return None;
+    }
+    // SAFETY: a function made from `WAKEUP_DEF` has a Task as `self` (rule 2), which it
+    // keeps alive while `f` lives.
+    Some(unsafe {
+        let task = (*p.cast::<ffi::PyCFunctionObject>()).m_self;
+        Bound::from_borrowed_ptr(f.py(), task).downcast_into_unchecked::<Task>()
+    })
+}
 
 /// A new callable `wakeup(future)` bound to `task` (protocol rule 2).
 pub(crate) fn new_wakeup<'py>(task: &Bound<'py, Task>) -> PyResult<Bound<'py, PyAny>> {

@@ -158,7 +158,8 @@ impl State {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        Loop::call_soon_impl(self.loop_.bind(py), callback.unbind(), args.unbind(), None)?;
+        let args = crate::handle::Args::Tuple(args.unbind());
+        Loop::call_soon_impl(self.loop_.bind(py), callback.unbind(), args, None)?;
         Ok(())
     }
 

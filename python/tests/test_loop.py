@@ -236,6 +236,31 @@ def test_callback_exception_goes_to_handler(loop):
     assert "Exception in callback" in contexts[0]["message"]
 
 
+@pytest.mark.parametrize("args", [(), ("one",), ("one", 2)], ids=["none", "one", "two"])
+def test_callback_arguments_and_report(loop, args):
+    """call_soon(cb, *args): the arguments reach the callback as given (one argument — a
+    future's done callback, a task's wakeup — is kept without a tuple), a cancelled handle
+    does not run, and a failure is reported with the callback and its arguments."""
+    seen, contexts = [], []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    def record(*a):
+        seen.append(a)
+
+    def boom(*a):
+        raise ValueError(a)
+
+    loop.call_soon(record, *args)
+    loop.call_soon(record, *args).cancel()
+    h = loop.call_soon(boom, *args)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [args]
+    assert len(contexts) == 1 and contexts[0]["handle"] is h
+    assert contexts[0]["exception"].args == (args,)
+    assert f"Exception in callback {boom.__qualname__}{args}" == contexts[0]["message"]
+
+
 def test_default_exception_handler_logs(loop, caplog):
     loop.call_exception_handler({"message": "hello there"})
     assert "hello there" in caplog.text
