@@ -9,6 +9,10 @@
 //! across a call into Python — references are cloned or moved out and dropped or called
 //! after the lock is released.
 //!
+//! Arguments. A callback with exactly one argument — a future's done callback, a task's
+//! wakeup — keeps it as is (`Args::One`), not in a 1-tuple; a native task's wakeup is run as
+//! the task's step directly (`task_await::wakeup_target`), in the handle's context.
+//!
 //! Reuse. A `Handle` the ready queue ran and nobody else holds (reference count one, no
 //! weak reference, exactly this type, no debug traceback) goes back to its loop's pool
 //! (`Handle::recycle`) with its payload and loop reference dropped, and the loop's next

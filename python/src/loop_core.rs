@@ -590,17 +590,6 @@ impl Loop {
         Ok(())
     }
 
-    /// asyncio's `get_debug()` without a Python frame: asyncio's `Future` and `Task`
-    /// constructors ask it on every creation (any thread).
-    fn get_debug(&self) -> bool {
-        self.debug.load(Ordering::Relaxed)
-    }
-
-    /// asyncio's `create_future()` without a Python frame (future_new.rs).
-    fn create_future<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        crate::future_new::create_future(slf.as_any())
-    }
-
     /// Mirrors `set_debug` (any thread).
     fn _set_debug_core(&self, on: bool) {
         self.debug.store(on, Ordering::Relaxed);
@@ -664,3 +653,16 @@ impl Loop {
         self.handle.is_closed()
     }
 }
+
+// `get_debug()` (asyncio's `Future` and `Task` constructors ask it on every creation; any
+// thread) and `create_future()` (future_new.rs; every stream read that waits), without a
+// Python frame, as C methods of the class (rawmeth.rs), installed at module initialisation.
+crate::rawmeth::raw_methods!(pub(crate) static RAW_METHODS on Loop = [
+    noargs c"get_debug" (c"get_debug(): whether the loop is in asyncio's debug mode")
+        |lp, _| {
+            let on = lp.get().debug.load(Ordering::Relaxed);
+            Ok(pyo3::types::PyBool::new(lp.py(), on).to_owned().into_any().unbind())
+        };
+    noargs c"create_future" (c"create_future(): a new asyncio Future attached to the loop")
+        |lp, _| crate::future_new::create_future(lp.as_any()).map(Bound::unbind);
+]);

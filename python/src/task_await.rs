@@ -15,10 +15,16 @@
 //! aioloop `Task` the fields are read in Rust. Any other object goes the generic way,
 //! exactly as asyncio's Python `Task` does.
 //!
+//! For an exact C `Future` whose layout checked out (cfuture.rs), the task goes further and
+//! reads and writes the struct, as asyncio's C Task does ([`in_place`], used by
+//! `Task::wait_in_place` and `Task::wakeup`).
+//!
 //! The wakeup callback is a C function object bound to the task (`PyCFunction_NewEx` on
 //! one static `METH_O` definition), as asyncio's C `Task` makes it: no lookup, and a call
 //! without an argument parser. asyncio makes one per await; the native Task makes one on
-//! its first await of a future and reuses it (`Task::wakeup_callable`).
+//! its first await of a future and reuses it (`Task::wakeup_callable`). When the future
+//! queues it on an aioloop loop (`call_soon(wakeup, fut)`), the loop recognises it
+//! ([`wakeup_target`]) and runs the task's step directly instead of calling it.
 //!
 //! Protocol: (1) the cached descriptors are used only on objects whose type is exactly the
 //! type they were taken from (a descriptor checks `self` itself as well); (2) the wakeup
@@ -26,9 +32,6 @@
 //! task; (3) CPython calls it with the GIL held and one argument; (4) no Rust panic unwinds
 //! into CPython.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -360,32 +363,16 @@ unsafe extern "C" fn wakeup(
     slf: *mut ffi::PyObject,
     fut: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls functions with the GIL held (rule 3).
-    let py = unsafe { Python::assume_gil_acquired() };
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `slf` and `fut` are live borrowed references for the call (rule 3).
+    crate::rawmeth::entry(|py| {
+        // SAFETY: `slf` and `fut` are live borrowed references for the call (rule 3); by
+        // rule 2 `slf` is an aioloop Task.
         let (task, fut) = unsafe {
             (
-                Bound::from_borrowed_ptr(py, slf),
+                Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<Task>(),
                 Bound::from_borrowed_ptr(py, fut),
             )
         };
-        // SAFETY: rule 2 — `slf` is an aioloop Task.
-        let task = unsafe { task.downcast_unchecked::<Task>() };
-        Task::wakeup(task, &fut)
-    }));
-    match r {
-        Ok(Ok(())) => {
-            // SAFETY: GIL held; Py_None is immortal-or-refcounted, returned as new.
-            unsafe { ffi::Py_NewRef(ffi::Py_None()) }
-        }
-        Ok(Err(e)) => {
-            e.restore(py);
-            std::ptr::null_mut()
-        }
-        Err(_) => {
-            PyRuntimeError::new_err("aioloop: Task wakeup panicked (a bug)").restore(py);
-            std::ptr::null_mut()
-        }
-    }
+        Task::wakeup(&task, &fut)?;
+        Ok(py.None())
+    })
 }

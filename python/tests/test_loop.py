@@ -579,3 +579,31 @@ def test_task_factory_attribute_is_the_loops():
         assert lp._task_factory is None
     finally:
         lp.close()
+
+
+def test_c_methods_check_self_and_answer():
+    """get_debug, create_future (Loop) and write, is_closing (the socket transport) are C
+    methods of their classes (python/src/rawmeth.rs): CPython's descriptor refuses another
+    `self`, and they answer as the Python-level methods did."""
+    from aioloop import _aioloop
+
+    for cls, name, args in [
+        (aioloop.EventLoop, "get_debug", ()),
+        (aioloop.EventLoop, "create_future", ()),
+        (_aioloop.SocketTransport, "write", (b"x",)),
+        (_aioloop.SocketTransport, "is_closing", ()),
+    ]:
+        with pytest.raises(TypeError):
+            getattr(cls, name)(object(), *args)
+    lp = aioloop.new_event_loop()
+    try:
+        assert lp.get_debug() is False
+        lp.set_debug(True)
+        assert lp.get_debug() is True
+        lp.set_debug(False)
+        fut = lp.create_future()
+        assert type(fut) is asyncio.Future and fut.get_loop() is lp
+        with pytest.raises(TypeError):
+            lp.get_debug(1)
+    finally:
+        lp.close()
