@@ -26,12 +26,14 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::asyncio::{copy_context, error_context};
 use crate::handle::{Args, Handle, Payload, TimerHandle};
+use crate::task::Task;
 use crate::thread_bound::ThreadBound;
 
 /// An entry of the loop's own ready queue: what `call_soon` and the native Task queue.
 enum Ready {
     Handle(Py<Handle>),
-    Call(Box<dyn FnOnce(Python<'_>)>),
+    /// A native task's step, with the exception to throw in (no boxed closure per step).
+    Step(Py<Task>, Option<PyObject>),
 }
 
 struct Inner {
@@ -95,10 +97,10 @@ impl Loop {
         self.handle.is_closed()
     }
 
-    /// Queues `f` on this loop's ready queue (its own thread only); it runs with the GIL
-    /// held, in order with `call_soon`'s callbacks.
-    pub(crate) fn schedule_py(&self, f: impl FnOnce(Python<'_>) + 'static) -> PyResult<()> {
-        self.push_ready(Ready::Call(Box::new(f)))
+    /// Queues a step of `task` (throwing `exc`) on this loop's ready queue (its own thread
+    /// only); it runs with the GIL held, in order with `call_soon`'s callbacks.
+    pub(crate) fn schedule_step(&self, task: Py<Task>, exc: Option<PyObject>) -> PyResult<()> {
+        self.push_ready(Ready::Step(task, exc))
     }
 
     fn push_ready(&self, item: Ready) -> PyResult<()> {
@@ -326,7 +328,7 @@ fn run_ready(py: Python<'_>, lp: &Loop, inner: &Inner) -> usize {
                     pool.push(h.unbind());
                 }
             }
-            Ready::Call(f) => f(py),
+            Ready::Step(task, exc) => Task::run_step(&task.into_bound(py), exc),
         }
     }
     n

@@ -228,25 +228,28 @@ impl Task {
     /// Queues a step of the task (with `exc` to throw) on its loop.
     fn schedule_step(slf: &Bound<'_, Task>, exc: Option<PyObject>) -> PyResult<()> {
         let task = slf.clone().unbind();
-        slf.get().loop_.get().schedule_py(move |py| {
-            let t = task.bind(py);
-            let ctx = t.get().context.bind(py);
-            if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
-                let lp = t.get().loop_.bind(py).clone().into_any();
-                report_error(
-                    py,
-                    &lp,
-                    e,
-                    format!(
-                        "Exception in callback {}.__step()",
-                        t.repr().map(|r| r.to_string()).unwrap_or_default()
-                    ),
-                    "task",
-                    t.as_any(),
-                );
-            }
-        })?;
-        Ok(())
+        slf.get().loop_.get().schedule_step(task, exc)
+    }
+
+    /// Runs a step the loop queued (`schedule_step`) in the task's context, reporting an
+    /// exception to the loop as asyncio reports one from its `__step` handle.
+    pub(crate) fn run_step(t: &Bound<'_, Task>, exc: Option<PyObject>) {
+        let py = t.py();
+        let ctx = t.get().context.bind(py);
+        if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
+            let lp = t.get().loop_.bind(py).clone().into_any();
+            report_error(
+                py,
+                &lp,
+                e,
+                format!(
+                    "Exception in callback {}.__step()",
+                    t.repr().map(|r| r.to_string()).unwrap_or_default()
+                ),
+                "task",
+                t.as_any(),
+            );
+        }
     }
 
     fn make_cancelled_error(py: Python<'_>, st: &mut State) -> PyResult<PyObject> {
