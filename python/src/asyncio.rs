@@ -42,6 +42,7 @@ cached!(
     "BufferedProtocol"
 );
 cached!(logger, "asyncio.log", "logger");
+cached!(reprlib_repr, "reprlib", "repr");
 
 /// `f(*args)` through vectorcall (no argument tuple: the task-lifetime functions run on
 /// every step of a native task).

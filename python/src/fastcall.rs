@@ -40,6 +40,7 @@ use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyString, PyTuple, PyType};
 
+use crate::handle::Args;
 use crate::loop_core::Loop;
 
 /// The descriptor object: a `PyObject` header and the vectorcall slot CPython calls.
@@ -331,7 +332,11 @@ unsafe fn call_soon_inner(
     let positional = unsafe { std::slice::from_raw_parts(args, nargs) };
     // SAFETY: as above; the handle takes its own reference.
     let callback = unsafe { Bound::from_borrowed_ptr(py, positional[0]) }.unbind();
-    let rest = tuple_of(py, &positional[1..])?;
+    let rest = match positional[1..] {
+        // SAFETY: a live borrowed reference (rule 3); the handle takes its own.
+        [one] => Args::One(unsafe { Bound::from_borrowed_ptr(py, one) }.unbind()),
+        ref more => Args::Tuple(tuple_of(py, more)?),
+    };
     let mut context = None;
     if !kwnames.is_null() {
         // SAFETY: rule 3 — `kwnames` is a live tuple of str.

@@ -10,6 +10,10 @@
 //! State: a handle's payload, cancelled flag and loop reference sit behind one `Mutex`
 //! (the binding keeps no data behind the GIL alone: free-threading ready).
 //!
+//! Arguments. A callback with exactly one argument — a future's done callback, a task's
+//! wakeup — keeps it as is (`Args::One`), not in a 1-tuple; a native task's wakeup is run as
+//! the task's step directly (`task_await::wakeup_target`), in the handle's context.
+//!
 //! Reuse. A `Handle` the ready queue ran and nobody else holds goes back to its loop's
 //! pool (`Handle::recycle`) with its payload and loop reference dropped, and the loop's
 //! next `call_soon` fills it again (`Handle::refill`) instead of allocating a new object:
@@ -55,12 +59,67 @@ use pyo3::types::PyTuple;
 use pyo3::{Borrowed, PyTraverseError, PyVisit};
 
 use crate::loop_core::report_error;
+use crate::task::Task;
+use crate::task_await::wakeup_target;
 
 /// A callback, its arguments and the `contextvars.Context` it runs in.
 pub(crate) struct Payload {
     pub(crate) callback: PyObject,
-    pub(crate) args: Py<PyTuple>,
+    pub(crate) args: Args,
     pub(crate) context: PyObject,
+}
+
+/// A callback's positional arguments. Most callbacks take exactly one — a future's done
+/// callbacks (`cb(fut)`, every task wakeup) — which is kept as is: no 1-tuple to allocate
+/// and free per callback.
+pub(crate) enum Args {
+    Tuple(Py<PyTuple>),
+    One(PyObject),
+}
+
+impl Args {
+    fn release(self, py: Python<'_>) {
+        match self {
+            Args::Tuple(t) => drop(t.into_bound(py)),
+            Args::One(a) => drop(a.into_bound(py)),
+        }
+    }
+
+    fn clone_ref(&self, py: Python<'_>) -> Args {
+        match self {
+            Args::Tuple(t) => Args::Tuple(t.clone_ref(py)),
+            Args::One(a) => Args::One(a.clone_ref(py)),
+        }
+    }
+
+    /// The one object the handle holds for its arguments (the tuple, or the lone
+    /// argument), for the collector.
+    fn as_any(&self) -> &PyObject {
+        match self {
+            Args::Tuple(t) => t.as_any(),
+            Args::One(a) => a,
+        }
+    }
+
+    /// `callback(*args)`.
+    fn call(&self, callback: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = callback.py();
+        match self {
+            Args::Tuple(t) => call_spread(callback, t.bind(py)),
+            Args::One(a) => vectorcall(callback, &[a.as_ptr()]),
+        }
+    }
+
+    /// As the tuple's `str` would show them.
+    fn describe(&self, py: Python<'_>) -> String {
+        match self {
+            Args::Tuple(t) => t.bind(py).to_string(),
+            Args::One(a) => match a.bind(py).repr() {
+                Ok(r) => format!("({r},)"),
+                Err(_) => "(<unrepresentable>,)".to_string(),
+            },
+        }
+    }
 }
 
 impl Payload {
@@ -68,7 +127,7 @@ impl Payload {
     /// holds the GIL, once per reference; this runs once per callback).
     pub(crate) fn release(self, py: Python<'_>) {
         drop(self.callback.into_bound(py));
-        drop(self.args.into_bound(py));
+        self.args.release(py);
         drop(self.context.into_bound(py));
     }
 
@@ -272,7 +331,13 @@ impl Handle {
             return;
         };
         if let Err(e) = run_in_context(py, p.context.bind(py), || {
-            call_spread(p.callback.bind(py), p.args.bind(py))
+            let callback = p.callback.bind(py);
+            // A task's wakeup on the future it awaited: the step at once, without the call
+            // through CPython into the wakeup's C entry (task_await.rs: `wakeup_target`).
+            if let (Args::One(fut), Some(task)) = (&p.args, wakeup_target(callback)) {
+                return Task::wakeup(&task, fut.bind(py));
+            }
+            p.args.call(callback)
         }) {
             let what = format!("Exception in callback {}", describe(&p));
             if let Some(l) = h.loop_obj(py) {
@@ -296,9 +361,8 @@ impl Handle {
         }) else {
             return;
         };
-        if let Err(e) = run_in_context(py, p.context.bind(py), || {
-            p.callback.bind(py).call1(p.args.bind(py)).map(drop)
-        }) {
+        if let Err(e) = run_in_context(py, p.context.bind(py), || p.args.call(p.callback.bind(py)))
+        {
             let what = format!("Exception in callback {}", describe(&p));
             if let Some(l) = h.loop_obj(py) {
                 report_error(py, &l, e, what, "handle", slf.as_any());
@@ -338,19 +402,31 @@ impl Handle {
 /// `callback(*args)` through vectorcall, straight from the tuple's items (no
 /// `PyObject_Call` unpacking the tuple again on every callback).
 fn call_spread(callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
-    let py = callback.py();
     let n = args.len();
     // SAFETY: `args` is a live tuple (not the limited API: `PyTupleObject`'s layout is
-    // CPython's), whose `n` items stay alive while it does, which outlasts the call.
+    // CPython's), whose `n` items follow its header and stay alive while it does, which
+    // outlasts the call; the pointer is derived from the object's, which spans them.
     let items = unsafe {
-        (*args.as_ptr().cast::<ffi::PyTupleObject>())
-            .ob_item
-            .as_ptr()
+        let items = std::ptr::addr_of!((*args.as_ptr().cast::<ffi::PyTupleObject>()).ob_item);
+        std::slice::from_raw_parts(items.cast::<*mut ffi::PyObject>(), n)
     };
-    // SAFETY: GIL held (`py`); `items` holds `n` live references (above); no keywords.
-    let r = unsafe { ffi::PyObject_Vectorcall(callback.as_ptr(), items, n, std::ptr::null_mut()) };
+    vectorcall(callback, items)
+}
+
+/// `callback(*args)` through vectorcall, positional arguments only.
+fn vectorcall(callback: &Bound<'_, PyAny>, args: &[*mut ffi::PyObject]) -> PyResult<()> {
+    // SAFETY: GIL held (`callback`'s lifetime); `args` are live references borrowed for
+    // the call; no keywords.
+    let r = unsafe {
+        ffi::PyObject_Vectorcall(
+            callback.as_ptr(),
+            args.as_ptr(),
+            args.len(),
+            std::ptr::null_mut(),
+        )
+    };
     // SAFETY: a new reference, or null with an exception set.
-    unsafe { Bound::from_owned_ptr_or_err(py, r) }.map(drop)
+    unsafe { Bound::from_owned_ptr_or_err(callback.py(), r) }.map(drop)
 }
 
 /// Calls `f` inside `context` (`Context.run` without building an argument tuple).
@@ -379,7 +455,7 @@ fn describe(p: &Payload) -> String {
             .getattr("__qualname__")
             .map(|n| n.to_string())
             .unwrap_or_else(|_| cb.to_string());
-        format!("{name}{}", p.args.bind(py))
+        format!("{name}{}", p.args.describe(py))
     })
 }
 

@@ -20,10 +20,12 @@ use pyo3::prelude::*;
 
 mod asyncio;
 mod cfunc;
+mod cfuture;
 mod fastcall;
 mod future_new;
 mod handle;
 mod loop_core;
+mod rawmeth;
 mod task;
 mod task_await;
 mod task_gc;
@@ -50,6 +52,7 @@ pub const MODULE_NAME: &str = "aioloop._aioloop";
 fn _aioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Loop>()?;
     fastcall::install(&m.py().get_type::<Loop>())?;
+    rawmeth::install(&m.py().get_type::<Loop>(), &loop_core::RAW_METHODS)?;
     m.add_class::<Handle>()?;
     m.add_class::<TimerHandle>()?;
     handle::install_type(m.py());
@@ -57,5 +60,9 @@ fn _aioloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     task_gc::install(&m.py().get_type::<Task>())?;
     m.add_class::<task::TaskIter>()?;
     m.add_class::<SocketTransport>()?;
+    rawmeth::install(
+        &m.py().get_type::<SocketTransport>(),
+        &transport::RAW_METHODS,
+    )?;
     Ok(())
 }

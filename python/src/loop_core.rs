@@ -16,11 +16,12 @@
 //! handles are not marked cancelled (asyncio's are not either).
 //!
 //! GC. The loop reports to the collector the handles it holds — queued, posted, pooled,
-//! and pending timers' (timers.rs) —, the native Tasks whose steps it queues, and its task
+//! and pending timers' (timers.rs) —, the native Tasks whose steps it queues (with the
+//! exception a step will throw in), and its task
 //! factory, so a loop nobody closed whose callbacks or tasks reference it is collected
 //! (its `__del__` closes it, `__clear__` releases its queues). What it cannot report keeps
-//! objects alive: the exception a queued step will throw, and whatever the `LocalLoop`
-//! holds for the transports (their reader and writer tasks).
+//! objects alive: whatever the `LocalLoop` holds for the transports (their reader and
+//! writer tasks).
 //!
 //! Protocol:
 //! 1. The ready queue, the pool and the timer table are borrowed, and the loop's locks
@@ -54,19 +55,18 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::asyncio::{copy_context, error_context};
-use crate::handle::{Handle, Payload, TimerHandle};
+use crate::handle::{Args, Handle, Payload, TimerHandle};
+use crate::task::Task;
 use crate::thread_bound::ThreadBound;
 use crate::timers::Timers;
 
 /// An entry of the loop's own ready queue: what `call_soon` and the native Task queue.
 enum Ready {
     Handle(Py<Handle>),
-    /// A Rust call on a Python object the entry owns (a native Task's step), which the
-    /// call gets back: the loop's reference to it is one the collector sees (GC).
-    Call(PyObject, Box<OwnerCall>),
+    /// A native task's step, with the exception to throw in (no boxed closure per step).
+    /// The queue owns the task, so the collector sees the reference (module docs: GC).
+    Step(Py<Task>, Option<PyObject>),
 }
-
-type OwnerCall = dyn for<'py> FnOnce(&Bound<'py, PyAny>);
 
 struct Inner {
     lp: LocalLoop,
@@ -140,19 +140,10 @@ impl Loop {
         self.handle.is_closed()
     }
 
-    /// Queues `f(owner)` on this loop's ready queue (its own thread only); it runs with the
-    /// GIL held, in order with `call_soon`'s callbacks. The queue, not `f`, holds `owner`,
-    /// so that the collector sees the reference (module docs: GC).
-    pub(crate) fn schedule_py<T: pyo3::PyClass>(
-        &self,
-        owner: Py<T>,
-        f: impl FnOnce(&Bound<'_, T>) + 'static,
-    ) -> PyResult<()> {
-        let call = move |o: &Bound<'_, PyAny>| {
-            // SAFETY: `o` is `owner`, a `T`, handed back unchanged by `run_ready`.
-            f(unsafe { o.downcast_unchecked::<T>() })
-        };
-        self.push_ready(Ready::Call(owner.into_any(), Box::new(call)))
+    /// Queues a step of `task` (throwing `exc`) on this loop's ready queue (its own thread
+    /// only); it runs with the GIL held, in order with `call_soon`'s callbacks.
+    pub(crate) fn schedule_step(&self, task: Py<Task>, exc: Option<PyObject>) -> PyResult<()> {
+        self.push_ready(Ready::Step(task, exc))
     }
 
     fn push_ready(&self, item: Ready) -> PyResult<()> {
@@ -221,7 +212,7 @@ impl Loop {
     pub(crate) fn call_soon_impl(
         slf: &Bound<'_, Loop>,
         callback: PyObject,
-        args: Py<PyTuple>,
+        args: Args,
         context: Option<PyObject>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
@@ -262,7 +253,7 @@ impl Loop {
         let py = slf.py();
         let inner = slf.get().inner.get()?;
         let base = Handle::new(
-            payload(py, callback, args, context)?,
+            payload(py, callback, Args::Tuple(args), context)?,
             slf.clone().into_any().unbind(),
             source_traceback(slf)?,
         );
@@ -317,7 +308,7 @@ fn new_handle(slf: &Bound<'_, Loop>, p: Payload) -> PyResult<Py<Handle>> {
 fn payload(
     py: Python<'_>,
     callback: PyObject,
-    args: Py<PyTuple>,
+    args: Args,
     context: Option<PyObject>,
 ) -> PyResult<Payload> {
     let context = match context {
@@ -411,7 +402,7 @@ fn run_ready(py: Python<'_>, lp: &Loop, inner: &Inner) -> usize {
                     pool.push(h.unbind());
                 }
             }
-            Ready::Call(owner, f) => f(owner.into_bound(py).as_any()),
+            Ready::Step(task, exc) => Task::run_step(&task.into_bound(py), exc),
         }
     }
     n
@@ -504,12 +495,12 @@ impl Loop {
         let lp = slf.get();
         if lp.inner.get().is_ok() {
             // The loop's own thread: its ready queue, in order with call_soon.
-            return Loop::call_soon_impl(slf, callback, args, context);
+            return Loop::call_soon_impl(slf, callback, Args::Tuple(args), context);
         }
         if lp.handle.is_closed() {
             return Err(loop_err(LoopError::Closed));
         }
-        let h = new_handle(slf, payload(py, callback, args, context)?)?;
+        let h = new_handle(slf, payload(py, callback, Args::Tuple(args), context)?)?;
         let refused = {
             let mut q = lp.remote.lock().unwrap_or_else(|e| e.into_inner());
             if !q.closed {
@@ -617,7 +608,12 @@ impl Loop {
             for item in ready.iter() {
                 match item {
                     Ready::Handle(h) => visit.call(h)?,
-                    Ready::Call(owner, _) => visit.call(owner)?,
+                    Ready::Step(task, exc) => {
+                        visit.call(task)?;
+                        if let Some(e) = exc {
+                            visit.call(e)?;
+                        }
+                    }
                 }
             }
         }
@@ -725,17 +721,6 @@ impl Loop {
         Ok(())
     }
 
-    /// asyncio's `get_debug()` without a Python frame: asyncio's `Future` and `Task`
-    /// constructors ask it on every creation (any thread).
-    fn get_debug(&self) -> bool {
-        self.debug.load(Ordering::Relaxed)
-    }
-
-    /// asyncio's `create_future()` without a Python frame (future_new.rs).
-    fn create_future<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        crate::future_new::create_future(slf.as_any())
-    }
-
     /// Mirrors `set_debug` (any thread).
     fn _set_debug_core(&self, on: bool) {
         self.debug.store(on, Ordering::Relaxed);
@@ -760,7 +745,7 @@ impl Loop {
                 "Invalid file descriptor: {fd}"
             )));
         }
-        let h = new_handle(slf, payload(py, callback, args, None)?)?;
+        let h = new_handle(slf, payload(py, callback, Args::Tuple(args), None)?)?;
         let run = h.clone_ref(py);
         let cb = move || Python::with_gil(|py| Handle::run_repeating(run.bind(py)));
         // SAFETY: the borrow lasts only for this call, in which the watcher takes its own
@@ -799,3 +784,16 @@ impl Loop {
         self.handle.is_closed()
     }
 }
+
+// `get_debug()` (asyncio's `Future` and `Task` constructors ask it on every creation; any
+// thread) and `create_future()` (future_new.rs; every stream read that waits), without a
+// Python frame, as C methods of the class (rawmeth.rs), installed at module initialisation.
+crate::rawmeth::raw_methods!(pub(crate) static RAW_METHODS on Loop = [
+    noargs c"get_debug" (c"get_debug(): whether the loop is in asyncio's debug mode")
+        |lp, _| {
+            let on = lp.get().debug.load(Ordering::Relaxed);
+            Ok(pyo3::types::PyBool::new(lp.py(), on).to_owned().into_any().unbind())
+        };
+    noargs c"create_future" (c"create_future(): a new asyncio Future attached to the loop")
+        |lp, _| crate::future_new::create_future(lp.as_any()).map(Bound::unbind);
+]);

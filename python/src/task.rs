@@ -21,11 +21,12 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pyclass::{PyTraverseError, PyVisit};
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyDict;
 
 use crate::asyncio;
 use crate::cfunc::FastFunction;
-use crate::handle::run_in_context;
+use crate::cfuture::CFuture;
+use crate::handle::{run_in_context, Args};
 use crate::loop_core::{report_error, Loop};
 use crate::task_await::Awaited;
 
@@ -227,25 +228,28 @@ impl Task {
     /// Queues a step of the task (with `exc` to throw) on its loop.
     fn schedule_step(slf: &Bound<'_, Task>, exc: Option<PyObject>) -> PyResult<()> {
         let task = slf.clone().unbind();
-        slf.get().loop_.get().schedule_py(task, move |t| {
-            let py = t.py();
-            let ctx = t.get().context.bind(py);
-            if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
-                let lp = t.get().loop_.bind(py).clone().into_any();
-                report_error(
-                    py,
-                    &lp,
-                    e,
-                    format!(
-                        "Exception in callback {}.__step()",
-                        t.repr().map(|r| r.to_string()).unwrap_or_default()
-                    ),
-                    "task",
-                    t.as_any(),
-                );
-            }
-        })?;
-        Ok(())
+        slf.get().loop_.get().schedule_step(task, exc)
+    }
+
+    /// Runs a step the loop queued (`schedule_step`) in the task's context, reporting an
+    /// exception to the loop as asyncio reports one from its `__step` handle.
+    pub(crate) fn run_step(t: &Bound<'_, Task>, exc: Option<PyObject>) {
+        let py = t.py();
+        let ctx = t.get().context.bind(py);
+        if let Err(e) = run_in_context(py, ctx, || Task::step(t, exc)) {
+            let lp = t.get().loop_.bind(py).clone().into_any();
+            report_error(
+                py,
+                &lp,
+                e,
+                format!(
+                    "Exception in callback {}.__step()",
+                    t.repr().map(|r| r.to_string()).unwrap_or_default()
+                ),
+                "task",
+                t.as_any(),
+            );
+        }
     }
 
     fn make_cancelled_error(py: Python<'_>, st: &mut State) -> PyResult<PyObject> {
@@ -270,7 +274,7 @@ impl Task {
         asyncio::call1(asyncio::unregister_task(py)?, slf)?;
         let lp = slf.get().loop_.bind(py);
         for (cb, ctx) in callbacks {
-            let args = PyTuple::new(py, [slf.as_any()])?.unbind();
+            let args = Args::One(slf.clone().into_any().unbind());
             Loop::call_soon_impl(lp, cb, args, Some(ctx))?;
         }
         Ok(())
@@ -363,6 +367,11 @@ impl Task {
             }
             Ok(Sent::Yielded(result)) => {
                 let result = &result.into_bound(py);
+                if let Some(f) = crate::task_await::in_place(result) {
+                    if let Some(r) = Task::wait_in_place(slf, result, f) {
+                        return r;
+                    }
+                }
                 let awaited = Awaited::new(result)?;
                 let blocking = awaited.blocking()?;
                 let err = |msg: String| -> PyResult<()> {
@@ -390,21 +399,14 @@ impl Task {
                             err(format!("Task cannot await on itself: {}", slf.repr()?))
                         } else {
                             awaited.clear_blocking()?;
-                            awaited.add_wakeup(slf, this.context.bind(py))?;
+                            let wakeup = Task::wakeup_callable(slf)?;
+                            awaited.add_wakeup(&wakeup, this.context.bind(py))?;
                             let msg = {
                                 let mut st = this.lock();
                                 st.fut_waiter = Some(result.clone().unbind());
-                                st.must_cancel
-                                    .then(|| st.cancel_message.as_ref().map(|m| m.clone_ref(py)))
+                                Task::pending_cancel(py, &st)
                             };
-                            if let Some(msg) = msg {
-                                let kw = PyDict::new(py);
-                                kw.set_item("msg", msg)?;
-                                if result.call_method("cancel", (), Some(&kw))?.is_truthy()? {
-                                    this.lock().must_cancel = false;
-                                }
-                            }
-                            Ok(())
+                            Task::pass_on_cancel(slf, result, msg)
                         }
                     }
                     None if asyncio::isgenerator(py)?.call1((result,))?.is_truthy()? => {
@@ -418,6 +420,74 @@ impl Task {
                 }
             }
         }
+    }
+
+    /// The message of a cancellation requested while the step ran (`_must_cancel`), which
+    /// goes on to the future the task now waits on.
+    fn pending_cancel(py: Python<'_>, st: &State) -> Option<Option<PyObject>> {
+        st.must_cancel
+            .then(|| st.cancel_message.as_ref().map(|m| m.clone_ref(py)))
+    }
+
+    /// `if self._must_cancel: if self._fut_waiter.cancel(msg=...): self._must_cancel = False`.
+    fn pass_on_cancel(
+        slf: &Bound<'_, Task>,
+        fut: &Bound<'_, PyAny>,
+        msg: Option<Option<PyObject>>,
+    ) -> PyResult<()> {
+        let Some(msg) = msg else {
+            return Ok(());
+        };
+        let kw = PyDict::new(slf.py());
+        kw.set_item("msg", msg)?;
+        if fut.call_method("cancel", (), Some(&kw))?.is_truthy()? {
+            slf.get().lock().must_cancel = false;
+        }
+        Ok(())
+    }
+
+    /// The step's end when the coroutine yielded an initialised asyncio C `Future` (`f`:
+    /// its verified layout, cfuture.rs) — what streams await on every read: asyncio's
+    /// checks and bookkeeping on the struct, with one lock of the task's state. `None`
+    /// (nothing done) when the generic path must decide: the future is of another loop,
+    /// was yielded bare, or this is the task's first await (no wakeup made yet).
+    fn wait_in_place(
+        slf: &Bound<'_, Task>,
+        fut: &Bound<'_, PyAny>,
+        f: &CFuture,
+    ) -> Option<PyResult<()>> {
+        let py = slf.py();
+        let this = slf.get();
+        let p = fut.as_ptr();
+        // SAFETY: `in_place` gave `f` for this object: exactly the verified type,
+        // initialised (cfuture.rs rule 1).
+        let ours = unsafe { f.blocking(p) && f.loop_ptr(p) == Some(this.loop_.as_ptr()) };
+        if !ours {
+            return None;
+        }
+        let (wakeup, msg) = {
+            let mut st = this.lock();
+            let wakeup = st.wakeup.as_ref()?.clone_ref(py).into_bound(py);
+            st.fut_waiter = Some(fut.clone().unbind());
+            (wakeup, Task::pending_cancel(py, &st))
+        };
+        // SAFETY: as above; a C Future is never the task itself (asyncio's self-await
+        // check); the wakeup and the context are live.
+        let stored = unsafe {
+            f.clear_blocking(p);
+            f.add_first_callback(p, wakeup.as_ptr(), this.context.as_ptr())
+        };
+        if !stored {
+            // Not the first callback: through the future's own method.
+            let added =
+                Awaited::new(fut).and_then(|a| a.add_wakeup(&wakeup, this.context.bind(py)));
+            if let Err(e) = added {
+                let undone = this.lock().fut_waiter.take();
+                drop(undone);
+                return Some(Err(e));
+            }
+        }
+        Some(Task::pass_on_cancel(slf, fut, msg))
     }
 
     /// `_asyncio_future_blocking`.
@@ -449,7 +519,7 @@ impl Task {
                 return Ok(());
             }
         }
-        let args = PyTuple::new(py, [slf.as_any()])?.unbind();
+        let args = Args::One(slf.clone().into_any().unbind());
         Loop::call_soon_impl(slf.get().loop_.bind(py), f, args, Some(context))?;
         Ok(())
     }
@@ -470,6 +540,12 @@ impl Task {
     /// `__wakeup(future)`: the next step, throwing what `future.result()` raises.
     pub(crate) fn wakeup(slf: &Bound<'_, Task>, future: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
+        if let Some(f) = crate::task_await::in_place(future) {
+            // SAFETY: `in_place` gave `f` for this object (cfuture.rs rule 1).
+            if unsafe { f.finished_ok(future.as_ptr()) } {
+                return Task::step(slf, None);
+            }
+        }
         match Awaited::new(future)?.check_result() {
             Ok(()) => Task::step(slf, None),
             Err(e) => Task::step(slf, Some(e.into_value(py).into_any())),
@@ -862,7 +938,10 @@ impl Task {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let (state, name, extra) = {
+        // A snapshot under the lock, formatted after it: a result's or an exception's
+        // `__repr__` is Python code, which may call this task back (`done()`), and the
+        // lock is not reentrant.
+        let (state, name, exception, result) = {
             let mut st = self.lock();
             let state = match st.st {
                 St::Pending if st.must_cancel => "cancelling",
@@ -870,16 +949,22 @@ impl Task {
                 St::Cancelled => "cancelled",
                 St::Finished => "finished",
             };
-            let extra = match (&st.exception, &st.result, st.st) {
-                (Some(e), _, _) => format!(" exception={}", e.bind(py).repr()?),
-                (None, Some(r), St::Finished) => format!(" result={}", r.bind(py).repr()?),
-                _ => String::new(),
+            let exception = st.exception.as_ref().map(|e| e.clone_ref(py));
+            let result = match st.st {
+                St::Finished => st.result.as_ref().map(|r| r.clone_ref(py)),
+                _ => None,
             };
-            let name = st.name(py).bind(py).repr()?.to_string();
-            (state, name, extra)
+            (state, st.name(py), exception, result)
+        };
+        let extra = match (exception, result) {
+            (Some(e), _) => format!(" exception={}", e.bind(py).repr()?),
+            // asyncio limits the result's repr with reprlib (`_future_repr_info`).
+            (None, Some(r)) => format!(" result={}", asyncio::reprlib_repr(py)?.call1((r,))?),
+            (None, None) => String::new(),
         };
         Ok(format!(
-            "<Task {state} name={name} coro={}{extra}>",
+            "<Task {state} name={} coro={}{extra}>",
+            name.bind(py).repr()?,
             self.coro.bind(py).repr()?
         ))
     }

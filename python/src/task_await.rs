@@ -15,10 +15,16 @@
 //! aioloop `Task` the fields are read in Rust. Any other object goes the generic way,
 //! exactly as asyncio's Python `Task` does.
 //!
+//! For an exact C `Future` whose layout checked out (cfuture.rs), the task goes further and
+//! reads and writes the struct, as asyncio's C Task does ([`in_place`], used by
+//! `Task::wait_in_place` and `Task::wakeup`).
+//!
 //! The wakeup callback is a C function object bound to the task (`PyCFunction_NewEx` on
 //! one static `METH_O` definition), as asyncio's C `Task` makes it: no lookup, and a call
 //! without an argument parser. asyncio makes one per await; the native Task makes one on
-//! its first await of a future and reuses it (`Task::wakeup_callable`).
+//! its first await of a future and reuses it (`Task::wakeup_callable`). When the future
+//! queues it on an aioloop loop (`call_soon(wakeup, fut)`), the loop recognises it
+//! ([`wakeup_target`]) and runs the task's step directly instead of calling it.
 //!
 //! Protocol: (1) the cached descriptors are used only on objects whose type is exactly the
 //! type they were taken from (a descriptor checks `self` itself as well); (2) the wakeup
@@ -26,9 +32,6 @@
 //! task; (3) CPython calls it with the GIL held and one argument; (4) no Rust panic unwinds
 //! into CPython.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -36,11 +39,14 @@ use pyo3::types::PyType;
 
 use crate::asyncio;
 use crate::cfunc::{CGetSet, CMethod};
+use crate::cfuture::CFuture;
 use crate::task::Task;
 
 /// One of asyncio's C future types and the C definitions of what a task uses of it.
 struct CType {
     ty: Py<PyType>,
+    /// The struct's fields, for asyncio's C `Future` when its layout checks out (cfuture.rs).
+    fields: Option<CFuture>,
     blocking: CGetSet,
     loop_: CGetSet,
     result: CMethod,
@@ -50,7 +56,7 @@ struct CType {
 impl CType {
     /// `None` if any of the four is not what asyncio's C types define (then the type goes
     /// the generic way).
-    fn new(ty: &Bound<'_, PyAny>) -> PyResult<Option<CType>> {
+    fn new(ty: &Bound<'_, PyAny>, with_fields: bool) -> PyResult<Option<CType>> {
         let getset = |name: &str| ty.getattr(name).map(|d| CGetSet::of(&d));
         let method = |name: &str| ty.getattr(name).map(|d| CMethod::of(&d));
         let (Some(blocking), Some(loop_), Some(result), Some(add_done_callback)) = (
@@ -61,8 +67,10 @@ impl CType {
         ) else {
             return Ok(None);
         };
+        let ty = ty.downcast::<PyType>()?;
         Ok(Some(CType {
-            ty: ty.downcast::<PyType>()?.clone().unbind(),
+            fields: with_fields.then(|| CFuture::probe(ty)).flatten(),
+            ty: ty.clone().unbind(),
             blocking,
             loop_,
             result,
@@ -83,24 +91,38 @@ struct CTypes {
 fn c_types(py: Python<'_>) -> PyResult<&'static CTypes> {
     static CELL: GILOnceCell<CTypes> = GILOnceCell::new();
     CELL.get_or_try_init(py, || {
-        let c = |name: &str| -> PyResult<Option<CType>> {
+        let c = |name: &str, with_fields: bool| -> PyResult<Option<CType>> {
             let ty = py.import("asyncio")?.getattr(name)?;
             let is_c = ty
                 .getattr("__module__")
                 .and_then(|m| m.extract::<String>())
                 .is_ok_and(|m| m == "_asyncio");
             if is_c {
-                CType::new(&ty)
+                CType::new(&ty, with_fields)
             } else {
                 Ok(None)
             }
         };
         Ok(CTypes {
-            future: c("Future")?,
-            task: c("Task")?,
+            future: c("Future", true)?,
+            task: c("Task", false)?,
             native: py.get_type::<Task>().unbind(),
         })
     })
+}
+
+/// The verified layout (cfuture.rs) when `obj` is exactly asyncio's C `Future`, that
+/// layout checked out, and `obj` is initialised: the object may then be read and written in
+/// place.
+pub(crate) fn in_place(obj: &Bound<'_, PyAny>) -> Option<&'static CFuture> {
+    let c = c_types(obj.py()).ok()?.future.as_ref()?;
+    let f = c.fields.as_ref()?;
+    // SAFETY: `obj` is live; its type pointer is compared, not dereferenced.
+    if unsafe { ffi::Py_TYPE(obj.as_ptr()) }.cast::<ffi::PyObject>() != c.ty.as_ptr() {
+        return None;
+    }
+    // SAFETY: exactly the verified type (cfuture.rs rule 1).
+    unsafe { f.loop_ptr(obj.as_ptr()) }.map(|_| f)
 }
 
 /// How the yielded object is handled.
@@ -139,6 +161,15 @@ impl<'a, 'py> Awaited<'a, 'py> {
         Ok(Awaited { obj, how })
     }
 
+    /// The verified struct layout (cfuture.rs) when `c` has one and the future is
+    /// initialised (its loop set: the C methods raise otherwise, so those go through them).
+    fn fields(&self, c: &'static CType) -> Option<&'static CFuture> {
+        let f = c.fields.as_ref()?;
+        // SAFETY: `How::C(c)` is chosen for objects of exactly `c`'s type, whose layout
+        // `c.fields` verified (cfuture.rs rule 1).
+        unsafe { f.loop_ptr(self.obj.as_ptr()) }.map(|_| f)
+    }
+
     /// `_asyncio_future_blocking`, or `None` when the object is not a future (no such
     /// attribute, or `None`).
     pub(crate) fn blocking(&self) -> PyResult<Option<bool>> {
@@ -146,6 +177,10 @@ impl<'a, 'py> Awaited<'a, 'py> {
         let v = match &self.how {
             How::Native(t) => return Ok(Some(t.get().blocking_now())),
             How::C(c) => {
+                if let Some(f) = self.fields(c) {
+                    // SAFETY: `fields` is `Some` only for the verified type (rule 1).
+                    return Ok(Some(unsafe { f.blocking(self.obj.as_ptr()) }));
+                }
                 // SAFETY: `How::C` is chosen for exactly `c`'s type (rule 1).
                 let b = unsafe { c.blocking.get(self.obj) }?;
                 // SAFETY: reading the address of the `True` singleton; the C getter
@@ -168,8 +203,18 @@ impl<'a, 'py> Awaited<'a, 'py> {
         let py = self.obj.py();
         match &self.how {
             How::Native(t) => Ok(t.get().loop_any(py)),
-            // SAFETY: as in `blocking`.
-            How::C(c) => unsafe { c.loop_.get(self.obj) },
+            How::C(c) => match self.fields(c) {
+                // SAFETY: `fields` is `Some` only for the verified type (rule 1), and only
+                // when the loop is set; the borrowed loop gets its own reference.
+                Some(f) => Ok(unsafe {
+                    let l = f
+                        .loop_ptr(self.obj.as_ptr())
+                        .unwrap_or_else(|| ffi::Py_None());
+                    Bound::from_borrowed_ptr(py, l)
+                }),
+                // SAFETY: as in `blocking`.
+                None => unsafe { c.loop_.get(self.obj) },
+            },
             How::Generic => match self.obj.call_method0(pyo3::intern!(py, "get_loop")) {
                 Ok(l) => Ok(l),
                 Err(_) => asyncio::call1(asyncio::get_loop(py)?, self.obj),
@@ -185,25 +230,41 @@ impl<'a, 'py> Awaited<'a, 'py> {
                 t.get().clear_blocking();
                 Ok(())
             }
-            // SAFETY: as in `blocking`.
-            How::C(c) => unsafe { c.blocking.set(self.obj, ffi::Py_False()) },
+            How::C(c) => match self.fields(c) {
+                Some(f) => {
+                    // SAFETY: as in `blocking`.
+                    unsafe { f.clear_blocking(self.obj.as_ptr()) };
+                    Ok(())
+                }
+                // SAFETY: as in `blocking`.
+                None => unsafe { c.blocking.set(self.obj, ffi::Py_False()) },
+            },
             How::Generic => self
                 .obj
                 .setattr(pyo3::intern!(py, "_asyncio_future_blocking"), false),
         }
     }
 
-    /// `add_done_callback(task's wakeup, context=ctx)`.
+    /// `add_done_callback(wakeup, context=ctx)` (`wakeup`: the task's).
     pub(crate) fn add_wakeup(
         &self,
-        task: &Bound<'py, Task>,
+        wakeup: &Bound<'py, PyAny>,
         ctx: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
         let py = self.obj.py();
-        let wakeup = Task::wakeup_callable(task)?;
         match &self.how {
-            How::Native(t) => Task::push_done_callback(t, wakeup.unbind(), ctx.clone().unbind()),
+            How::Native(t) => {
+                Task::push_done_callback(t, wakeup.clone().unbind(), ctx.clone().unbind())
+            }
             How::C(c) => {
+                if let Some(f) = self.fields(c) {
+                    // SAFETY: as in `blocking`; both objects are live.
+                    if unsafe {
+                        f.add_first_callback(self.obj.as_ptr(), wakeup.as_ptr(), ctx.as_ptr())
+                    } {
+                        return Ok(());
+                    }
+                }
                 let args = [wakeup.as_ptr(), ctx.as_ptr()];
                 // SAFETY: as in `blocking`; one positional argument and the value of the
                 // one keyword `context_kwnames` names.
@@ -213,7 +274,7 @@ impl<'a, 'py> Awaited<'a, 'py> {
                 }
                 .map(drop)
             }
-            How::Generic => asyncio::add_done_callback(self.obj, &wakeup, ctx),
+            How::Generic => asyncio::add_done_callback(self.obj, wakeup, ctx),
         }
     }
 
@@ -222,8 +283,16 @@ impl<'a, 'py> Awaited<'a, 'py> {
         let py = self.obj.py();
         match &self.how {
             How::Native(t) => t.get().result(py).map(drop),
-            // SAFETY: as in `blocking`; no arguments.
-            How::C(c) => unsafe { c.result.call(self.obj, &[], 0, std::ptr::null_mut()) }.map(drop),
+            How::C(c) => {
+                if let Some(f) = self.fields(c) {
+                    // SAFETY: as in `blocking`.
+                    if unsafe { f.finished_ok(self.obj.as_ptr()) } {
+                        return Ok(());
+                    }
+                }
+                // SAFETY: as in `blocking`; no arguments.
+                unsafe { c.result.call(self.obj, &[], 0, std::ptr::null_mut()) }.map(drop)
+            }
             How::Generic => self.obj.call_method0(pyo3::intern!(py, "result")).map(drop),
         }
     }
@@ -255,6 +324,30 @@ static WAKEUP_DEF: WakeupDef = WakeupDef(ffi::PyMethodDef {
     ml_doc: c"the task's wakeup: runs its next step once the awaited future is done".as_ptr(),
 });
 
+/// The task a wakeup function object (from [`new_wakeup`]) is bound to; `None` for any
+/// other callable. The loop runs a queued wakeup through this (handle.rs) rather than
+/// calling it.
+pub(crate) fn wakeup_target<'py>(f: &Bound<'py, PyAny>) -> Option<Bound<'py, Task>> {
+    let p = f.as_ptr();
+    // SAFETY: `p` is live; its type is compared, then (being exactly a builtin function,
+    // a PyCFunctionObject) its definition pointer read.
+    let def = unsafe {
+        if ffi::Py_TYPE(p) != std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+            return None;
+        }
+        (*p.cast::<ffi::PyCFunctionObject>()).m_ml
+    };
+    if !std::ptr::eq(def, std::ptr::addr_of!(WAKEUP_DEF.0)) {
+        return None;
+    }
+    // SAFETY: a function made from `WAKEUP_DEF` has a Task as `self` (rule 2), which it
+    // keeps alive while `f` lives.
+    Some(unsafe {
+        let task = (*p.cast::<ffi::PyCFunctionObject>()).m_self;
+        Bound::from_borrowed_ptr(f.py(), task).downcast_into_unchecked::<Task>()
+    })
+}
+
 /// A new callable `wakeup(future)` bound to `task` (protocol rule 2).
 pub(crate) fn new_wakeup<'py>(task: &Bound<'py, Task>) -> PyResult<Bound<'py, PyAny>> {
     let def = std::ptr::addr_of!(WAKEUP_DEF.0).cast_mut();
@@ -270,32 +363,16 @@ unsafe extern "C" fn wakeup(
     slf: *mut ffi::PyObject,
     fut: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls functions with the GIL held (rule 3).
-    let py = unsafe { Python::assume_gil_acquired() };
-    let r = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `slf` and `fut` are live borrowed references for the call (rule 3).
+    crate::rawmeth::entry(|py| {
+        // SAFETY: `slf` and `fut` are live borrowed references for the call (rule 3); by
+        // rule 2 `slf` is an aioloop Task.
         let (task, fut) = unsafe {
             (
-                Bound::from_borrowed_ptr(py, slf),
+                Bound::from_borrowed_ptr(py, slf).downcast_into_unchecked::<Task>(),
                 Bound::from_borrowed_ptr(py, fut),
             )
         };
-        // SAFETY: rule 2 — `slf` is an aioloop Task.
-        let task = unsafe { task.downcast_unchecked::<Task>() };
-        Task::wakeup(task, &fut)
-    }));
-    match r {
-        Ok(Ok(())) => {
-            // SAFETY: GIL held; Py_None is immortal-or-refcounted, returned as new.
-            unsafe { ffi::Py_NewRef(ffi::Py_None()) }
-        }
-        Ok(Err(e)) => {
-            e.restore(py);
-            std::ptr::null_mut()
-        }
-        Err(_) => {
-            PyRuntimeError::new_err("aioloop: Task wakeup panicked (a bug)").restore(py);
-            std::ptr::null_mut()
-        }
-    }
+        Task::wakeup(&task, &fut)?;
+        Ok(py.None())
+    })
 }

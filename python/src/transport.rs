@@ -35,6 +35,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyTuple};
 use crate::asyncio::{self, copy_context};
 use crate::handle::run_in_context;
 use crate::loop_core::{report_error, Loop};
+use crate::rawmeth;
 use crate::thread_bound::ThreadBound;
 use crate::transport_bytes;
 use crate::transport_read::read_loop;
@@ -158,7 +159,8 @@ impl State {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        Loop::call_soon_impl(self.loop_.bind(py), callback.unbind(), args.unbind(), None)?;
+        let args = crate::handle::Args::Tuple(args.unbind());
+        Loop::call_soon_impl(self.loop_.bind(py), callback.unbind(), args, None)?;
         Ok(())
     }
 
@@ -483,7 +485,52 @@ impl SocketTransport {
     fn state(&self) -> PyResult<&Rc<State>> {
         self.st.get()
     }
+
+    /// asyncio's `transport.write(data)` (a C method: `RAW_METHODS`).
+    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let st = slf.get().state()?;
+        if let Ok(b) = data.downcast::<PyBytes>() {
+            return write_bytes(py, slf, st, b.as_bytes());
+        }
+        if data.is_instance_of::<PyByteArray>()
+            || data.is_instance_of::<pyo3::types::PyMemoryView>()
+        {
+            let buf = pyo3::buffer::PyBuffer::<u8>::get(data).or_else(|_| {
+                // a memoryview of another format: its bytes
+                let b = data.call_method1("cast", ("B",))?;
+                pyo3::buffer::PyBuffer::<u8>::get(&b)
+            })?;
+            let v = buf.to_vec(py)?;
+            return write_bytes(py, slf, st, &v);
+        }
+        Err(PyTypeError::new_err(format!(
+            "data argument must be a bytes-like object, not {:?}",
+            data.get_type().name()?.to_string()
+        )))
+    }
+
+    /// asyncio's `transport.is_closing()` (a C method: `RAW_METHODS`).
+    fn is_closing(&self) -> PyResult<bool> {
+        Ok(self.state()?.closing.get())
+    }
 }
+
+// `write` and `is_closing`, called on every message of a stream, as C methods of the
+// class (rawmeth.rs), installed at module initialisation.
+rawmeth::raw_methods!(pub(crate) static RAW_METHODS on SocketTransport = [
+    one_arg c"write" (c"write(data): send data, buffering what the socket does not take at once")
+        |tr, data| {
+            let data = data.ok_or_else(|| PyTypeError::new_err("write() needs data"))?;
+            SocketTransport::write(tr, data)?;
+            Ok(tr.py().None())
+        };
+    noargs c"is_closing" (c"is_closing(): whether the transport is closing or closed")
+        |tr, _| {
+            let closing = tr.get().is_closing()?;
+            Ok(pyo3::types::PyBool::new(tr.py(), closing).to_owned().into_any().unbind())
+        };
+]);
 
 #[pymethods]
 impl SocketTransport {
@@ -568,29 +615,6 @@ impl SocketTransport {
         st.start_reading(slf.py(), slf, st)
     }
 
-    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let st = slf.get().state()?;
-        if let Ok(b) = data.downcast::<PyBytes>() {
-            return write_bytes(py, slf, st, b.as_bytes());
-        }
-        if data.is_instance_of::<PyByteArray>()
-            || data.is_instance_of::<pyo3::types::PyMemoryView>()
-        {
-            let buf = pyo3::buffer::PyBuffer::<u8>::get(data).or_else(|_| {
-                // a memoryview of another format: its bytes
-                let b = data.call_method1("cast", ("B",))?;
-                pyo3::buffer::PyBuffer::<u8>::get(&b)
-            })?;
-            let v = buf.to_vec(py)?;
-            return write_bytes(py, slf, st, &v);
-        }
-        Err(PyTypeError::new_err(format!(
-            "data argument must be a bytes-like object, not {:?}",
-            data.get_type().name()?.to_string()
-        )))
-    }
-
     fn writelines(slf: &Bound<'_, Self>, list_of_data: &Bound<'_, PyAny>) -> PyResult<()> {
         let joined = PyBytes::new(slf.py(), b"").call_method1("join", (list_of_data,))?;
         SocketTransport::write(slf, &joined)
@@ -641,10 +665,6 @@ impl SocketTransport {
 
     fn _call_connection_lost(&self, py: Python<'_>, exc: PyObject) -> PyResult<()> {
         self.state()?.call_connection_lost(py, exc)
-    }
-
-    fn is_closing(&self) -> PyResult<bool> {
-        Ok(self.state()?.closing.get())
     }
 
     fn is_reading(&self) -> PyResult<bool> {

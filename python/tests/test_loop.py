@@ -236,6 +236,31 @@ def test_callback_exception_goes_to_handler(loop):
     assert "Exception in callback" in contexts[0]["message"]
 
 
+@pytest.mark.parametrize("args", [(), ("one",), ("one", 2)], ids=["none", "one", "two"])
+def test_callback_arguments_and_report(loop, args):
+    """call_soon(cb, *args): the arguments reach the callback as given (one argument — a
+    future's done callback, a task's wakeup — is kept without a tuple), a cancelled handle
+    does not run, and a failure is reported with the callback and its arguments."""
+    seen, contexts = [], []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    def record(*a):
+        seen.append(a)
+
+    def boom(*a):
+        raise ValueError(a)
+
+    loop.call_soon(record, *args)
+    loop.call_soon(record, *args).cancel()
+    h = loop.call_soon(boom, *args)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [args]
+    assert len(contexts) == 1 and contexts[0]["handle"] is h
+    assert contexts[0]["exception"].args == (args,)
+    assert f"Exception in callback {boom.__qualname__}{args}" == contexts[0]["message"]
+
+
 def test_default_exception_handler_logs(loop, caplog):
     loop.call_exception_handler({"message": "hello there"})
     assert "hello there" in caplog.text
@@ -552,5 +577,33 @@ def test_task_factory_attribute_is_the_loops():
         assert lp.run_until_complete(main()) is aioloop.Task
         lp.set_task_factory(None)
         assert lp._task_factory is None
+    finally:
+        lp.close()
+
+
+def test_c_methods_check_self_and_answer():
+    """get_debug, create_future (Loop) and write, is_closing (the socket transport) are C
+    methods of their classes (python/src/rawmeth.rs): CPython's descriptor refuses another
+    `self`, and they answer as the Python-level methods did."""
+    from aioloop import _aioloop
+
+    for cls, name, args in [
+        (aioloop.EventLoop, "get_debug", ()),
+        (aioloop.EventLoop, "create_future", ()),
+        (_aioloop.SocketTransport, "write", (b"x",)),
+        (_aioloop.SocketTransport, "is_closing", ()),
+    ]:
+        with pytest.raises(TypeError):
+            getattr(cls, name)(object(), *args)
+    lp = aioloop.new_event_loop()
+    try:
+        assert lp.get_debug() is False
+        lp.set_debug(True)
+        assert lp.get_debug() is True
+        lp.set_debug(False)
+        fut = lp.create_future()
+        assert type(fut) is asyncio.Future and fut.get_loop() is lp
+        with pytest.raises(TypeError):
+            lp.get_debug(1)
     finally:
         lp.close()

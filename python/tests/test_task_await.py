@@ -204,3 +204,65 @@ def test_finished_task_is_freed_after_awaiting_futures():
             gc.enable()
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("before", [False, True], ids=["first-callback", "after-another"])
+def test_wakeup_keeps_its_place_among_callbacks(loop, before):
+    """A C Future's callbacks run in the order they were added, whether the task's wakeup
+    took the first slot (stored in place, python/src/cfuture.rs) or came after another
+    (through add_done_callback); remove_done_callback and _callbacks see it either way."""
+    order = []
+
+    async def main():
+        fut = loop.create_future()
+        assert type(fut) is asyncio.Future
+        ours = lambda f: order.append("ours")  # noqa: E731
+        if before:
+            fut.add_done_callback(ours)
+
+        async def waiter():
+            await fut
+            order.append("task")
+
+        t = loop.create_task(waiter())
+        await asyncio.sleep(0)
+        if not before:
+            fut.add_done_callback(ours)
+        assert len(fut._callbacks) == 2
+        assert fut.remove_done_callback(ours) == 1
+        assert len(fut._callbacks) == 1
+        fut.add_done_callback(ours)
+        fut.set_result(None)
+        await t
+
+    loop.run_until_complete(main())
+    assert order == ["task", "ours"]
+
+
+def test_result_is_read_once_done(loop):
+    """The wakeup asks result() (in place for a finished C Future with no exception): the
+    exception of a failed future still reaches the coroutine and counts as retrieved."""
+    seen = []
+
+    def handler(lp, ctx):
+        seen.append(ctx["message"])
+
+    loop.set_exception_handler(handler)
+
+    async def main():
+        for how in ("ok", "fail", "ok"):
+            fut = loop.create_future()
+            if how == "ok":
+                loop.call_soon(fut.set_result, how)
+                assert await fut == how
+            else:
+                loop.call_soon(fut.set_exception, KeyError(how))
+                with pytest.raises(KeyError):
+                    await fut
+            del fut
+
+    loop.run_until_complete(main())
+    import gc
+
+    gc.collect()
+    assert seen == []

@@ -4,6 +4,9 @@ Task (Rust; asyncio's _register_task/_enter_task/_leave_task/_unregister_task)."
 import asyncio
 import contextvars
 import gc
+import reprlib
+import subprocess
+import sys
 
 import pytest
 
@@ -329,3 +332,61 @@ def test_default_task_kind_and_the_other_selectable():
         finally:
             lp.close()
     assert aioloop.DEFAULT_NATIVE_TASKS is True
+
+
+_REPR_CALLS_BACK = r"""
+import asyncio, sys
+import aioloop
+
+class Nosy:
+    # A result (or exception) whose repr asks the task about itself: repr(task) formats
+    # it, so the task must not hold its own state's lock while it does.
+    def __repr__(self):
+        return f"<Nosy {task.done()}>"
+
+class NosyError(Exception):
+    def __repr__(self):
+        return f"NosyError({task.done()})"
+
+async def ok():
+    return Nosy()
+
+async def bad():
+    raise NosyError()
+
+async def long():
+    return "x" * 100
+
+lp = aioloop.new_event_loop(native_tasks=sys.argv[1] == "1")
+task = lp.create_task(ok())
+lp.run_until_complete(task)
+print(repr(task))
+task = lp.create_task(bad())
+try:
+    lp.run_until_complete(task)
+except NosyError:
+    pass
+print(repr(task))
+task = lp.create_task(long())
+lp.run_until_complete(task)
+print(repr(task))
+lp.close()
+"""
+
+
+def test_repr_of_a_result_that_calls_the_task(native):
+    """repr(task) of a finished task formats its result or exception (asyncio's
+    `_task_repr_info`); that repr may call the task back (`done()`). Run in a child process:
+    a task that formats while holding its own lock would hang, not fail."""
+    p = subprocess.run(
+        [sys.executable, "-c", _REPR_CALLS_BACK, "1" if native else "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert p.returncode == 0, p.stderr
+    first, second, third = p.stdout.splitlines()
+    assert first.endswith(" result=<Nosy True>>"), first
+    assert second.endswith(" exception=NosyError(True)>"), second
+    # asyncio shortens the result's repr with reprlib (base_futures._future_repr_info).
+    assert third.endswith(f" result={reprlib.repr('x' * 100)}>"), third
