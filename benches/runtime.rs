@@ -436,7 +436,8 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 ///
 /// `RUNTIME_BENCH_STATS=1` also prints aioloop's per-worker counters per round (polls,
 /// LIFO-slot polls, tasks stolen and steal operations, parks), on stderr; `RUNTIME_BENCH_ONLY=aioloop|tokio` runs one runtime
-/// only and times nothing (for `perf stat` or `strace -c -f` of one side).
+/// only and times nothing (for `perf stat` or `strace -c -f` of one side); `BENCH_WORKERS=n`
+/// gives both runtimes `n` workers instead of two.
 fn interleaved(rounds: usize, filter: Option<&str>) {
     let show_stats = std::env::var_os("RUNTIME_BENCH_STATS").is_some();
     let only = std::env::var("RUNTIME_BENCH_ONLY").ok();

@@ -340,6 +340,21 @@ fn all_tasks_and_create_task_no_running_loop() {
 }
 
 #[test]
+fn create_task_no_running_loop_drops_the_coroutine_once() {
+    // rule L7: create_task with no running loop fails, and the future it was given is
+    // dropped there, once (asyncio closes the coroutine), never polled.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let held = Counted(drops.clone());
+    let err = try_create_task(async move {
+        let _held = held;
+        unreachable!("never polled");
+    })
+    .unwrap_err();
+    assert_eq!(err, NoRunningLoop);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn current_task() {
     // rule L6: inside a task aioloop::current_task() is that task, across awaits; in block_on it is
     // the main task, which is not the child.

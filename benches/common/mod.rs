@@ -17,18 +17,27 @@ use criterion::Criterion;
 /// Worker threads of the multi-thread runtimes (aioloop and tokio alike).
 pub const WORKERS: usize = 2;
 
-/// An aioloop runtime with [`WORKERS`] workers.
+/// [`WORKERS`], or `BENCH_WORKERS` from the environment (one worker each: the wall-clock
+/// counterpart of `benches/instr_vs_tokio.sh`, without the cross-worker effects).
+pub fn workers() -> usize {
+    std::env::var("BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(WORKERS)
+}
+
+/// An aioloop runtime with [`workers()`] workers.
 pub fn aioloop_runtime() -> aioloop::Runtime {
     aioloop::Runtime::builder()
-        .workers(WORKERS)
+        .workers(workers())
         .build()
         .expect("build aioloop runtime")
 }
 
-/// A multi-thread tokio runtime with [`WORKERS`] workers.
+/// A multi-thread tokio runtime with [`workers()`] workers.
 pub fn tokio_multi_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
+        .worker_threads(workers())
         .enable_all()
         .build()
         .expect("build tokio runtime")

@@ -10,7 +10,7 @@
 //! Must not: hold anything that outlives the frame that set it. The pointer it stores is
 //! cleared by [`ContextGuard`] before that frame returns or unwinds.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::Cell;
 use std::ptr;
 use std::sync::Arc;
@@ -47,13 +47,22 @@ pub(crate) trait Loop: Send + Sync + 'static {
 }
 
 /// A counted reference to a loop: which loop a thread is running, where a `Future` or a
-/// task group hands its callbacks.
+/// task group hands its callbacks. It carries the loop's concrete type, read once when it
+/// is made, so that telling the kinds apart (spawning does it once per task) is a compare
+/// with a constant rather than two calls through vtables (`as_any`, then `type_id`).
 #[derive(Clone)]
-pub(crate) struct LoopRef(Arc<dyn Loop>);
+pub(crate) struct LoopRef(Arc<dyn Loop>, TypeId);
 
 impl LoopRef {
     pub(crate) fn new(l: Arc<dyn Loop>) -> LoopRef {
-        LoopRef(l)
+        let kind = l.as_any().type_id();
+        LoopRef(l, kind)
+    }
+
+    /// Whether the loop is a `T`.
+    #[inline]
+    fn is_a<T: Loop>(&self) -> bool {
+        self.1 == TypeId::of::<T>()
     }
 
     pub(crate) fn id(&self) -> LoopId {
@@ -87,7 +96,7 @@ impl LoopRef {
     /// apart: spawning, which is generic over the future).
     pub(crate) fn downcast<T: Loop>(&self) -> Option<Arc<T>> {
         // Check the kind first: a failed downcast then costs no reference-count traffic.
-        if !self.0.as_any().is::<T>() {
+        if !self.is_a::<T>() {
             return None;
         }
         self.0.clone().into_any().downcast::<T>().ok()
@@ -107,7 +116,7 @@ impl LoopRef {
         &self,
         wrap: impl FnOnce(Arc<T>) -> W,
     ) -> Option<Lent<'_, W>> {
-        if !self.0.as_any().is::<T>() {
+        if !self.is_a::<T>() {
             return None;
         }
         // SAFETY: the pointee is a `T` (checked above), and this `Arc<dyn Loop>` was made from

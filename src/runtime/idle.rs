@@ -26,9 +26,21 @@
 //!
 //! A woken worker is counted as searching by the notifier *before* it runs (the notifier
 //! removes it from the parked list and bumps both counters in one step), so while it wakes,
-//! further notifiers see a searcher and do not wake more workers. When a searching worker
-//! finds work it stops searching; if it was the last searcher it wakes one more worker (there
-//! may be more work where it found some), which is how a burst fans out one worker at a time.
+//! further notifiers see a searcher and do not wake more workers.
+//!
+//! 3. **The last searcher hands the search on only with work in sight.** When a searching
+//!    worker finds work it stops searching; if it was the last searcher and, after a `SeqCst`
+//!    fence, sees more work than the item it took (a second item in its own queue, the
+//!    injector or a peer's queue non-empty: `Shared::work_in_sight`), it wakes one more
+//!    worker, which is how a burst fans out one worker at a time. Nothing is lost when it
+//!    sees nothing more: a notifier that skipped its wake-up because this worker was still
+//!    searching pushed, fenced, then read the counters; the searcher decremented them,
+//!    fenced, then looked at the queues — rule 2's pattern, so the searcher sees that push
+//!    (and wakes a peer for it), or the notifier saw no searcher (and woke one itself).
+//!    Work pushed later finds nobody searching and wakes a worker as rule 1 says. Handing
+//!    on unconditionally woke the parked peer at the start of every spawn chain, and every
+//!    single wake-up, for nothing: it searched, found nothing and parked again (two
+//!    `futex` calls per round, one on the woken worker's path to its first item).
 //!
 //! Memory orderings: the counters are only ever read and written with `SeqCst` so that they
 //! take part in the fences' total order; the parked list is guarded by its mutex.

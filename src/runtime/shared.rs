@@ -162,6 +162,23 @@ impl Shared {
             || self.stealers.iter().any(|s| !s.is_empty())
     }
 
+    /// Whether a worker that just stopped searching, holding the one item it found in its
+    /// queue `local`, sees more work: a second item there, the injector or a peer's queue
+    /// (idle.rs rule 3). Fences first: the caller's `transition_worker_from_searching` and
+    /// a notifier's push are each followed by a `SeqCst` fence and a read of the other's
+    /// side (rule 2's pattern), so a push that skipped its wake-up because we were still
+    /// searching is seen here.
+    pub(crate) fn work_in_sight(&self, index: usize, local: &Local<Runnable>) -> bool {
+        fence(Ordering::SeqCst);
+        local.len() > 1
+            || !self.injector.is_empty()
+            || self
+                .stealers
+                .iter()
+                .enumerate()
+                .any(|(i, s)| i != index && !s.is_empty())
+    }
+
     /// The parking re-check (idle.rs, rule 2): the injector and remote timers always; peers'
     /// queues only while nobody searches (a searcher is responsible for those). The caller
     /// has fenced.

@@ -11,9 +11,13 @@
 //! - **sleeping**: `Shared::park_worker`, i.e. the parking protocol of idle.rs with
 //!   the earliest timer as the timeout.
 //!
+//! A searcher that finds work stops searching and, if it was the last and more work is in
+//! sight, wakes a peer to search on (idle.rs rule 3).
+//!
 //! Measured and not kept (README, issue 9 item 6, third pass): returning the found item to
-//! run in hand with the search handed on only when more work is in sight (`wake_one` and the
-//! `_block_on` spawn rows gained, `yield_many` lost 8–10%); a spin before parking.
+//! run in hand (tokio's order) together with the in-sight hand-on (`wake_one` and the
+//! `_block_on` spawn rows gained, `yield_many` lost 8–10%); a spin before parking. The
+//! hand-on alone is kept (fifth pass).
 //!
 //! Owns: its loop core (ready queue and timers), its random victim sequence, and its
 //! counters. Must not: touch another worker's queue except through its `Stealer`, or sleep
@@ -90,7 +94,7 @@ impl Flavor for WorkerFlavor<'_> {
         let local = &core.ready;
         if let Some(item) = queue::retry(|| shared.injector.steal_batch_and_pop(local)) {
             local.push(item);
-            self.stop_searching();
+            self.stop_searching(core);
             return true;
         }
         let n = shared.stealers.len();
@@ -116,14 +120,14 @@ impl Flavor for WorkerFlavor<'_> {
                     let stats = &core.stats;
                     LoopStats::bump(&stats.stolen, local.len().saturating_sub(before) as u64);
                     LoopStats::bump(&stats.steal_ops, 1);
-                    self.stop_searching();
+                    self.stop_searching(core);
                     return true;
                 }
             }
         }
         if let Some(item) = queue::retry(|| shared.injector.steal_batch_and_pop(local)) {
             local.push(item);
-            self.stop_searching();
+            self.stop_searching(core);
             return true;
         }
         false
@@ -132,7 +136,7 @@ impl Flavor for WorkerFlavor<'_> {
     fn park(&mut self, core: &LoopCore, timeout: Option<Duration>) {
         // Reactor rule R10: a stuck peer's sockets first (their tasks join our queue).
         if io_steal::harvest_stuck_peers(self.shared, self.index) > 0 && !core.ready.is_empty() {
-            self.stop_searching();
+            self.stop_searching(core);
             return;
         }
         let timeout = io_steal::cap_park(self.shared, self.index, timeout);
@@ -145,12 +149,14 @@ impl Flavor for WorkerFlavor<'_> {
 }
 
 impl WorkerFlavor<'_> {
-    fn stop_searching(&mut self) {
+    fn stop_searching(&mut self, core: &LoopCore) {
         if self.searching {
             self.searching = false;
-            if self.shared.idle.transition_worker_from_searching() {
-                // We were the last searcher and found work: there may be more, so hand the
-                // search on to one parked worker.
+            if self.shared.idle.transition_worker_from_searching()
+                && self.shared.work_in_sight(self.index, &core.ready)
+            {
+                // We were the last searcher and found work with more in sight: hand the
+                // search on to one parked worker (idle.rs rule 3).
                 self.shared.notify_parked();
             }
         }

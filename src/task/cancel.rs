@@ -163,7 +163,7 @@ pub(crate) fn future_key<T: ?Sized>(p: *const T) -> usize {
 /// (read and written by every poll, so it must cost next to nothing: no borrow flag, no
 /// destructor registration, nothing to move but a few words), and the waiter in a
 /// `RefCell` touched only when a poll saw an awaited task or future pending
-/// (`Scopes::has_waiter` says whether it holds one). A frame displaced while it held a
+/// (`HAS_WAITER` in `Scopes::flags` says whether it holds one). A frame displaced while it held a
 /// waiter (the nested poll of an eager start) parks that waiter on `STASHED` until it is
 /// restored.
 #[derive(Clone, Copy)]
@@ -172,12 +172,18 @@ pub(crate) struct Frame {
 }
 
 /// The counters of a [`Frame`].
+///
+/// Four `u32`s and nothing else: every poll copies a `Scopes` several times (in and out of
+/// the thread-local, through the poll's stack frame). A value with `bool` fields is 14
+/// bytes with a niche, and the compiler copies it (or the 13–15 bytes a `Result` around it
+/// leaves beside the niche) as two overlapping 8-byte moves; reading back a word that two
+/// such stores each wrote in part defeats store-to-load forwarding, a stall of a dozen
+/// cycles or more per copy (sampled at 15–30% of `harness::poll`'s time in a yield loop).
+/// Sixteen bytes with no niche move as one.
 #[derive(Clone, Copy)]
 struct Scopes {
-    active: bool,
-    /// `WAITER` holds this frame's waiter (or, for a displaced frame, the top of
-    /// `STASHED` does).
-    has_waiter: bool,
+    /// `ACTIVE` and `HAS_WAITER`.
+    flags: u32,
     /// Scopes entered and not yet left.
     depth: u32,
     /// A request pending at the start of the poll is delivered at this depth (0: none).
@@ -186,15 +192,36 @@ struct Scopes {
     deepest: u32,
 }
 
+/// `Scopes::flags`: a task's poll is running with this frame.
+const ACTIVE: u32 = 1;
+/// `Scopes::flags`: `WAITER` holds this frame's waiter (or, for a displaced frame, the top
+/// of `STASHED` does).
+const HAS_WAITER: u32 = 2;
+
 impl Scopes {
     const fn idle() -> Scopes {
         Scopes {
-            active: false,
-            has_waiter: false,
+            flags: 0,
             depth: 0,
             deliver_at: 0,
             deepest: 0,
         }
+    }
+
+    fn active(&self) -> bool {
+        self.flags & ACTIVE != 0
+    }
+
+    fn has_waiter(&self) -> bool {
+        self.flags & HAS_WAITER != 0
+    }
+
+    fn set_has_waiter(&mut self, yes: bool) {
+        self.flags = if yes {
+            self.flags | HAS_WAITER
+        } else {
+            self.flags & !HAS_WAITER
+        };
     }
 }
 
@@ -227,7 +254,7 @@ fn with_scopes<R>(f: impl FnOnce(&mut Scopes) -> R) -> R {
 /// frame has none); the caller drops it outside the thread-local's borrow.
 fn take_waiter_if(take: impl FnOnce(&Scopes, &(u32, Waiter)) -> bool) -> Option<(u32, Waiter)> {
     let scopes = SCOPES.with(Cell::get);
-    if !scopes.has_waiter {
+    if !scopes.has_waiter() {
         return None;
     }
     let old = WAITER.with(|w| {
@@ -238,7 +265,7 @@ fn take_waiter_if(take: impl FnOnce(&Scopes, &(u32, Waiter)) -> bool) -> Option<
         }
     });
     if old.is_some() {
-        with_scopes(|s| s.has_waiter = false);
+        with_scopes(|s| s.set_has_waiter(false));
     }
     old
 }
@@ -248,14 +275,13 @@ fn take_waiter_if(take: impl FnOnce(&Scopes, &(u32, Waiter)) -> bool) -> Option<
 pub(crate) fn frame_begin(deliver_at: u32) -> Frame {
     let prev = SCOPES.with(|c| {
         c.replace(Scopes {
-            active: true,
-            has_waiter: false,
+            flags: ACTIVE,
             depth: 0,
             deliver_at,
             deepest: 0,
         })
     });
-    if prev.has_waiter {
+    if prev.has_waiter() {
         stash_waiter();
     }
     Frame { scopes: prev }
@@ -273,12 +299,12 @@ fn stash_waiter() {
 #[inline]
 pub(crate) fn frame_end(saved: Frame) -> (u32, Option<Waiter>) {
     let mine = SCOPES.with(|c| c.replace(saved.scopes));
-    if !mine.has_waiter && !saved.scopes.has_waiter {
+    if !mine.has_waiter() && !saved.scopes.has_waiter() {
         return (mine.deepest, None);
     }
     (
         mine.deepest,
-        swap_waiters(mine.has_waiter, saved.scopes.has_waiter),
+        swap_waiters(mine.has_waiter(), saved.scopes.has_waiter()),
     )
 }
 
@@ -302,11 +328,11 @@ fn swap_waiters(mine: bool, restore: bool) -> Option<Waiter> {
 /// remember it as what the task is suspended on (rule 6).
 pub(crate) fn note_waiter(make: impl FnOnce() -> Waiter) {
     let scopes = SCOPES.with(Cell::get);
-    if !scopes.active {
+    if !scopes.active() {
         return;
     }
     let old = WAITER.with(|w| w.borrow_mut().replace((scopes.depth, make())));
-    with_scopes(|s| s.has_waiter = true);
+    with_scopes(|s| s.set_has_waiter(true));
     drop(old); // a `TaskRef`'s drop may free a task: outside the borrow
 }
 
@@ -321,7 +347,7 @@ impl ScopeGuard {
     fn enter() -> (ScopeGuard, bool) {
         with_scopes(|f| {
             f.depth += 1;
-            let deliver = f.active && f.deliver_at != 0 && f.depth >= f.deliver_at;
+            let deliver = f.active() && f.deliver_at != 0 && f.depth >= f.deliver_at;
             (ScopeGuard { depth: f.depth }, deliver)
         })
     }
@@ -1180,7 +1206,7 @@ pub(crate) fn abandoned(key: usize) {
     // Nor is the task suspended on it any more: a waiter noted earlier in this poll is
     // forgotten (a later `cancel()` must not be passed on to a dropped awaitable).
     // (A `TaskRef`'s drop may free a task: dropped outside the thread-local's borrow.)
-    drop(take_waiter_if(|s, (_, w)| s.active && w.key() == key));
+    drop(take_waiter_if(|s, (_, w)| s.active() && w.key() == key));
     let _ = raise_if_forwarded(key);
 }
 
