@@ -97,7 +97,7 @@ fn remote_push_races_two_idle_workers() {
 fn local_push_wakes_idle_peer() {
     loom::model(|| {
         let rt = Arc::new(TestRuntime::new(2));
-        let child_ran = Arc::new((Mutex::new(false), Condvar::new()));
+        let child_ran = new_flag();
         {
             let (h, rt) = (rt.handle(), rt.clone());
             // Before the workers start: the pusher finds every worker unparked and wakes
@@ -105,14 +105,10 @@ fn local_push_wakes_idle_peer() {
             h.call_soon(move || {
                 let signal = child_ran.clone();
                 Handle::current().call_soon(move || {
-                    *signal.0.lock().unwrap() = true;
-                    signal.1.notify_one();
+                    raise(&signal);
                     rt.begin_shutdown();
                 });
-                let mut ran = child_ran.0.lock().unwrap();
-                while !*ran {
-                    ran = child_ran.1.wait(ran).unwrap();
-                }
+                wait_for(&child_ran);
             });
         }
         let workers = start_workers(&rt, 2);
@@ -120,10 +116,10 @@ fn local_push_wakes_idle_peer() {
     });
 }
 
-/// 2(e) The search hand-off (idle.rs: a searcher that finds work and was the last searcher
-/// wakes one more worker). Both workers may be parked when two callbacks are pushed from
-/// outside: the first push wakes one worker and counts it as searching, so the second push
-/// wakes nobody (rule 1). Each callback waits until both have started, so the model ends
+/// 2(e) The search hand-off (idle.rs rule 3: a searcher that finds work and was the last
+/// searcher wakes one more worker if more work is in sight). Both workers may be parked
+/// when two callbacks are pushed from outside: the first push wakes one worker and counts
+/// it as searching, so the second push wakes nobody (rule 1). Each callback waits until both have started, so the model ends
 /// only if the two run at the same time on the two workers: the woken worker, having found
 /// the first, must wake the other for the second.
 ///
@@ -139,6 +135,9 @@ fn local_push_wakes_idle_peer() {
 /// parking, its re-check sees the injector non-empty, it unparks itself unsearching, steals
 /// one callback and runs it; the other stays queued and worker 0 parked: a deadlock. The
 /// fix: the re-check's self-unpark counts the worker as searching (runtime/idle.rs).
+///
+/// Also checked by mutation (rule 3): with `WorkerFlavor::stop_searching` never waking a
+/// peer, this model deadlocks (as does 2(f)).
 #[test]
 fn last_searcher_wakes_a_peer() {
     loom::model(|| {
@@ -160,6 +159,111 @@ fn last_searcher_wakes_a_peer() {
                 }
             });
         }
+
+        join_and_finish(&rt, workers);
+    });
+}
+
+/// 2(f) Rule 3 (idle.rs: the last searcher hands the search on only with work in sight),
+/// the injector's side: [`second_must_run_on_the_other_worker`] with a second callback
+/// pushed from outside. The race that matters: a worker counted as searching (woken by the
+/// first push, or searching on its own) takes the first callback while the second is
+/// pushed; the second push sees the searcher and wakes nobody (rule 1). The searcher, now
+/// the last one, must see the second callback in its `work_in_sight` check (its
+/// `transition_worker_from_searching` and the pusher's push are each followed by a
+/// `SeqCst` fence and a read of the other's side) and wake the parked peer; or the push
+/// came late enough to see nobody searching and woke the peer itself.
+///
+/// Checked by mutation: with `WorkerFlavor::stop_searching` never waking a peer (the
+/// `work_in_sight` branch emptied), this model deadlocks. It does not check the fence in
+/// `work_in_sight`: without it the model still passes, since the injector's indices are
+/// `SeqCst` atomics in the loom double (a peer's queue, `Release`/`Acquire`, would need a
+/// third worker). About 4 s at `LOOM_MAX_PREEMPTIONS=3` (--release, 2 cores, loaded).
+#[test]
+fn searcher_hands_on_work_pushed_while_it_searched() {
+    second_must_run_on_the_other_worker(|h, second| {
+        h.call_soon(second);
+    });
+}
+
+/// 2(g) Rule 3, a remote timer's side: [`second_must_run_on_the_other_worker`] with the
+/// second piece of work a timer registered from outside (`Shared::add_remote_timer`: inbox
+/// push, `has_remote_timers` flag, `SeqCst` fence, `worker_to_notify`), already due. A
+/// registrar that sees a searcher wakes nobody (rule 1), so the searcher that took the
+/// callback must hand the search on for the timer too, or have adopted and fired the timer
+/// itself without leaving it stuck behind the callback.
+///
+/// Ignored: it documents two open bugs, found here and not fixed. With neither patched it
+/// deadlocks at `LOOM_MAX_PREEMPTIONS=1` already; with either patch below alone it still
+/// deadlocks at 3; with both it passes at 3.
+///
+/// 1. Rule 3 does not look at remote timers (a regression of the in-sight hand-on: with
+///    the old unconditional hand-on and bug 2 patched, the model passes). Both workers
+///    search, find nothing and park (0, then 1); the model pushes the callback, sees
+///    nobody searching and wakes worker 1, counted as searching. Worker 1 leaves `park`,
+///    its `pull_remote` finds no timer, and in its next iteration `find_work` takes the
+///    callback from the injector. Now the model registers the timer, sees worker 1 still
+///    counted as searching and wakes nobody. Worker 1 stops searching as the last searcher;
+///    `work_in_sight` looks at its queue, the injector and worker 0's queue, not at
+///    `has_remote_timers`, sees nothing, and hands nothing on. The callback blocks worker
+///    1; the timer stays in the inbox; worker 0 stays parked. Patch tried: `work_in_sight`
+///    also reads `has_remote_timers` (`SeqCst`, after its fence; the registrar's flag
+///    store, fence and counter read are rule 2's other side).
+/// 2. A timer fired into a worker's queue wakes no peer (not rule 3; older than it). As
+///    above up to the registration, but the model registers the timer between worker 1's
+///    two iterations: worker 1's `pull_remote` adopts the timer into its heap, `find_work`
+///    takes the callback, and `fire_due_timers` pushes the timer's callback behind it onto
+///    worker 1's queue (`LoopCore::fire_due_timers`: no `notify_parked`). The callback
+///    blocks worker 1, worker 0 is parked and nobody wakes it to steal the timer's
+///    callback. Patch tried: after `fire_due_timers`, `on_slot_spilled` (a
+///    `notify_parked`) when the queue holds more than one item.
+#[test]
+#[ignore = "documents two open bugs (remote timer not in rule 3's sight; a fired timer wakes no peer): see its doc"]
+fn searcher_hands_on_a_remote_timer() {
+    second_must_run_on_the_other_worker(|h, second| {
+        h.call_at(-1.0, second).unwrap();
+    });
+}
+
+/// A flag one callback waits on and another raises.
+type Flag = Arc<(Mutex<bool>, Condvar)>;
+
+fn new_flag() -> Flag {
+    Arc::new((Mutex::new(false), Condvar::new()))
+}
+
+fn raise(flag: &Flag) {
+    *flag.0.lock().unwrap() = true;
+    flag.1.notify_one();
+}
+
+fn wait_for(flag: &Flag) {
+    let mut up = flag.0.lock().unwrap();
+    while !*up {
+        up = flag.1.wait(up).unwrap();
+    }
+}
+
+/// Models 2(f) and 2(g): two workers, started idle. A callback pushed from outside blocks
+/// its worker until a second piece of work has run, which `push_second` queues from
+/// outside right after it (`second` raises the flag and ends the runtime). The model ends
+/// only if the second runs on the *other* worker, which must be awake for it.
+fn second_must_run_on_the_other_worker(push_second: fn(&Handle, Box<dyn FnOnce() + Send>)) {
+    loom::model(move || {
+        let rt = Arc::new(TestRuntime::new(2));
+        let workers = start_workers(&rt, 2);
+
+        let second_ran = new_flag();
+        let signal = second_ran.clone();
+        rt.handle().call_soon(move || wait_for(&signal));
+        let ender = rt.clone();
+        push_second(
+            &rt.handle(),
+            Box::new(move || {
+                raise(&second_ran);
+                ender.begin_shutdown();
+            }),
+        );
 
         join_and_finish(&rt, workers);
     });

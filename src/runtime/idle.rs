@@ -37,8 +37,12 @@
 //!    searching pushed, fenced, then read the counters; the searcher decremented them,
 //!    fenced, then looked at the queues — rule 2's pattern, so the searcher sees that push
 //!    (and wakes a peer for it), or the notifier saw no searcher (and woke one itself).
-//!    Work pushed later finds nobody searching and wakes a worker as rule 1 says. Handing
-//!    on unconditionally woke the parked peer at the start of every spawn chain, and every
+//!    Work pushed later finds nobody searching and wakes a worker as rule 1 says (loom:
+//!    park.rs 2(f) and 2(e), which deadlock without the hand-on). Open bug: a remote timer
+//!    is not in sight (`has_remote_timers` is not read), so a timer registered while the
+//!    last searcher finishes its search can wait for that worker's next iteration while a
+//!    peer sleeps (loom: park.rs 2(g), ignored, with the interleaving). Handing on
+//!    unconditionally woke the parked peer at the start of every spawn chain, and every
 //!    single wake-up, for nothing: it searched, found nothing and parked again (two
 //!    `futex` calls per round, one on the woken worker's path to its first item).
 //!
