@@ -1,5 +1,5 @@
 //! The LIFO slot of a runtime worker (`event_loop/lifo.rs`, rules 1–5; `LoopCore::run_once`,
-//! `LoopCore::push_local`, the worker's `on_slot_spilled`), run in the real worker loop on
+//! `LoopCore::push_local`, the worker's `on_stealable_work`), run in the real worker loop on
 //! loom threads. Under loom a worker runs at most one slot task after a queued item
 //! (`tuning::MAX_LIFO_POLLS` = 1), so the models reach the spill to the queue.
 //!

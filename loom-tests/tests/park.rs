@@ -193,32 +193,28 @@ fn searcher_hands_on_work_pushed_while_it_searched() {
 /// callback must hand the search on for the timer too, or have adopted and fired the timer
 /// itself without leaving it stuck behind the callback.
 ///
-/// Ignored: it documents two open bugs, found here and not fixed. With neither patched it
-/// deadlocks at `LOOM_MAX_PREEMPTIONS=1` already; with either patch below alone it still
-/// deadlocks at 3; with both it passes at 3.
+/// It found two liveness gaps (now fixed; with neither fix it deadlocks at
+/// `LOOM_MAX_PREEMPTIONS=1` already, with either one alone at 3):
 ///
-/// 1. Rule 3 does not look at remote timers (a regression of the in-sight hand-on: with
-///    the old unconditional hand-on and bug 2 patched, the model passes). Both workers
-///    search, find nothing and park (0, then 1); the model pushes the callback, sees
-///    nobody searching and wakes worker 1, counted as searching. Worker 1 leaves `park`,
-///    its `pull_remote` finds no timer, and in its next iteration `find_work` takes the
-///    callback from the injector. Now the model registers the timer, sees worker 1 still
-///    counted as searching and wakes nobody. Worker 1 stops searching as the last searcher;
-///    `work_in_sight` looks at its queue, the injector and worker 0's queue, not at
-///    `has_remote_timers`, sees nothing, and hands nothing on. The callback blocks worker
-///    1; the timer stays in the inbox; worker 0 stays parked. Patch tried: `work_in_sight`
-///    also reads `has_remote_timers` (`SeqCst`, after its fence; the registrar's flag
-///    store, fence and counter read are rule 2's other side).
-/// 2. A timer fired into a worker's queue wakes no peer (not rule 3; older than it). As
-///    above up to the registration, but the model registers the timer between worker 1's
-///    two iterations: worker 1's `pull_remote` adopts the timer into its heap, `find_work`
-///    takes the callback, and `fire_due_timers` pushes the timer's callback behind it onto
-///    worker 1's queue (`LoopCore::fire_due_timers`: no `notify_parked`). The callback
-///    blocks worker 1, worker 0 is parked and nobody wakes it to steal the timer's
-///    callback. Patch tried: after `fire_due_timers`, `on_slot_spilled` (a
-///    `notify_parked`) when the queue holds more than one item.
+/// 1. Rule 3 did not look at remote timers (a regression of the in-sight hand-on). Both
+///    workers search, find nothing and park (0, then 1); the model pushes the callback,
+///    sees nobody searching and wakes worker 1, counted as searching. Worker 1 leaves
+///    `park`, its `pull_remote` finds no timer, and in its next iteration `find_work` takes
+///    the callback from the injector. Now the model registers the timer, sees worker 1
+///    still counted as searching and wakes nobody. Worker 1 stops searching as the last
+///    searcher; `work_in_sight` looked at its queue, the injector and worker 0's queue, not
+///    at `has_remote_timers`, and handed nothing on. The callback blocks worker 1, the
+///    timer stays in the inbox, worker 0 stays parked. Fix: `work_in_sight` reads
+///    `has_remote_timers` too (`SeqCst`, after its fence; the registrar's flag store, fence
+///    and counter read are rule 2's other side).
+/// 2. A timer fired into a worker's queue woke no peer (older than rule 3). As above up to
+///    the registration, but the timer is registered between worker 1's two iterations:
+///    worker 1's `pull_remote` adopts it, `find_work` takes the callback, and
+///    `fire_due_timers` pushes the timer's callback behind it; the callback blocks worker 1
+///    and nobody wakes worker 0 to steal the timer's. Fix: `fire_due_timers` calls the
+///    flavor's `on_stealable_work` (a `notify_parked`) when what it queued sits behind
+///    other work.
 #[test]
-#[ignore = "documents two open bugs (remote timer not in rule 3's sight; a fired timer wakes no peer): see its doc"]
 fn searcher_hands_on_a_remote_timer() {
     second_must_run_on_the_other_worker(|h, second| {
         h.call_at(-1.0, second).unwrap();

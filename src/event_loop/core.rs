@@ -51,9 +51,10 @@ pub(crate) trait Flavor {
     fn find_work(&mut self, core: &LoopCore) -> bool;
     /// Sleeps for at most `timeout` (`None`: until woken).
     fn park(&mut self, core: &LoopCore, timeout: Option<Duration>);
-    /// The loop moved a task from its LIFO slot to the ready queue, where peers may steal
-    /// it, behind other queued work: wake one if any is idle (lifo.rs, rule 4).
-    fn on_slot_spilled(&mut self) {}
+    /// The loop queued work behind other queued work, where peers may steal it — a task
+    /// spilled from its LIFO slot (lifo.rs, rule 4) or callbacks of fired timers: wake one
+    /// if any is idle, or that work waits for this loop while a peer sleeps.
+    fn on_stealable_work(&mut self) {}
 }
 
 /// A loop's ready queue and timers.
@@ -198,7 +199,7 @@ impl LoopCore {
         } else if self.since_harvest.get() >= IO_INTERVAL {
             self.harvest_io();
         }
-        self.fire_due_timers();
+        self.fire_due_timers(flavor);
         let n = self.ready.len().min(limit);
         let mut ran = 0;
         // Debug mode or task tracking (event_loop/observed.rs): read once per batch.
@@ -243,7 +244,7 @@ impl LoopCore {
                 self.ready.push(Runnable::Task(task));
                 // Alone in the queue it is our next item: nothing for a peer (lifo.rs rule 4).
                 if self.ready.len() > 1 {
-                    flavor.on_slot_spilled();
+                    flavor.on_stealable_work();
                 }
                 break;
             }
@@ -277,7 +278,7 @@ impl LoopCore {
         &self.sleeps
     }
 
-    fn fire_due_timers(&self) {
+    fn fire_due_timers(&self, flavor: &mut impl Flavor) {
         let mut timers = self.timers.borrow_mut();
         // Dead entries on top (finished timeouts, dropped sleeps) go first, without reading
         // the clock; with no live entry left there is nothing to fire.
@@ -297,8 +298,13 @@ impl LoopCore {
         drop(sleeps);
         drop(timers);
         LoopStats::bump(&self.stats.timers_fired, fired);
+        let queued = !due.is_empty();
         for h in due {
             self.ready.push(Runnable::Callback(h));
+        }
+        // Behind other work, a fired callback is a peer's to steal (loom: park.rs 2(g)).
+        if queued && self.ready.len() > 1 {
+            flavor.on_stealable_work();
         }
         self.report_timer_panics();
     }

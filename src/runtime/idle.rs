@@ -31,17 +31,16 @@
 //! 3. **The last searcher hands the search on only with work in sight.** When a searching
 //!    worker finds work it stops searching; if it was the last searcher and, after a `SeqCst`
 //!    fence, sees more work than the item it took (a second item in its own queue, the
-//!    injector or a peer's queue non-empty: `Shared::work_in_sight`), it wakes one more
+//!    injector, a remote timer or a peer's queue: `Shared::work_in_sight`), it wakes one more
 //!    worker, which is how a burst fans out one worker at a time. Nothing is lost when it
 //!    sees nothing more: a notifier that skipped its wake-up because this worker was still
 //!    searching pushed, fenced, then read the counters; the searcher decremented them,
 //!    fenced, then looked at the queues — rule 2's pattern, so the searcher sees that push
 //!    (and wakes a peer for it), or the notifier saw no searcher (and woke one itself).
 //!    Work pushed later finds nobody searching and wakes a worker as rule 1 says (loom:
-//!    park.rs 2(f) and 2(e), which deadlock without the hand-on). Open bug: a remote timer
-//!    is not in sight (`has_remote_timers` is not read), so a timer registered while the
-//!    last searcher finishes its search can wait for that worker's next iteration while a
-//!    peer sleeps (loom: park.rs 2(g), ignored, with the interleaving). Handing on
+//!    park.rs 2(f) and 2(e), which deadlock without the hand-on). A remote timer counts
+//!    as work in sight (`has_remote_timers`), and a timer fired into a worker's queue behind
+//!    other work wakes a peer as a spilled LIFO task does (loom: park.rs 2(g)). Handing on
 //!    unconditionally woke the parked peer at the start of every spawn chain, and every
 //!    single wake-up, for nothing: it searched, found nothing and parked again (two
 //!    `futex` calls per round, one on the woken worker's path to its first item).

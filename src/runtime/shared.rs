@@ -163,8 +163,8 @@ impl Shared {
     }
 
     /// Whether a worker that just stopped searching, holding the one item it found in its
-    /// queue `local`, sees more work: a second item there, the injector or a peer's queue
-    /// (idle.rs rule 3). Fences first: the caller's `transition_worker_from_searching` and
+    /// queue `local`, sees more work: a second item there, the injector, a remote timer or
+    /// a peer's queue (idle.rs rule 3). Fences first: the caller's `transition_worker_from_searching` and
     /// a notifier's push are each followed by a `SeqCst` fence and a read of the other's
     /// side (rule 2's pattern), so a push that skipped its wake-up because we were still
     /// searching is seen here.
@@ -172,6 +172,7 @@ impl Shared {
         fence(Ordering::SeqCst);
         local.len() > 1
             || !self.injector.is_empty()
+            || self.has_remote_timers.load(Ordering::SeqCst)
             || self
                 .stealers
                 .iter()

@@ -143,7 +143,7 @@ impl Flavor for WorkerFlavor<'_> {
         self.searching = self.shared.park_worker(self.index, self.searching, timeout);
     }
 
-    fn on_slot_spilled(&mut self) {
+    fn on_stealable_work(&mut self) {
         self.shared.notify_parked();
     }
 }
