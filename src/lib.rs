@@ -275,7 +275,7 @@ where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    task::Builder::new().spawn(future)
+    create::create_task_with(future, task::spawn::SpawnOpts::default)
 }
 
 /// [`create_task`], returning `Err(NoRunningLoop)` outside a runtime instead of panicking.
@@ -290,7 +290,11 @@ where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    task::Builder::new().try_spawn(future)
+    create::spawn_current_lazy(
+        future,
+        task::spawn::SpawnOpts::default,
+        std::panic::Location::caller(),
+    )
 }
 
 /// `#[aioloop::main]`: runs `async fn main` on a new runtime (`asyncio.run(main())`).
