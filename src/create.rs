@@ -24,49 +24,24 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    spawn_current_lazy(future, move || opts, Location::caller())
+    spawn_current_at(future, opts, Location::caller())
 }
 
-/// `create_task` (and `Builder::spawn`/`try_spawn`): panics outside a runtime with
-/// asyncio's message, or spawns with the options `opts` makes.
-#[track_caller]
-pub(crate) fn create_task_with<F, O>(future: F, opts: O) -> Task<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-    O: FnOnce() -> SpawnOpts,
-{
-    match spawn_current_lazy(future, opts, Location::caller()) {
-        Ok(t) => t,
-        Err(e) => panic!(
-            "{e}: aioloop::create_task() must be called from inside a runtime (a task or block_on)"
-        ),
-    }
-}
-
-/// Spawns `future` on the loop running on this thread (a task created at `site`, O4), with
-/// the options `opts` makes once a loop was found.
-///
-/// The options are made where they are used, not passed in: a `SpawnOpts` is written field
-/// by field (stores of each field's size) and was read back at once as a whole, in 16-byte
-/// words straddling those stores (no store-to-load forwarding: the hottest load of a spawn
-/// chain's profile). `create_task` passes `SpawnOpts::default`, whose fields the compiler
-/// then knows are empty.
+/// `spawn_current` for a task created at `site` (O4).
 #[inline]
-pub(crate) fn spawn_current_lazy<F, O>(
+pub(crate) fn spawn_current_at<F>(
     future: F,
-    opts: O,
+    opts: SpawnOpts,
     site: &'static Location<'static>,
 ) -> Result<Task<F::Output>, NoRunningLoop>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
-    O: FnOnce() -> SpawnOpts,
 {
     // The closure runs inside the thread-local access, a call of its own: capturing the
     // future by value would copy it into the closure and again out of it, so it captures
     // the place the future waits in instead. Not an `Option`: its tag would sit in the
-    // middle of the pair (a niche of the options), and the copy out of it, around the tag,
+    // middle of the pair (a niche of `SpawnOpts`), and the copy out of it, around the tag,
     // would read 16-byte words straddling the caller's 16-byte stores, which defeats
     // store-to-load forwarding (a stall on every spawn, ~10% of a spawn chain's samples).
     let mut args = ManuallyDrop::new((future, opts));
@@ -77,7 +52,7 @@ where
         // SAFETY: `taken` was false, so `args` still holds the pair; it is set before the
         // take, so the pair is never taken or dropped again below, even if spawning unwinds.
         let (future, opts) = unsafe { ManuallyDrop::take(&mut args) };
-        Ok(spawn_on_loop_at(owner, future, opts(), site))
+        Ok(spawn_on_loop_at(owner, future, opts, site))
     });
     if !taken {
         // SAFETY: not taken (no loop runs here), so the pair is still there, dropped once.
@@ -139,7 +114,10 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        create_task_with(future, move || self.opts())
+        match self.try_spawn(future) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}: aioloop::create_task() must be called from inside a runtime (a task or block_on)"),
+        }
     }
 
     /// Spawns on the runtime running on this thread, or `Err(NoRunningLoop)`.
@@ -153,7 +131,7 @@ impl Builder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        spawn_current_lazy(future, move || self.opts(), Location::caller())
+        spawn_current(future, self.opts())
     }
 
     /// Spawns on the runtime behind `handle`, from any thread.

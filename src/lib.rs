@@ -275,7 +275,7 @@ where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    create::create_task_with(future, task::spawn::SpawnOpts::default)
+    task::Builder::new().spawn(future)
 }
 
 /// [`create_task`], returning `Err(NoRunningLoop)` outside a runtime instead of panicking.
@@ -290,11 +290,7 @@ where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    create::spawn_current_lazy(
-        future,
-        task::spawn::SpawnOpts::default,
-        std::panic::Location::caller(),
-    )
+    task::Builder::new().try_spawn(future)
 }
 
 /// `#[aioloop::main]`: runs `async fn main` on a new runtime (`asyncio.run(main())`).

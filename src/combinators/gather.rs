@@ -83,7 +83,7 @@ impl<T: Send + 'static> Core<T> {
                     hook: Some(watch.hook(i, true)),
                     ..SpawnOpts::default()
                 };
-                match crate::create::spawn_current_lazy(f, move || opts, site) {
+                match crate::create::spawn_current_at(f, opts, site) {
                     Ok(t) => {
                         // O5: the call graph's gather edge.
                         observe::set_awaited_by(t.raw_task(), parent, AwaitKind::Gather);

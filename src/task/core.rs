@@ -68,24 +68,12 @@ pub(super) struct Cell<F: Future, S> {
 
 impl<F: Future, S> Cell<F, S> {
     pub(super) fn new(header: Header, scheduler: S, future: F) -> Box<Cell<F, S>> {
-        // Allocated first and written field by field, in place: `Box::new(Cell { .. })`
-        // built the cell on the stack with stores of each field's size (the future behind
-        // the stage's tag, 8 bytes off the 16-byte grid) and copied it to the heap at once
-        // in 16-byte words, each read straddling two of those stores: no store-to-load
-        // forwarding, a stall on every spawn (the hottest store of a chain's profile).
-        let mut cell = Box::<Cell<F, S>>::new_uninit();
-        let p = cell.as_mut_ptr();
-        // SAFETY: `p` points to the fresh, exclusively owned allocation of a `Cell<F, S>`;
-        // each write below initialises one field without reading or dropping what was
-        // there (nothing), and together they initialise every field.
-        unsafe {
-            ptr::addr_of_mut!((*p).header).write(header);
-            ptr::addr_of_mut!((*p).scheduler).write(scheduler);
-            ptr::addr_of_mut!((*p).join_waker).write(UnsafeCell::new(None));
-            ptr::addr_of_mut!((*p).stage).write(UnsafeCell::new(Stage::Running(future)));
-        }
-        // SAFETY: every field was written just above.
-        unsafe { cell.assume_init() }
+        Box::new(Cell {
+            header,
+            scheduler,
+            join_waker: UnsafeCell::new(None),
+            stage: UnsafeCell::new(Stage::Running(future)),
+        })
     }
 
     /// The cell behind a header pointer.
