@@ -242,10 +242,7 @@ impl LoopCore {
         while let Some(task) = self.lifo.take() {
             if ran == MAX_LIFO_POLLS {
                 self.ready.push(Runnable::Task(task));
-                // Alone in the queue it is our next item: nothing for a peer (lifo.rs rule 4).
-                if self.ready.len() > 1 {
-                    flavor.on_stealable_work();
-                }
+                self.offer_to_peers(flavor);
                 break;
             }
             LoopStats::bump(&self.stats.polled, 1);
@@ -302,11 +299,20 @@ impl LoopCore {
         for h in due {
             self.ready.push(Runnable::Callback(h));
         }
-        // Behind other work, a fired callback is a peer's to steal (loom: park.rs 2(g)).
-        if queued && self.ready.len() > 1 {
-            flavor.on_stealable_work();
+        if queued {
+            // loom: park.rs 2(g).
+            self.offer_to_peers(flavor);
         }
         self.report_timer_panics();
+    }
+
+    /// After pushing work a peer may steal: wake one only if the work sits behind other
+    /// work. Alone in the queue it is this loop's next item, and a woken peer would find
+    /// nothing (lifo.rs rule 4).
+    fn offer_to_peers(&self, flavor: &mut impl Flavor) {
+        if self.ready.len() > 1 {
+            flavor.on_stealable_work();
+        }
     }
 
     /// Hands the panics the timer heap caught to the handler: user code that may add

@@ -164,10 +164,10 @@ impl Shared {
 
     /// Whether a worker that just stopped searching, holding the one item it found in its
     /// queue `local`, sees more work: a second item there, the injector, a remote timer or
-    /// a peer's queue (idle.rs rule 3). Fences first: the caller's `transition_worker_from_searching` and
-    /// a notifier's push are each followed by a `SeqCst` fence and a read of the other's
-    /// side (rule 2's pattern), so a push that skipped its wake-up because we were still
-    /// searching is seen here.
+    /// a peer's queue (idle.rs rule 3). Fences first: the caller's
+    /// `transition_worker_from_searching` and a notifier's push are each followed by a
+    /// `SeqCst` fence and a read of the other's side (rule 2's pattern), so a push that
+    /// skipped its wake-up because we were still searching is seen here.
     pub(crate) fn work_in_sight(&self, index: usize, local: &Local<Runnable>) -> bool {
         fence(Ordering::SeqCst);
         local.len() > 1
