@@ -40,7 +40,9 @@ use std::time::Instant;
 use criterion::{criterion_group, Criterion};
 
 mod common;
-use common::{aioloop_runtime, criterion_config, tokio_multi_thread, Countdown};
+use common::{
+    aioloop_runtime, criterion_config, quantile, summary_row, tokio_multi_thread, Countdown,
+};
 
 /// Tasks spawned per iteration by the two `spawn_many_*` workloads.
 const NUM_SPAWN: usize = 10_000;
@@ -427,11 +429,6 @@ criterion_group! {
     targets = workloads
 }
 
-/// The `q`-quantile of sorted `v`.
-fn quantile(v: &[f64], q: f64) -> f64 {
-    v[((v.len() - 1) as f64 * q).round() as usize]
-}
-
 /// Interleaved mode (module docs): `rounds` paired iterations per workload.
 ///
 /// `RUNTIME_BENCH_STATS=1` also prints aioloop's per-worker counters per round (polls,
@@ -507,17 +504,7 @@ fn interleaved(rounds: usize, filter: Option<&str>) {
         if show_stats {
             print_worker_stats(name, &before, &aio.handle().metrics().workers, rounds);
         }
-        for v in [&mut a, &mut t, &mut r] {
-            v.sort_by(f64::total_cmp);
-        }
-        println!(
-            "| {name} | {:.0} µs | {:.0} µs | {:.2}× ({:.2}–{:.2}) |",
-            quantile(&a, 0.5) * 1e6,
-            quantile(&t, 0.5) * 1e6,
-            quantile(&r, 0.5),
-            quantile(&r, 0.25),
-            quantile(&r, 0.75)
-        );
+        println!("{}", summary_row(name, a, t, r, 1e6, "µs"));
     }
     println!();
     println!(

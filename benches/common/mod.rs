@@ -129,3 +129,76 @@ impl LocalCountdown {
         .await
     }
 }
+
+/// Interleaved measurement of one workload (the mode `benches/runtime.rs` documents):
+/// `rounds` rounds, each timing one aioloop iteration and one tokio iteration back to back,
+/// alternating which goes first, after `warm_up` untimed pairs. Prints one markdown row:
+/// the median time of each side and the median (p25–p75) of the per-round ratio
+/// aioloop/tokio. On a shared machine whose load changes from second to second this pairs
+/// the two sides far more tightly than criterion's one-side-then-the-other sampling.
+pub fn interleaved_pair(
+    name: &str,
+    rounds: usize,
+    warm_up: usize,
+    mut aio: impl FnMut(),
+    mut tok: impl FnMut(),
+) {
+    let time = |f: &mut dyn FnMut()| {
+        let t = std::time::Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    for _ in 0..warm_up {
+        aio();
+        tok();
+    }
+    let (mut a, mut t, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let (da, dt) = if i % 2 == 0 {
+            let da = time(&mut aio);
+            (da, time(&mut tok))
+        } else {
+            let dt = time(&mut tok);
+            (time(&mut aio), dt)
+        };
+        a.push(da);
+        t.push(dt);
+        r.push(da / dt);
+    }
+    println!("{}", summary_row(name, a, t, r, 1e3, "ms"));
+}
+
+/// The markdown row of an interleaved measurement: the median of the aioloop times `a` and
+/// the tokio times `t` (seconds, shown times `scale` in `unit`), and the median (p25–p75)
+/// of the per-round ratios `r`.
+pub fn summary_row(
+    name: &str,
+    mut a: Vec<f64>,
+    mut t: Vec<f64>,
+    mut r: Vec<f64>,
+    scale: f64,
+    unit: &str,
+) -> String {
+    for v in [&mut a, &mut t, &mut r] {
+        v.sort_by(f64::total_cmp);
+    }
+    let dp = if unit == "ms" { 2 } else { 0 };
+    format!(
+        "| {name} | {:.dp$} {unit} | {:.dp$} {unit} | {:.2}× ({:.2}–{:.2}) |",
+        quantile(&a, 0.5) * scale,
+        quantile(&t, 0.5) * scale,
+        quantile(&r, 0.5),
+        quantile(&r, 0.25),
+        quantile(&r, 0.75)
+    )
+}
+
+/// The `q` quantile of the sorted `v` (nearest rank).
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The rounds asked for by the environment variable `var` (interleaved mode), if any.
+pub fn rounds_from_env(var: &str) -> Option<usize> {
+    std::env::var(var).ok().and_then(|r| r.parse().ok())
+}
