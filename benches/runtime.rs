@@ -32,10 +32,10 @@
 //! tightly than criterion's aioloop-then-tokio sampling (issue 9's outside harness: 200
 //! rounds).
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
-
-use std::time::Instant;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
 
@@ -54,9 +54,25 @@ const NUM_YIELDS: usize = 1_000;
 const NUM_PAIRS: usize = 1_000;
 /// Length of the spawn chain in `chained_spawn`.
 const CHAIN_LEN: usize = 1_000;
+/// Tasks spawned per iteration by `spawn_many_remote_busy2` (tokio's figure).
+const NUM_SPAWN_BUSY2: usize = 1_000;
+/// The CPU time a background task of the `_busy` workloads burns per step (tokio's figure).
+const STALL: Duration = Duration::from_micros(10);
 
 type Aio = aioloop::Runtime;
 type Tok = tokio::runtime::Runtime;
+
+/// `spawn_many_remote` with `n` tasks.
+macro_rules! spawn_remote_n {
+    ($rt:expr, $n:expr) => {{
+        let handles: Vec<_> = (0..$n).map(|_| $rt.spawn(async {})).collect();
+        $rt.block_on(async {
+            for h in handles {
+                h.await.expect("task completed");
+            }
+        });
+    }};
+}
 
 // ---------------------------------------------------------------------------------------
 // spawn_many_local: one task spawns NUM_SPAWN tasks from inside the runtime (so they go to
@@ -91,21 +107,11 @@ fn spawn_many_local_tok(rt: &Tok) {
 // ---------------------------------------------------------------------------------------
 
 fn spawn_many_remote_aio(rt: &Aio) {
-    let handles: Vec<_> = (0..NUM_SPAWN).map(|_| rt.spawn(async {})).collect();
-    rt.block_on(async {
-        for h in handles {
-            h.await.expect("task completed");
-        }
-    });
+    spawn_remote_n!(rt, NUM_SPAWN)
 }
 
 fn spawn_many_remote_tok(rt: &Tok) {
-    let handles: Vec<_> = (0..NUM_SPAWN).map(|_| rt.spawn(async {})).collect();
-    rt.block_on(async {
-        for h in handles {
-            h.await.expect("task completed");
-        }
-    });
+    spawn_remote_n!(rt, NUM_SPAWN)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -343,6 +349,145 @@ fn chained_spawn_block_on_tok(rt: &Tok) {
 }
 
 // ---------------------------------------------------------------------------------------
+// spawn_many_remote_busy1 / _busy2: spawn_many_remote while the workers are busy (tokio's
+// shapes of the same names). busy1: 2 tasks per worker loop on `yield_now` + a 10 µs stall,
+// so the remote spawns compete with yielded tasks; busy2: a chain per worker in which each
+// task stalls 10 µs and spawns the next, so they compete with locally spawned tasks
+// (NUM_SPAWN_BUSY2 remote spawns per iteration). The stall is tokio's: a loop of
+// `thread::yield_now` until 10 µs have passed.
+//
+// The background load is started before each measured iteration (every background task
+// has run once) and stopped after it (every one has finished), so it never runs while the
+// other runtime is measured: both runtimes share the two cores.
+// ---------------------------------------------------------------------------------------
+
+/// Burns `STALL` of CPU time, yielding the thread in between (tokio's `stall`).
+fn stall() {
+    let start = Instant::now();
+    while start.elapsed() < STALL {
+        thread::yield_now();
+    }
+}
+
+/// The background load of a `_busy` workload: a flag that keeps it going, and the count
+/// of its tasks (or chains) that have started and not yet finished.
+struct Busy {
+    running: Arc<AtomicBool>,
+    live: Arc<AtomicUsize>,
+}
+
+impl Busy {
+    fn new() -> Busy {
+        Busy {
+            running: Arc::new(AtomicBool::new(true)),
+            live: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Waits until `n` background tasks have started.
+    fn wait_started(self, n: usize) -> Busy {
+        while self.live.load(Relaxed) < n {
+            thread::yield_now();
+        }
+        self
+    }
+}
+
+/// Dropping the load stops it and waits until every background task has finished.
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.running.store(false, Relaxed);
+        while self.live.load(Relaxed) != 0 {
+            thread::yield_now();
+        }
+    }
+}
+
+/// Spawns, with `$spawn` (a runtime's spawn from outside: `Runtime::spawn`), 2 tasks per
+/// worker that yield (with `$yield`) and stall until stopped.
+macro_rules! busy1 {
+    ($rt:expr, $yield:path) => {{
+        let busy = Busy::new();
+        let n = 2 * common::workers();
+        for _ in 0..n {
+            let (running, live) = (busy.running.clone(), busy.live.clone());
+            drop($rt.spawn(async move {
+                live.fetch_add(1, Relaxed);
+                while running.load(Relaxed) {
+                    $yield().await;
+                    stall();
+                }
+                live.fetch_sub(1, Relaxed);
+            }));
+        }
+        busy.wait_started(n)
+    }};
+}
+
+fn busy1_aio(rt: &Aio) -> Busy {
+    busy1!(rt, aioloop::yield_now)
+}
+
+fn busy1_tok(rt: &Tok) -> Busy {
+    busy1!(rt, tokio::task::yield_now)
+}
+
+/// One link of a busy2 chain: stall and spawn the next link while the load runs.
+fn busy_chain_aio(running: Arc<AtomicBool>, live: Arc<AtomicUsize>) {
+    drop(aioloop::create_task(async move {
+        if running.load(Relaxed) {
+            stall();
+            busy_chain_aio(running, live);
+        } else {
+            live.fetch_sub(1, Relaxed);
+        }
+    }));
+}
+
+fn busy_chain_tok(running: Arc<AtomicBool>, live: Arc<AtomicUsize>) {
+    drop(tokio::spawn(async move {
+        if running.load(Relaxed) {
+            stall();
+            busy_chain_tok(running, live);
+        } else {
+            live.fetch_sub(1, Relaxed);
+        }
+    }));
+}
+
+/// Starts one busy2 chain per worker with `$chain` (`busy_chain_aio` / `_tok`).
+macro_rules! busy2 {
+    ($rt:expr, $chain:ident) => {{
+        let busy = Busy::new();
+        let n = common::workers();
+        for _ in 0..n {
+            let (running, live) = (busy.running.clone(), busy.live.clone());
+            drop($rt.spawn(async move {
+                live.fetch_add(1, Relaxed);
+                $chain(running, live);
+            }));
+        }
+        busy.wait_started(n)
+    }};
+}
+
+fn busy2_aio(rt: &Aio) -> Busy {
+    busy2!(rt, busy_chain_aio)
+}
+
+fn busy2_tok(rt: &Tok) -> Busy {
+    busy2!(rt, busy_chain_tok)
+}
+
+fn spawn_many_remote_busy2_aio(rt: &Aio) {
+    spawn_remote_n!(rt, NUM_SPAWN_BUSY2)
+}
+
+fn spawn_many_remote_busy2_tok(rt: &Tok) {
+    spawn_remote_n!(rt, NUM_SPAWN_BUSY2)
+}
+
+// ---------------------------------------------------------------------------------------
 // wake_one: the bench thread spawns one task that signals at once: the latency of waking
 // a parked worker with a remote spawn (every round of every workload above starts so).
 // ---------------------------------------------------------------------------------------
@@ -359,8 +504,12 @@ fn wake_one_tok(rt: &Tok) {
     rx.recv().expect("the task ran");
 }
 
-/// One workload: its group name, one aioloop iteration, one tokio iteration.
-type Workload = (&'static str, fn(&Aio), fn(&Tok));
+/// One workload: its group name, one aioloop iteration, one tokio iteration, and the
+/// background load to run around each measured iteration, if any.
+type Workload = (&'static str, fn(&Aio), fn(&Tok), Option<Background>);
+
+/// Starts a `_busy` workload's background load on aioloop / on tokio.
+type Background = (fn(&Aio) -> Busy, fn(&Tok) -> Busy);
 
 /// Every workload, in the order they run (and `report.py` lists them).
 const WORKLOADS: &[Workload] = &[
@@ -368,40 +517,59 @@ const WORKLOADS: &[Workload] = &[
         "spawn_many_local",
         spawn_many_local_aio,
         spawn_many_local_tok,
+        None,
     ),
     (
         "spawn_many_local_block_on",
         spawn_many_local_block_on_aio,
         spawn_many_local_block_on_tok,
+        None,
     ),
     (
         "spawn_many_remote",
         spawn_many_remote_aio,
         spawn_many_remote_tok,
+        None,
+    ),
+    (
+        "spawn_many_remote_busy1",
+        spawn_many_remote_aio,
+        spawn_many_remote_tok,
+        Some((busy1_aio, busy1_tok)),
+    ),
+    (
+        "spawn_many_remote_busy2",
+        spawn_many_remote_busy2_aio,
+        spawn_many_remote_busy2_tok,
+        Some((busy2_aio, busy2_tok)),
     ),
     (
         "spawn_many_remote_block_on",
         spawn_many_remote_block_on_aio,
         spawn_many_remote_block_on_tok,
+        None,
     ),
-    ("yield_many", yield_many_aio, yield_many_tok),
+    ("yield_many", yield_many_aio, yield_many_tok, None),
     (
         "yield_many_block_on",
         yield_many_block_on_aio,
         yield_many_block_on_tok,
+        None,
     ),
-    ("ping_pong", ping_pong_aio, ping_pong_tok),
+    ("ping_pong", ping_pong_aio, ping_pong_tok, None),
     (
         "ping_pong_block_on",
         ping_pong_block_on_aio,
         ping_pong_block_on_tok,
+        None,
     ),
-    ("wake_one", wake_one_aio, wake_one_tok),
-    ("chained_spawn", chained_spawn_aio, chained_spawn_tok),
+    ("wake_one", wake_one_aio, wake_one_tok, None),
+    ("chained_spawn", chained_spawn_aio, chained_spawn_tok, None),
     (
         "chained_spawn_block_on",
         chained_spawn_block_on_aio,
         chained_spawn_block_on_tok,
+        None,
     ),
 ];
 
@@ -409,10 +577,20 @@ const WORKLOADS: &[Workload] = &[
 fn workloads(c: &mut Criterion) {
     let aio = aioloop_runtime();
     let tok = tokio_multi_thread();
-    for &(name, run_aio, run_tok) in WORKLOADS {
+    for &(name, run_aio, run_tok, background) in WORKLOADS {
         let mut g = c.benchmark_group(name);
-        g.bench_function("aioloop", |b| b.iter(|| run_aio(&aio)));
-        g.bench_function("tokio", |b| b.iter(|| run_tok(&tok)));
+        // The background load runs for the whole of its runtime's function (as in tokio's
+        // benchmark), and stops before the other runtime's.
+        g.bench_function("aioloop", |b| {
+            let busy = background.map(|(start, _)| start(&aio));
+            b.iter(|| run_aio(&aio));
+            drop(busy);
+        });
+        g.bench_function("tokio", |b| {
+            let busy = background.map(|(_, start)| start(&tok));
+            b.iter(|| run_tok(&tok));
+            drop(busy);
+        });
         g.finish();
     }
 }
@@ -442,32 +620,45 @@ fn interleaved(rounds: usize, filter: Option<&str>) {
     let tok = tokio_multi_thread();
     println!("| workload | aioloop (median) | tokio (median) | ratio: median (p25–p75) |");
     println!("|---|---:|---:|---:|");
-    for &(name, run_aio, run_tok) in WORKLOADS {
+    for &(name, run_aio, run_tok, background) in WORKLOADS {
         if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        for _ in 0..3 {
+        // One iteration of each runtime, inside its background load if the workload has
+        // one; the time is the iteration's alone (not the load's start and stop around it).
+        let time_aio = || {
+            let busy = background.map(|(start, _)| start(&aio));
+            let t = Instant::now();
             run_aio(&aio);
+            let d = t.elapsed().as_secs_f64();
+            drop(busy);
+            d
+        };
+        let time_tok = || {
+            let busy = background.map(|(_, start)| start(&tok));
+            let t = Instant::now();
             run_tok(&tok);
+            let d = t.elapsed().as_secs_f64();
+            drop(busy);
+            d
+        };
+        for _ in 0..3 {
+            time_aio();
+            time_tok();
         }
         if let Some(only) = only.as_deref() {
             // Profiling mode: one runtime only, so that `perf stat` / `strace -c` count it.
             for _ in 0..rounds {
                 if only == "tokio" {
-                    run_tok(&tok);
+                    time_tok();
                 } else {
-                    run_aio(&aio);
+                    time_aio();
                 }
             }
             println!("| {name} | {rounds} rounds of {only} only |");
             continue;
         }
         let before = aio.handle().metrics().workers;
-        let time = |f: &dyn Fn()| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        };
         let (mut a, mut t, mut r) = (Vec::new(), Vec::new(), Vec::new());
         // With stats: the busiest worker's share of each round's polls (1.0: one worker
         // ran everything; 0.5: an even split).
@@ -476,11 +667,11 @@ fn interleaved(rounds: usize, filter: Option<&str>) {
             let polls = || -> Vec<u64> { aio.worker_stats().iter().map(|w| w.polled).collect() };
             let start = if show_stats { polls() } else { Vec::new() };
             let (da, dt) = if i % 2 == 0 {
-                let da = time(&|| run_aio(&aio));
-                (da, time(&|| run_tok(&tok)))
+                let da = time_aio();
+                (da, time_tok())
             } else {
-                let dt = time(&|| run_tok(&tok));
-                (time(&|| run_aio(&aio)), dt)
+                let dt = time_tok();
+                (time_aio(), dt)
             };
             a.push(da);
             t.push(dt);

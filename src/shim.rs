@@ -235,6 +235,14 @@ pub(crate) mod tuning {
     #[cfg(loom)]
     pub(crate) const GLOBAL_QUEUE_INTERVAL: u32 = 2;
 
+    /// At most how many tasks a worker moves from the injector to its queue at once
+    /// (`runtime/worker.rs`, `pull_injector`): half of a 256-slot queue, tokio's figure.
+    /// Two under loom, so that models see a pull that leaves work behind.
+    #[cfg(not(loom))]
+    pub(crate) const REMOTE_BATCH: usize = 128;
+    #[cfg(loom)]
+    pub(crate) const REMOTE_BATCH: usize = 2;
+
     /// Upper bound on how many tasks one iteration runs, even if more were ready when it
     /// started: bounds the time between two looks at the injector and the poller.
     #[cfg(not(loom))]

@@ -84,8 +84,13 @@ mod mock {
 
         /// Removes up to half of the items (at least one), front first.
         fn take_half(&self) -> VecDeque<T> {
+            self.take_half_up_to(usize::MAX)
+        }
+
+        /// Removes up to half of the items (at least one) and at most `limit`, front first.
+        fn take_half_up_to(&self, limit: usize) -> VecDeque<T> {
             let mut q = self.items.lock();
-            let n = q.len().div_ceil(2);
+            let n = q.len().div_ceil(2).min(limit);
             let batch: VecDeque<T> = q.drain(..n).collect();
             if n > 0 {
                 self.front.fetch_add(n, Ordering::SeqCst);
@@ -191,8 +196,12 @@ mod mock {
                 None => Steal::Empty,
             }
         }
-        pub(crate) fn steal_batch_and_pop(&self, dest: &Local<T>) -> Steal<T> {
-            first_to_caller(self.q.take_half(), dest)
+        pub(crate) fn steal_batch_with_limit_and_pop(
+            &self,
+            dest: &Local<T>,
+            limit: usize,
+        ) -> Steal<T> {
+            first_to_caller(self.q.take_half_up_to(limit), dest)
         }
         pub(crate) fn is_empty(&self) -> bool {
             let f = self.q.front.load(Ordering::SeqCst);

@@ -1,9 +1,10 @@
 //! One runtime worker: a thread running the shared loop core (`event_loop/core.rs`) over its
 //! own ready queue, with the work-stealing [`Flavor`]:
 //!
-//! - **remote work**: when the injector is not empty, a batch of it joins the back of the
-//!   local queue each iteration (fairness for `spawn` from other threads while the local
-//!   queue never drains); timers registered from non-worker threads are adopted too;
+//! - **remote work**: when the injector is not empty, this worker's share of it (its length
+//!   over the number of workers, at most `REMOTE_BATCH`) joins the back of the local queue
+//!   each iteration (fairness for `spawn` from other threads while the local queue never
+//!   drains); timers registered from non-worker threads are adopted too;
 //! - **finding work** when the local queue is empty: the injector, then half of a random
 //!   peer's queue (up to `queue::STEAL_LIMIT`; only while searching is allowed, see idle.rs
 //!   rule 1), then the injector again; a searcher that finds nothing parks at once (a spin
@@ -33,6 +34,7 @@ use crate::event_loop::context::{self, LoopContext, LoopRef};
 use crate::event_loop::core::{Flavor, LoopCore};
 use crate::event_loop::queue::{self, Local};
 use crate::event_loop::stats::LoopStats;
+use crate::shim::tuning::REMOTE_BATCH;
 
 struct WorkerFlavor<'a> {
     shared: &'a Shared,
@@ -80,9 +82,7 @@ impl Flavor for WorkerFlavor<'_> {
     fn pull_remote(&mut self, core: &LoopCore) {
         let shared = self.shared;
         if !core.ready.is_empty() && !shared.injector.is_empty() {
-            if let Some(item) = queue::retry(|| shared.injector.steal_batch_and_pop(&core.ready)) {
-                core.ready.push(item);
-            }
+            self.pull_injector(&core.ready);
         }
         for (when, action) in shared.take_remote_timers() {
             core.add_timer(when, action);
@@ -92,8 +92,7 @@ impl Flavor for WorkerFlavor<'_> {
     fn find_work(&mut self, core: &LoopCore) -> bool {
         let shared = self.shared;
         let local = &core.ready;
-        if let Some(item) = queue::retry(|| shared.injector.steal_batch_and_pop(local)) {
-            local.push(item);
+        if self.pull_injector(local) {
             self.stop_searching(core);
             return true;
         }
@@ -125,8 +124,7 @@ impl Flavor for WorkerFlavor<'_> {
                 }
             }
         }
-        if let Some(item) = queue::retry(|| shared.injector.steal_batch_and_pop(local)) {
-            local.push(item);
+        if self.pull_injector(local) {
             self.stop_searching(core);
             return true;
         }
@@ -149,6 +147,37 @@ impl Flavor for WorkerFlavor<'_> {
 }
 
 impl WorkerFlavor<'_> {
+    /// Moves this worker's share of the injector to the back of `local`: the injector's
+    /// length over the number of workers, plus one, and at most [`REMOTE_BATCH`]; `false`
+    /// if it was empty. One crossbeam steal takes at most 32 and never past the end of one
+    /// of the injector's 63-slot blocks, so a share takes several. A share rather than a
+    /// steal's worth matters when the local queue never drains (tasks that yield): the
+    /// injector is pulled once per iteration, and 32 remote tasks per iteration of busy
+    /// work made a burst of remote spawns wait behind that work for a hundred iterations
+    /// (`spawn_many_remote_busy1`, tokio's shape, was 1.8× tokio).
+    ///
+    /// [`REMOTE_BATCH`]: crate::shim::tuning::REMOTE_BATCH
+    fn pull_injector(&self, local: &Local<Runnable>) -> bool {
+        let shared = self.shared;
+        let want = (shared.injector.len() / shared.stealers.len() + 1).min(REMOTE_BATCH);
+        let mut got = 0;
+        while got < want {
+            let before = local.len();
+            let Some(item) = queue::retry(|| {
+                shared
+                    .injector
+                    .steal_batch_with_limit_and_pop(local, want - got)
+            }) else {
+                break;
+            };
+            local.push(item);
+            // Peers may steal from `local` meanwhile: the count is a bound on the loop, no
+            // more, and counts at least the item in hand.
+            got += local.len().saturating_sub(before).max(1);
+        }
+        got > 0
+    }
+
     fn stop_searching(&mut self, core: &LoopCore) {
         if self.searching {
             self.searching = false;
