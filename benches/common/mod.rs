@@ -165,7 +165,13 @@ pub fn interleaved_pair(
         t.push(dt);
         r.push(da / dt);
     }
-    println!("{}", summary_row(name, a, t, r, 1e3, "ms"));
+    // Microseconds for short iterations, so that the medians keep their digits.
+    let (scale, unit) = if quantile_unsorted(&a, 0.5) < 0.01 {
+        (1e6, "µs")
+    } else {
+        (1e3, "ms")
+    };
+    println!("{}", summary_row(name, a, t, r, scale, unit));
 }
 
 /// The markdown row of an interleaved measurement: the median of the aioloop times `a` and
@@ -191,6 +197,13 @@ pub fn summary_row(
         quantile(&r, 0.25),
         quantile(&r, 0.75)
     )
+}
+
+/// The `q` quantile of `v` (nearest rank), on a sorted copy.
+fn quantile_unsorted(v: &[f64], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    quantile(&v, q)
 }
 
 /// The `q` quantile of the sorted `v` (nearest rank).
