@@ -699,8 +699,9 @@ fn interleaved(rounds: usize, filter: Option<&str>) {
     }
     println!();
     println!(
-        "{rounds} interleaved rounds per workload (RUNTIME_BENCH_ROUNDS), 2 workers each; \
-         ratio = aioloop/tokio per round."
+        "{rounds} interleaved rounds per workload (RUNTIME_BENCH_ROUNDS), {} workers each; \
+         ratio = aioloop/tokio per round.",
+        common::workers()
     );
 }
 
