@@ -28,6 +28,8 @@ ORDER = [
     "spawn_many_local",
     "spawn_many_local_block_on",
     "spawn_many_remote",
+    "spawn_many_remote_busy1",
+    "spawn_many_remote_busy2",
     "spawn_many_remote_block_on",
     "yield_many",
     "yield_many_block_on",
@@ -39,6 +41,7 @@ ORDER = [
     "call_soon_100k",
     "call_soon_100k_mt",
     "timers_100k",
+    "timers_100k_dense",
     "threadsafe_ping_pong",
     "threadsafe_ping_pong_mt",
     # net.rs

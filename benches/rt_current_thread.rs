@@ -4,13 +4,14 @@
 //! is `run_until_complete`, a spawn from inside is `aioloop::create_task`, a spawn from
 //! another thread (or from outside the loop) goes through its [`LoopHandle`].
 //!
-//! | group | what one iteration does |
+//! | group (tokio's name after `current_`) | what one iteration does |
 //! |---|---|
-//! | `spawn_many_local` | inside `block_on`: spawn 1,000 empty tasks, then await every handle |
-//! | `spawn_many_remote_idle` | spawn 1,000 empty tasks through the handle from outside, then `block_on` awaits every handle |
-//! | `spawn_many_remote_busy` | the same while the loop also runs an endless spawn chain (each task spawns the next), started once |
+//! | `current_spawn_many_local` | inside `block_on`: spawn 1,000 empty tasks, then await every handle |
+//! | `current_spawn_many_remote_idle` | spawn 1,000 empty tasks through the handle from outside, then `block_on` awaits every handle |
+//! | `current_spawn_many_remote_busy` | the same while the loop also runs an endless spawn chain (each task spawns the next), started once |
 //!
-//! The loop only runs inside `block_on`, so the chain of `spawn_many_remote_busy` advances
+//! (The prefix keeps criterion's results apart from `benches/runtime.rs`'s groups of the same
+//! names.) The loop only runs inside `block_on`, so the busy group's chain advances
 //! only while its own runtime is measured: the two never run at once.
 //!
 //! Run with `cargo bench -p aioloop-benches --bench rt_current_thread`, then
@@ -110,19 +111,19 @@ type Workload = (&'static str, fn(&Aio), fn(&Tok), bool);
 
 const WORKLOADS: &[Workload] = &[
     (
-        "spawn_many_local",
+        "current_spawn_many_local",
         spawn_many_local_aio,
         spawn_many_local_tok,
         false,
     ),
     (
-        "spawn_many_remote_idle",
+        "current_spawn_many_remote_idle",
         spawn_many_remote_aio,
         spawn_many_remote_tok,
         false,
     ),
     (
-        "spawn_many_remote_busy",
+        "current_spawn_many_remote_busy",
         spawn_many_remote_aio,
         spawn_many_remote_tok,
         true,
