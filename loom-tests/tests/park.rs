@@ -24,6 +24,7 @@ mod common;
 use aioloop::loom_internals::TestRuntime;
 use aioloop::Handle;
 use common::{join_and_finish, model_spawning, start_workers};
+use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::{Arc, Condvar, Mutex};
 
 /// 2(a) One worker: a task pushed from outside (`Shared::schedule_remote`: injector push,
@@ -218,6 +219,34 @@ fn searcher_hands_on_work_pushed_while_it_searched() {
 fn searcher_hands_on_a_remote_timer() {
     second_must_run_on_the_other_worker(|h, second| {
         h.call_at(-1.0, second).unwrap();
+    });
+}
+
+/// 2(h) A pull that leaves work behind (`runtime/worker.rs`, `pull_injector`: a worker takes
+/// its share of the injector, at most `REMOTE_BATCH`, which is two under loom). One worker
+/// and three callbacks pushed from outside, racing its search and its parking: when all
+/// three are in the injector at a pull, the pull takes two and the third stays behind while
+/// the worker has work queued. It must still be taken — by the next iteration's
+/// `pull_remote`, or by `find_work` once the queue drains — and not wait behind a park (the
+/// worker's parking re-check looks at the injector). The third callback to run ends the
+/// runtime, so the model ends only if all three ran.
+#[test]
+fn pull_leaves_work_in_the_injector() {
+    loom::model(|| {
+        let rt = Arc::new(TestRuntime::new(1));
+        let workers = start_workers(&rt, 1);
+
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..3 {
+            let (h, ran, rt) = (rt.handle(), ran.clone(), rt.clone());
+            h.call_soon(move || {
+                if ran.fetch_add(1, SeqCst) == 2 {
+                    rt.begin_shutdown();
+                }
+            });
+        }
+
+        join_and_finish(&rt, workers);
     });
 }
 
